@@ -297,12 +297,13 @@ def read_process(pid):
     try:
         with open("/proc/%d/stat" % pid, "rb") as stat_file:
             text = stat_file.read()
-    except OSError:
+        # The command name may hold spaces and parentheses: fields start after
+        # the last ")". A process that is exiting may show an empty file.
+        fields = text[text.rindex(b")") + 2:].split()
+        return ProcessInfo(pid, int(fields[1]), int(fields[2]), fields[0].decode("ascii"),
+                           int(fields[19]))
+    except (OSError, ValueError, IndexError):
         return None
-    # The command name may hold spaces and parentheses: fields start after the last ")".
-    fields = text[text.rindex(b")") + 2:].split()
-    return ProcessInfo(pid, int(fields[1]), int(fields[2]), fields[0].decode("ascii"),
-                       int(fields[19]))
 
 
 def same_process(info):

@@ -145,13 +145,39 @@ class RunnerTestCase(unittest.TestCase):
         self.addCleanup(self._stop_launched)
 
     def _stop_launched(self):
+        # SIGTERM: run-job stops its job's tree; then whatever still holds a
+        # lock (orphans of a run-job killed with -9, or of a broken run-job).
         for process in self.launched:
             if process.poll() is None:
+                process.terminate()
+        for process in self.launched:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
                 process.kill()
-            process.wait()
+                process.wait()
             for stream in (process.stdout, process.stderr):
                 if stream:
                     stream.close()
+        leaked = self._processes_started_here()
+        run_directory = self.config.run_directory
+        for entry in os.listdir(run_directory):
+            run_job.stop_lock_holders(os.path.join(run_directory, entry), 0)
+        for info in self._processes_started_here():
+            run_job.signal_verified(info, signal.SIGKILL)
+        self.assertEqual(leaked, [], "processes left running")
+
+    def _processes_started_here(self):
+        """Live processes whose command line names this test's directory."""
+        found = []
+        for info in run_job._all_processes():
+            try:
+                with open("/proc/%d/cmdline" % info.pid, "rb") as cmdline:
+                    if self.tmp.encode() in cmdline.read() and alive(info.pid):
+                        found.append(info)
+            except OSError:
+                pass
+        return found
 
     def path(self, *names):
         return os.path.join(self.tmp, *names)
@@ -208,12 +234,13 @@ class RunnerTestCase(unittest.TestCase):
 
 
 # A job tree that ignores SIGTERM everywhere: the command, a background
-# grandchild, and a daemon that escaped with setsid. Writes their pids to PIDS,
+# grandchild, and a daemon that escaped with setsid from a parent that exited
+# (an orphan: only a subreaper still sees it). Writes their pids to PIDS,
 # then creates PIDS.done.
 STUBBORN_TREE = """
 trap '' TERM
 sleep 30 & echo $! >> {pids}
-setsid sh -c 'trap "" TERM; echo $$ >> {pids}; exec sleep 30' &
+( setsid sh -c 'trap "" TERM; echo $$ >> {pids}; exec sleep 30' & )
 sh -c 'trap "" TERM; while :; do sleep 1; done' & echo $! >> {pids}
 echo $$ >> {pids}
 while [ $(wc -l < {pids}) -lt 4 ]; do sleep 0.01; done
