@@ -641,11 +641,14 @@ def quote_argv(argv):
 
 
 def _signal_name(signum):
-    try:
-        import signal
-        return signal.Signals(signum).name
-    except (ImportError, ValueError, AttributeError):
-        return "signal %d" % signum
+    """SIGTERM for 15, without the enum that the `signal` module imports. In
+    alphabetical order the usual name (SIGABRT, SIGCHLD, SIGIO) comes first."""
+    signals = _signals()
+    for name in dir(signals):
+        if name.startswith("SIG") and not name.startswith("SIG_") \
+                and getattr(signals, name) == signum:
+            return name
+    return "signal %d" % signum
 
 
 def describe_wait_status(wait_status):
@@ -1236,14 +1239,18 @@ def read_history(config, name):
 
 
 def _consecutive_failures(config, name, status):
+    """0 after a success, else one more than the last record says. The count
+    ends the line json_line wrote, so no json module: a plain run needs none,
+    and a failed run after the switch to the service user should not either."""
     if status == "success":
-        return 0  # and no need to read the previous state on the plain path
+        return 0
     try:
-        previous = read_job_state(config, name) or {}
-    except ProcessControlError:
-        previous = {}
-    count = previous.get("consecutive_failures")
-    return (count if isinstance(count, int) else 0) + 1
+        with open(state_path(config, name), "rb") as state_file:
+            tail = state_file.read().rstrip()[-40:]
+        key, _, count = tail.rpartition(b":")
+        return int(count.rstrip(b"}")) + 1 if key.endswith(b'"consecutive_failures"') else 1
+    except (OSError, ValueError):
+        return 1
 
 
 def run_record(config, job, outcome, start, duration, log_path):

@@ -595,6 +595,14 @@ class StateTests(RunnerTestCase):
         self.assertEqual(os.stat(path).st_mode & 0o777, 0o644)
         self.assertEqual(os.listdir(self.path("state")), ["file"])
 
+    def test_signal_names_match_the_signal_module(self):
+        for number in range(1, 65):
+            try:
+                expected = signal.Signals(number).name
+            except ValueError:
+                expected = "signal %d" % number
+            self.assertEqual(run_job._signal_name(number), expected)
+
     def test_json_line_reads_back_with_the_json_module(self):
         generator = random.Random(8)
         alphabet = ['"', "\\", "\n", "\x00", "\x1f", "\x7f", "é", "\u2028", "\udcff",
