@@ -87,19 +87,36 @@ def parse_yaml_document(text, source="<string>"):
 
 # ---- 4. configuration ------------------------------------------------------------
 
+import pwd  # noqa: E402  (both are built in or already loaded by os: no start-up cost)
+import stat  # noqa: E402
+
+DEFAULT_CONFIG_PATH = "/etc/process-control.yaml"
+CONFIG_PATH_VARIABLE = "PROCESS_CONTROL_CONFIG"
+FALLBACK_RUNNER_PATH = "/usr/bin/run-job"
+JOB_NAME_CHARACTERS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+DEFAULT_TIMEOUT = 600.0
+DEFAULT_KILL_GRACE = 10.0
+# The directories run-job writes into, with the mode it creates them with:
+# job output may be private, run and state are read by --status for anyone.
+WRITTEN_DIRECTORIES = (("output_directory", 0o750), ("run_directory", 0o755),
+                       ("state_directory", 0o755))
+
+
 class GlobalConfig(object):
     """The global configuration, every path absolute. `source` is the file it
-    was read from, or None for the built-in defaults."""
+    was read from, or None for the built-in defaults; `marks` maps key paths
+    such as ("user",) to their (line, column) in that file."""
 
     def __init__(self, source=None, user="process-control",
                  job_directory="/var/lib/process-control",
                  output_directory="/var/log/process-control",
                  run_directory="/run/process-control",
                  state_directory="/var/lib/process-control-state",
-                 runner_path="/usr/bin/run-job", cron_template=None,
+                 runner_path=FALLBACK_RUNNER_PATH, cron_template=None,
                  output_crontab="/etc/cron.d/process-control",
                  default_job_config=None, logging=None, mailto=None,
-                 cron_environment=None):
+                 cron_environment=None, marks=None, source_status=None):
         self.source = source
         self.user = user
         self.job_directory = job_directory
@@ -113,25 +130,37 @@ class GlobalConfig(object):
         self.logging = logging
         self.mailto = mailto
         self.cron_environment = cron_environment or {}
+        self.marks = marks or {}
+        self.source_status = source_status
+
+    def error(self, message, *path):
+        """A ConfigError located at the key `path` of this config file."""
+        return located_error(message, self.source, self.marks, path)
 
 
 class Job(object):
-    """One validated job file. `commands` and `slow_start_commands` are lists
-    of argv lists, run in sequence; timeout and kill_grace are seconds
-    (timeout 0 means none)."""
+    """One validated job file. `name` is the file's NAME, `verbose_name` the
+    `name` key; `commands` and `slow_start_commands` are lists of argv lists,
+    run in sequence; timeout and kill_grace are seconds (timeout 0 means
+    none); `schedule` is a Schedule or None, written as
+    `schedule_expression`; `positions` maps each key to the (source, line,
+    column) it was set at, the global config's for default_job_config."""
 
     def __init__(self, name, source=None, description=None, commands=(),
                  slow_start_commands=None, schedule=None, disabled=False,
-                 timeout=600.0, kill_grace=10.0, environment=None, tags=(),
-                 allow_overtime=False, fail_on_stderr=False,
-                 success_exit_codes=(0,), failmail=None,
-                 failure_threshold_for_mail=None):
+                 timeout=DEFAULT_TIMEOUT, kill_grace=DEFAULT_KILL_GRACE,
+                 environment=None, tags=(), allow_overtime=False,
+                 fail_on_stderr=False, success_exit_codes=(0,), failmail=None,
+                 failure_threshold_for_mail=None, verbose_name=None,
+                 schedule_expression=None, positions=None):
         self.name = name
         self.source = source
+        self.verbose_name = verbose_name or name
         self.description = description
         self.commands = [list(argv) for argv in commands]
         self.slow_start_commands = slow_start_commands
         self.schedule = schedule
+        self.schedule_expression = schedule_expression
         self.disabled = disabled
         self.timeout = timeout
         self.kill_grace = kill_grace
@@ -142,9 +171,617 @@ class Job(object):
         self.success_exit_codes = frozenset(success_exit_codes)
         self.failmail = failmail
         self.failure_threshold_for_mail = failure_threshold_for_mail
+        self.positions = positions or {}
+
+
+def located_error(message, source, marks, path):
+    """A ConfigError at the nearest marked prefix of the key path `path`."""
+    for length in range(len(path), 0, -1):
+        mark = marks.get(tuple(path[:length]))
+        if mark is not None:
+            return ConfigError(message, source, mark[0], mark[1])
+    return ConfigError(message, source)
+
+
+class Origin(object):
+    """Where a value was written: its file, the file's marks, its key path."""
+
+    def __init__(self, source, marks, path):
+        self.source = source
+        self.marks = marks
+        self.path = tuple(path)
+
+    def error(self, message, *subpath):
+        return located_error(message, self.source, self.marks, self.path + subpath)
+
+    def position(self):
+        mark = self.marks.get(self.path) or (None, None)
+        return (self.source, mark[0], mark[1])
+
+
+def yaml_type_name(value):
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return "a %s" % type(value).__name__
+
+
+def type_error(key, expected, value, origin, *subpath):
+    return origin.error("`%s` must be %s, not %s"
+                        % (key, expected, yaml_type_name(value)), *subpath)
+
+
+def unknown_key_error(key, known_keys, origin):
+    import difflib  # only on this error path: keeps it off a plain run's start-up
+    close = difflib.get_close_matches(key, known_keys, n=1)
+    if close:
+        hint = "did you mean `%s`?" % close[0]
+    else:
+        hint = "the keys are " + ", ".join(sorted(known_keys))
+    return origin.error("unknown key `%s`; %s" % (key[:80], hint))
+
+
+def is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# Each parse_* function takes (value, key, origin), returns the value in the
+# form the program uses, and raises ConfigError at the value's position.
+
+def parse_text(value, key, origin):
+    if not isinstance(value, str):
+        raise type_error(key, "a string", value, origin)
+    return value
+
+
+def parse_optional_text(value, key, origin):
+    return None if value is None else parse_text(value, key, origin)
+
+
+def parse_flag(value, key, origin):
+    if not isinstance(value, bool):
+        raise type_error(key, "true or false", value, origin)
+    return value
+
+
+def parse_seconds(value, key, origin):
+    """Seconds as a number, or a string with a unit: 90s, 10m, 2h, 1d."""
+    expected = "seconds or a duration such as 90s, 10m, 2h or 1d"
+    if is_number(value):
+        if not 0 <= value < float("inf"):
+            raise origin.error("`%s` must be 0 or more seconds" % key)
+        return float(value)
+    if not isinstance(value, str):
+        raise type_error(key, expected, value, origin)
+    try:
+        return parse_duration(value)
+    except ConfigError as error:
+        raise origin.error("`%s`: %s" % (key, error.message))
+
+
+def parse_count(value, key, origin):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise origin.error("`%s` must be a whole number, 0 or more" % key)
+    return value
+
+
+def parse_mapping(value, key, origin):
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise type_error(key, "a mapping", value, origin)
+    return value
+
+
+def parse_commands(value, key, origin):
+    """A command line, or a list of them run in sequence: a list of argvs."""
+    import shlex
+    lines = [value] if isinstance(value, str) else value
+    if not isinstance(lines, list) or not lines:
+        raise type_error(key, "a command line or a list of them", value, origin)
+    commands = []
+    for index, line in enumerate(lines):
+        subpath = () if lines is not value else (index,)
+        if not isinstance(line, str):
+            raise type_error(key, "a list of command lines (strings)", line,
+                             origin, *subpath)
+        try:
+            argv = shlex.split(line)
+        except ValueError as error:
+            raise origin.error("`%s`: %s" % (key, str(error).lower()), *subpath)
+        if not argv:
+            raise origin.error("`%s` is an empty command line" % key, *subpath)
+        commands.append(argv)
+    return commands
+
+
+def parse_schedule(value, key, origin):
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise type_error(key, "a cron expression in quotes", value, origin)
+    try:
+        return Schedule(value)
+    except ConfigError as error:
+        raise origin.error("`%s`: %s" % (key, error.message))
+
+
+def environment_text(value):
+    """An environment value as the string a job sees: YAML's spelling."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def parse_environment(value, key, origin):
+    """A mapping of variable names to scalars; values become strings."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise type_error(key, "a mapping of variable names to values", value, origin)
+    environment = {}
+    for name, item in value.items():
+        if not name or "=" in name or "\0" in name:
+            raise origin.error("`%s`: %r is not a variable name" % (key, name[:80]), name)
+        if isinstance(item, (list, dict)) or "\0" in str(item):
+            raise type_error("%s: %s" % (key, name), "a string or a number",
+                             item, origin, name)
+        environment[name] = environment_text(item)
+    return environment
+
+
+def parse_tags(value, key, origin):
+    tags = [value] if isinstance(value, str) else value
+    if not isinstance(tags, list):
+        raise type_error(key, "a string or a list of strings", value, origin)
+    for index, tag in enumerate(tags):
+        if not isinstance(tag, str) or not tag:
+            subpath = () if tags is not value else (index,)
+            raise type_error(key, "a string or a list of strings", tag, origin, *subpath)
+    return tags
+
+
+def parse_exit_codes(value, key, origin):
+    codes = [value] if is_number(value) else value
+    if not isinstance(codes, list) or not codes:
+        raise type_error(key, "an exit code or a list of them", value, origin)
+    for index, code in enumerate(codes):
+        if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= 255:
+            subpath = () if codes is not value else (index,)
+            raise origin.error("`%s` must list exit codes from 0 to 255" % key, *subpath)
+    return codes
+
+
+JOB_KEY_PARSERS = {
+    "name": parse_text,
+    "description": parse_optional_text,
+    "command": parse_commands,
+    "slow_start_command": parse_commands,
+    "schedule": parse_schedule,
+    "disabled": parse_flag,
+    "timeout": parse_seconds,
+    "kill_grace": parse_seconds,
+    "environment": parse_environment,
+    "tag": parse_tags,
+    "tags": parse_tags,
+    "allow_overtime": parse_flag,
+    "fail_on_stderr": parse_flag,
+    "success_exit_codes": parse_exit_codes,
+    # The original process-control's mail keys: recognised so that its
+    # example configs load; run-job reports failure on stderr, cron mails it.
+    "failmail": parse_mapping,
+    "failure_threshold_for_mail": parse_count,
+}
+
+
+def parse_user(value, key, origin):
+    if not isinstance(value, str) or not value:
+        raise type_error(key, "a user name", value, origin)
+    return value
+
+
+def parse_path(value, key, origin):
+    """A path; a relative one resolves against the config file's directory."""
+    if not isinstance(value, str) or not value:
+        raise type_error(key, "a path", value, origin)
+    base = os.path.dirname(os.path.abspath(origin.source))
+    return os.path.normpath(os.path.join(base, value))
+
+
+def parse_crontab_path(value, key, origin):
+    if value == "console":  # the original's magic value: print the crontab
+        return value
+    return parse_path(value, key, origin)
+
+
+def parse_default_job_config(value, key, origin):
+    """Job keys applied before each job file; validated here so that a
+    mistake shows at its place in the global config."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise type_error(key, "a mapping of job keys", value, origin)
+    for job_key, item in value.items():
+        item_origin = Origin(origin.source, origin.marks, origin.path + (job_key,))
+        if job_key not in JOB_KEY_PARSERS:
+            raise unknown_key_error(job_key, list(JOB_KEY_PARSERS), item_origin)
+        JOB_KEY_PARSERS[job_key](item, job_key, item_origin)
+    return value
+
+
+GLOBAL_KEY_PARSERS = {
+    "user": parse_user,
+    "job_directory": parse_path,
+    "output_directory": parse_path,
+    "run_directory": parse_path,
+    "state_directory": parse_path,
+    "runner_path": parse_path,
+    "cron_template": parse_optional_text,
+    "output_crontab": parse_crontab_path,
+    "default_job_config": parse_default_job_config,
+    "logging": parse_mapping,
+    "mailto": parse_optional_text,
+    "cron_environment": parse_environment,
+}
+
+
+def default_runner_path():
+    """The run-job beside this script, else the installed one."""
+    beside = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run-job")
+    return beside if os.path.isfile(beside) else FALLBACK_RUNNER_PATH
+
+
+def choose_config_path(config_path, environ):
+    """Return (path, named): named is true when the caller chose the file."""
+    if config_path is not None:
+        return config_path, True
+    if environ.get(CONFIG_PATH_VARIABLE):
+        return environ[CONFIG_PATH_VARIABLE], True
+    return DEFAULT_CONFIG_PATH, False
+
+
+def load_global_config(config_path=None, environ=None):
+    """Read and check the global config: --config FILE, else
+    $PROCESS_CONTROL_CONFIG, else /etc/process-control.yaml, else (only when
+    that one is missing) the built-in defaults."""
+    config = read_global_config(config_path, environ)
+    check_global_config_owner(config)
+    return config
+
+
+def read_global_config(config_path=None, environ=None):
+    """load_global_config without the owner check, so that the command line
+    can first tell a user who is not the service user whom to run as."""
+    path, named = choose_config_path(config_path, os.environ if environ is None else environ)
+    try:
+        text, status = read_config_text(path, named)
+    except FileNotFoundError:
+        if named:
+            raise ConfigError("%s: no such config file; name an existing file with "
+                              "--config or $%s" % (path, CONFIG_PATH_VARIABLE))
+        return GlobalConfig(runner_path=default_runner_path())
+    document, marks = load_yaml_mapping(text, path)
+    return global_config_from(document, marks, path, status)
+
+
+def read_config_text(path, named):
+    """The text of a global config after its mode checks. A named config must
+    be readable by everyone: through a sudo rule, naming a private file
+    (a key, /etc/shadow) must reveal nothing of it."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except PermissionError:
+        raise RefusedError("%s: cannot read the config file: permission denied" % path)
+    except IsADirectoryError:
+        raise ConfigError("%s: the config is a directory, not a file" % path)
+    with os.fdopen(descriptor, "rb") as stream:
+        status = os.fstat(stream.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise ConfigError("%s: the config is not a regular file" % path)
+        if named and not readable_by_everyone(path, status):
+            raise RefusedError("%s: refused: a config named with --config or $%s must be "
+                               "readable by everyone (chmod o+r, and o+x on its directories)"
+                               % (path, CONFIG_PATH_VARIABLE))
+        check_not_writable_by_others(path, status, "the config file")
+        return decode_text(stream.read(), path), status
+
+
+def readable_by_everyone(path, status):
+    if not status.st_mode & stat.S_IROTH:
+        return False
+    directory = os.path.dirname(os.path.realpath(path))
+    while True:
+        if not os.stat(directory).st_mode & stat.S_IXOTH:
+            return False
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return True
+        directory = parent
+
+
+def decode_text(data, path):
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise ConfigError("not UTF-8 text; save the file as UTF-8", path, line)
+
+
+def global_config_from(document, marks, path, status):
+    values = {}
+    for key, value in document.items():
+        origin = Origin(path, marks, (key,))
+        if key not in GLOBAL_KEY_PARSERS:
+            raise unknown_key_error(key, list(GLOBAL_KEY_PARSERS), origin)
+        values[key] = GLOBAL_KEY_PARSERS[key](value, key, origin)
+    values.setdefault("runner_path", default_runner_path())
+    config = GlobalConfig(source=path, marks=marks, source_status=status, **values)
+    check_state_directory(config)
+    return config
+
+
+def check_state_directory(config):
+    """State is written by the service user; the job directory holds the
+    audited job files, so the two must never overlap."""
+    state = os.path.realpath(config.state_directory)
+    jobs = os.path.realpath(config.job_directory)
+    if state == jobs or state.startswith(jobs.rstrip(os.sep) + os.sep):
+        raise config.error("`state_directory` %s is inside the job directory %s; "
+                           "move it elsewhere" % (state, jobs), "state_directory")
+
+
+def check_global_config_owner(config):
+    if config.source is not None:
+        check_trusted_owner(config.source, config.source_status, config, "the config file")
+
+
+def check_not_writable_by_others(path, status, what):
+    if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise RefusedError("%s: refused: %s is writable by group or others; "
+                           "chmod go-w %s" % (path, what, path))
+
+
+def check_trusted_owner(path, status, config, what):
+    """cron's and sshd's rule: owned by root or the service user."""
+    if status.st_uid not in trusted_owner_uids(config):
+        raise RefusedError("%s: refused: %s must be owned by root or the service user %s, "
+                           "not uid %d" % (path, what, config.user, status.st_uid))
+
+
+def check_trusted(path, status, config, what):
+    check_not_writable_by_others(path, status, what)
+    check_trusted_owner(path, status, config, what)
+
+
+def service_account(config):
+    """The service user's passwd entry, or None when there is no such user."""
+    try:
+        return pwd.getpwnam(config.user)
+    except KeyError:
+        return None
+
+
+def trusted_owner_uids(config):
+    account = service_account(config)
+    return (0,) if account is None else (0, account.pw_uid)
+
+
+def check_job_name(name):
+    if not name or not set(name) <= JOB_NAME_CHARACTERS:
+        raise RefusedError("refused job name %r: a job name is letters, digits, "
+                           "'_' and '-'" % name[:80])
+
+
+def job_directory_path(config):
+    """The resolved job directory, after cron's checks on it."""
+    directory = os.path.realpath(config.job_directory)
+    try:
+        status = os.stat(directory)
+    except FileNotFoundError:
+        raise config.error("the job directory %s does not exist; create it or set "
+                           "`job_directory`" % directory, "job_directory")
+    if not stat.S_ISDIR(status.st_mode):
+        raise config.error("the job directory %s is not a directory" % directory,
+                           "job_directory")
+    check_trusted(directory, status, config, "the job directory")
+    return directory
+
+
+def job_file_path(config, name):
+    """The job file to read for NAME: directly inside the job directory, or a
+    symlink to another file there."""
+    check_job_name(name)
+    directory = job_directory_path(config)
+    path = os.path.join(directory, name + ".yaml")
+    try:
+        link = os.lstat(path)
+    except FileNotFoundError:
+        raise UsageError("no job named %s: %s does not exist (run-job --list-jobs "
+                         "lists the jobs)" % (name, path))
+    if stat.S_ISLNK(link.st_mode):
+        target = os.path.realpath(path)
+        if os.path.dirname(target) != directory:
+            raise RefusedError("%s: refused: a symlink that leads out of the job "
+                               "directory" % path)
+        path = target
+    return path
+
+
+def read_job_text(path, config):
+    """The text of a job file, checked on the open file itself."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        descriptor = os.open(path, flags)
+    except PermissionError:
+        raise RefusedError("%s: cannot read the job file: permission denied" % path)
+    except OSError as error:
+        raise RefusedError("%s: refused: %s" % (path, error.strerror.lower()))
+    with os.fdopen(descriptor, "rb") as stream:
+        status = os.fstat(stream.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise RefusedError("%s: refused: the job file is not a regular file" % path)
+        check_trusted(path, status, config, "the job file")
+        return decode_text(stream.read(), path)
+
+
+def load_job(config, name):
+    """Load, check and validate job NAME; raises ConfigError at FILE:LINE:COL,
+    RefusedError for a path or permission refusal, UsageError if missing."""
+    path = job_file_path(config, name)
+    document, marks = load_yaml_mapping(read_job_text(path, config), path)
+    return job_from_document(config, name, path, document, marks)
+
+
+def job_settings(config, path, document, marks):
+    """Map each key to (value, origin): default_job_config first, then the
+    job file's keys over it."""
+    settings = {}
+    for key, value in config.default_job_config.items():
+        settings[key] = (value, Origin(config.source, config.marks,
+                                       ("default_job_config", key)))
+    if "tag" in document or "tags" in document:
+        settings.pop("tag", None)
+        settings.pop("tags", None)
+    for key, value in document.items():
+        origin = Origin(path, marks, (key,))
+        if key not in JOB_KEY_PARSERS:
+            raise unknown_key_error(key, list(JOB_KEY_PARSERS), origin)
+        settings[key] = (value, origin)
+    if "tag" in document and "tags" in document:
+        raise Origin(path, marks, ("tags",)).error("use `tag` or `tags`, not both")
+    if "command" not in settings:
+        raise ConfigError("missing `command`: the command line the job runs", path)
+    return settings
+
+
+def job_from_document(config, name, path, document, marks):
+    settings = job_settings(config, path, document, marks)
+    fields = {}
+    for key, (value, origin) in settings.items():
+        fields[key] = JOB_KEY_PARSERS[key](value, key, origin)
+    schedule_value = settings.get("schedule", (None, None))[0]
+    return Job(
+        name, source=path, verbose_name=fields.get("name"),
+        description=fields.get("description"), commands=fields["command"],
+        slow_start_commands=fields.get("slow_start_command"),
+        schedule=fields.get("schedule"),
+        schedule_expression=schedule_value if fields.get("schedule") else None,
+        disabled=fields.get("disabled", False),
+        timeout=fields.get("timeout", DEFAULT_TIMEOUT),
+        kill_grace=fields.get("kill_grace", DEFAULT_KILL_GRACE),
+        environment=fields.get("environment"),
+        tags=fields.get("tags", fields.get("tag", ())),
+        allow_overtime=fields.get("allow_overtime", False),
+        fail_on_stderr=fields.get("fail_on_stderr", False),
+        success_exit_codes=fields.get("success_exit_codes", (0,)),
+        failmail=fields.get("failmail"),
+        failure_threshold_for_mail=fields.get("failure_threshold_for_mail"),
+        positions=dict((key, origin.position()) for key, (value, origin)
+                       in settings.items()))
+
+
+def scan_job_directory(config):
+    """Return (names, problems): the sorted job names in the job directory and
+    a RefusedError for each .yaml file whose name is not a job name."""
+    directory = os.path.realpath(config.job_directory)
+    try:
+        entries = os.listdir(directory)
+    except FileNotFoundError:
+        raise config.error("the job directory %s does not exist; create it or set "
+                           "`job_directory`" % directory, "job_directory")
+    except PermissionError:
+        raise RefusedError("cannot list the job directory %s: permission denied" % directory)
+    names, problems = [], []
+    for entry in entries:
+        if not entry.endswith(".yaml") or entry.startswith("."):
+            continue
+        name = entry[:-len(".yaml")]
+        if name and set(name) <= JOB_NAME_CHARACTERS:
+            names.append(name)
+        else:
+            problems.append(RefusedError(
+                "%s: not a job name (letters, digits, '_' and '-'); rename the file"
+                % os.path.join(directory, entry)))
+    return sorted(names), problems
+
+
+def list_job_names(config):
+    """Every job name in the job directory, sorted."""
+    return scan_job_directory(config)[0]
 
 
 # ---- 5. privileges ---------------------------------------------------------------
+
+def ensure_directories(config):
+    """Create the missing output, run and state directories, owned by the
+    service user when run as root; otherwise say how to create them."""
+    account = service_account(config)
+    for key, mode in WRITTEN_DIRECTORIES:
+        path = getattr(config, key)
+        if os.path.isdir(path):
+            continue
+        try:
+            os.makedirs(path, mode)
+            os.chmod(path, mode)
+            if os.geteuid() == 0 and account is not None:
+                os.chown(path, account.pw_uid, account.pw_gid)
+        except OSError:
+            raise config.error(
+                "the %s %s does not exist and cannot be created; create it: "
+                "sudo install -d -o %s -m %o %s"
+                % (key.replace("_", " "), path, config.user, mode, path), key)
+
+
+def require_service_account(config):
+    account = service_account(config)
+    if account is None:
+        raise config.error("the service user %r does not exist; create it (adduser "
+                           "--system %s) or set `user`" % (config.user, config.user),
+                           "user")
+    return account
+
+
+def require_service_user(config, command):
+    """Only the service user (or root, who becomes it) may run or kill jobs."""
+    account = require_service_account(config)
+    if os.geteuid() not in (0, account.pw_uid):
+        raise RefusedError("jobs run as the service user %s; run this as that user: "
+                           "sudo -u %s %s" % (config.user, config.user, command))
+
+
+def preload_modules(names):
+    """Import what is needed after the switch: the interpreter's own library
+    may not be readable by the service user."""
+    for name in names:
+        __import__(name)
+
+
+def become_service_user(config, modules=()):
+    """As root, become the service user (supplementary groups, gid, uid, HOME,
+    USER, LOGNAME), unless the config says `user: root`. Otherwise nothing."""
+    if os.geteuid() != 0 or config.user == "root":
+        return
+    account = require_service_account(config)
+    preload_modules(modules)
+    os.initgroups(account.pw_name, account.pw_gid)
+    os.setgid(account.pw_gid)
+    os.setuid(account.pw_uid)
+    if os.geteuid() == 0 or os.getuid() == 0:  # never go on as root by mistake
+        raise RefusedError("could not give up root for the service user %s" % config.user)
+    os.environ["HOME"] = account.pw_dir
+    os.environ["USER"] = account.pw_name
+    os.environ["LOGNAME"] = account.pw_name
 
 
 # ---- 6. the lock -----------------------------------------------------------------
@@ -158,13 +795,334 @@ class Job(object):
 
 # ---- 9. reporting ----------------------------------------------------------------
 
+STATUS_INDENT = "    "
+
+
+def write_problems(problems, err):
+    for problem in problems:
+        err.write("run-job: %s\n" % problem)
+
+
+def list_jobs(config, only_running, out, err):
+    """--list-jobs: every job name, one per line, for shell completion."""
+    names, problems = scan_job_directory(config)
+    write_problems(problems, err)
+    for name in names:
+        if not only_running or running_info(config, name) is not None:
+            out.write(name + "\n")
+    return EXIT_OK
+
+
+def show_status(config, only_running, out, err, now=None):
+    """--status: each job in the original's format; an invalid job file shows
+    as invalid without hiding the others."""
+    names, problems = scan_job_directory(config)
+    write_problems(problems, err)
+    if names and now is None:
+        import datetime
+        now = datetime.datetime.now()
+    for name in names:
+        running = running_info(config, name)
+        if only_running and running is None:
+            continue
+        for line in job_status_lines(config, name, running, now):
+            out.write(line + "\n")
+    return EXIT_OK
+
+
+def job_status_lines(config, name, running, now):
+    try:
+        job = load_job(config, name)
+    except (ConfigError, RefusedError, UsageError) as error:
+        return ["%s ***Invalid configuration***" % name, STATUS_INDENT + str(error)]
+    head = "%s - %s" % (name, job.verbose_name)
+    if running is not None:
+        head += "%s{pid: %d, status: running}" % (STATUS_INDENT, running["pid"])
+    lines = [head]
+    if job.description:
+        lines.extend(STATUS_INDENT + line.strip()
+                     for line in job.description.strip().splitlines())
+    if job.tags:
+        lines.append(STATUS_INDENT + "tags: " + ", ".join(job.tags))
+    if job.schedule is not None:
+        lines.append(STATUS_INDENT + schedule_summary(job, now))
+    state = read_job_state(config, name)
+    if state:
+        lines.append(STATUS_INDENT + "last status: " + outcome_summary(state))
+    return lines
+
+
+def schedule_summary(job, now):
+    summary = "schedule: %s" % job.schedule_expression
+    if job.disabled:
+        return summary + " (disabled)"
+    return summary + ", next run %s" % job.schedule.next_after(now).strftime("%Y-%m-%d %H:%M")
+
+
+def outcome_summary(state):
+    """One line from the runner's record of the last run."""
+    words = [str(state.get("status", "unknown"))]
+    for key in ("exit_code", "start", "end", "duration"):
+        if state.get(key) is not None:
+            words.append("%s %s" % (key.replace("_", " "), state[key]))
+    return ", ".join(words)
+
+
+def check_configuration(config, out, err):
+    """--check: every problem in the global config and the job files, one
+    line each; warnings do not fail. Returns EXIT_OK or EXIT_CONFIG."""
+    problems, warnings, names = configuration_problems(config)
+    write_problems(problems, err)
+    for warning in warnings:
+        err.write("run-job: %s\n" % warning)
+    if out.isatty():
+        out.write("checked %d jobs: %d problems, %d warnings\n"
+                  % (len(names), len(problems), len(warnings)))
+    return EXIT_CONFIG if problems else EXIT_OK
+
+
+def configuration_problems(config):
+    """Return (problems, warnings, names) for --check."""
+    problems, warnings = [], []
+    if service_account(config) is None:
+        problems.append(config.error("the service user %r does not exist; create it "
+                                     "or set `user`" % config.user, "user"))
+    for key, mode in WRITTEN_DIRECTORIES:
+        path = getattr(config, key)
+        if not os.path.isdir(path):
+            warnings.append(config.error(
+                "warning: the %s %s does not exist; run-job creates it when run as root, "
+                "or create it: sudo install -d -o %s -m %o %s"
+                % (key.replace("_", " "), path, config.user, mode, path), key))
+    try:
+        job_directory_path(config)
+        names, name_problems = scan_job_directory(config)
+    except (ConfigError, RefusedError) as error:
+        return problems + [error], warnings, []
+    problems.extend(name_problems)
+    for name in names:
+        try:
+            job = load_job(config, name)
+        except (ConfigError, RefusedError, UsageError) as error:
+            problems.append(error)
+            continue
+        warnings.extend(schedule_warnings(job))
+    return problems, warnings, names
+
+
+def schedule_warnings(job):
+    if job.schedule is None:
+        return []
+    source, line, column = job.positions.get("schedule", (job.source, None, None))
+    return [ConfigError("warning: %s" % warning, source, line, column)
+            for warning in getattr(job.schedule, "warnings", ())]
+
 
 # ---- 10. the command line --------------------------------------------------------
 
+HELP = """\
+run-job: run a declared job as the service user, never twice at once, within
+its deadline, with every byte of its output logged.
+
+usage: run-job [--config FILE] [options] [NAME]
+
+  NAME, -j NAME, --job NAME     run job NAME (JOB_DIRECTORY/NAME.yaml)
+  -w, --slow-start              run the job's slow_start_command instead
+  -k NAME, --kill-job NAME      stop a running job and its whole process tree
+  -l, --list-jobs               print every job name, one per line
+  -s, --status                  print each job's status, schedule and last outcome
+  -r, --only-running            with -l or -s: only the running jobs
+  --check                       validate the global config and every job file
+  --config FILE                 the global config (default: $PROCESS_CONTROL_CONFIG,
+                                else /etc/process-control.yaml, else built-in defaults)
+  --version                     print the version
+  -h, --help                    print this help
+
+exit codes:
+  0    success, or a quiet policy skip
+  1    the job failed or was killed
+  64   usage error
+  75   the job is still running from a previous run (lock held)
+  77   refused: wrong user, unsafe permissions or path
+  78   configuration error
+  124  the job timed out
+"""
+
+# option -> (attribute it sets, value it sets); None as value: takes an argument.
+OPTIONS = {
+    "-h": ("action", "help"), "--help": ("action", "help"),
+    "--version": ("action", "version"),
+    "-l": ("action", "list"), "--list-jobs": ("action", "list"),
+    "-s": ("action", "status"), "--status": ("action", "status"),
+    "--check": ("action", "check"),
+    "-r": ("only_running", True), "--only-running": ("only_running", True),
+    "-w": ("slow_start", True), "--slow-start": ("slow_start", True),
+    "-j": ("run", None), "--job": ("run", None),
+    "-k": ("kill", None), "--kill-job": ("kill", None),
+    "--config": ("config_path", None),
+}
+
+# Modules imported before giving up root, by command: see preload_modules.
+RUNNER_MODULES = ("subprocess", "fcntl", "signal", "select", "errno", "time")
+MODULES_AFTER_SWITCH = {
+    "run": ("shlex", "difflib") + RUNNER_MODULES,
+    "kill": ("difflib",) + RUNNER_MODULES,
+    "list": (),
+    "status": ("shlex", "difflib", "datetime"),
+    "check": ("shlex", "difflib"),
+}
+
+
+class Invocation(object):
+    """What the command line asks for."""
+
+    def __init__(self):
+        self.actions = []
+        self.job = None
+        self.slow_start = False
+        self.only_running = False
+        self.config_path = None
+
+
+def split_option(argv, index):
+    """Return (option, attached value or None, next index) for argv[index]."""
+    word = argv[index]
+    if word.startswith("--"):
+        option, equals, value = word.partition("=")
+        return option, (value if equals else None), index + 1
+    return word[:2], (word[2:] or None), index + 1
+
+
+def apply_option(invocation, option, value, argv, index):
+    """Record one option; return the index of the next word."""
+    if option not in OPTIONS:
+        raise UsageError("unknown option %s; see run-job --help" % option[:40])
+    attribute, setting = OPTIONS[option]
+    if setting is not None:
+        if value is not None and option.startswith("--"):
+            raise UsageError("%s takes no value; see run-job --help" % option)
+        if attribute == "action":
+            invocation.actions.append(setting)
+        else:
+            setattr(invocation, attribute, setting)
+        if value is not None:  # clustered short options such as -sr or -wj NAME
+            return apply_option(invocation, "-" + value[0], value[1:] or None, argv, index)
+        return index
+    if value is None:
+        if index >= len(argv):
+            raise UsageError("%s needs a value; see run-job --help" % option)
+        value, index = argv[index], index + 1
+    if attribute == "config_path":
+        invocation.config_path = value
+    else:
+        invocation.actions.append(attribute)
+        invocation.job = value
+    return index
+
+
+def parse_command_line(argv):
+    invocation = Invocation()
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if word == "--":  # the rest are job names, even if they start with -
+            for name in argv[index + 1:]:
+                invocation.actions.append("run")
+                invocation.job = name
+            break
+        if word.startswith("-") and word != "-":
+            option, value, index = split_option(argv, index)
+            index = apply_option(invocation, option, value, argv, index)
+        else:
+            invocation.actions.append("run")
+            invocation.job = word
+            index += 1
+    return check_invocation(invocation)
+
+
+def check_invocation(invocation):
+    actions = invocation.actions
+    for wins in ("help", "version"):
+        if wins in actions:
+            invocation.actions = [wins]
+            return invocation
+    if not actions:
+        raise UsageError("name a job to run, or an action such as --status; "
+                         "see run-job --help")
+    if len(actions) > 1:
+        raise UsageError("one job or action at a time; see run-job --help")
+    if invocation.slow_start and actions[0] != "run":
+        raise UsageError("--slow-start applies only to running a job; see run-job --help")
+    if invocation.only_running and actions[0] not in ("list", "status"):
+        raise UsageError("--only-running applies only to --list-jobs and --status; "
+                         "see run-job --help")
+    return invocation
+
+
+def run_command(config, invocation):
+    """Run or kill a job: as the service user, or as root becoming it."""
+    action, name = invocation.actions[0], invocation.job
+    require_service_user(config, "run-job %s%s" % ("--kill-job " if action == "kill" else "",
+                                                  name))
+    check_global_config_owner(config)
+    check_job_name(name)
+    if action == "kill":
+        become_service_user(config, MODULES_AFTER_SWITCH[action])
+        return kill_job(config, name)
+    ensure_directories(config)
+    become_service_user(config, MODULES_AFTER_SWITCH[action])
+    job = load_job(config, name)
+    if invocation.slow_start and job.slow_start_commands is None:
+        raise UsageError("job %s has no slow_start_command; run it without "
+                         "--slow-start" % name)
+    return execute_job(config, job, slow_start=invocation.slow_start)
+
+
+def report_command(config, invocation):
+    """The read-only commands: they never write, and work for anyone who can
+    read the files. As root they still read as the service user."""
+    action = invocation.actions[0]
+    if service_account(config) is not None:
+        become_service_user(config, MODULES_AFTER_SWITCH[action])
+    if action == "list":
+        return list_jobs(config, invocation.only_running, sys.stdout, sys.stderr)
+    if action == "status":
+        return show_status(config, invocation.only_running, sys.stdout, sys.stderr)
+    return check_configuration(config, sys.stdout, sys.stderr)
+
+
+def dispatch(invocation, environ):
+    action = invocation.actions[0]
+    if action == "help":
+        sys.stdout.write(HELP)
+        return EXIT_OK
+    if action == "version":
+        sys.stdout.write("run-job %s\n" % VERSION)
+        return EXIT_OK
+    if action in ("run", "kill"):
+        return run_command(read_global_config(invocation.config_path, environ),
+                           invocation)
+    return report_command(load_global_config(invocation.config_path, environ), invocation)
+
+
 def main(argv=None):
+    """The command line: the only place that prints usage or maps errors to
+    exit codes."""
     if argv is None:
         argv = sys.argv[1:]
-    return EXIT_OK
+    invocation = None
+    try:
+        invocation = parse_command_line(argv)
+        return dispatch(invocation, os.environ)
+    except ProcessControlError as error:
+        sys.stderr.write("run-job: %s\n" % error)
+        if invocation is not None and invocation.actions == ["check"]:
+            return EXIT_CONFIG  # --check exits 0 or 78 whatever it found
+        return error.exit_code
+    except BrokenPipeError:  # e.g. run-job --list-jobs | head -1
+        # Point stdout at /dev/null so that the interpreter's final flush is quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":
