@@ -180,6 +180,8 @@ DAY_FULL_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday",
 _ASCII_DIGITS = frozenset("0123456789")
 _ASCII_ALNUM = frozenset("0123456789abcdefghijklmnopqrstuvwxyz"
                          "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_CRON_NUMBERS = dict(("%d" % n, n) for n in range(60))
+_CRON_NUMBERS.update(("0%d" % n, n) for n in range(10))
 _WEEKDAY_OFFSETS = (0, 3, 2, 5, 0, 3, 5, 1, 4, 6, 2, 4)
 _SEARCH_YEARS = 400  # one Gregorian cycle: every possible date recurs within it
 
@@ -230,7 +232,7 @@ class Schedule(object):
         self.fixed_time = fields[0][0] != "*" and fields[1][0] != "*"
         _check_cron_runs(self)
         self.warnings = _cron_warnings(self, fields[2], fields[4])
-        self._build_tables()
+        self._build_masks()
 
     def __repr__(self):
         return "Schedule(%r)" % self.expression
@@ -252,22 +254,20 @@ class Schedule(object):
     def __hash__(self):
         return hash(self._key())
 
-    def _build_tables(self):
-        # Lookup tables turn every "next allowed value" question into one
-        # index, which is what makes the field-wise search fast.
-        self._next_minute = _next_table(self.minutes, 0, 59)
-        self._next_hour = _next_table(self.hours, 0, 23)
-        self._next_month = _next_table(self.months, 1, 12)
-        self._prev_minute = _prev_table(self.minutes, 0, 59)
-        self._prev_hour = _prev_table(self.hours, 0, 23)
-        self._prev_month = _prev_table(self.months, 1, 12)
-        self._dom_ok = tuple(day in self.days_of_month for day in range(32))
-        self._dow_ok = tuple(day in self.days_of_week for day in range(7))
+    def _build_masks(self):
+        # Each field as an int with bit v set for value v: "the next allowed
+        # value from x" is then a shift and a bit_length, which is what makes
+        # the field-wise search fast.
+        self._minute_mask = _bit_mask(self.minutes)
+        self._hour_mask = _bit_mask(self.hours)
+        self._month_mask = _bit_mask(self.months)
+        self._dom_mask = _bit_mask(self.days_of_month)
+        self._dow_mask = _bit_mask(self.days_of_week) & 0x7f  # 7 is also 0
 
     def _day_matches(self, day, weekday):
-        if self.days_match_both:
-            return self._dom_ok[day] and self._dow_ok[weekday]
-        return self._dom_ok[day] or self._dow_ok[weekday]
+        dom = self._dom_mask >> day & 1
+        dow = self._dow_mask >> weekday & 1
+        return (dom & dow) if self.days_match_both else (dom | dow)
 
     def next_after(self, dt):
         """The first minute strictly after the naive local datetime `dt` at
@@ -290,12 +290,11 @@ class Schedule(object):
 
     def _search_forward(self, year, month, day, hour, minute):
         """First matching (year, month, day, hour, minute) at or after the
-        given one: month, then day, then hour and minute, each by table."""
-        next_minute, next_hour, next_month = (
-            self._next_minute, self._next_hour, self._next_month)
+        given one: month, then day, then hour, then minute."""
+        minutes, hours, months = self._minute_mask, self._hour_mask, self._month_mask
         last_year = min(year + _SEARCH_YEARS, 9999)
         while year <= last_year:
-            wanted = next_month[month]
+            wanted = _next_bit(months, month)
             if wanted < 0:
                 year, month, day, hour, minute = year + 1, 1, 1, 0, 0
                 continue
@@ -305,27 +304,25 @@ class Schedule(object):
             weekday = _weekday(year, month, day)
             while day <= length:
                 if self._day_matches(day, weekday):
-                    found_hour = next_hour[hour]
+                    found_hour = _next_bit(hours, hour)
                     if found_hour == hour:
-                        found_minute = next_minute[minute]
+                        found_minute = _next_bit(minutes, minute)
                         if found_minute >= 0:
                             return year, month, day, hour, found_minute
-                        found_hour = next_hour[hour + 1]
+                        found_hour = _next_bit(hours, hour + 1)
                     if found_hour >= 0:
-                        return year, month, day, found_hour, next_minute[0]
+                        return year, month, day, found_hour, _next_bit(minutes, 0)
                 day, weekday, hour, minute = day + 1, (weekday + 1) % 7, 0, 0
             year, month, day = (year + 1, 1, 1) if month == 12 else (year, month + 1, 1)
         return None
 
     def _search_backward(self, year, month, day, hour, minute):
         """Last matching (year, month, day, hour, minute) at or before the
-        given one. The _prev tables are shifted by one: table[x + 1] is the
-        largest allowed value <= x, table[0] is -1."""
-        prev_minute, prev_hour, prev_month = (
-            self._prev_minute, self._prev_hour, self._prev_month)
+        given one: the mirror image of _search_forward."""
+        minutes, hours, months = self._minute_mask, self._hour_mask, self._month_mask
         first_year = max(year - _SEARCH_YEARS, 1)
         while year >= first_year:
-            wanted = prev_month[month + 1]
+            wanted = _prev_bit(months, month)
             if wanted < 0:
                 year, month, day, hour, minute = year - 1, 12, 31, 23, 59
                 continue
@@ -335,39 +332,35 @@ class Schedule(object):
             weekday = _weekday(year, month, day)
             while day >= 1:
                 if self._day_matches(day, weekday):
-                    found_hour = prev_hour[hour + 1]
+                    found_hour = _prev_bit(hours, hour)
                     if found_hour == hour:
-                        found_minute = prev_minute[minute + 1]
+                        found_minute = _prev_bit(minutes, minute)
                         if found_minute >= 0:
                             return year, month, day, hour, found_minute
-                        found_hour = prev_hour[hour]
+                        found_hour = _prev_bit(hours, hour - 1)
                     if found_hour >= 0:
-                        return year, month, day, found_hour, prev_minute[60]
+                        return year, month, day, found_hour, _prev_bit(minutes, 59)
                 day, weekday, hour, minute = day - 1, (weekday - 1) % 7, 23, 59
             year, month, day = (year - 1, 12, 31) if month == 1 else (year, month - 1, 31)
         return None
 
 
-def _next_table(values, low, high):
-    """table[x] = smallest value >= x, or -1; indexes 0..high + 1."""
-    table, following = [-1] * (high + 2), -1
-    for candidate in range(high, low - 1, -1):
-        if candidate in values:
-            following = candidate
-        table[candidate] = following
-    for below in range(low):
-        table[below] = following
-    return tuple(table)
+def _bit_mask(values):
+    mask = 0
+    for value in values:
+        mask |= 1 << value
+    return mask
 
 
-def _prev_table(values, low, high):
-    """table[x + 1] = largest value <= x, or -1; indexes 0..high + 1."""
-    table, preceding = [-1] * (high + 2), -1
-    for candidate in range(low, high + 1):
-        if candidate in values:
-            preceding = candidate
-        table[candidate + 1] = preceding
-    return tuple(table)
+def _next_bit(mask, start):
+    """The smallest value >= start whose bit is set in mask, or -1."""
+    rest = mask >> start
+    return start + (rest & -rest).bit_length() - 1 if rest else -1
+
+
+def _prev_bit(mask, start):
+    """The largest value <= start whose bit is set in mask, or -1."""
+    return (mask & ((2 << start) - 1)).bit_length() - 1 if start >= 0 else -1
 
 
 def _days_in_month(year, month):
@@ -503,6 +496,9 @@ def _parse_cron_field(text, field):
 
 def _parse_cron_item(item, field):
     """One list item: '*', '*/step', 'N', 'N-M' or 'N-M/step'."""
+    value = _CRON_NUMBERS.get(item)
+    if value is not None and field.low <= value <= field.high:
+        return (value,)
     if item[0] == "*":
         first, last, position, is_range = field.low, field.high, 1, True
     else:
@@ -524,7 +520,7 @@ def _parse_cron_item(item, field):
     if first > last:
         _refuse_reversed_range(item, first, last, field)
     values = range(first, last + 1, step)
-    if step > 1 and len(set(value % 7 if field.names is CRON_DAY_NAMES else value
+    if step > 1 and len(values) < 3 and len(set(value % 7 if field.names is CRON_DAY_NAMES else value
                             for value in values)) == 1:
         raise ConfigError("%r in the %s field: a step of %d leaves only %d, which is"
                           " all Debian cron would read; write %d, or a smaller step"
@@ -643,7 +639,7 @@ def _check_cron_runs(schedule):
     both day fields, some chosen day of the month must exist in some chosen
     month (29 February counts: every valid date falls on every weekday within
     one Gregorian cycle)."""
-    if schedule.days_match_both and not _possible_dates(schedule):
+    if schedule.days_match_both and not _possible_months(schedule):
         months = sorted(schedule.months)
         raise ConfigError("never runs: %s %s no %s; check the day-of-month and month"
                           " fields" % (_english_list([MONTH_FULL_NAMES[m - 1]
@@ -654,11 +650,12 @@ def _check_cron_runs(schedule):
                                                      "or")))
 
 
-def _possible_dates(schedule):
-    """(month, day) pairs that exist in some year, 29 February included."""
-    return [(month, day) for month in sorted(schedule.months)
-            for day in sorted(schedule.days_of_month)
-            if day <= _days_in_month(2000, month)]
+def _possible_months(schedule):
+    """The chosen months that have one of the chosen days in some year (the
+    leap year 2000 stands for all)."""
+    first_day = min(schedule.days_of_month)
+    return [month for month in sorted(schedule.months)
+            if first_day <= _days_in_month(2000, month)]
 
 
 def _english_list(words, conjunction):
@@ -676,9 +673,9 @@ def _ordinal(number):
 def _cron_warnings(schedule, dom_text, dow_text):
     """One-line notes where cron's day rule is likely to surprise."""
     warnings = []
-    dom_full = schedule.days_of_month == frozenset(range(1, 32))
-    dow_full = schedule.days_of_week >= frozenset(range(7))
-    dates = _possible_dates(schedule)
+    dom_full = len(schedule.days_of_month) == 31
+    dow_full = len(schedule.days_of_week) == 8  # 0 to 7, Sunday twice
+    months = _possible_months(schedule)
     if schedule.days_match_both and not dom_full and not dow_full:
         starred = dom_text if dom_text[0] == "*" else dow_text
         warnings.append(
@@ -691,11 +688,12 @@ def _cron_warnings(schedule, dom_text, dow_text):
             "runs every day: %r covers every day and does not start with '*', so"
             " Debian cron runs the job on days matching either day field, ignoring"
             " %r; write '*' for every day" % (full, other))
-    elif not schedule.days_match_both and not dates:
+    elif not schedule.days_match_both and not months:
         warnings.append(
             "day-of-month %r never occurs in the months chosen: the job runs only on"
             " the days of the week %r" % (dom_text, dow_text))
-    if schedule.days_match_both and dates == [(2, 29)]:
+    if (schedule.days_match_both and months == [2]
+            and min(schedule.days_of_month) == 29):
         warnings.append("runs only on 29 February, so only in leap years")
     return warnings
 
