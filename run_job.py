@@ -868,13 +868,9 @@ def parse_flag(value, key, origin):
 
 def parse_seconds(value, key, origin):
     """Seconds as a number, or a string with a unit: 90s, 10m, 2h, 1d."""
-    expected = "seconds or a duration such as 90s, 10m, 2h or 1d"
-    if is_number(value):
-        if not 0 <= value < float("inf"):
-            raise origin.error("`%s` must be 0 or more seconds" % key)
-        return float(value)
-    if not isinstance(value, str):
-        raise type_error(key, expected, value, origin)
+    if not is_number(value) and not isinstance(value, str):
+        raise type_error(key, "seconds or a duration such as 90s, 10m, 2h or 1d",
+                         value, origin)
     try:
         return parse_duration(value)
     except ConfigError as error:
@@ -1469,7 +1465,10 @@ def schedule_summary(job, now):
     summary = "schedule: %s" % job.schedule_expression
     if job.disabled:
         return summary + " (disabled)"
-    return summary + ", next run %s" % job.schedule.next_after(now).strftime("%Y-%m-%d %H:%M")
+    next_run = job.schedule.next_after(now)
+    if next_run is None:
+        return summary + ", no next run"
+    return summary + ", next run %s" % next_run.strftime("%Y-%m-%d %H:%M")
 
 
 def outcome_summary(state):
