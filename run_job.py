@@ -1098,25 +1098,11 @@ def read_config_text(path, named):
         status = os.fstat(stream.fileno())
         if not stat.S_ISREG(status.st_mode):
             raise ConfigError("%s: the config is not a regular file" % path)
-        if named and not readable_by_everyone(path, status):
+        if named and not status.st_mode & stat.S_IROTH:
             raise RefusedError("%s: refused: a config named with --config or $%s must be "
-                               "readable by everyone (chmod o+r, and o+x on its directories)"
-                               % (path, CONFIG_PATH_VARIABLE))
+                               "readable by everyone (chmod o+r)" % (path, CONFIG_PATH_VARIABLE))
         check_not_writable_by_others(path, status, "the config file")
         return decode_text(stream.read(), path), status
-
-
-def readable_by_everyone(path, status):
-    if not status.st_mode & stat.S_IROTH:
-        return False
-    directory = os.path.dirname(os.path.realpath(path))
-    while True:
-        if not os.stat(directory).st_mode & stat.S_IXOTH:
-            return False
-        parent = os.path.dirname(directory)
-        if parent == directory:
-            return True
-        directory = parent
 
 
 def decode_text(data, path):

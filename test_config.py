@@ -87,6 +87,9 @@ class Sandbox(object):
                    "run_directory: run\n"
                    "state_directory: state\n%s" % (user, extra), mode)
 
+    def write_config_text(self, text, mode=0o644):
+        write_file(self.config, text, mode)
+
     def write_job(self, name, text, mode=0o644):
         path = os.path.join(self.jobs, name + ".yaml")
         write_file(path, text, mode)
@@ -231,10 +234,9 @@ class GlobalConfigTests(SandboxTest):
         with self.assertRaises(run_job.RefusedError) as caught:
             self.sandbox.load()
         self.assertIn("readable by everyone", str(caught.exception))
-        os.chmod(self.sandbox.config, 0o644)
-        os.chmod(self.sandbox.root, 0o750)  # a private directory hides it just as well
+        os.chmod(self.sandbox.config, 0o640)
         with self.assertRaises(run_job.RefusedError):
-            self.sandbox.load()
+            run_job.load_global_config(None, {"PROCESS_CONTROL_CONFIG": self.sandbox.config})
 
     @root_only
     def test_config_owned_by_another_user_is_refused(self):
@@ -410,6 +412,37 @@ class JobTests(SandboxTest):
         with self.assertRaises(run_job.RefusedError) as caught:
             run_job.load_job(self.sandbox.load(), "job")
         self.assertIn("the job directory is writable by group or others", str(caught.exception))
+
+
+@requires("load_yaml_mapping", "Schedule")
+class ExampleTests(SandboxTest):
+    """The shipped examples load: they are what users copy."""
+
+    def test_example_global_config(self):
+        config = run_job.read_global_config(os.path.join(HERE, "examples", "process-control.yaml"), {})
+        self.assertEqual(config.user, "process-control")
+        self.assertEqual(config.job_directory, "/var/lib/process-control")
+        self.assertEqual(config.default_job_config["timeout"], "10m")
+
+    def test_example_jobs(self):
+        examples = os.path.join(HERE, "examples")
+        shutil.copy(os.path.join(examples, "job.example.yaml"), os.path.join(self.sandbox.jobs, "example.yaml"))
+        for name in os.listdir(os.path.join(examples, "jobs")):
+            shutil.copy(os.path.join(examples, "jobs", name), self.sandbox.jobs)
+        for name in os.listdir(self.sandbox.jobs):
+            os.chmod(os.path.join(self.sandbox.jobs, name), 0o644)
+        config = self.sandbox.load()
+        names = run_job.list_job_names(config)
+        self.assertEqual(names, ["broken", "example", "hello", "report", "warmup"])
+        jobs = dict((name, run_job.load_job(config, name)) for name in names)
+        self.assertEqual(jobs["example"].timeout, 3600.0)
+        self.assertEqual(len(jobs["warmup"].slow_start_commands), 3)
+
+    def test_demo_config(self):
+        with open(os.path.join(HERE, "examples", "demo-config.yaml")) as stream:
+            self.sandbox.write_config_text(stream.read().replace("@USER@", CURRENT_USER))
+        config = self.sandbox.load()
+        self.assertEqual((config.user, config.job_directory), (CURRENT_USER, self.sandbox.jobs))
 
 
 # ---- the command line ----------------------------------------------------------------
