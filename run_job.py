@@ -2559,12 +2559,19 @@ def schedule_summary(job, now):
 
 
 def outcome_summary(state):
-    """One line from the runner's record of the last run."""
-    words = [str(state.get("status", "unknown"))]
-    for key in ("exit_code", "start", "end", "duration"):
-        if state.get(key) is not None:
-            words.append("%s %s" % (key.replace("_", " "), state[key]))
-    return ", ".join(words)
+    """One line from the runner's record of the last run, such as
+    `failed at 2026-11-27T02:30:00.000+0000 (exit code 3, 1.2 s)`."""
+    summary = str(state.get("status") or "unknown")
+    if state.get("start_time"):
+        summary += " at %s" % state["start_time"]
+    details = []
+    if state.get("exit_code") is not None:
+        details.append("exit code %s" % state["exit_code"])
+    if state.get("signal") is not None:
+        details.append("signal %s" % state["signal"])
+    if isinstance(state.get("duration"), (int, float)):
+        details.append("%.1f s" % state["duration"])
+    return summary + (" (%s)" % ", ".join(details) if details else "")
 
 
 def check_configuration(config, out, err):
@@ -2662,12 +2669,12 @@ OPTIONS = {
 }
 
 # Modules imported before giving up root, by command: see preload_modules.
-RUNNER_MODULES = ("subprocess", "fcntl", "signal", "select", "errno", "time")
+# (ctypes: the runner's child subreaper; signal: signal names in the log.)
 MODULES_AFTER_SWITCH = {
-    "run": ("shlex", "difflib") + RUNNER_MODULES,
-    "kill": ("difflib",) + RUNNER_MODULES,
+    "run": ("shlex", "difflib", "ctypes", "signal"),
+    "kill": ("signal",),
     "list": (),
-    "status": ("shlex", "difflib", "datetime"),
+    "status": ("shlex", "difflib", "datetime", "json"),
     "check": ("shlex", "difflib"),
 }
 

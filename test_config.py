@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -618,6 +619,34 @@ class ReportTests(SandboxTest):
         lines = out.splitlines()
         self.assertEqual(lines[1], "    schedule: * * * * * (disabled)")
         self.assertRegex(lines[3], r"^    schedule: \* \* \* \* \*, next run \d{4}-\d\d-\d\d \d\d:\d\d$")
+
+    @requires("execute_job", "running_info", "read_job_state", "kill_job")
+    def test_a_running_job_in_status_then_killed(self):
+        self.sandbox.write_job("sleeper", "name: Sleeper\ncommand: /bin/sleep 30\n")
+        self.sandbox.write_job("idle", "command: /bin/true\n")
+        process = subprocess.Popen([sys.executable, RUN_JOB, "--config", self.sandbox.config, "sleeper"],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(process.communicate)
+        self.addCleanup(lambda: process.poll() is None and process.kill())
+        config = self.sandbox.load()
+        deadline = time.monotonic() + 10
+        while run_job.running_info(config, "sleeper") is None:
+            self.assertLess(time.monotonic(), deadline, "the job never started")
+            time.sleep(0.02)
+        code, out, err = self.sandbox.run("--status")
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(out.splitlines()[:2], ["idle - idle",
+                                                "sleeper - Sleeper    {pid: %d, status: running}" % process.pid])
+        self.assertEqual(self.sandbox.run("-s", "-r")[1].splitlines(), out.splitlines()[1:])
+        self.assertEqual(self.sandbox.run("-l", "-r"), (0, "sleeper\n", ""))
+        code, out, err = self.sandbox.run("sleeper")
+        self.assertEqual(code, 75)
+        self.assert_one_error_line(err, "sleeper")
+        code, out, err = self.sandbox.run("--kill-job", "sleeper")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(process.wait(timeout=20), 1)
+        code, out, err = self.sandbox.run("--status")
+        self.assertRegex(out.splitlines()[-1], r"^    last status: killed at \S+ \(signal 15, \d+\.\d s\)$")
 
     def test_check(self):
         self.sandbox.make_directories()
