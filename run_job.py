@@ -71,15 +71,974 @@ class ConfigError(ProcessControlError, ValueError):
 
 # ---- 2. the YAML subset ----------------------------------------------------------
 
+# The subset of YAML that configuration files use, read exactly as PyYAML's
+# yaml.safe_load reads it, or rejected with SOURCE:LINE:COLUMN and a hint.
+# Whitelist grammar: anything not recognised is an error, never a guess.
+# Line-oriented for speed: a document is a list of lines plus their
+# indentation; each grammar rule is a function over (doc, line index, column)
+# returning (value, next line index). Positions are 0-based inside, 1-based in
+# messages and marks.
+
+import datetime as _datetime
+import re as _re
+
+
+class _Doc(object):
+    """The text being parsed, split into lines, and the marks being built."""
+
+    __slots__ = ("source", "lines", "indents", "ends_with_newline", "marks",
+                 "has_markers")
+
+    def __init__(self, source, lines, ends_with_newline):
+        self.source = source
+        self.lines = lines
+        self.indents = [len(line) - len(line.lstrip(" ")) for line in lines]
+        self.ends_with_newline = ends_with_newline
+        self.marks = {}
+
+
+_MAX_DEPTH = 64          # nesting deeper than this is a mistake, not a config
+_MAX_KEY_SPAN = 1024     # PyYAML's simple-key limit: key start to ':'
+
+# Characters PyYAML's reader refuses, plus the line breaks and BOMs it handles
+# in ways that are easy to get wrong (lone CR, NEL, LS, PS, a BOM mid-text).
+_BAD_CHARACTER = _re.compile(
+    "[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
+    "\U00010000-\U0010ffff]|\r(?!\n)")
+_DOCUMENT_MARKER = _re.compile(r"(?:---|\.\.\.)(?=[ \t]|\Z)")
+_BLANK_OR_COMMENT_REST = _re.compile(r"(?: +(?:#.*)?)?\Z")
+
+# A plain scalar on one line, block context: a first character that is not an
+# indicator (or '-', '?', ':' glued to a non-space), then words separated by
+# spaces; ': ' and ' #' end it, ':' glued to a non-space is literal.
+_PLAIN_FIRST = r"(?:[^ \t\-?:,\[\]{}#&*!|>'\"%@`]|[-?:](?=[^ \t]))"
+_PLAIN_CHAR = r"(?:[^ \t:]|:(?=[^ \t]))"
+_PLAIN_TAIL = _PLAIN_CHAR + r"*(?: +(?!#)" + _PLAIN_CHAR + r"+)*"
+_PLAIN = _re.compile(_PLAIN_FIRST + _PLAIN_TAIL)
+_PLAIN_CONTINUATION = _re.compile(_PLAIN_CHAR + _PLAIN_TAIL)
+_PLAIN_REST = _re.compile(r" *(#.*)?\Z")
+_SINGLE_QUOTED = r"'((?:[^']|'')*)'"
+_DOUBLE_QUOTED = r'"((?:[^"\\]|\\.)*)"'
+# key ':' in block context; groups: plain, single, double, spaces.
+_BLOCK_KEY = _re.compile(
+    "(?:(" + _PLAIN_FIRST + _PLAIN_TAIL + ")|" + _SINGLE_QUOTED + "|"
+    + _DOUBLE_QUOTED + ")( *):(?= |\\Z)")
+_SINGLE_QUOTED_LINE = _re.compile(_SINGLE_QUOTED)
+_DOUBLE_QUOTED_LINE = _re.compile(_DOUBLE_QUOTED)
+_SINGLE_QUOTED_END = _re.compile(r"(?:[^']|'')*'")
+_DOUBLE_QUOTED_END = _re.compile(r'(?:[^"\\]|\\.)*"')
+_SINGLE_QUOTED_FOLD = _re.compile(r"''|[ \t]*\n[ \t]*((?:\n[ \t]*)*)")
+_DOUBLE_QUOTED_TOKEN = _re.compile(
+    r"\\(x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|[0abt\tnvfre \"/\\N_LP])"
+    r"|\\\n[ \t]*((?:\n[ \t]*)*)|[ \t]*\n[ \t]*((?:\n[ \t]*)*)|\\")
+_ESCAPES = {
+    "0": "\0", "a": "\a", "b": "\b", "t": "\t", "\t": "\t", "n": "\n",
+    "v": "\v", "f": "\f", "r": "\r", "e": "\x1b", " ": " ", '"': '"',
+    "/": "/", "\\": "\\", "N": "\x85", "_": "\xa0", "L": "\u2028",
+    "P": "\u2029"}
+_BLOCK_HEADER = _re.compile(r"([|>])([1-9]?)([-+]?)([1-9]?)(?: +(?:#.*)?)?\Z")
+
+# Flow context (one line): ',', '?', brackets and braces also end a plain scalar.
+_FLOW_PLAIN_CHAR = r"(?:[^ \t:,?\[\]{}]|:(?=[^ \t,\[\]{}]))"
+_FLOW_PLAIN = _re.compile(
+    r"(?:[^ \t\-?:,\[\]{}#&*!|>'\"%@`]|-(?=[^ \t,\[\]{}]))" + _FLOW_PLAIN_CHAR
+    + r"*(?: +(?!#)" + _FLOW_PLAIN_CHAR + r"+)*")
+_SPACES = _re.compile(r" *")
+
+# Implicit typing. YAML 1.1 (PyYAML's resolver) and YAML 1.2 core must agree,
+# else the scalar is ambiguous and rejected.
+_INT_DECIMAL = _re.compile(r"[-+]?(?:0|[1-9][0-9]*)\Z")
+_LEADING_ZERO = _re.compile(r"[-+]?0[0-9_]+\Z")
+_FLOAT_11 = _re.compile(
+    r"(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?"
+    r"|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+    r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))\Z")
+_INT_11 = _re.compile(
+    r"(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)"
+    r"|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)\Z")
+_TIMESTAMP_11 = _re.compile(
+    r"(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
+    r"|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?"
+    r"(?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?"
+    r"(?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)\Z")
+_DATE = _re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})\Z")
+_INT_12 = _re.compile(r"(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)\Z")
+_HEX = _re.compile(r"0x[0-9a-fA-F]+\Z")
+_FLOAT_12 = _re.compile(
+    r"(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))\Z")
+_NUMBER_FIRST = frozenset("-+.0123456789")
+_WORD_FIRST = frozenset("yYnNtTfFoO~<=")
+_WORDS = {
+    "true": True, "True": True, "TRUE": True,
+    "false": False, "False": False, "FALSE": False,
+    "null": None, "Null": None, "NULL": None, "~": None}
+_YAML11_BOOLEANS = frozenset(
+    "yes Yes YES no No NO on On ON off Off OFF".split())
+
+_TAB_INDENT = "tab character used for indentation; indent with spaces"
+_UNEXPECTED = {
+    "\t": "tab character here; use spaces (tabs are allowed only inside "
+          "quotes, comments and block scalars)",
+    "&": "anchors (&name) are not supported; write the value out in full",
+    "*": "aliases (*name) are not supported; write the value out in full",
+    "!": "tags (!tag) are not supported; remove the tag, and quote the value "
+         "if it must be a string",
+    "%": "'%' cannot start a value (and directives such as %YAML are not "
+         "supported); quote the value",
+    "?": "'?' cannot start a value here (complex keys are not supported); "
+         "quote the value",
+    "@": "'@' cannot start a plain value; quote the value",
+    "`": "'`' cannot start a plain value; quote the value",
+    "#": "'#' starts a comment only after a space; add a space before it, "
+         "or quote the value",
+    ",": "',' cannot start a plain value; quote the value",
+    "[": "unexpected '['; a flow sequence must be the whole value",
+    "]": "unexpected ']'; quote the value if it is text",
+    "{": "unexpected '{'; a flow mapping must be the whole value",
+    "}": "unexpected '}'; quote the value if it is text",
+    "'": "unexpected quote; quote the whole value, or none of it",
+    '"': "unexpected quote; quote the whole value, or none of it",
+    "|": "unexpected '|'; a block scalar header must be the whole value",
+    ">": "unexpected '>'; a block scalar header must be the whole value",
+}
+
+
+def _fail(doc, index, column, message):
+    """The one way this section reports an error: at a 0-based position."""
+    raise ConfigError(message, doc.source, index + 1, column + 1)
+
+
+def _unexpected(doc, index, column):
+    """Fail at an unexpected character, with a message chosen by what it is."""
+    line = doc.lines[index]
+    if column >= len(line):
+        _fail(doc, index, column, "unexpected end of line; check the syntax "
+              "of this line")
+    char = line[column]
+    after = line[column + 1:column + 2]
+    if after == "\t" and char in "-?:":
+        _fail(doc, index, column + 1, _UNEXPECTED["\t"])
+    if char in "-?:" and after in ("", " "):
+        if char == "-":
+            _fail(doc, index, column, "a sequence entry ('- ') is not allowed "
+                  "here; start the list on the next line, indented")
+        if char == "?":
+            _fail(doc, index, column, "complex keys ('? ') are not supported; "
+                  "write 'key: value'")
+        _fail(doc, index, column, "unexpected ':'; quote the value if it "
+              "contains ': ', or put the key before the ':'")
+    if char == "%" and column == 0:
+        _fail(doc, index, column, "directives (%YAML, %TAG) are not "
+              "supported; remove the line")
+    message = _UNEXPECTED.get(char)
+    if message is None:
+        message = "unexpected %r; check the syntax of this line" % char
+    _fail(doc, index, column, message)
+
+
+# -- input layer ---------------------------------------------------------------
+
+def _decode(text, source):
+    """Text as str with '\\n' line breaks; refuses non-UTF-8 and odd characters."""
+    if not isinstance(text, str):
+        data = bytes(text)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            start = data.rfind(b"\n", 0, error.start) + 1
+            line = data.count(b"\n", 0, error.start) + 1
+            column = len(data[start:error.start].decode("utf-8", "replace")) + 1
+            raise ConfigError(
+                "invalid UTF-8 byte 0x%02x (byte offset %d); save the file as "
+                "UTF-8" % (data[error.start], error.start), source, line, column)
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    bad = _BAD_CHARACTER.search(text)
+    if bad is not None:
+        position = bad.start()
+        line = text.count("\n", 0, position) + 1
+        column = position - text.rfind("\n", 0, position)
+        char = text[position]
+        if char == "\r":
+            what = "a carriage return not followed by a line feed"
+        elif char in "\x85\u2028\u2029":
+            what = "an unusual line break U+%04X" % ord(char)
+        elif char == "\ufeff":
+            what = "a byte order mark (U+FEFF) inside the text"
+        else:
+            what = "the control character U+%04X" % ord(char)
+        raise ConfigError("%s is not allowed; remove it (write escapes such "
+                          "as \\t in double quotes instead)" % what,
+                          source, line, column)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    return text
+
+
+def _split_lines(text, source):
+    ends_with_newline = text.endswith("\n")
+    lines = text.split("\n")
+    if ends_with_newline:
+        lines.pop()
+    doc = _Doc(source, lines, ends_with_newline)
+    doc.has_markers = text.startswith(("---", "...")) or "\n---" in text \
+        or "\n..." in text
+    return doc
+
+
+# -- the stream ----------------------------------------------------------------
+
+def _skip_blank(doc, index):
+    """The index of the next line holding content, skipping blank lines and
+    comment lines (at any indentation)."""
+    lines = doc.lines
+    indents = doc.indents
+    count = len(lines)
+    while index < count:
+        indent = indents[index]
+        line = lines[index]
+        if indent < len(line):
+            char = line[indent]
+            if char == "\t":
+                _fail(doc, index, indent, _TAB_INDENT)
+            if char != "#":
+                return index
+        index += 1
+    return index
+
+
+def _check_document_markers(doc, first):
+    """Only one optional '---' before the content; no '...', no second document."""
+    lines = doc.lines
+    for index, line in enumerate(lines):
+        if line[:3] in ("---", "...") and _DOCUMENT_MARKER.match(line):
+            if index == first and line[0] == "-":
+                continue
+            if line[0] == ".":
+                _fail(doc, index, 0, "the document end marker '...' is not "
+                      "supported; remove it")
+            _fail(doc, index, 0, "a second document ('---') is not supported; "
+                  "a configuration file holds one document, remove this line "
+                  "and what follows or split the file")
+
+
+def _parse_stream(doc):
+    index = _skip_blank(doc, 0)
+    lines = doc.lines
+    if index < len(lines) and lines[index][0] == "%":
+        _unexpected(doc, index, 0)
+    if doc.has_markers:
+        _check_document_markers(doc, index)
+    if index < len(lines) and lines[index][:3] == "---" and \
+            _DOCUMENT_MARKER.match(lines[index]):
+        line = lines[index]
+        if not _BLANK_OR_COMMENT_REST.match(line, 3):
+            rest = _SPACES.match(line, 3).end()
+            if rest < len(line) and line[rest] == "\t":
+                _unexpected(doc, index, rest)
+            _fail(doc, index, rest, "content after '---' is not supported; "
+                  "start it on the next line")
+        index = _skip_blank(doc, index + 1)
+    if index >= len(lines):
+        doc.marks[()] = (1, 1)
+        return None
+    column = doc.indents[index]
+    doc.marks[()] = (index + 1, column + 1)
+    value, index = _parse_block_node(doc, index, column, -1, ())
+    index = _skip_blank(doc, index)
+    if index < len(lines):
+        _fail(doc, index, doc.indents[index], "unexpected content after the "
+              "end of the document; check this line's indentation")
+    return value
+
+
+# -- block nodes -----------------------------------------------------------------
+
+def _is_sequence_entry(line, column):
+    return line[column] == "-" and (column + 1 == len(line)
+                                    or line[column + 1] == " ")
+
+
+def _parse_block_node(doc, index, column, parent_indent, path):
+    """A node that may be a block collection, starting at (index, column)."""
+    if len(path) > _MAX_DEPTH:
+        _fail(doc, index, column, "nesting deeper than %d levels; flatten "
+              "the structure" % _MAX_DEPTH)
+    line = doc.lines[index]
+    if _is_sequence_entry(line, column):
+        return _parse_block_sequence(doc, index, column, path)
+    if _BLOCK_KEY.match(line, column):
+        return _parse_block_mapping(doc, index, column, path)
+    return _parse_inline_value(doc, index, column, parent_indent, path)
+
+
+def _parse_block_sequence(doc, index, column, path):
+    """Entries '- value' at one column; the column may equal the parent key's."""
+    items = []
+    lines = doc.lines
+    indents = doc.indents
+    marks = doc.marks
+    while True:
+        line = lines[index]
+        item_path = path + (len(items),)
+        start = _SPACES.match(line, column + 1).end()
+        if start == len(line) or line[start] == "#":
+            following = _skip_blank(doc, index + 1)
+            if following < len(lines) and indents[following] > column:
+                child = indents[following]
+                marks[item_path] = (following + 1, child + 1)
+                value, index = _parse_block_node(doc, following, child, column,
+                                                 item_path)
+            else:
+                marks[item_path] = (index + 1, column + 1)
+                value, index = None, index + 1
+        else:
+            if line[start] == "\t":
+                _unexpected(doc, index, start)
+            marks[item_path] = (index + 1, start + 1)
+            value, index = _parse_block_node(doc, index, start, column, item_path)
+        items.append(value)
+        index = _skip_blank(doc, index)
+        if index >= len(lines) or indents[index] < column:
+            return items, index
+        if indents[index] > column:
+            _fail(doc, index, indents[index], "unexpected indentation; align "
+                  "this line with the '-' entries above it, or nest it under "
+                  "a key ending with ':'")
+        if not _is_sequence_entry(lines[index], column):
+            return items, index
+
+
+def _parse_block_mapping(doc, index, column, path):
+    """Entries 'key: value' whose keys all start at one column."""
+    mapping = {}
+    lines = doc.lines
+    indents = doc.indents
+    marks = doc.marks
+    while True:
+        line = lines[index]
+        match = _BLOCK_KEY.match(line, column)
+        if match is None:
+            if _is_sequence_entry(line, column):
+                _fail(doc, index, column, "a sequence entry ('- ') where a "
+                      "key was expected; indent the list under its key, or "
+                      "write 'key: value'")
+            _expected_key(doc, index, column)
+        key = _block_key(doc, index, column, match)
+        key_path = path + (key,)
+        if key in mapping:
+            first = marks[key_path]
+            _fail(doc, index, column, "duplicate key %r (first defined at line "
+                  "%d); remove one of them" % (key, first[0]))
+        marks[key_path] = (index + 1, column + 1)
+        mapping[key], index = _parse_mapping_value(doc, index, match.end(),
+                                                   column, key_path)
+        index = _skip_blank(doc, index)
+        if index >= len(lines) or indents[index] < column:
+            return mapping, index
+        if indents[index] > column:
+            _fail(doc, index, indents[index], "unexpected indentation; align "
+                  "this line with the keys above it, or put it under a key "
+                  "that ends with ':'")
+
+
+def _expected_key(doc, index, column):
+    line = doc.lines[index]
+    plain = _PLAIN.match(line, column)
+    if plain is not None:
+        end = plain.end()
+        if end < len(line) and line[end] == "\t":
+            _unexpected(doc, index, end)
+        if end < len(line) and line[end] == ":":
+            if line[end + 1:end + 2] == "\t":
+                _unexpected(doc, index, end + 1)
+            _fail(doc, index, end, "a key needs a space after its ':'; "
+                  "write 'key: value'")
+        _fail(doc, index, column, "expected 'key: value' here; add the ':' "
+              "or fix the indentation")
+    if line[column] in "'\"":
+        _fail(doc, index, column, "expected 'key: value' here (a quoted key "
+              "must end on its line and be followed by ': ')")
+    _unexpected(doc, index, column)
+
+
+def _block_key(doc, index, column, match):
+    """The key of a 'key:' match, a string, within PyYAML's length limit."""
+    colon = match.end() - 1
+    if colon - column > _MAX_KEY_SPAN:
+        _fail(doc, index, column, "key longer than %d characters; shorten "
+              "it" % _MAX_KEY_SPAN)
+    plain = match.group(1)
+    if plain is not None:
+        if plain == "<<":
+            _fail(doc, index, column, "merge keys ('<<') are not supported; "
+                  "write the keys out in full")
+        key = _plain_value(doc, index, column, plain)
+        if not isinstance(key, str):
+            _fail(doc, index, column, "key %r is read as %s, not a string; "
+                  "quote it" % (plain, _type_name(key)))
+        return key
+    single = match.group(2)
+    if single is not None:
+        return single.replace("''", "'")
+    return _unescape(doc, index, column + 1, match.group(3))
+
+
+def _type_name(value):
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    return "a date"
+
+
+def _parse_mapping_value(doc, index, position, key_column, path):
+    """The value after 'key:': on the same line, on the following lines, or null."""
+    line = doc.lines[index]
+    start = _SPACES.match(line, position).end()
+    if start < len(line) and line[start] != "#":
+        return _parse_inline_value(doc, index, start, key_column, path)
+    following = _skip_blank(doc, index + 1)
+    if following < len(doc.lines):
+        child = doc.indents[following]
+        if child > key_column:
+            return _parse_block_node(doc, following, child, key_column, path)
+        if child == key_column and _is_sequence_entry(doc.lines[following],
+                                                      child):
+            return _parse_block_sequence(doc, following, child, path)
+    return None, index + 1
+
+
+def _parse_inline_value(doc, index, column, parent_indent, path):
+    """A scalar or flow collection starting at (index, column)."""
+    char = doc.lines[index][column]
+    if char in "[{":
+        return _parse_flow_node_line(doc, index, column, path)
+    if char == "'" or char == '"':
+        value, index, end = _parse_quoted(doc, index, column, parent_indent)
+        line = doc.lines[index]
+        if not _BLANK_OR_COMMENT_REST.match(line, end):
+            _after_value(doc, index, end)
+        return value, index + 1
+    if char == "|" or char == ">":
+        return _parse_block_scalar(doc, index, column, parent_indent)
+    return _parse_plain(doc, index, column, parent_indent)
+
+
+def _after_value(doc, index, end):
+    """Fail at what follows a complete value on its line."""
+    line = doc.lines[index]
+    position = _SPACES.match(line, end).end()
+    if position < len(line) and line[position] == ":" and \
+            line[position + 1:position + 2] in ("", " "):
+        _fail(doc, index, position, "':' after a complete value; a key must "
+              "fit on one line, and a value containing ': ' must be quoted")
+    if position == end and position < len(line) and line[position] == "#":
+        _fail(doc, index, position, "a comment must be preceded by a space; "
+              "add a space before '#'")
+    if position < len(line) and line[position] == "\t":
+        _unexpected(doc, index, position)
+    _fail(doc, index, position, "unexpected text after the value; quote the "
+          "whole value, or start a comment with ' #'")
+
+
+# -- plain scalars ---------------------------------------------------------------
+
+def _parse_plain(doc, index, column, parent_indent):
+    """A plain scalar, possibly continued on more-indented lines."""
+    lines = doc.lines
+    line = lines[index]
+    match = _PLAIN.match(line, column)
+    if match is None:
+        _unexpected(doc, index, column)
+    text = match.group()
+    rest = _PLAIN_REST.match(line, match.end())
+    if rest is None:
+        _after_plain(doc, index, match.end())
+    following = index + 1
+    if rest.group(1) is None and following < len(lines) and (
+            doc.indents[following] > parent_indent
+            or doc.indents[following] == len(lines[following])):
+        text, following = _plain_continuation(doc, following, parent_indent,
+                                              text)
+    return _plain_value(doc, index, column, text), following
+
+
+def _after_plain(doc, index, end):
+    line = doc.lines[index]
+    position = _SPACES.match(line, end).end()
+    if position < len(line) and line[position] == ":":
+        if line[position + 1:position + 2] == "\t":
+            _unexpected(doc, index, position + 1)
+        _fail(doc, index, position, "':' followed by a space inside a value; "
+              "quote the value, or put a nested mapping on the next line")
+    _unexpected(doc, index, position)
+
+
+def _plain_continuation(doc, index, parent_indent, text):
+    """Fold the continuation lines of a multi-line plain scalar into text."""
+    lines = doc.lines
+    indents = doc.indents
+    chunks = [text]
+    blanks = 0
+    count = len(lines)
+    while index < count:
+        indent = indents[index]
+        line = lines[index]
+        if indent == len(line):
+            blanks += 1
+            index += 1
+            continue
+        char = line[indent]
+        if char == "\t":
+            _fail(doc, index, indent, _TAB_INDENT)
+        if char == "#" or indent <= parent_indent:
+            break
+        if char in "-?" and (indent + 1 == len(line) or line[indent + 1] == " ") \
+                or line.startswith(("---", "..."), indent):
+            _fail(doc, index, indent, "this line continues the text above "
+                  "(a multi-line plain value), which is probably not meant; "
+                  "quote the value, or fix the indentation")
+        match = _PLAIN_CONTINUATION.match(line, indent)
+        if match is None:
+            _unexpected(doc, index, indent)
+        rest = _PLAIN_REST.match(line, match.end())
+        if rest is None:
+            _after_plain(doc, index, match.end())
+        chunks.append("\n" * blanks if blanks else " ")
+        chunks.append(match.group())
+        blanks = 0
+        index += 1
+        if rest.group(1) is not None:
+            break
+    return "".join(chunks), index
+
+
+def _plain_value(doc, index, column, text):
+    """The typed value of a plain scalar, or an error if YAML 1.1 and 1.2 differ."""
+    first = text[0]
+    if first in _NUMBER_FIRST:
+        return _plain_number(doc, index, column, text)
+    if first not in _WORD_FIRST:
+        return text
+    if text in _WORDS:
+        return _WORDS[text]
+    if text in _YAML11_BOOLEANS:
+        _fail(doc, index, column, "%r means %s in YAML 1.1 but a string in "
+              "YAML 1.2; quote it, or write true/false"
+              % (text, "true" if text.lower() in ("yes", "on") else "false"))
+    if text == "<<" or text == "=":
+        _fail(doc, index, column, "%r has a special meaning in YAML 1.1; "
+              "quote it" % text)
+    return text
+
+
+def _plain_number(doc, index, column, text):
+    if _INT_DECIMAL.match(text):
+        return int(text)
+    if _LEADING_ZERO.match(text):
+        _fail(doc, index, column, "%r is an octal or invalid number in YAML "
+              "1.1 but a decimal in YAML 1.2; quote it, or write it without "
+              "leading zeros" % text)
+    float_11 = _FLOAT_11.match(text) is not None
+    if float_11 and _FLOAT_12.match(text):
+        lowered = text.lower()
+        if lowered.endswith("inf"):
+            return float("-inf") if lowered[0] == "-" else float("inf")
+        if lowered.endswith("nan"):
+            return float("nan")
+        return float(text)
+    if _HEX.match(text):
+        return int(text, 16)
+    if float_11 or _INT_11.match(text) or _INT_12.match(text) or \
+            _FLOAT_12.match(text):
+        _fail(doc, index, column, "%r is a different number (or a string) in "
+              "YAML 1.1 and YAML 1.2; quote it, or write a plain decimal "
+              "number such as 1000 or 1.5e+3" % text)
+    if _TIMESTAMP_11.match(text):
+        date = _DATE.match(text)
+        if date is None:
+            _fail(doc, index, column, "timestamps with a time are not "
+                  "supported; quote it, or write a date as YYYY-MM-DD")
+        try:
+            return _datetime.date(*[int(part) for part in date.groups()])
+        except ValueError:
+            _fail(doc, index, column, "%r is not a valid date; write a real "
+                  "date as YYYY-MM-DD, or quote it" % text)
+    return text
+
+
+# -- quoted scalars --------------------------------------------------------------
+
+def _parse_quoted(doc, index, column, parent_indent):
+    """A quoted scalar starting at (index, column), possibly over several lines.
+    Returns (value, index of its last line, column after the closing quote)."""
+    lines = doc.lines
+    line = lines[index]
+    single = line[column] == "'"
+    match = (_SINGLE_QUOTED_LINE if single else _DOUBLE_QUOTED_LINE).match(
+        line, column)
+    if match is not None:
+        raw = match.group(1)
+        if single:
+            return raw.replace("''", "'"), index, match.end()
+        return _unescape(doc, index, column + 1, raw), index, match.end()
+    end_pattern = _SINGLE_QUOTED_END if single else _DOUBLE_QUOTED_END
+    pieces = [line[column + 1:]]
+    last = index + 1
+    while True:
+        if last >= len(lines):
+            _fail(doc, index, column, "quoted value is never closed; add the "
+                  "closing quote")
+        text = lines[last]
+        stripped = text.lstrip(" \t")
+        if stripped and len(text) - len(stripped) <= parent_indent:
+            _fail(doc, last, doc.indents[last], "the continuation line of a "
+                  "quoted value must be indented more than its key; indent it")
+        closing = end_pattern.match(text)
+        if closing is not None:
+            pieces.append(text[:closing.end() - 1])
+            break
+        pieces.append(text)
+        last += 1
+    raw = "\n".join(pieces)
+    if single:
+        return _SINGLE_QUOTED_FOLD.sub(_fold_replacement, raw), last, \
+            closing.end()
+    return _unescape(doc, index, column + 1, raw), last, closing.end()
+
+
+def _fold_replacement(match):
+    token = match.group()
+    if token == "''":
+        return "'"
+    breaks = match.group(1).count("\n")
+    return "\n" * breaks if breaks else " "
+
+
+def _unescape(doc, index, column, raw):
+    """The value of a double-quoted scalar's raw text starting at (index, column)."""
+    if "\\" not in raw and "\n" not in raw:
+        return raw
+
+    def replace(match):
+        escape = match.group(1)
+        if escape is not None:
+            if len(escape) == 1:
+                return _ESCAPES[escape]
+            code = int(escape[1:], 16)
+            if 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
+                _escape_error(doc, index, column, raw, match.start(),
+                              "escape \\%s is not a valid character; use a "
+                              "code point of a real character" % escape)
+            return chr(code)
+        escaped_breaks = match.group(2)
+        if escaped_breaks is not None:
+            return "\n" * escaped_breaks.count("\n")
+        breaks = match.group(3)
+        if breaks is not None:
+            count = breaks.count("\n")
+            return "\n" * count if count else " "
+        _escape_error(doc, index, column, raw, match.start(),
+                      "invalid escape sequence; write a valid escape (such "
+                      "as \\\\ \\\" \\n \\t \\xHH \\uHHHH) or use single quotes")
+    return _DOUBLE_QUOTED_TOKEN.sub(replace, raw)
+
+
+def _escape_error(doc, index, column, raw, offset, message):
+    newlines = raw.count("\n", 0, offset)
+    if newlines:
+        column = offset - raw.rfind("\n", 0, offset) - 1
+    else:
+        column += offset
+    _fail(doc, index + newlines, column, message)
+
+
+# -- block scalars ---------------------------------------------------------------
+
+def _parse_block_scalar(doc, index, column, parent_indent):
+    """A literal '|' or folded '>' scalar, exactly as PyYAML's scanner reads it."""
+    lines = doc.lines
+    header = _BLOCK_HEADER.match(lines[index], column)
+    if header is None or (header.group(2) and header.group(4)):
+        _fail(doc, index, column, "invalid block scalar header; write '|' or "
+              "'>', optionally followed by '-' or '+' and one digit 1-9, then "
+              "a space before any comment")
+    folded = header.group(1) == ">"
+    chomping = header.group(3)
+    digit = header.group(2) or header.group(4)
+    minimum = max(parent_indent + 1, 1)
+    first = index + 1
+    count = len(lines)
+    if digit:
+        if parent_indent < 0:
+            _fail(doc, index, column, "an indentation digit on a top-level "
+                  "block scalar is read differently by YAML versions; remove it")
+        indent = minimum + int(digit) - 1
+    else:
+        indent = _block_scalar_indent(doc, first, minimum)
+    chunks = []
+    breaks = 0                 # blank lines not yet added
+    line_break = ""            # the break that ended the last content line
+    leading_non_space = False  # whether that line started with text
+    spaces = " " * indent
+    position = first
+    while position < count:
+        line = lines[position]
+        has_break = position + 1 < count or doc.ends_with_newline
+        if len(line) > indent and line.startswith(spaces):
+            content = line[indent:]
+            if not has_break and not content.strip(" "):
+                _fail(doc, position, len(line) - 1, "trailing spaces at the "
+                      "end of the file inside a block scalar; remove them")
+            if chunks:
+                # '>' folds a break between two lines that start with text
+                if folded and leading_non_space and content[0] not in " \t":
+                    if not breaks:
+                        chunks.append(" ")
+                else:
+                    chunks.append(line_break)
+            if breaks:
+                chunks.append("\n" * breaks)
+                breaks = 0
+            chunks.append(content)
+            leading_non_space = content[0] not in " \t"
+            line_break = "\n" if has_break else ""
+        elif line.strip(" "):
+            break
+        elif has_break:
+            breaks += 1
+        position += 1
+    if chomping != "-":
+        chunks.append(line_break)
+    if chomping == "+" and breaks:
+        chunks.append("\n" * breaks)
+    return "".join(chunks), position
+
+
+def _block_scalar_indent(doc, first, minimum):
+    """The auto-detected indentation: PyYAML takes the longest leading blank
+    line into account, which the spec forbids; such input is rejected."""
+    lines = doc.lines
+    longest_blank = 0
+    position = first
+    while position < len(lines) and not lines[position].strip(" "):
+        longest_blank = max(longest_blank, len(lines[position]))
+        position += 1
+    if position < len(lines):
+        text_indent = doc.indents[position]
+        if text_indent >= minimum and longest_blank > text_indent:
+            _fail(doc, position - 1, 0, "a blank line before the block scalar's "
+                  "text has more spaces than the text; remove the spaces")
+        return max(minimum, longest_blank, text_indent)
+    return max(minimum, longest_blank)
+
+
+# -- flow collections (one line) ---------------------------------------------------
+
+def _parse_flow_node_line(doc, index, column, path):
+    """A flow collection that must close on its line; then only a comment."""
+    value, end = _flow_node(doc, index, column, path)
+    line = doc.lines[index]
+    if not _BLANK_OR_COMMENT_REST.match(line, end):
+        _after_value(doc, index, end)
+    return value, index + 1
+
+
+def _flow_node(doc, index, column, path):
+    if len(path) > _MAX_DEPTH:
+        _fail(doc, index, column, "nesting deeper than %d levels; flatten "
+              "the structure" % _MAX_DEPTH)
+    line = doc.lines[index]
+    if column >= len(line):
+        _flow_unclosed(doc, index, column)
+    char = line[column]
+    if char == "[":
+        return _flow_sequence(doc, index, column, path)
+    if char == "{":
+        return _flow_mapping(doc, index, column, path)
+    return _flow_scalar(doc, index, column)
+
+
+def _flow_unclosed(doc, index, column):
+    _fail(doc, index, column, "a flow collection ('[...]' or '{...}') must "
+          "close on the same line; write it on one line, or use a block "
+          "collection")
+
+
+def _flow_scalar(doc, index, column):
+    """A quoted (one line) or plain scalar inside a flow collection."""
+    line = doc.lines[index]
+    char = line[column]
+    if char == "'":
+        match = _SINGLE_QUOTED_LINE.match(line, column)
+        if match is None:
+            _flow_unclosed(doc, index, column)
+        return match.group(1).replace("''", "'"), match.end()
+    if char == '"':
+        match = _DOUBLE_QUOTED_LINE.match(line, column)
+        if match is None:
+            _flow_unclosed(doc, index, column)
+        return _unescape(doc, index, column + 1, match.group(1)), match.end()
+    match = _FLOW_PLAIN.match(line, column)
+    if match is None:
+        if char in ",]}":
+            _fail(doc, index, column, "empty entry in a flow collection; "
+                  "remove the extra ',' or write a value (null, '')")
+        if char == "#":
+            _flow_unclosed(doc, index, column)
+        _unexpected(doc, index, column)
+    return _plain_value(doc, index, column, match.group()), match.end()
+
+
+def _flow_separator(doc, index, position, closing):
+    """After an entry: skip spaces; return (position after ',', closed?)."""
+    line = doc.lines[index]
+    position = _SPACES.match(line, position).end()
+    if position >= len(line) or line[position] == "#":
+        _flow_unclosed(doc, index, position)
+    char = line[position]
+    if char == ",":
+        return _SPACES.match(line, position + 1).end(), False
+    if char == closing:
+        return position + 1, True
+    if char == ":" and closing == "]":
+        _fail(doc, index, position, "'key: value' pairs inside '[...]' are "
+              "not supported; use '{key: value}', or quote the text")
+    if char == "\t":
+        _unexpected(doc, index, position)
+    _fail(doc, index, position, "expected ',' or '%s' in a flow collection; "
+          "quote values that contain special characters" % closing)
+
+
+def _flow_sequence(doc, index, column, path):
+    items = []
+    line = doc.lines[index]
+    marks = doc.marks
+    position = _SPACES.match(line, column + 1).end()
+    if line[position:position + 1] == "]":
+        return items, position + 1
+    while True:
+        item_path = path + (len(items),)
+        marks[item_path] = (index + 1, position + 1)
+        value, position = _flow_node(doc, index, position, item_path)
+        items.append(value)
+        position, closed = _flow_separator(doc, index, position, "]")
+        if closed:
+            return items, position
+        if line[position:position + 1] == "]":
+            return items, position + 1
+
+
+def _flow_mapping(doc, index, column, path):
+    mapping = {}
+    line = doc.lines[index]
+    marks = doc.marks
+    position = _SPACES.match(line, column + 1).end()
+    if line[position:position + 1] == "}":
+        return mapping, position + 1
+    while True:
+        start = position
+        key, position = _flow_key(doc, index, start)
+        key_path = path + (key,)
+        if key in mapping:
+            _fail(doc, index, start, "duplicate key %r (first defined at "
+                  "column %d); remove one of them" % (key, marks[key_path][1]))
+        marks[key_path] = (index + 1, start + 1)
+        if position >= len(line) or line[position] in ",}":
+            _fail(doc, index, position, "missing value after ':' in a flow "
+                  "mapping; write a value (null, '')")
+        mapping[key], position = _flow_node(doc, index, position, key_path)
+        position, closed = _flow_separator(doc, index, position, "}")
+        if closed:
+            return mapping, position
+        if line[position:position + 1] == "}":
+            return mapping, position + 1
+
+
+def _flow_key(doc, index, start):
+    """'key:' inside '{...}'; returns (key, where its value starts)."""
+    line = doc.lines[index]
+    if start >= len(line) or line[start] == "#":
+        _flow_unclosed(doc, index, start)
+    char = line[start]
+    quoted = char == "'" or char == '"'
+    if quoted:
+        key, end = _flow_scalar(doc, index, start)
+    elif char in "[{":
+        _fail(doc, index, start, "a flow collection cannot be a key; use a "
+              "string key")
+    else:
+        match = _FLOW_PLAIN.match(line, start)
+        if match is None:
+            if char in ",}":
+                _fail(doc, index, start, "empty entry in a flow mapping; "
+                      "remove the extra ','")
+            _unexpected(doc, index, start)
+        text = match.group()
+        end = match.end()
+        if text == "<<":
+            _fail(doc, index, start, "merge keys ('<<') are not supported; "
+                  "write the keys out in full")
+        key = _plain_value(doc, index, start, text)
+        if not isinstance(key, str):
+            _fail(doc, index, start, "key %r is read as %s, not a string; "
+                  "quote it" % (text, _type_name(key)))
+    colon = _SPACES.match(line, end).end()
+    if colon >= len(line) or line[colon] != ":":
+        if colon < len(line) and line[colon] == "\t":
+            _unexpected(doc, index, colon)
+        _fail(doc, index, start, "a flow mapping entry needs 'key: value'; "
+              "add ': ' and a value")
+    if colon - start > _MAX_KEY_SPAN:
+        _fail(doc, index, start, "key longer than %d characters; shorten it"
+              % _MAX_KEY_SPAN)
+    after = colon + 1
+    if not quoted and line[after:after + 1] != " ":
+        if line[after:after + 1] == "\t":
+            _unexpected(doc, index, after)
+        _fail(doc, index, after, "a space is needed after ':' in a flow "
+              "mapping; write '{key: value}'")
+    return key, _SPACES.match(line, after).end()
+
+
+# -- the interface ---------------------------------------------------------------
+
+def parse_yaml_document(text, source="<string>"):
+    """Return (value, marks): the document as yaml.safe_load returns it, and a
+    dict mapping each path tuple of mapping keys and sequence indexes (e.g.
+    ("tags", 1)) to the 1-based (line, column) where that key or item starts;
+    () maps to the start of the document's content. Raises ConfigError."""
+    doc = _split_lines(_decode(text, source), source)
+    return _parse_stream(doc), doc.marks
+
+
 def load_yaml(text, source="<string>"):
-    """Return what yaml.safe_load(text) returns, or raise ConfigError."""
+    """Return what yaml.safe_load(text) returns, or raise ConfigError.
+    text is str, or bytes in UTF-8 (an initial BOM is allowed)."""
     return parse_yaml_document(text, source)[0]
 
 
-def parse_yaml_document(text, source="<string>"):
-    """Return (value, marks): marks maps a path tuple of keys and indexes to
-    the 1-based (line, column) where that key or item starts."""
-    raise ConfigError("the YAML parser is not written yet", source, 1, 1)
+def load_yaml_mapping(text, source="<string>"):
+    """(mapping, marks) of a configuration file whose top level must be a
+    mapping; anything else is a ConfigError."""
+    value, marks = parse_yaml_document(text, source)
+    if isinstance(value, dict):
+        return value, marks
+    line, column = marks[()]
+    if value is None:
+        raise ConfigError("the file is empty (or only comments); a "
+                          "configuration file is a mapping of 'key: value' "
+                          "lines", source, line, column)
+    kind = "a list" if isinstance(value, list) else "a single value"
+    raise ConfigError("the top level is %s, not a mapping; write 'key: value' "
+                      "lines at the top level" % kind, source, line, column)
 
 
 # ---- 3. durations and schedules -------------------------------------------------
