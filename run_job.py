@@ -3521,8 +3521,9 @@ def outcome_summary(state):
     """One line from the runner's record of the last run, such as
     `failed at 2026-11-27T02:30:00.000+0000 (exit code 3, 1.2 s)`."""
     summary = str(state.get("status") or "unknown")
-    if state.get("start_time"):
-        summary += " at %s" % state["start_time"]
+    started = [state[key] for key in ("start", "start_time") if isinstance(state.get(key), str)]
+    if started:  # the local time as text, not the epoch seconds
+        summary += " at %s" % started[0]
     details = []
     if state.get("exit_code") is not None:
         details.append("exit code %s" % state["exit_code"])
@@ -3554,11 +3555,12 @@ def configuration_problems(config):
                                      "or set `user`" % config.user, "user"))
     for key, mode in WRITTEN_DIRECTORIES:
         path = getattr(config, key)
-        if not os.path.isdir(path):
+        if not os.path.isdir(path) and not can_create_directory(path):
             warnings.append(config.error(
-                "warning: the %s %s does not exist; run-job creates it when run as root, "
-                "or create it: sudo install -d -o %s -m %o %s"
-                % (key.replace("_", " "), path, config.user, mode, path), key))
+                "warning: the %s %s does not exist and run-job cannot create it as %s; "
+                "create it: sudo install -d -o %s -m %o %s"
+                % (key.replace("_", " "), path, current_user_name(), config.user, mode,
+                   path), key))
     try:
         job_directory_path(config)
         names, name_problems = scan_job_directory(config)
@@ -3573,6 +3575,21 @@ def configuration_problems(config):
             continue
         warnings.extend(schedule_warnings(job))
     return problems, warnings, names
+
+
+def can_create_directory(path):
+    """Whether this process could create PATH (what a run would do)."""
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    return os.path.isdir(parent) and os.access(parent, os.W_OK | os.X_OK)
+
+
+def current_user_name():
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return "uid %d" % os.geteuid()
 
 
 def schedule_warnings(job):

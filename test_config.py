@@ -614,7 +614,7 @@ class ReportTests(SandboxTest):
         self.assertEqual(code, 0, err)
         self.assertEqual(process.wait(timeout=20), 1)
         code, out, err = self.sandbox.run("--status")
-        self.assertRegex(out.splitlines()[-1], r"^    last status: killed at \S+ \(signal 15, \d+\.\d s\)$")
+        self.assertRegex(out.splitlines()[-1], r"^    last status: killed at \d{4}-\d\d-\d\dT\d\d:\d\d:\S+ \(signal 15, \d+\.\d s\)$")
 
     def test_check(self):
         self.sandbox.make_directories()
@@ -633,6 +633,17 @@ class ReportTests(SandboxTest):
         code, out, err = self.sandbox.run("--check")
         self.assertEqual(code, 78)
         self.assert_one_error_line(err, "process-control.yaml:6:1: unknown key `frobnicate`")
+    def test_check_warns_about_directories_it_cannot_create(self):
+        write_file(self.sandbox.path("file"), "")
+        with open(self.sandbox.config) as stream:
+            text = stream.read().replace("run_directory: run\n", "run_directory: file/run\n")
+        write_file(self.sandbox.config, text)
+        self.sandbox.write_job("job", "command: x\n")
+        code, out, err = self.sandbox.run("--check")
+        self.assertEqual(code, 0)
+        self.assert_one_error_line(err, "process-control.yaml:4:1: warning: the run directory",
+                                   "install -d -o %s -m 755" % CURRENT_USER)
+
     def test_check_warns_about_day_of_month_and_day_of_week(self):
         self.sandbox.make_directories()
         self.sandbox.write_job("monthly", "command: x\nschedule: '0 0 */2 * 1'\n")
