@@ -2110,7 +2110,8 @@ def check_trusted_owner(path, status, config, what):
     """cron's and sshd's rule: owned by root or the service user."""
     if status.st_uid not in trusted_owner_uids(config):
         raise RefusedError("%s: refused: %s must be owned by root or the service user %s, "
-                           "not uid %d" % (path, what, config.user, status.st_uid))
+                           "not uid %d; chown root %s" % (path, what, config.user,
+                                                          status.st_uid, path))
 
 
 def check_trusted(path, status, config, what):
