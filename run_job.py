@@ -71,35 +71,1624 @@ class ConfigError(ProcessControlError, ValueError):
 
 # ---- 2. the YAML subset ----------------------------------------------------------
 
+# The subset of YAML that configuration files use, read exactly as PyYAML's
+# yaml.safe_load reads it, or rejected with SOURCE:LINE:COLUMN and a hint.
+# Whitelist grammar: anything not recognised is an error, never a guess.
+# Line-oriented for speed: a document is a list of lines plus their
+# indentation; each grammar rule is a function over (doc, line index, column)
+# returning (value, next line index). Positions are 0-based inside, 1-based in
+# messages and marks.
+
+import datetime as _datetime
+import re as _re
+
+
+class _Doc(object):
+    """The text being parsed, split into lines, and the marks being built."""
+
+    __slots__ = ("source", "lines", "indents", "ends_with_newline", "marks",
+                 "has_markers")
+
+    def __init__(self, source, lines, ends_with_newline):
+        self.source = source
+        self.lines = lines
+        self.indents = [len(line) - len(line.lstrip(" ")) for line in lines]
+        self.ends_with_newline = ends_with_newline
+        self.marks = {}
+
+
+_MAX_DEPTH = 64          # nesting deeper than this is a mistake, not a config
+_MAX_KEY_SPAN = 1024     # PyYAML's simple-key limit: key start to ':'
+
+# Characters PyYAML's reader refuses, plus the line breaks and BOMs it handles
+# in ways that are easy to get wrong (lone CR, NEL, LS, PS, a BOM mid-text).
+_BAD_CHARACTER = _re.compile(
+    "[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
+    "\U00010000-\U0010ffff]|\r(?!\n)")
+_DOCUMENT_MARKER = _re.compile(r"(?:---|\.\.\.)(?=[ \t]|\Z)")
+_BLANK_OR_COMMENT_REST = _re.compile(r"(?: +(?:#.*)?)?\Z")
+
+# A plain scalar on one line, block context: a first character that is not an
+# indicator (or '-', '?', ':' glued to a non-space), then words separated by
+# spaces; ': ' and ' #' end it, ':' glued to a non-space is literal.
+_PLAIN_FIRST = r"(?:[^ \t\-?:,\[\]{}#&*!|>'\"%@`]|[-?:](?=[^ \t]))"
+_PLAIN_CHAR = r"(?:[^ \t:]|:(?=[^ \t]))"
+_PLAIN_TAIL = _PLAIN_CHAR + r"*(?: +(?!#)" + _PLAIN_CHAR + r"+)*"
+_PLAIN = _re.compile(_PLAIN_FIRST + _PLAIN_TAIL)
+_PLAIN_CONTINUATION = _re.compile(_PLAIN_CHAR + _PLAIN_TAIL)
+_PLAIN_REST = _re.compile(r" *(#.*)?\Z")
+_SINGLE_QUOTED = r"'((?:[^']|'')*)'"
+_DOUBLE_QUOTED = r'"((?:[^"\\]|\\.)*)"'
+# key ':' in block context; groups: plain, single, double, spaces.
+_BLOCK_KEY = _re.compile(
+    "(?:(" + _PLAIN_FIRST + _PLAIN_TAIL + ")|" + _SINGLE_QUOTED + "|"
+    + _DOUBLE_QUOTED + ")( *):(?= |\\Z)")
+_SINGLE_QUOTED_LINE = _re.compile(_SINGLE_QUOTED)
+_DOUBLE_QUOTED_LINE = _re.compile(_DOUBLE_QUOTED)
+_SINGLE_QUOTED_END = _re.compile(r"(?:[^']|'')*'")
+_DOUBLE_QUOTED_END = _re.compile(r'(?:[^"\\]|\\.)*"')
+_SINGLE_QUOTED_FOLD = _re.compile(r"''|[ \t]*\n[ \t]*((?:\n[ \t]*)*)")
+_DOUBLE_QUOTED_TOKEN = _re.compile(
+    r"\\(x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|[0abt\tnvfre \"/\\N_LP])"
+    r"|\\\n[ \t]*((?:\n[ \t]*)*)|[ \t]*\n[ \t]*((?:\n[ \t]*)*)|\\")
+_ESCAPES = {
+    "0": "\0", "a": "\a", "b": "\b", "t": "\t", "\t": "\t", "n": "\n",
+    "v": "\v", "f": "\f", "r": "\r", "e": "\x1b", " ": " ", '"': '"',
+    "/": "/", "\\": "\\", "N": "\x85", "_": "\xa0", "L": "\u2028",
+    "P": "\u2029"}
+_BLOCK_HEADER = _re.compile(r"([|>])([1-9]?)([-+]?)([1-9]?)(?: +(?:#.*)?)?\Z")
+
+# Flow context (one line): ',', '?', brackets and braces also end a plain scalar.
+_FLOW_PLAIN_CHAR = r"(?:[^ \t:,?\[\]{}]|:(?=[^ \t,\[\]{}]))"
+_FLOW_PLAIN = _re.compile(
+    r"(?:[^ \t\-?:,\[\]{}#&*!|>'\"%@`]|-(?=[^ \t,\[\]{}]))" + _FLOW_PLAIN_CHAR
+    + r"*(?: +(?!#)" + _FLOW_PLAIN_CHAR + r"+)*")
+_SPACES = _re.compile(r" *")
+
+# Implicit typing. YAML 1.1 (PyYAML's resolver) and YAML 1.2 core must agree,
+# else the scalar is ambiguous and rejected.
+_INT_DECIMAL = _re.compile(r"[-+]?(?:0|[1-9][0-9]*)\Z")
+_LEADING_ZERO = _re.compile(r"[-+]?0[0-9_]+\Z")
+_FLOAT_11 = _re.compile(
+    r"(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?"
+    r"|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+    r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))\Z")
+_INT_11 = _re.compile(
+    r"(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)"
+    r"|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)\Z")
+_TIMESTAMP_11 = _re.compile(
+    r"(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
+    r"|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?"
+    r"(?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?"
+    r"(?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)\Z")
+_DATE = _re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})\Z")
+_INT_12 = _re.compile(r"(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)\Z")
+_HEX = _re.compile(r"0x[0-9a-fA-F]+\Z")
+_FLOAT_12 = _re.compile(
+    r"(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))\Z")
+_NUMBER_FIRST = frozenset("-+.0123456789")
+_WORD_FIRST = frozenset("yYnNtTfFoO~<=")
+_WORDS = {
+    "true": True, "True": True, "TRUE": True,
+    "false": False, "False": False, "FALSE": False,
+    "null": None, "Null": None, "NULL": None, "~": None}
+_YAML11_BOOLEANS = frozenset(
+    "yes Yes YES no No NO on On ON off Off OFF".split())
+
+_TAB_INDENT = "tab character used for indentation; indent with spaces"
+_UNEXPECTED = {
+    "\t": "tab character here; use spaces (tabs are allowed only inside "
+          "quotes, comments and block scalars)",
+    "&": "anchors (&name) are not supported; write the value out in full",
+    "*": "aliases (*name) are not supported; write the value out in full",
+    "!": "tags (!tag) are not supported; remove the tag, and quote the value "
+         "if it must be a string",
+    "%": "'%' cannot start a value (and directives such as %YAML are not "
+         "supported); quote the value",
+    "?": "'?' cannot start a value here (complex keys are not supported); "
+         "quote the value",
+    "@": "'@' cannot start a plain value; quote the value",
+    "`": "'`' cannot start a plain value; quote the value",
+    "#": "'#' starts a comment only after a space; add a space before it, "
+         "or quote the value",
+    ",": "',' cannot start a plain value; quote the value",
+    "[": "unexpected '['; a flow sequence must be the whole value",
+    "]": "unexpected ']'; quote the value if it is text",
+    "{": "unexpected '{'; a flow mapping must be the whole value",
+    "}": "unexpected '}'; quote the value if it is text",
+    "'": "unexpected quote; quote the whole value, or none of it",
+    '"': "unexpected quote; quote the whole value, or none of it",
+    "|": "unexpected '|'; a block scalar header must be the whole value",
+    ">": "unexpected '>'; a block scalar header must be the whole value",
+}
+
+
+def _fail(doc, index, column, message):
+    """The one way this section reports an error: at a 0-based position."""
+    raise ConfigError(message, doc.source, index + 1, column + 1)
+
+
+def _unexpected(doc, index, column):
+    """Fail at an unexpected character, with a message chosen by what it is."""
+    line = doc.lines[index]
+    if column >= len(line):
+        _fail(doc, index, column, "unexpected end of line; check the syntax "
+              "of this line")
+    char = line[column]
+    after = line[column + 1:column + 2]
+    if after == "\t" and char in "-?:":
+        _fail(doc, index, column + 1, _UNEXPECTED["\t"])
+    if char in "-?:" and after in ("", " "):
+        if char == "-":
+            _fail(doc, index, column, "a sequence entry ('- ') is not allowed "
+                  "here; start the list on the next line, indented")
+        if char == "?":
+            _fail(doc, index, column, "complex keys ('? ') are not supported; "
+                  "write 'key: value'")
+        _fail(doc, index, column, "unexpected ':'; quote the value if it "
+              "contains ': ', or put the key before the ':'")
+    if char == "%" and column == 0:
+        _fail(doc, index, column, "directives (%YAML, %TAG) are not "
+              "supported; remove the line")
+    message = _UNEXPECTED.get(char)
+    if message is None:
+        message = "unexpected %r; check the syntax of this line" % char
+    _fail(doc, index, column, message)
+
+
+# -- input layer ---------------------------------------------------------------
+
+def _decode(text, source):
+    """Text as str with '\\n' line breaks; refuses non-UTF-8 and odd characters."""
+    if not isinstance(text, str):
+        data = bytes(text)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            start = data.rfind(b"\n", 0, error.start) + 1
+            line = data.count(b"\n", 0, error.start) + 1
+            column = len(data[start:error.start].decode("utf-8", "replace")) + 1
+            raise ConfigError(
+                "invalid UTF-8 byte 0x%02x (byte offset %d); save the file as "
+                "UTF-8" % (data[error.start], error.start), source, line, column)
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    bad = _BAD_CHARACTER.search(text)
+    if bad is not None:
+        position = bad.start()
+        line = text.count("\n", 0, position) + 1
+        column = position - text.rfind("\n", 0, position)
+        char = text[position]
+        if char == "\r":
+            what = "a carriage return not followed by a line feed"
+        elif char in "\x85\u2028\u2029":
+            what = "an unusual line break U+%04X" % ord(char)
+        elif char == "\ufeff":
+            what = "a byte order mark (U+FEFF) inside the text"
+        else:
+            what = "the control character U+%04X" % ord(char)
+        raise ConfigError("%s is not allowed; remove it (write escapes such "
+                          "as \\t in double quotes instead)" % what,
+                          source, line, column)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    return text
+
+
+def _split_lines(text, source):
+    ends_with_newline = text.endswith("\n")
+    lines = text.split("\n")
+    if ends_with_newline:
+        lines.pop()
+    doc = _Doc(source, lines, ends_with_newline)
+    doc.has_markers = text.startswith(("---", "...")) or "\n---" in text \
+        or "\n..." in text
+    return doc
+
+
+# -- the stream ----------------------------------------------------------------
+
+def _skip_blank(doc, index):
+    """The index of the next line holding content, skipping blank lines and
+    comment lines (at any indentation)."""
+    lines = doc.lines
+    indents = doc.indents
+    count = len(lines)
+    while index < count:
+        indent = indents[index]
+        line = lines[index]
+        if indent < len(line):
+            char = line[indent]
+            if char == "\t":
+                _fail(doc, index, indent, _TAB_INDENT)
+            if char != "#":
+                return index
+        index += 1
+    return index
+
+
+def _check_document_markers(doc, first):
+    """Only one optional '---' before the content; no '...', no second document."""
+    lines = doc.lines
+    for index, line in enumerate(lines):
+        if line[:3] in ("---", "...") and _DOCUMENT_MARKER.match(line):
+            if index == first and line[0] == "-":
+                continue
+            if line[0] == ".":
+                _fail(doc, index, 0, "the document end marker '...' is not "
+                      "supported; remove it")
+            _fail(doc, index, 0, "a second document ('---') is not supported; "
+                  "a configuration file holds one document, remove this line "
+                  "and what follows or split the file")
+
+
+def _parse_stream(doc):
+    index = _skip_blank(doc, 0)
+    lines = doc.lines
+    if index < len(lines) and lines[index][0] == "%":
+        _unexpected(doc, index, 0)
+    if doc.has_markers:
+        _check_document_markers(doc, index)
+    if index < len(lines) and lines[index][:3] == "---" and \
+            _DOCUMENT_MARKER.match(lines[index]):
+        line = lines[index]
+        if not _BLANK_OR_COMMENT_REST.match(line, 3):
+            rest = _SPACES.match(line, 3).end()
+            if rest < len(line) and line[rest] == "\t":
+                _unexpected(doc, index, rest)
+            _fail(doc, index, rest, "content after '---' is not supported; "
+                  "start it on the next line")
+        index = _skip_blank(doc, index + 1)
+    if index >= len(lines):
+        doc.marks[()] = (1, 1)
+        return None
+    column = doc.indents[index]
+    doc.marks[()] = (index + 1, column + 1)
+    value, index = _parse_block_node(doc, index, column, -1, ())
+    index = _skip_blank(doc, index)
+    if index < len(lines):
+        _fail(doc, index, doc.indents[index], "unexpected content after the "
+              "end of the document; check this line's indentation")
+    return value
+
+
+# -- block nodes -----------------------------------------------------------------
+
+def _is_sequence_entry(line, column):
+    return line[column] == "-" and (column + 1 == len(line)
+                                    or line[column + 1] == " ")
+
+
+def _parse_block_node(doc, index, column, parent_indent, path):
+    """A node that may be a block collection, starting at (index, column)."""
+    if len(path) > _MAX_DEPTH:
+        _fail(doc, index, column, "nesting deeper than %d levels; flatten "
+              "the structure" % _MAX_DEPTH)
+    line = doc.lines[index]
+    if _is_sequence_entry(line, column):
+        return _parse_block_sequence(doc, index, column, path)
+    if _BLOCK_KEY.match(line, column):
+        return _parse_block_mapping(doc, index, column, path)
+    return _parse_inline_value(doc, index, column, parent_indent, path)
+
+
+def _parse_block_sequence(doc, index, column, path):
+    """Entries '- value' at one column; the column may equal the parent key's."""
+    items = []
+    lines = doc.lines
+    indents = doc.indents
+    marks = doc.marks
+    while True:
+        line = lines[index]
+        item_path = path + (len(items),)
+        start = _SPACES.match(line, column + 1).end()
+        if start == len(line) or line[start] == "#":
+            following = _skip_blank(doc, index + 1)
+            if following < len(lines) and indents[following] > column:
+                child = indents[following]
+                marks[item_path] = (following + 1, child + 1)
+                value, index = _parse_block_node(doc, following, child, column,
+                                                 item_path)
+            else:
+                marks[item_path] = (index + 1, column + 1)
+                value, index = None, index + 1
+        else:
+            if line[start] == "\t":
+                _unexpected(doc, index, start)
+            marks[item_path] = (index + 1, start + 1)
+            value, index = _parse_block_node(doc, index, start, column, item_path)
+        items.append(value)
+        index = _skip_blank(doc, index)
+        if index >= len(lines) or indents[index] < column:
+            return items, index
+        if indents[index] > column:
+            _fail(doc, index, indents[index], "unexpected indentation; align "
+                  "this line with the '-' entries above it, or nest it under "
+                  "a key ending with ':'")
+        if not _is_sequence_entry(lines[index], column):
+            return items, index
+
+
+def _parse_block_mapping(doc, index, column, path):
+    """Entries 'key: value' whose keys all start at one column."""
+    mapping = {}
+    lines = doc.lines
+    indents = doc.indents
+    marks = doc.marks
+    while True:
+        line = lines[index]
+        match = _BLOCK_KEY.match(line, column)
+        if match is None:
+            if _is_sequence_entry(line, column):
+                _fail(doc, index, column, "a sequence entry ('- ') where a "
+                      "key was expected; indent the list under its key, or "
+                      "write 'key: value'")
+            _expected_key(doc, index, column)
+        key = _block_key(doc, index, column, match)
+        key_path = path + (key,)
+        if key in mapping:
+            first = marks[key_path]
+            _fail(doc, index, column, "duplicate key %r (first defined at line "
+                  "%d); remove one of them" % (key, first[0]))
+        marks[key_path] = (index + 1, column + 1)
+        mapping[key], index = _parse_mapping_value(doc, index, match.end(),
+                                                   column, key_path)
+        index = _skip_blank(doc, index)
+        if index >= len(lines) or indents[index] < column:
+            return mapping, index
+        if indents[index] > column:
+            _fail(doc, index, indents[index], "unexpected indentation; align "
+                  "this line with the keys above it, or put it under a key "
+                  "that ends with ':'")
+
+
+def _expected_key(doc, index, column):
+    line = doc.lines[index]
+    plain = _PLAIN.match(line, column)
+    if plain is not None:
+        end = plain.end()
+        if end < len(line) and line[end] == "\t":
+            _unexpected(doc, index, end)
+        if end < len(line) and line[end] == ":":
+            if line[end + 1:end + 2] == "\t":
+                _unexpected(doc, index, end + 1)
+            _fail(doc, index, end, "a key needs a space after its ':'; "
+                  "write 'key: value'")
+        _fail(doc, index, column, "expected 'key: value' here; add the ':' "
+              "or fix the indentation")
+    if line[column] in "'\"":
+        _fail(doc, index, column, "expected 'key: value' here (a quoted key "
+              "must end on its line and be followed by ': ')")
+    _unexpected(doc, index, column)
+
+
+def _block_key(doc, index, column, match):
+    """The key of a 'key:' match, a string, within PyYAML's length limit."""
+    colon = match.end() - 1
+    if colon - column > _MAX_KEY_SPAN:
+        _fail(doc, index, column, "key longer than %d characters; shorten "
+              "it" % _MAX_KEY_SPAN)
+    plain = match.group(1)
+    if plain is not None:
+        if plain == "<<":
+            _fail(doc, index, column, "merge keys ('<<') are not supported; "
+                  "write the keys out in full")
+        key = _plain_value(doc, index, column, plain)
+        if not isinstance(key, str):
+            _fail(doc, index, column, "key %r is read as %s, not a string; "
+                  "quote it" % (plain, _type_name(key)))
+        return key
+    single = match.group(2)
+    if single is not None:
+        return single.replace("''", "'")
+    return _unescape(doc, index, column + 1, match.group(3))
+
+
+def _type_name(value):
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    return "a date"
+
+
+def _parse_mapping_value(doc, index, position, key_column, path):
+    """The value after 'key:': on the same line, on the following lines, or null."""
+    line = doc.lines[index]
+    start = _SPACES.match(line, position).end()
+    if start < len(line) and line[start] != "#":
+        return _parse_inline_value(doc, index, start, key_column, path)
+    following = _skip_blank(doc, index + 1)
+    if following < len(doc.lines):
+        child = doc.indents[following]
+        if child > key_column:
+            return _parse_block_node(doc, following, child, key_column, path)
+        if child == key_column and _is_sequence_entry(doc.lines[following],
+                                                      child):
+            return _parse_block_sequence(doc, following, child, path)
+    return None, index + 1
+
+
+def _parse_inline_value(doc, index, column, parent_indent, path):
+    """A scalar or flow collection starting at (index, column)."""
+    char = doc.lines[index][column]
+    if char in "[{":
+        return _parse_flow_node_line(doc, index, column, path)
+    if char == "'" or char == '"':
+        value, index, end = _parse_quoted(doc, index, column, parent_indent)
+        line = doc.lines[index]
+        if not _BLANK_OR_COMMENT_REST.match(line, end):
+            _after_value(doc, index, end)
+        return value, index + 1
+    if char == "|" or char == ">":
+        return _parse_block_scalar(doc, index, column, parent_indent)
+    return _parse_plain(doc, index, column, parent_indent)
+
+
+def _after_value(doc, index, end):
+    """Fail at what follows a complete value on its line."""
+    line = doc.lines[index]
+    position = _SPACES.match(line, end).end()
+    if position < len(line) and line[position] == ":" and \
+            line[position + 1:position + 2] in ("", " "):
+        _fail(doc, index, position, "':' after a complete value; a key must "
+              "fit on one line, and a value containing ': ' must be quoted")
+    if position == end and position < len(line) and line[position] == "#":
+        _fail(doc, index, position, "a comment must be preceded by a space; "
+              "add a space before '#'")
+    if position < len(line) and line[position] == "\t":
+        _unexpected(doc, index, position)
+    _fail(doc, index, position, "unexpected text after the value; quote the "
+          "whole value, or start a comment with ' #'")
+
+
+# -- plain scalars ---------------------------------------------------------------
+
+def _parse_plain(doc, index, column, parent_indent):
+    """A plain scalar, possibly continued on more-indented lines."""
+    lines = doc.lines
+    line = lines[index]
+    match = _PLAIN.match(line, column)
+    if match is None:
+        _unexpected(doc, index, column)
+    text = match.group()
+    rest = _PLAIN_REST.match(line, match.end())
+    if rest is None:
+        _after_plain(doc, index, match.end())
+    following = index + 1
+    if rest.group(1) is None and following < len(lines) and (
+            doc.indents[following] > parent_indent
+            or doc.indents[following] == len(lines[following])):
+        text, following = _plain_continuation(doc, following, parent_indent,
+                                              text)
+    return _plain_value(doc, index, column, text), following
+
+
+def _after_plain(doc, index, end):
+    line = doc.lines[index]
+    position = _SPACES.match(line, end).end()
+    if position < len(line) and line[position] == ":":
+        if line[position + 1:position + 2] == "\t":
+            _unexpected(doc, index, position + 1)
+        _fail(doc, index, position, "':' followed by a space inside a value; "
+              "quote the value, or put a nested mapping on the next line")
+    _unexpected(doc, index, position)
+
+
+def _plain_continuation(doc, index, parent_indent, text):
+    """Fold the continuation lines of a multi-line plain scalar into text."""
+    lines = doc.lines
+    indents = doc.indents
+    chunks = [text]
+    blanks = 0
+    count = len(lines)
+    while index < count:
+        indent = indents[index]
+        line = lines[index]
+        if indent == len(line):
+            blanks += 1
+            index += 1
+            continue
+        char = line[indent]
+        if char == "\t":
+            _fail(doc, index, indent, _TAB_INDENT)
+        if char == "#" or indent <= parent_indent:
+            break
+        if char in "-?" and (indent + 1 == len(line) or line[indent + 1] == " ") \
+                or line.startswith(("---", "..."), indent):
+            _fail(doc, index, indent, "this line continues the text above "
+                  "(a multi-line plain value), which is probably not meant; "
+                  "quote the value, or fix the indentation")
+        match = _PLAIN_CONTINUATION.match(line, indent)
+        if match is None:
+            _unexpected(doc, index, indent)
+        rest = _PLAIN_REST.match(line, match.end())
+        if rest is None:
+            _after_plain(doc, index, match.end())
+        chunks.append("\n" * blanks if blanks else " ")
+        chunks.append(match.group())
+        blanks = 0
+        index += 1
+        if rest.group(1) is not None:
+            break
+    return "".join(chunks), index
+
+
+def _plain_value(doc, index, column, text):
+    """The typed value of a plain scalar, or an error if YAML 1.1 and 1.2 differ."""
+    first = text[0]
+    if first in _NUMBER_FIRST:
+        return _plain_number(doc, index, column, text)
+    if first not in _WORD_FIRST:
+        return text
+    if text in _WORDS:
+        return _WORDS[text]
+    if text in _YAML11_BOOLEANS:
+        _fail(doc, index, column, "%r means %s in YAML 1.1 but a string in "
+              "YAML 1.2; quote it, or write true/false"
+              % (text, "true" if text.lower() in ("yes", "on") else "false"))
+    if text == "<<" or text == "=":
+        _fail(doc, index, column, "%r has a special meaning in YAML 1.1; "
+              "quote it" % text)
+    return text
+
+
+def _plain_number(doc, index, column, text):
+    if _INT_DECIMAL.match(text):
+        return int(text)
+    if _LEADING_ZERO.match(text):
+        _fail(doc, index, column, "%r is an octal or invalid number in YAML "
+              "1.1 but a decimal in YAML 1.2; quote it, or write it without "
+              "leading zeros" % text)
+    float_11 = _FLOAT_11.match(text) is not None
+    if float_11 and _FLOAT_12.match(text):
+        lowered = text.lower()
+        if lowered.endswith("inf"):
+            return float("-inf") if lowered[0] == "-" else float("inf")
+        if lowered.endswith("nan"):
+            return float("nan")
+        return float(text)
+    if _HEX.match(text):
+        return int(text, 16)
+    if float_11 or _INT_11.match(text) or _INT_12.match(text) or \
+            _FLOAT_12.match(text):
+        _fail(doc, index, column, "%r is a different number (or a string) in "
+              "YAML 1.1 and YAML 1.2; quote it, or write a plain decimal "
+              "number such as 1000 or 1.5e+3" % text)
+    if _TIMESTAMP_11.match(text):
+        date = _DATE.match(text)
+        if date is None:
+            _fail(doc, index, column, "timestamps with a time are not "
+                  "supported; quote it, or write a date as YYYY-MM-DD")
+        try:
+            return _datetime.date(*[int(part) for part in date.groups()])
+        except ValueError:
+            _fail(doc, index, column, "%r is not a valid date; write a real "
+                  "date as YYYY-MM-DD, or quote it" % text)
+    return text
+
+
+# -- quoted scalars --------------------------------------------------------------
+
+def _parse_quoted(doc, index, column, parent_indent):
+    """A quoted scalar starting at (index, column), possibly over several lines.
+    Returns (value, index of its last line, column after the closing quote)."""
+    lines = doc.lines
+    line = lines[index]
+    single = line[column] == "'"
+    match = (_SINGLE_QUOTED_LINE if single else _DOUBLE_QUOTED_LINE).match(
+        line, column)
+    if match is not None:
+        raw = match.group(1)
+        if single:
+            return raw.replace("''", "'"), index, match.end()
+        return _unescape(doc, index, column + 1, raw), index, match.end()
+    end_pattern = _SINGLE_QUOTED_END if single else _DOUBLE_QUOTED_END
+    pieces = [line[column + 1:]]
+    last = index + 1
+    while True:
+        if last >= len(lines):
+            _fail(doc, index, column, "quoted value is never closed; add the "
+                  "closing quote")
+        text = lines[last]
+        stripped = text.lstrip(" \t")
+        if stripped and len(text) - len(stripped) <= parent_indent:
+            _fail(doc, last, doc.indents[last], "the continuation line of a "
+                  "quoted value must be indented more than its key; indent it")
+        closing = end_pattern.match(text)
+        if closing is not None:
+            pieces.append(text[:closing.end() - 1])
+            break
+        pieces.append(text)
+        last += 1
+    raw = "\n".join(pieces)
+    if single:
+        return _SINGLE_QUOTED_FOLD.sub(_fold_replacement, raw), last, \
+            closing.end()
+    return _unescape(doc, index, column + 1, raw), last, closing.end()
+
+
+def _fold_replacement(match):
+    token = match.group()
+    if token == "''":
+        return "'"
+    breaks = match.group(1).count("\n")
+    return "\n" * breaks if breaks else " "
+
+
+def _unescape(doc, index, column, raw):
+    """The value of a double-quoted scalar's raw text starting at (index, column)."""
+    if "\\" not in raw and "\n" not in raw:
+        return raw
+
+    def replace(match):
+        escape = match.group(1)
+        if escape is not None:
+            if len(escape) == 1:
+                return _ESCAPES[escape]
+            code = int(escape[1:], 16)
+            if 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
+                _escape_error(doc, index, column, raw, match.start(),
+                              "escape \\%s is not a valid character; use a "
+                              "code point of a real character" % escape)
+            return chr(code)
+        escaped_breaks = match.group(2)
+        if escaped_breaks is not None:
+            return "\n" * escaped_breaks.count("\n")
+        breaks = match.group(3)
+        if breaks is not None:
+            count = breaks.count("\n")
+            return "\n" * count if count else " "
+        _escape_error(doc, index, column, raw, match.start(),
+                      "invalid escape sequence; write a valid escape (such "
+                      "as \\\\ \\\" \\n \\t \\xHH \\uHHHH) or use single quotes")
+    return _DOUBLE_QUOTED_TOKEN.sub(replace, raw)
+
+
+def _escape_error(doc, index, column, raw, offset, message):
+    newlines = raw.count("\n", 0, offset)
+    if newlines:
+        column = offset - raw.rfind("\n", 0, offset) - 1
+    else:
+        column += offset
+    _fail(doc, index + newlines, column, message)
+
+
+# -- block scalars ---------------------------------------------------------------
+
+def _parse_block_scalar(doc, index, column, parent_indent):
+    """A literal '|' or folded '>' scalar, exactly as PyYAML's scanner reads it."""
+    lines = doc.lines
+    header = _BLOCK_HEADER.match(lines[index], column)
+    if header is None or (header.group(2) and header.group(4)):
+        _fail(doc, index, column, "invalid block scalar header; write '|' or "
+              "'>', optionally followed by '-' or '+' and one digit 1-9, then "
+              "a space before any comment")
+    folded = header.group(1) == ">"
+    chomping = header.group(3)
+    digit = header.group(2) or header.group(4)
+    minimum = max(parent_indent + 1, 1)
+    first = index + 1
+    count = len(lines)
+    if digit:
+        if parent_indent < 0:
+            _fail(doc, index, column, "an indentation digit on a top-level "
+                  "block scalar is read differently by YAML versions; remove it")
+        indent = minimum + int(digit) - 1
+    else:
+        indent = _block_scalar_indent(doc, first, minimum)
+    chunks = []
+    breaks = 0                 # blank lines not yet added
+    line_break = ""            # the break that ended the last content line
+    leading_non_space = False  # whether that line started with text
+    spaces = " " * indent
+    position = first
+    while position < count:
+        line = lines[position]
+        has_break = position + 1 < count or doc.ends_with_newline
+        if len(line) > indent and line.startswith(spaces):
+            content = line[indent:]
+            if not has_break and not content.strip(" "):
+                _fail(doc, position, len(line) - 1, "trailing spaces at the "
+                      "end of the file inside a block scalar; remove them")
+            if chunks:
+                # '>' folds a break between two lines that start with text
+                if folded and leading_non_space and content[0] not in " \t":
+                    if not breaks:
+                        chunks.append(" ")
+                else:
+                    chunks.append(line_break)
+            if breaks:
+                chunks.append("\n" * breaks)
+                breaks = 0
+            chunks.append(content)
+            leading_non_space = content[0] not in " \t"
+            line_break = "\n" if has_break else ""
+        elif line.strip(" "):
+            break
+        elif has_break:
+            breaks += 1
+        position += 1
+    if chomping != "-":
+        chunks.append(line_break)
+    if chomping == "+" and breaks:
+        chunks.append("\n" * breaks)
+    return "".join(chunks), position
+
+
+def _block_scalar_indent(doc, first, minimum):
+    """The auto-detected indentation: PyYAML takes the longest leading blank
+    line into account, which the spec forbids; such input is rejected."""
+    lines = doc.lines
+    longest_blank = 0
+    position = first
+    while position < len(lines) and not lines[position].strip(" "):
+        longest_blank = max(longest_blank, len(lines[position]))
+        position += 1
+    if position < len(lines):
+        text_indent = doc.indents[position]
+        if text_indent >= minimum and longest_blank > text_indent:
+            _fail(doc, position - 1, 0, "a blank line before the block scalar's "
+                  "text has more spaces than the text; remove the spaces")
+        return max(minimum, longest_blank, text_indent)
+    return max(minimum, longest_blank)
+
+
+# -- flow collections (one line) ---------------------------------------------------
+
+def _parse_flow_node_line(doc, index, column, path):
+    """A flow collection that must close on its line; then only a comment."""
+    value, end = _flow_node(doc, index, column, path)
+    line = doc.lines[index]
+    if not _BLANK_OR_COMMENT_REST.match(line, end):
+        _after_value(doc, index, end)
+    return value, index + 1
+
+
+def _flow_node(doc, index, column, path):
+    if len(path) > _MAX_DEPTH:
+        _fail(doc, index, column, "nesting deeper than %d levels; flatten "
+              "the structure" % _MAX_DEPTH)
+    line = doc.lines[index]
+    if column >= len(line):
+        _flow_unclosed(doc, index, column)
+    char = line[column]
+    if char == "[":
+        return _flow_sequence(doc, index, column, path)
+    if char == "{":
+        return _flow_mapping(doc, index, column, path)
+    return _flow_scalar(doc, index, column)
+
+
+def _flow_unclosed(doc, index, column):
+    _fail(doc, index, column, "a flow collection ('[...]' or '{...}') must "
+          "close on the same line; write it on one line, or use a block "
+          "collection")
+
+
+def _flow_scalar(doc, index, column):
+    """A quoted (one line) or plain scalar inside a flow collection."""
+    line = doc.lines[index]
+    char = line[column]
+    if char == "'":
+        match = _SINGLE_QUOTED_LINE.match(line, column)
+        if match is None:
+            _flow_unclosed(doc, index, column)
+        return match.group(1).replace("''", "'"), match.end()
+    if char == '"':
+        match = _DOUBLE_QUOTED_LINE.match(line, column)
+        if match is None:
+            _flow_unclosed(doc, index, column)
+        return _unescape(doc, index, column + 1, match.group(1)), match.end()
+    match = _FLOW_PLAIN.match(line, column)
+    if match is None:
+        if char in ",]}":
+            _fail(doc, index, column, "empty entry in a flow collection; "
+                  "remove the extra ',' or write a value (null, '')")
+        if char == "#":
+            _flow_unclosed(doc, index, column)
+        _unexpected(doc, index, column)
+    return _plain_value(doc, index, column, match.group()), match.end()
+
+
+def _flow_separator(doc, index, position, closing):
+    """After an entry: skip spaces; return (position after ',', closed?)."""
+    line = doc.lines[index]
+    position = _SPACES.match(line, position).end()
+    if position >= len(line) or line[position] == "#":
+        _flow_unclosed(doc, index, position)
+    char = line[position]
+    if char == ",":
+        return _SPACES.match(line, position + 1).end(), False
+    if char == closing:
+        return position + 1, True
+    if char == ":" and closing == "]":
+        _fail(doc, index, position, "'key: value' pairs inside '[...]' are "
+              "not supported; use '{key: value}', or quote the text")
+    if char == "\t":
+        _unexpected(doc, index, position)
+    _fail(doc, index, position, "expected ',' or '%s' in a flow collection; "
+          "quote values that contain special characters" % closing)
+
+
+def _flow_sequence(doc, index, column, path):
+    items = []
+    line = doc.lines[index]
+    marks = doc.marks
+    position = _SPACES.match(line, column + 1).end()
+    if line[position:position + 1] == "]":
+        return items, position + 1
+    while True:
+        item_path = path + (len(items),)
+        marks[item_path] = (index + 1, position + 1)
+        value, position = _flow_node(doc, index, position, item_path)
+        items.append(value)
+        position, closed = _flow_separator(doc, index, position, "]")
+        if closed:
+            return items, position
+        if line[position:position + 1] == "]":
+            return items, position + 1
+
+
+def _flow_mapping(doc, index, column, path):
+    mapping = {}
+    line = doc.lines[index]
+    marks = doc.marks
+    position = _SPACES.match(line, column + 1).end()
+    if line[position:position + 1] == "}":
+        return mapping, position + 1
+    while True:
+        start = position
+        key, position = _flow_key(doc, index, start)
+        key_path = path + (key,)
+        if key in mapping:
+            _fail(doc, index, start, "duplicate key %r (first defined at "
+                  "column %d); remove one of them" % (key, marks[key_path][1]))
+        marks[key_path] = (index + 1, start + 1)
+        if position >= len(line) or line[position] in ",}":
+            _fail(doc, index, position, "missing value after ':' in a flow "
+                  "mapping; write a value (null, '')")
+        mapping[key], position = _flow_node(doc, index, position, key_path)
+        position, closed = _flow_separator(doc, index, position, "}")
+        if closed:
+            return mapping, position
+        if line[position:position + 1] == "}":
+            return mapping, position + 1
+
+
+def _flow_key(doc, index, start):
+    """'key:' inside '{...}'; returns (key, where its value starts)."""
+    line = doc.lines[index]
+    if start >= len(line) or line[start] == "#":
+        _flow_unclosed(doc, index, start)
+    char = line[start]
+    quoted = char == "'" or char == '"'
+    if quoted:
+        key, end = _flow_scalar(doc, index, start)
+    elif char in "[{":
+        _fail(doc, index, start, "a flow collection cannot be a key; use a "
+              "string key")
+    else:
+        match = _FLOW_PLAIN.match(line, start)
+        if match is None:
+            if char in ",}":
+                _fail(doc, index, start, "empty entry in a flow mapping; "
+                      "remove the extra ','")
+            _unexpected(doc, index, start)
+        text = match.group()
+        end = match.end()
+        if text == "<<":
+            _fail(doc, index, start, "merge keys ('<<') are not supported; "
+                  "write the keys out in full")
+        key = _plain_value(doc, index, start, text)
+        if not isinstance(key, str):
+            _fail(doc, index, start, "key %r is read as %s, not a string; "
+                  "quote it" % (text, _type_name(key)))
+    colon = _SPACES.match(line, end).end()
+    if colon >= len(line) or line[colon] != ":":
+        if colon < len(line) and line[colon] == "\t":
+            _unexpected(doc, index, colon)
+        _fail(doc, index, start, "a flow mapping entry needs 'key: value'; "
+              "add ': ' and a value")
+    if colon - start > _MAX_KEY_SPAN:
+        _fail(doc, index, start, "key longer than %d characters; shorten it"
+              % _MAX_KEY_SPAN)
+    after = colon + 1
+    if not quoted and line[after:after + 1] != " ":
+        if line[after:after + 1] == "\t":
+            _unexpected(doc, index, after)
+        _fail(doc, index, after, "a space is needed after ':' in a flow "
+              "mapping; write '{key: value}'")
+    return key, _SPACES.match(line, after).end()
+
+
+# -- the interface ---------------------------------------------------------------
+
+def parse_yaml_document(text, source="<string>"):
+    """Return (value, marks): the document as yaml.safe_load returns it, and a
+    dict mapping each path tuple of mapping keys and sequence indexes (e.g.
+    ("tags", 1)) to the 1-based (line, column) where that key or item starts;
+    () maps to the start of the document's content. Raises ConfigError."""
+    doc = _split_lines(_decode(text, source), source)
+    return _parse_stream(doc), doc.marks
+
+
 def load_yaml(text, source="<string>"):
-    """Return what yaml.safe_load(text) returns, or raise ConfigError."""
+    """Return what yaml.safe_load(text) returns, or raise ConfigError.
+    text is str, or bytes in UTF-8 (an initial BOM is allowed)."""
     return parse_yaml_document(text, source)[0]
 
 
-def parse_yaml_document(text, source="<string>"):
-    """Return (value, marks): marks maps a path tuple of keys and indexes to
-    the 1-based (line, column) where that key or item starts."""
-    raise ConfigError("the YAML parser is not written yet", source, 1, 1)
+def load_yaml_mapping(text, source="<string>"):
+    """(mapping, marks) of a configuration file whose top level must be a
+    mapping; anything else is a ConfigError."""
+    value, marks = parse_yaml_document(text, source)
+    if isinstance(value, dict):
+        return value, marks
+    line, column = marks[()]
+    if value is None:
+        raise ConfigError("the file is empty (or only comments); a "
+                          "configuration file is a mapping of 'key: value' "
+                          "lines", source, line, column)
+    kind = "a list" if isinstance(value, list) else "a single value"
+    raise ConfigError("the top level is %s, not a mapping; write 'key: value' "
+                      "lines at the top level" % kind, source, line, column)
 
 
 # ---- 3. durations and schedules -------------------------------------------------
 
+# Durations: timeouts, grace periods and the like, always returned in seconds.
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+DURATION_HINT = ("expected seconds or a number with a unit s, m, h or d,"
+                 " such as 90s or 10m")
+DURATION_MAX = 3650 * 86400  # ten years: anything longer is a typo
+
+
+def parse_duration(value):
+    """Return a duration in seconds (a float >= 0) from an int, a float or a
+    string such as "90", "90s", "10m", "2h" or "1d". 0 means none; what that
+    implies is the caller's business. Raises ConfigError without a position."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError("%s is not a duration; %s"
+                          % (_describe_value(value), DURATION_HINT))
+    if isinstance(value, str):
+        seconds = _parse_duration_text(value)
+    else:
+        try:
+            seconds = float(value)
+        except OverflowError:
+            seconds = float("inf")
+    if seconds != seconds:
+        raise ConfigError("%r is not a number; %s" % (value, DURATION_HINT))
+    if seconds < 0:
+        raise ConfigError("%s is negative; %s" % (_quote_duration(value), DURATION_HINT))
+    if seconds > DURATION_MAX:
+        raise ConfigError("%s is longer than ten years; use a shorter duration,"
+                          " or 0 for none" % _quote_duration(value))
+    return seconds
+
+
+def _quote_duration(value):
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _describe_value(value):
+    if value is None:
+        return "an empty value"
+    if isinstance(value, bool):
+        return "%s (a boolean)" % ("true" if value else "false")
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return repr(value)
+
+
+def _parse_duration_text(text):
+    """"90", "90s", "1.5h", "10 m" -> seconds; anything else -> ConfigError."""
+    body = text.strip()
+    if not body:
+        raise ConfigError("empty duration; %s" % DURATION_HINT)
+    sign = body[0] == "-"
+    digits_end = _scan_decimal(body, 1 if sign else 0)
+    number, unit = body[:digits_end], body[digits_end:].strip()
+    if number in ("", "-", ".", "-."):
+        raise ConfigError("%r is not a duration; %s" % (text, DURATION_HINT))
+    if unit and unit not in DURATION_UNITS:
+        raise ConfigError("%r has an unknown unit %r; %s" % (text, unit, DURATION_HINT))
+    return float(number) * DURATION_UNITS.get(unit, 1)
+
+
+def _scan_decimal(text, pos):
+    """End of the ASCII decimal number (digits, optional fraction) at pos."""
+    seen_point = False
+    while pos < len(text):
+        char = text[pos]
+        if char == "." and not seen_point:
+            seen_point = True
+        elif not ("0" <= char <= "9"):
+            break
+        pos += 1
+    return pos
+
+
+# Schedules: Vixie cron expressions exactly as Debian's cron reads them
+# (entry.c for the grammar, cron.c find_jobs for matching), with every form
+# that cron rejects, or silently reads differently from what is written,
+# refused. Times are naive local wall-clock times, as cron uses.
+
+CRON_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun",
+                    "jul", "aug", "sep", "oct", "nov", "dec")
+CRON_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+CRON_ALIASES = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *",
+                "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
+                "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
+                "@hourly": "0 * * * *"}
+CRON_FIELD_ORDER = "minute hour day-of-month month day-of-week"
+MONTH_FULL_NAMES = ("January", "February", "March", "April", "May", "June", "July",
+                    "August", "September", "October", "November", "December")
+DAY_FULL_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday",
+                  "Friday", "Saturday")
+_ASCII_DIGITS = frozenset("0123456789")
+_ASCII_ALNUM = frozenset("0123456789abcdefghijklmnopqrstuvwxyz"
+                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_CRON_NUMBERS = dict(("%d" % n, n) for n in range(60))
+_CRON_NUMBERS.update(("0%d" % n, n) for n in range(10))
+_WEEKDAY_OFFSETS = (0, 3, 2, 5, 0, 3, 5, 1, 4, 6, 2, 4)
+_SEARCH_YEARS = 400  # one Gregorian cycle: every possible date recurs within it
+
+
+class _CronField(object):
+    """One of the five fields: its name, bounds and (for month and
+    day-of-week) the three-letter names, whose index plus `name_base` is the
+    value."""
+
+    def __init__(self, name, low, high, names=None, name_base=0):
+        self.name = name
+        self.low = low
+        self.high = high
+        self.names = names
+        self.name_base = name_base
+
+
+CRON_FIELDS = (
+    _CronField("minute", 0, 59),
+    _CronField("hour", 0, 23),
+    _CronField("day-of-month", 1, 31),
+    _CronField("month", 1, 12, CRON_MONTH_NAMES, 1),
+    _CronField("day-of-week", 0, 7, CRON_DAY_NAMES, 0),
+)
+
+
+class Schedule(object):
+    """A five-field crontab expression as Debian's cron reads it.
+
+    `expression` is the text as given (stripped); `warnings` lists one-line
+    notes where cron's day-of-month/day-of-week rule is likely to surprise.
+    The expanded fields are frozensets: `minutes`, `hours`, `days_of_month`,
+    `months`, `days_of_week` (0 and 7 both present when Sunday is).
+    `days_match_both` is cron's rule: True when day-of-month or day-of-week
+    starts with `*` (a day must match both fields), else either field will do.
+    `fixed_time` is True when neither minute nor hour starts with `*`: what
+    cron's daylight-saving handling calls a fixed-time job."""
+
+    def __init__(self, expression):
+        fields = _split_cron_expression(expression)
+        self.expression = expression.strip()
+        sets = [_parse_cron_field(text, field)
+                for text, field in zip(fields, CRON_FIELDS)]
+        self.minutes, self.hours, self.days_of_month, self.months = (
+            frozenset(values) for values in sets[:4])
+        self.days_of_week = frozenset(_sunday_is_0_and_7(sets[4]))
+        self.days_match_both = fields[2][0] == "*" or fields[4][0] == "*"
+        self.fixed_time = fields[0][0] != "*" and fields[1][0] != "*"
+        _check_cron_runs(self)
+        self.warnings = _cron_warnings(self, fields[2], fields[4])
+        self._build_masks()
+
+    def __repr__(self):
+        return "Schedule(%r)" % self.expression
+
+    def _key(self):
+        return (self.minutes, self.hours, self.days_of_month, self.months,
+                self.days_of_week, self.days_match_both, self.fixed_time)
+
+    def __eq__(self, other):
+        """Equal when cron would run both at the same times, DST included."""
+        if not isinstance(other, Schedule):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __ne__(self, other):
+        result = self.__eq__(other)
+        return result if result is NotImplemented else not result
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def _build_masks(self):
+        # Each field as an int with bit v set for value v: "the next allowed
+        # value from x" is then a shift and a bit_length, which is what makes
+        # the field-wise search fast.
+        self._minute_mask = _bit_mask(self.minutes)
+        self._hour_mask = _bit_mask(self.hours)
+        self._month_mask = _bit_mask(self.months)
+        self._dom_mask = _bit_mask(self.days_of_month)
+        self._dow_mask = _bit_mask(self.days_of_week) & 0x7f  # 7 is also 0
+
+    def _day_matches(self, day, weekday):
+        dom = self._dom_mask >> day & 1
+        dow = self._dow_mask >> weekday & 1
+        return (dom & dow) if self.days_match_both else (dom | dow)
+
+    def next_after(self, dt):
+        """The first minute strictly after the naive local datetime `dt` at
+        which cron starts the job (a naive datetime, second 0), or None if
+        there is none before year 9999 ends. Wall-clock: see the README on
+        daylight-saving days."""
+        _check_naive(dt)
+        year, month, day, hour, minute = _minute_after(dt)
+        found = self._search_forward(year, month, day, hour, minute)
+        return None if found is None else type(dt)(*found)
+
+    def previous_before(self, dt):
+        """The last minute strictly before the naive local datetime `dt` at
+        which cron starts the job (a naive datetime, second 0), or None if
+        there is none since year 1."""
+        _check_naive(dt)
+        year, month, day, hour, minute = _minute_before(dt)
+        found = self._search_backward(year, month, day, hour, minute)
+        return None if found is None else type(dt)(*found)
+
+    def _search_forward(self, year, month, day, hour, minute):
+        """First matching (year, month, day, hour, minute) at or after the
+        given one: month, then day, then hour, then minute."""
+        minutes, hours, months = self._minute_mask, self._hour_mask, self._month_mask
+        last_year = min(year + _SEARCH_YEARS, 9999)
+        while year <= last_year:
+            wanted = _next_bit(months, month)
+            if wanted < 0:
+                year, month, day, hour, minute = year + 1, 1, 1, 0, 0
+                continue
+            if wanted != month:
+                month, day, hour, minute = wanted, 1, 0, 0
+            length = _days_in_month(year, month)
+            weekday = _weekday(year, month, day)
+            while day <= length:
+                if self._day_matches(day, weekday):
+                    found_hour = _next_bit(hours, hour)
+                    if found_hour == hour:
+                        found_minute = _next_bit(minutes, minute)
+                        if found_minute >= 0:
+                            return year, month, day, hour, found_minute
+                        found_hour = _next_bit(hours, hour + 1)
+                    if found_hour >= 0:
+                        return year, month, day, found_hour, _next_bit(minutes, 0)
+                day, weekday, hour, minute = day + 1, (weekday + 1) % 7, 0, 0
+            year, month, day = (year + 1, 1, 1) if month == 12 else (year, month + 1, 1)
+        return None
+
+    def _search_backward(self, year, month, day, hour, minute):
+        """Last matching (year, month, day, hour, minute) at or before the
+        given one: the mirror image of _search_forward."""
+        minutes, hours, months = self._minute_mask, self._hour_mask, self._month_mask
+        first_year = max(year - _SEARCH_YEARS, 1)
+        while year >= first_year:
+            wanted = _prev_bit(months, month)
+            if wanted < 0:
+                year, month, day, hour, minute = year - 1, 12, 31, 23, 59
+                continue
+            if wanted != month:
+                month, day, hour, minute = wanted, 31, 23, 59
+            day = min(day, _days_in_month(year, month))
+            weekday = _weekday(year, month, day)
+            while day >= 1:
+                if self._day_matches(day, weekday):
+                    found_hour = _prev_bit(hours, hour)
+                    if found_hour == hour:
+                        found_minute = _prev_bit(minutes, minute)
+                        if found_minute >= 0:
+                            return year, month, day, hour, found_minute
+                        found_hour = _prev_bit(hours, hour - 1)
+                    if found_hour >= 0:
+                        return year, month, day, found_hour, _prev_bit(minutes, 59)
+                day, weekday, hour, minute = day - 1, (weekday - 1) % 7, 23, 59
+            year, month, day = (year - 1, 12, 31) if month == 1 else (year, month - 1, 31)
+        return None
+
+
+def _bit_mask(values):
+    mask = 0
+    for value in values:
+        mask |= 1 << value
+    return mask
+
+
+def _next_bit(mask, start):
+    """The smallest value >= start whose bit is set in mask, or -1."""
+    rest = mask >> start
+    return start + (rest & -rest).bit_length() - 1 if rest else -1
+
+
+def _prev_bit(mask, start):
+    """The largest value <= start whose bit is set in mask, or -1."""
+    return (mask & ((2 << start) - 1)).bit_length() - 1 if start >= 0 else -1
+
+
+def _days_in_month(year, month):
+    if month == 2:
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        return 29 if leap else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def _weekday(year, month, day):
+    """Day of the week in cron's numbering, 0 = Sunday (Sakamoto's method)."""
+    if month < 3:
+        year -= 1
+    return (year + year // 4 - year // 100 + year // 400
+            + _WEEKDAY_OFFSETS[month - 1] + day) % 7
+
+
+def _check_naive(dt):
+    if not hasattr(dt, "hour") or not hasattr(dt, "tzinfo"):
+        raise TypeError("a naive datetime.datetime is needed, not %r" % (dt,))
+    if dt.tzinfo is not None:
+        raise ValueError("schedules work on naive local times; convert %r to"
+                         " local time and drop its tzinfo" % (dt,))
+
+
+def _minute_after(dt):
+    """(year, month, day, hour, minute) of the whole minute after dt; may be
+    year 10000, which the search treats as beyond reach."""
+    year, month, day, hour, minute = dt.year, dt.month, dt.day, dt.hour, dt.minute + 1
+    if minute == 60:
+        hour, minute = hour + 1, 0
+        if hour == 24:
+            day, hour = day + 1, 0
+            if day > _days_in_month(year, month):
+                month, day = month + 1, 1
+                if month == 13:
+                    year, month = year + 1, 1
+    return year, month, day, hour, minute
+
+
+def _minute_before(dt):
+    """(year, month, day, hour, minute) of the last whole minute before dt;
+    may be year 0, which the search treats as beyond reach."""
+    year, month, day, hour, minute = dt.year, dt.month, dt.day, dt.hour, dt.minute
+    if dt.second or dt.microsecond:
+        return year, month, day, hour, minute
+    minute -= 1
+    if minute < 0:
+        hour, minute = hour - 1, 59
+        if hour < 0:
+            day, hour = day - 1, 23
+            if day < 1:
+                month = month - 1
+                if month < 1:
+                    year, month = year - 1, 12
+                day = _days_in_month(year, month)
+    return year, month, day, hour, minute
+
+
+def _split_cron_expression(expression):
+    """The five field texts of an expression, or ConfigError."""
+    if not isinstance(expression, str):
+        raise ConfigError("%s is not a schedule; write five cron fields (%s) in"
+                          " quotes, such as '0 3 * * *'"
+                          % (_describe_value(expression), CRON_FIELD_ORDER))
+    _refuse_cron_characters(expression)
+    text = expression.strip(" \t")
+    if not text:
+        raise ConfigError("empty schedule; write five cron fields (%s), such as"
+                          " '0 3 * * *'" % CRON_FIELD_ORDER)
+    if text.startswith("@"):
+        _refuse_cron_alias(text)
+    fields = text.replace("\t", " ").split()
+    if len(fields) != 5:
+        _refuse_field_count(fields)
+    return fields
+
+
+def _refuse_cron_characters(expression):
+    if "\n" in expression or "\r" in expression:
+        raise ConfigError("a schedule must be one line; remove the line break")
+    if "=" in expression:
+        raise ConfigError("'=' in a schedule: cron would read the line as an"
+                          " environment setting; write only the five fields")
+    if "%" in expression:
+        raise ConfigError("'%' in a schedule: cron turns '%' into a line break;"
+                          " write only the five fields")
+    for char in expression:
+        if char < " " and char != "\t" or char == "\x7f":
+            raise ConfigError("control character %r in a schedule; separate the"
+                              " five fields with spaces" % char)
+
+
+def _refuse_cron_alias(text):
+    word = text.split()[0]
+    five = CRON_ALIASES.get(word.lower())
+    if five is not None:
+        raise ConfigError("%r is not supported; write '%s'" % (word, five))
+    if word.lower() == "@reboot":
+        raise ConfigError("'@reboot' is not supported: jobs here run on a"
+                          " timetable; start boot-time work from a systemd unit")
+    raise ConfigError("%r is not a cron schedule; write five fields (%s), such"
+                      " as '0 3 * * *'" % (word, CRON_FIELD_ORDER))
+
+
+def _refuse_field_count(fields):
+    if len(fields) < 5:
+        raise ConfigError("%d field%s where cron needs five (%s); add the missing"
+                          " fields, '*' for any" % (len(fields),
+                                                   "" if len(fields) == 1 else "s",
+                                                   CRON_FIELD_ORDER))
+    raise ConfigError("%d fields where cron needs five (%s): cron has no seconds"
+                      " or year field and would read the sixth as the start of"
+                      " the command; remove the extra fields"
+                      % (len(fields), CRON_FIELD_ORDER))
+
+
+def _parse_cron_field(text, field):
+    """The set of values a field's text selects, exactly as Debian's
+    get_list does, or ConfigError for anything cron rejects or would read
+    differently from what is written."""
+    if len(text) >= 1000:
+        raise ConfigError("the %s field is %d characters long: Debian cron rejects"
+                          " fields of 1000 or more; shorten it" % (field.name, len(text)))
+    values = set()
+    for item in text.split(","):
+        if not item:
+            raise ConfigError("empty item in the %s field %r: Debian cron rejects"
+                              " it; remove the extra comma" % (field.name, text))
+        values.update(_parse_cron_item(item, field))
+    return values
+
+
+def _parse_cron_item(item, field):
+    """One list item: '*', '*/step', 'N', 'N-M' or 'N-M/step'."""
+    value = _CRON_NUMBERS.get(item)
+    if value is not None and field.low <= value <= field.high:
+        return (value,)
+    if item[0] == "*":
+        first, last, position, is_range = field.low, field.high, 1, True
+    else:
+        first, position = _read_cron_value(item, 0, field)
+        last, is_range = first, False
+        if position < len(item) and item[position] == "-":
+            last, position = _read_cron_value(item, position + 1, field)
+            is_range = True
+    step = 1
+    if position < len(item) and item[position] == "/":
+        if not is_range:
+            raise ConfigError("%r in the %s field: Debian cron rejects a step without"
+                              " a range; write %s-%d%s" % (
+                                  item, field.name, item[:position], field.high,
+                                  item[position:]))
+        step, position = _read_cron_step(item, position + 1, field)
+    if position < len(item):
+        _refuse_cron_junk(item, position, field)
+    if first > last:
+        _refuse_reversed_range(item, first, last, field)
+    values = range(first, last + 1, step)
+    if step > 1 and len(values) < 3 and len(set(value % 7 if field.names is CRON_DAY_NAMES else value
+                            for value in values)) == 1:
+        raise ConfigError("%r in the %s field: a step of %d leaves only %d, which is"
+                          " all Debian cron would read; write %d, or a smaller step"
+                          % (item, field.name, step, first, first))
+    return values
+
+
+def _read_cron_value(item, position, field):
+    """A number or (month and day-of-week only) a three-letter name."""
+    end = position
+    while end < len(item) and item[end] in _ASCII_ALNUM:
+        end += 1
+    word = item[position:end]
+    if not word:
+        _refuse_cron_junk(item, position, field)
+    if all(char in _ASCII_DIGITS for char in word):
+        value = int(word)
+        if not field.low <= value <= field.high:
+            raise ConfigError("%r in the %s field: %s is out of range and Debian cron"
+                              " rejects it; use %d-%d" % (item, field.name, word,
+                                                          field.low, field.high))
+        return value, end
+    if field.names and word.lower() in field.names:
+        return field.names.index(word.lower()) + field.name_base, end
+    _refuse_cron_word(item, word, field)
+
+
+def _read_cron_step(item, position, field):
+    end = position
+    while end < len(item) and item[end] in _ASCII_ALNUM:
+        end += 1
+    word = item[position:end]
+    if not word or not all(char in _ASCII_DIGITS for char in word):
+        raise ConfigError("%r in the %s field: a step must be a number; Debian cron"
+                          " rejects anything else" % (item, field.name))
+    if int(word) == 0:
+        raise ConfigError("%r in the %s field: Debian cron rejects a step of 0; use"
+                          " a step of 1 or more" % (item, field.name))
+    return int(word), end
+
+
+def _refuse_cron_word(item, word, field):
+    """An alphanumeric token that is neither a number nor a known name."""
+    upper = word.upper()
+    if upper in ("L", "LW") or (upper[-1:] in ("L", "W") and upper[:-1].isdigit()):
+        raise ConfigError("%r in the %s field: L and W (last day, nearest weekday)"
+                          " are not Debian cron syntax and it rejects them; test the"
+                          " date inside the job instead" % (item, field.name))
+    if upper == "H":
+        raise ConfigError("%r in the %s field: H (a hashed value) is Jenkins syntax,"
+                          " not cron; write a number" % (item, field.name))
+    full_names = {MONTH_FULL_NAMES: CRON_MONTH_NAMES,
+                  DAY_FULL_NAMES: CRON_DAY_NAMES}
+    for long_names, short_names in full_names.items():
+        for long_name, short_name in zip(long_names, short_names):
+            if word.lower() == long_name.lower() and field.names is short_names:
+                raise ConfigError("%r in the %s field: Debian cron knows only"
+                                  " three-letter names; write %s"
+                                  % (item, field.name, short_name))
+    if field.names:
+        kind = "month" if field.names is CRON_MONTH_NAMES else "day"
+        raise ConfigError("%r in the %s field is neither a number nor a three-letter"
+                          " %s name: Debian cron rejects it; write %d-%d or a name"
+                          " such as %s" % (item, field.name, kind, field.low,
+                                           field.high, field.names[1]))
+    raise ConfigError("%r in the %s field is not a number: Debian cron rejects it;"
+                      " use numbers %d-%d" % (item, field.name, field.low, field.high))
+
+
+def _refuse_cron_junk(item, position, field):
+    """Characters where cron expects a list item to go on or end. Debian
+    cron rejects a few and silently skips the rest of the field for the
+    others; both are refused, saying which."""
+    junk = item[position:]
+    read_as = item[:position]
+    if junk[:1] == "?":
+        raise ConfigError("%r in the %s field: '?' is not cron syntax; write '*'"
+                          % (item, field.name))
+    if not junk or not read_as or read_as.endswith(("-", "/")):
+        raise ConfigError("%r in the %s field: Debian cron rejects it; write a"
+                          " number %d-%d, a range such as %d-%d, or '*'"
+                          % (item, field.name, field.low, field.high, field.low,
+                             field.high))
+    if junk[0] == "#":
+        raise ConfigError("%r in the %s field: Debian cron has no '#' (nth weekday"
+                          " of the month) and would silently read it as %r; test the"
+                          " date inside the job instead" % (item, field.name, read_as))
+    raise ConfigError("%r in the %s field: Debian cron would silently read it as %r"
+                      " and ignore %r; remove %r (list items are separated by"
+                      " commas)" % (item, field.name, read_as, junk, junk))
+
+
+def _refuse_reversed_range(item, first, last, field):
+    if field.names is CRON_DAY_NAMES and last == 0:
+        fix = "%d-7" % first
+    else:
+        fix = "%s,%s" % (_cron_range_text(first, field.high),
+                         _cron_range_text(field.low, last))
+    raise ConfigError("%r in the %s field is a reversed range: Debian cron silently"
+                      " reads it as empty, so the job would never run; write the"
+                      " low end first, such as %s" % (item, field.name, fix))
+
+
+def _cron_range_text(first, last):
+    return str(first) if first == last else "%d-%d" % (first, last)
+
+
+def _sunday_is_0_and_7(days):
+    if 0 in days or 7 in days:
+        days = set(days) | {0, 7}
+    return days
+
+
+def _check_cron_runs(schedule):
+    """Refuse a schedule cron accepts but never runs: when a day must match
+    both day fields, some chosen day of the month must exist in some chosen
+    month (29 February counts: every valid date falls on every weekday within
+    one Gregorian cycle)."""
+    if schedule.days_match_both and not _possible_months(schedule):
+        months = sorted(schedule.months)
+        raise ConfigError("never runs: %s %s no %s; check the day-of-month and month"
+                          " fields" % (_english_list([MONTH_FULL_NAMES[m - 1]
+                                                      for m in months], "and"),
+                                       "has" if len(months) == 1 else "have",
+                                       _english_list([_ordinal(day) for day in
+                                                      sorted(schedule.days_of_month)],
+                                                     "or")))
+
+
+def _possible_months(schedule):
+    """The chosen months that have one of the chosen days in some year (the
+    leap year 2000 stands for all)."""
+    first_day = min(schedule.days_of_month)
+    return [month for month in sorted(schedule.months)
+            if first_day <= _days_in_month(2000, month)]
+
+
+def _english_list(words, conjunction):
+    if len(words) == 1:
+        return words[0]
+    return "%s %s %s" % (", ".join(words[:-1]), conjunction, words[-1])
+
+
+def _ordinal(number):
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(
+        number % 10, "th")
+    return "%d%s" % (number, suffix)
+
+
+def _cron_warnings(schedule, dom_text, dow_text):
+    """One-line notes where cron's day rule is likely to surprise."""
+    warnings = []
+    dom_full = len(schedule.days_of_month) == 31
+    dow_full = len(schedule.days_of_week) == 8  # 0 to 7, Sunday twice
+    months = _possible_months(schedule)
+    if schedule.days_match_both and not dom_full and not dow_full:
+        starred = dom_text if dom_text[0] == "*" else dow_text
+        warnings.append(
+            "day-of-month %r and day-of-week %r: because %r starts with '*', Debian"
+            " cron runs the job only on days matching both, not on days matching"
+            " either" % (dom_text, dow_text, starred))
+    elif not schedule.days_match_both and dom_full != dow_full:
+        full, other = (dom_text, dow_text) if dom_full else (dow_text, dom_text)
+        warnings.append(
+            "runs every day: %r covers every day and does not start with '*', so"
+            " Debian cron runs the job on days matching either day field, ignoring"
+            " %r; write '*' for every day" % (full, other))
+    elif not schedule.days_match_both and not months:
+        warnings.append(
+            "day-of-month %r never occurs in the months chosen: the job runs only on"
+            " the days of the week %r" % (dom_text, dow_text))
+    if (schedule.days_match_both and months == [2]
+            and min(schedule.days_of_month) == 29):
+        warnings.append("runs only on 29 February, so only in leap years")
+    return warnings
+
 
 # ---- 4. configuration ------------------------------------------------------------
 
+import pwd  # noqa: E402  (both are built in or already loaded by os: no start-up cost)
+import stat  # noqa: E402
+
+DEFAULT_CONFIG_PATH = "/etc/process-control.yaml"
+CONFIG_PATH_VARIABLE = "PROCESS_CONTROL_CONFIG"
+FALLBACK_RUNNER_PATH = "/usr/bin/run-job"
+JOB_NAME_CHARACTERS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+DEFAULT_TIMEOUT = 600.0
+DEFAULT_KILL_GRACE = 10.0
+# The directories run-job writes into, with the mode it creates them with:
+# job output may be private, run and state are read by --status for anyone.
+WRITTEN_DIRECTORIES = (("output_directory", 0o750), ("run_directory", 0o755),
+                       ("state_directory", 0o755))
+
+
 class GlobalConfig(object):
     """The global configuration, every path absolute. `source` is the file it
-    was read from, or None for the built-in defaults."""
+    was read from, or None for the built-in defaults; `marks` maps key paths
+    such as ("user",) to their (line, column) in that file."""
 
     def __init__(self, source=None, user="process-control",
                  job_directory="/var/lib/process-control",
                  output_directory="/var/log/process-control",
                  run_directory="/run/process-control",
                  state_directory="/var/lib/process-control-state",
-                 runner_path="/usr/bin/run-job", cron_template=None,
+                 runner_path=FALLBACK_RUNNER_PATH, cron_template=None,
                  output_crontab="/etc/cron.d/process-control",
                  default_job_config=None, logging=None, mailto=None,
-                 cron_environment=None):
+                 cron_environment=None, marks=None, source_status=None):
         self.source = source
         self.user = user
         self.job_directory = job_directory
@@ -113,25 +1702,37 @@ class GlobalConfig(object):
         self.logging = logging
         self.mailto = mailto
         self.cron_environment = cron_environment or {}
+        self.marks = marks or {}
+        self.source_status = source_status
+
+    def error(self, message, *path):
+        """A ConfigError located at the key `path` of this config file."""
+        return located_error(message, self.source, self.marks, path)
 
 
 class Job(object):
-    """One validated job file. `commands` and `slow_start_commands` are lists
-    of argv lists, run in sequence; timeout and kill_grace are seconds
-    (timeout 0 means none)."""
+    """One validated job file. `name` is the file's NAME, `verbose_name` the
+    `name` key; `commands` and `slow_start_commands` are lists of argv lists,
+    run in sequence; timeout and kill_grace are seconds (timeout 0 means
+    none); `schedule` is a Schedule or None, written as
+    `schedule_expression`; `positions` maps each key to the (source, line,
+    column) it was set at, the global config's for default_job_config."""
 
     def __init__(self, name, source=None, description=None, commands=(),
                  slow_start_commands=None, schedule=None, disabled=False,
-                 timeout=600.0, kill_grace=10.0, environment=None, tags=(),
-                 allow_overtime=False, fail_on_stderr=False,
-                 success_exit_codes=(0,), failmail=None,
-                 failure_threshold_for_mail=None):
+                 timeout=DEFAULT_TIMEOUT, kill_grace=DEFAULT_KILL_GRACE,
+                 environment=None, tags=(), allow_overtime=False,
+                 fail_on_stderr=False, success_exit_codes=(0,), failmail=None,
+                 failure_threshold_for_mail=None, verbose_name=None,
+                 schedule_expression=None, positions=None):
         self.name = name
         self.source = source
+        self.verbose_name = verbose_name or name
         self.description = description
         self.commands = [list(argv) for argv in commands]
         self.slow_start_commands = slow_start_commands
         self.schedule = schedule
+        self.schedule_expression = schedule_expression
         self.disabled = disabled
         self.timeout = timeout
         self.kill_grace = kill_grace
@@ -142,9 +1743,600 @@ class Job(object):
         self.success_exit_codes = frozenset(success_exit_codes)
         self.failmail = failmail
         self.failure_threshold_for_mail = failure_threshold_for_mail
+        self.positions = positions or {}
+
+
+def located_error(message, source, marks, path):
+    """A ConfigError at the nearest marked prefix of the key path `path`."""
+    for length in range(len(path), 0, -1):
+        mark = marks.get(tuple(path[:length]))
+        if mark is not None:
+            return ConfigError(message, source, mark[0], mark[1])
+    return ConfigError(message, source)
+
+
+class Origin(object):
+    """Where a value was written: its file, the file's marks, its key path."""
+
+    def __init__(self, source, marks, path):
+        self.source = source
+        self.marks = marks
+        self.path = tuple(path)
+
+    def error(self, message, *subpath):
+        return located_error(message, self.source, self.marks, self.path + subpath)
+
+    def position(self):
+        mark = self.marks.get(self.path) or (None, None)
+        return (self.source, mark[0], mark[1])
+
+
+def yaml_type_name(value):
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return "a %s" % type(value).__name__
+
+
+def type_error(key, expected, value, origin, *subpath):
+    return origin.error("`%s` must be %s, not %s"
+                        % (key, expected, yaml_type_name(value)), *subpath)
+
+
+def unknown_key_error(key, known_keys, origin):
+    import difflib  # only on this error path: keeps it off a plain run's start-up
+    close = difflib.get_close_matches(key, known_keys, n=1)
+    if close:
+        hint = "did you mean `%s`?" % close[0]
+    else:
+        hint = "the keys are " + ", ".join(sorted(known_keys))
+    return origin.error("unknown key `%s`; %s" % (key[:80], hint))
+
+
+def is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# Each parse_* function takes (value, key, origin), returns the value in the
+# form the program uses, and raises ConfigError at the value's position.
+
+def parse_text(value, key, origin):
+    if not isinstance(value, str):
+        raise type_error(key, "a string", value, origin)
+    return value
+
+
+def parse_optional_text(value, key, origin):
+    return None if value is None else parse_text(value, key, origin)
+
+
+def parse_flag(value, key, origin):
+    if not isinstance(value, bool):
+        raise type_error(key, "true or false", value, origin)
+    return value
+
+
+def parse_seconds(value, key, origin):
+    """Seconds as a number, or a string with a unit: 90s, 10m, 2h, 1d."""
+    if not is_number(value) and not isinstance(value, str):
+        raise type_error(key, "seconds or a duration such as 90s, 10m, 2h or 1d",
+                         value, origin)
+    try:
+        return parse_duration(value)
+    except ConfigError as error:
+        raise origin.error("`%s`: %s" % (key, error.message))
+
+
+def parse_count(value, key, origin):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise origin.error("`%s` must be a whole number, 0 or more" % key)
+    return value
+
+
+def parse_mapping(value, key, origin):
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise type_error(key, "a mapping", value, origin)
+    return value
+
+
+def parse_commands(value, key, origin):
+    """A command line, or a list of them run in sequence: a list of argvs."""
+    import shlex
+    lines = [value] if isinstance(value, str) else value
+    if not isinstance(lines, list) or not lines:
+        raise type_error(key, "a command line or a list of them", value, origin)
+    commands = []
+    for index, line in enumerate(lines):
+        subpath = () if lines is not value else (index,)
+        if not isinstance(line, str):
+            raise type_error(key, "a list of command lines (strings)", line,
+                             origin, *subpath)
+        try:
+            argv = shlex.split(line)
+        except ValueError as error:
+            raise origin.error("`%s`: %s" % (key, str(error).lower()), *subpath)
+        if not argv:
+            raise origin.error("`%s` is an empty command line" % key, *subpath)
+        commands.append(argv)
+    return commands
+
+
+def parse_schedule(value, key, origin):
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise type_error(key, "a cron expression in quotes", value, origin)
+    try:
+        return Schedule(value)
+    except ConfigError as error:
+        raise origin.error("`%s`: %s" % (key, error.message))
+
+
+def environment_text(value):
+    """An environment value as the string a job sees: YAML's spelling."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def parse_environment(value, key, origin):
+    """A mapping of variable names to scalars; values become strings."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise type_error(key, "a mapping of variable names to values", value, origin)
+    environment = {}
+    for name, item in value.items():
+        if not name or "=" in name or "\0" in name:
+            raise origin.error("`%s`: %r is not a variable name" % (key, name[:80]), name)
+        if isinstance(item, (list, dict)) or "\0" in str(item):
+            raise type_error("%s: %s" % (key, name), "a string or a number",
+                             item, origin, name)
+        environment[name] = environment_text(item)
+    return environment
+
+
+def parse_tags(value, key, origin):
+    tags = [value] if isinstance(value, str) else value
+    if not isinstance(tags, list):
+        raise type_error(key, "a string or a list of strings", value, origin)
+    for index, tag in enumerate(tags):
+        if not isinstance(tag, str) or not tag:
+            subpath = () if tags is not value else (index,)
+            raise type_error(key, "a string or a list of strings", tag, origin, *subpath)
+    return tags
+
+
+def parse_exit_codes(value, key, origin):
+    codes = [value] if is_number(value) else value
+    if not isinstance(codes, list) or not codes:
+        raise type_error(key, "an exit code or a list of them", value, origin)
+    for index, code in enumerate(codes):
+        if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= 255:
+            subpath = () if codes is not value else (index,)
+            raise origin.error("`%s` must list exit codes from 0 to 255" % key, *subpath)
+    return codes
+
+
+JOB_KEY_PARSERS = {
+    "name": parse_text,
+    "description": parse_optional_text,
+    "command": parse_commands,
+    "slow_start_command": parse_commands,
+    "schedule": parse_schedule,
+    "disabled": parse_flag,
+    "timeout": parse_seconds,
+    "kill_grace": parse_seconds,
+    "environment": parse_environment,
+    "tag": parse_tags,
+    "tags": parse_tags,
+    "allow_overtime": parse_flag,
+    "fail_on_stderr": parse_flag,
+    "success_exit_codes": parse_exit_codes,
+    # The original process-control's mail keys: recognised so that its
+    # example configs load; run-job reports failure on stderr, cron mails it.
+    "failmail": parse_mapping,
+    "failure_threshold_for_mail": parse_count,
+}
+
+
+def parse_user(value, key, origin):
+    if not isinstance(value, str) or not value:
+        raise type_error(key, "a user name", value, origin)
+    return value
+
+
+def parse_path(value, key, origin):
+    """A path; a relative one resolves against the config file's directory."""
+    if not isinstance(value, str) or not value:
+        raise type_error(key, "a path", value, origin)
+    base = os.path.dirname(os.path.abspath(origin.source))
+    return os.path.normpath(os.path.join(base, value))
+
+
+def parse_crontab_path(value, key, origin):
+    if value == "console":  # the original's magic value: print the crontab
+        return value
+    return parse_path(value, key, origin)
+
+
+def parse_default_job_config(value, key, origin):
+    """Job keys applied before each job file; validated here so that a
+    mistake shows at its place in the global config."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise type_error(key, "a mapping of job keys", value, origin)
+    for job_key, item in value.items():
+        item_origin = Origin(origin.source, origin.marks, origin.path + (job_key,))
+        if job_key not in JOB_KEY_PARSERS:
+            raise unknown_key_error(job_key, list(JOB_KEY_PARSERS), item_origin)
+        JOB_KEY_PARSERS[job_key](item, job_key, item_origin)
+    return value
+
+
+GLOBAL_KEY_PARSERS = {
+    "user": parse_user,
+    "job_directory": parse_path,
+    "output_directory": parse_path,
+    "run_directory": parse_path,
+    "state_directory": parse_path,
+    "runner_path": parse_path,
+    "cron_template": parse_optional_text,
+    "output_crontab": parse_crontab_path,
+    "default_job_config": parse_default_job_config,
+    "logging": parse_mapping,
+    "mailto": parse_optional_text,
+    "cron_environment": parse_environment,
+}
+
+
+def default_runner_path():
+    """The run-job beside this script, else the installed one."""
+    beside = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run-job")
+    return beside if os.path.isfile(beside) else FALLBACK_RUNNER_PATH
+
+
+def choose_config_path(config_path, environ):
+    """Return (path, named): named is true when the caller chose the file."""
+    if config_path is not None:
+        return config_path, True
+    if environ.get(CONFIG_PATH_VARIABLE):
+        return environ[CONFIG_PATH_VARIABLE], True
+    return DEFAULT_CONFIG_PATH, False
+
+
+def load_global_config(config_path=None, environ=None):
+    """Read and check the global config: --config FILE, else
+    $PROCESS_CONTROL_CONFIG, else /etc/process-control.yaml, else (only when
+    that one is missing) the built-in defaults."""
+    config = read_global_config(config_path, environ)
+    check_global_config_owner(config)
+    return config
+
+
+def read_global_config(config_path=None, environ=None):
+    """load_global_config without the owner check, so that the command line
+    can first tell a user who is not the service user whom to run as."""
+    path, named = choose_config_path(config_path, os.environ if environ is None else environ)
+    try:
+        text, status = read_config_text(path, named)
+    except FileNotFoundError:
+        if named:
+            raise ConfigError("%s: no such config file; name an existing file with "
+                              "--config or $%s" % (path, CONFIG_PATH_VARIABLE))
+        return GlobalConfig(runner_path=default_runner_path())
+    document, marks = load_yaml_mapping(text, path)
+    return global_config_from(document, marks, path, status)
+
+
+def read_config_text(path, named):
+    """The text of a global config after its mode checks. A named config must
+    be readable by everyone: through a sudo rule, naming a private file
+    (a key, /etc/shadow) must reveal nothing of it."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except PermissionError:
+        raise RefusedError("%s: cannot read the config file: permission denied" % path)
+    except IsADirectoryError:
+        raise ConfigError("%s: the config is a directory, not a file" % path)
+    with os.fdopen(descriptor, "rb") as stream:
+        status = os.fstat(stream.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise ConfigError("%s: the config is not a regular file" % path)
+        if named and not status.st_mode & stat.S_IROTH:
+            raise RefusedError("%s: refused: a config named with --config or $%s must be "
+                               "readable by everyone (chmod o+r)" % (path, CONFIG_PATH_VARIABLE))
+        check_not_writable_by_others(path, status, "the config file")
+        return decode_text(stream.read(), path), status
+
+
+def decode_text(data, path):
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise ConfigError("not UTF-8 text; save the file as UTF-8", path, line)
+
+
+def global_config_from(document, marks, path, status):
+    values = {}
+    for key, value in document.items():
+        origin = Origin(path, marks, (key,))
+        if key not in GLOBAL_KEY_PARSERS:
+            raise unknown_key_error(key, list(GLOBAL_KEY_PARSERS), origin)
+        values[key] = GLOBAL_KEY_PARSERS[key](value, key, origin)
+    values.setdefault("runner_path", default_runner_path())
+    config = GlobalConfig(source=path, marks=marks, source_status=status, **values)
+    check_state_directory(config)
+    return config
+
+
+def check_state_directory(config):
+    """State is written by the service user; the job directory holds the
+    audited job files, so the two must never overlap."""
+    state = os.path.realpath(config.state_directory)
+    jobs = os.path.realpath(config.job_directory)
+    if state == jobs or state.startswith(jobs.rstrip(os.sep) + os.sep):
+        raise config.error("`state_directory` %s is inside the job directory %s; "
+                           "move it elsewhere" % (state, jobs), "state_directory")
+
+
+def check_global_config_owner(config):
+    if config.source is not None:
+        check_trusted_owner(config.source, config.source_status, config, "the config file")
+
+
+def check_not_writable_by_others(path, status, what):
+    if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise RefusedError("%s: refused: %s is writable by group or others; "
+                           "chmod go-w %s" % (path, what, path))
+
+
+def check_trusted_owner(path, status, config, what):
+    """cron's and sshd's rule: owned by root or the service user."""
+    if status.st_uid not in trusted_owner_uids(config):
+        raise RefusedError("%s: refused: %s must be owned by root or the service user %s, "
+                           "not uid %d; chown root %s" % (path, what, config.user,
+                                                          status.st_uid, path))
+
+
+def check_trusted(path, status, config, what):
+    check_not_writable_by_others(path, status, what)
+    check_trusted_owner(path, status, config, what)
+
+
+def service_account(config):
+    """The service user's passwd entry, or None when there is no such user."""
+    try:
+        return pwd.getpwnam(config.user)
+    except KeyError:
+        return None
+
+
+def trusted_owner_uids(config):
+    account = service_account(config)
+    return (0,) if account is None else (0, account.pw_uid)
+
+
+def check_job_name(name):
+    if not name or not set(name) <= JOB_NAME_CHARACTERS:
+        raise RefusedError("refused job name %r: a job name is letters, digits, "
+                           "'_' and '-'" % name[:80])
+
+
+def job_directory_path(config):
+    """The resolved job directory, after cron's checks on it."""
+    directory = os.path.realpath(config.job_directory)
+    try:
+        status = os.stat(directory)
+    except FileNotFoundError:
+        raise config.error("the job directory %s does not exist; create it or set "
+                           "`job_directory`" % directory, "job_directory")
+    if not stat.S_ISDIR(status.st_mode):
+        raise config.error("the job directory %s is not a directory" % directory,
+                           "job_directory")
+    check_trusted(directory, status, config, "the job directory")
+    return directory
+
+
+def job_file_path(config, name):
+    """The job file to read for NAME: directly inside the job directory, or a
+    symlink to another file there."""
+    check_job_name(name)
+    directory = job_directory_path(config)
+    path = os.path.join(directory, name + ".yaml")
+    try:
+        link = os.lstat(path)
+    except FileNotFoundError:
+        raise UsageError("no job named %s: %s does not exist (run-job --list-jobs "
+                         "lists the jobs)" % (name, path))
+    if stat.S_ISLNK(link.st_mode):
+        target = os.path.realpath(path)
+        if os.path.dirname(target) != directory:
+            raise RefusedError("%s: refused: a symlink that leads out of the job "
+                               "directory" % path)
+        path = target
+    return path
+
+
+def read_job_text(path, config):
+    """The text of a job file, checked on the open file itself."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        descriptor = os.open(path, flags)
+    except PermissionError:
+        raise RefusedError("%s: cannot read the job file: permission denied" % path)
+    except OSError as error:
+        raise RefusedError("%s: refused: %s" % (path, error.strerror.lower()))
+    with os.fdopen(descriptor, "rb") as stream:
+        status = os.fstat(stream.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise RefusedError("%s: refused: the job file is not a regular file" % path)
+        check_trusted(path, status, config, "the job file")
+        return decode_text(stream.read(), path)
+
+
+def load_job(config, name):
+    """Load, check and validate job NAME; raises ConfigError at FILE:LINE:COL,
+    RefusedError for a path or permission refusal, UsageError if missing."""
+    path = job_file_path(config, name)
+    document, marks = load_yaml_mapping(read_job_text(path, config), path)
+    return job_from_document(config, name, path, document, marks)
+
+
+def job_settings(config, path, document, marks):
+    """Map each key to (value, origin): default_job_config first, then the
+    job file's keys over it."""
+    settings = {}
+    for key, value in config.default_job_config.items():
+        settings[key] = (value, Origin(config.source, config.marks,
+                                       ("default_job_config", key)))
+    if "tag" in document or "tags" in document:
+        settings.pop("tag", None)
+        settings.pop("tags", None)
+    for key, value in document.items():
+        origin = Origin(path, marks, (key,))
+        if key not in JOB_KEY_PARSERS:
+            raise unknown_key_error(key, list(JOB_KEY_PARSERS), origin)
+        settings[key] = (value, origin)
+    if "tag" in document and "tags" in document:
+        raise Origin(path, marks, ("tags",)).error("use `tag` or `tags`, not both")
+    if "command" not in settings:
+        raise ConfigError("missing `command`: the command line the job runs", path)
+    return settings
+
+
+def job_from_document(config, name, path, document, marks):
+    settings = job_settings(config, path, document, marks)
+    fields = {}
+    for key, (value, origin) in settings.items():
+        fields[key] = JOB_KEY_PARSERS[key](value, key, origin)
+    schedule_value = settings.get("schedule", (None, None))[0]
+    return Job(
+        name, source=path, verbose_name=fields.get("name"),
+        description=fields.get("description"), commands=fields["command"],
+        slow_start_commands=fields.get("slow_start_command"),
+        schedule=fields.get("schedule"),
+        schedule_expression=schedule_value if fields.get("schedule") else None,
+        disabled=fields.get("disabled", False),
+        timeout=fields.get("timeout", DEFAULT_TIMEOUT),
+        kill_grace=fields.get("kill_grace", DEFAULT_KILL_GRACE),
+        environment=fields.get("environment"),
+        tags=fields.get("tags", fields.get("tag", ())),
+        allow_overtime=fields.get("allow_overtime", False),
+        fail_on_stderr=fields.get("fail_on_stderr", False),
+        success_exit_codes=fields.get("success_exit_codes", (0,)),
+        failmail=fields.get("failmail"),
+        failure_threshold_for_mail=fields.get("failure_threshold_for_mail"),
+        positions=dict((key, origin.position()) for key, (value, origin)
+                       in settings.items()))
+
+
+def scan_job_directory(config):
+    """Return (names, problems): the sorted job names in the job directory and
+    a RefusedError for each .yaml file whose name is not a job name."""
+    directory = os.path.realpath(config.job_directory)
+    try:
+        entries = os.listdir(directory)
+    except FileNotFoundError:
+        raise config.error("the job directory %s does not exist; create it or set "
+                           "`job_directory`" % directory, "job_directory")
+    except PermissionError:
+        raise RefusedError("cannot list the job directory %s: permission denied" % directory)
+    names, problems = [], []
+    for entry in entries:
+        if not entry.endswith(".yaml") or entry.startswith("."):
+            continue
+        name = entry[:-len(".yaml")]
+        if name and set(name) <= JOB_NAME_CHARACTERS:
+            names.append(name)
+        else:
+            problems.append(RefusedError(
+                "%s: not a job name (letters, digits, '_' and '-'); rename the file"
+                % os.path.join(directory, entry)))
+    return sorted(names), problems
+
+
+def list_job_names(config):
+    """Every job name in the job directory, sorted."""
+    return scan_job_directory(config)[0]
 
 
 # ---- 5. privileges ---------------------------------------------------------------
+
+def ensure_directories(config):
+    """Create the missing output, run and state directories, owned by the
+    service user when run as root; otherwise say how to create them."""
+    account = service_account(config)
+    for key, mode in WRITTEN_DIRECTORIES:
+        path = getattr(config, key)
+        if os.path.isdir(path):
+            continue
+        try:
+            os.makedirs(path, mode)
+            os.chmod(path, mode)
+            if os.geteuid() == 0 and account is not None:
+                os.chown(path, account.pw_uid, account.pw_gid)
+        except OSError:
+            raise config.error(
+                "the %s %s does not exist and cannot be created; create it: "
+                "sudo install -d -o %s -m %o %s"
+                % (key.replace("_", " "), path, config.user, mode, path), key)
+
+
+def require_service_account(config):
+    account = service_account(config)
+    if account is None:
+        raise config.error("the service user %r does not exist; create it (adduser "
+                           "--system %s) or set `user`" % (config.user, config.user),
+                           "user")
+    return account
+
+
+def require_service_user(config, command):
+    """Only the service user (or root, who becomes it) may run or kill jobs."""
+    account = require_service_account(config)
+    if os.geteuid() not in (0, account.pw_uid):
+        raise RefusedError("jobs run as the service user %s; run this as that user: "
+                           "sudo -u %s %s" % (config.user, config.user, command))
+
+
+def preload_modules(names):
+    """Import what is needed after the switch: the interpreter's own library
+    may not be readable by the service user."""
+    for name in names:
+        __import__(name)
+
+
+def become_service_user(config, modules=()):
+    """As root, become the service user (supplementary groups, gid, uid, HOME,
+    USER, LOGNAME), unless the config says `user: root`. Otherwise nothing."""
+    if os.geteuid() != 0 or config.user == "root":
+        return
+    account = require_service_account(config)
+    preload_modules(modules)
+    os.initgroups(account.pw_name, account.pw_gid)
+    os.setgid(account.pw_gid)
+    os.setuid(account.pw_uid)
+    if os.geteuid() == 0 or os.getuid() == 0:  # never go on as root by mistake
+        raise RefusedError("could not give up root for the service user %s" % config.user)
+    os.environ["HOME"] = account.pw_dir
+    os.environ["USER"] = account.pw_name
+    os.environ["LOGNAME"] = account.pw_name
 
 
 # ---- 6. the lock -----------------------------------------------------------------
@@ -1275,13 +3467,361 @@ def record_run(config, job, outcome, start, duration, log_path):
 
 # ---- 9. reporting ----------------------------------------------------------------
 
+STATUS_INDENT = "    "
+
+
+def write_problems(problems, err):
+    for problem in problems:
+        err.write("run-job: %s\n" % problem)
+
+
+def list_jobs(config, only_running, out, err):
+    """--list-jobs: every job name, one per line, for shell completion."""
+    names, problems = scan_job_directory(config)
+    write_problems(problems, err)
+    for name in names:
+        if not only_running or running_info(config, name) is not None:
+            out.write(name + "\n")
+    return EXIT_OK
+
+
+def show_status(config, only_running, out, err, now=None):
+    """--status: each job in the original's format; an invalid job file shows
+    as invalid without hiding the others."""
+    names, problems = scan_job_directory(config)
+    write_problems(problems, err)
+    if names and now is None:
+        import datetime
+        now = datetime.datetime.now()
+    for name in names:
+        running = running_info(config, name)
+        if only_running and running is None:
+            continue
+        for line in job_status_lines(config, name, running, now):
+            out.write(line + "\n")
+    return EXIT_OK
+
+
+def job_status_lines(config, name, running, now):
+    try:
+        job = load_job(config, name)
+    except (ConfigError, RefusedError, UsageError) as error:
+        return ["%s ***Invalid configuration***" % name, STATUS_INDENT + str(error)]
+    head = "%s - %s" % (name, job.verbose_name)
+    if running is not None:
+        head += "%s{pid: %d, status: running}" % (STATUS_INDENT, running["pid"])
+    lines = [head]
+    if job.description:
+        lines.extend(STATUS_INDENT + line.strip()
+                     for line in job.description.strip().splitlines())
+    if job.tags:
+        lines.append(STATUS_INDENT + "tags: " + ", ".join(job.tags))
+    if job.schedule is not None:
+        lines.append(STATUS_INDENT + schedule_summary(job, now))
+    state = read_job_state(config, name)
+    if state:
+        lines.append(STATUS_INDENT + "last status: " + outcome_summary(state))
+    return lines
+
+
+def schedule_summary(job, now):
+    summary = "schedule: %s" % job.schedule_expression
+    if job.disabled:
+        return summary + " (disabled)"
+    next_run = job.schedule.next_after(now)
+    if next_run is None:
+        return summary + ", no next run"
+    return summary + ", next run %s" % next_run.strftime("%Y-%m-%d %H:%M")
+
+
+def outcome_summary(state):
+    """One line from the runner's record of the last run, such as
+    `failed at 2026-11-27T02:30:00.000+0000 (exit code 3, 1.2 s)`."""
+    summary = str(state.get("status") or "unknown")
+    started = [state[key] for key in ("start", "start_time") if isinstance(state.get(key), str)]
+    if started:  # the local time as text, not the epoch seconds
+        summary += " at %s" % started[0]
+    details = []
+    if state.get("exit_code") is not None:
+        details.append("exit code %s" % state["exit_code"])
+    if state.get("signal") is not None:
+        details.append("signal %s" % state["signal"])
+    if isinstance(state.get("duration"), (int, float)):
+        details.append("%.1f s" % state["duration"])
+    return summary + (" (%s)" % ", ".join(details) if details else "")
+
+
+def check_configuration(config, out, err):
+    """--check: every problem in the global config and the job files, one
+    line each; warnings do not fail. Returns EXIT_OK or EXIT_CONFIG."""
+    problems, warnings, names = configuration_problems(config)
+    write_problems(problems, err)
+    for warning in warnings:
+        err.write("run-job: %s\n" % warning)
+    if out.isatty():
+        out.write("checked %d jobs: %d problems, %d warnings\n"
+                  % (len(names), len(problems), len(warnings)))
+    return EXIT_CONFIG if problems else EXIT_OK
+
+
+def configuration_problems(config):
+    """Return (problems, warnings, names) for --check."""
+    problems, warnings = [], []
+    if service_account(config) is None:
+        problems.append(config.error("the service user %r does not exist; create it "
+                                     "or set `user`" % config.user, "user"))
+    for key, mode in WRITTEN_DIRECTORIES:
+        path = getattr(config, key)
+        if not os.path.isdir(path) and not can_create_directory(path):
+            warnings.append(config.error(
+                "warning: the %s %s does not exist and run-job cannot create it as %s; "
+                "create it: sudo install -d -o %s -m %o %s"
+                % (key.replace("_", " "), path, current_user_name(), config.user, mode,
+                   path), key))
+    try:
+        job_directory_path(config)
+        names, name_problems = scan_job_directory(config)
+    except (ConfigError, RefusedError) as error:
+        return problems + [error], warnings, []
+    problems.extend(name_problems)
+    for name in names:
+        try:
+            job = load_job(config, name)
+        except (ConfigError, RefusedError, UsageError) as error:
+            problems.append(error)
+            continue
+        warnings.extend(schedule_warnings(job))
+    return problems, warnings, names
+
+
+def can_create_directory(path):
+    """Whether this process could create PATH (what a run would do)."""
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    return os.path.isdir(parent) and os.access(parent, os.W_OK | os.X_OK)
+
+
+def current_user_name():
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return "uid %d" % os.geteuid()
+
+
+def schedule_warnings(job):
+    if job.schedule is None:
+        return []
+    source, line, column = job.positions.get("schedule", (job.source, None, None))
+    return [ConfigError("warning: %s" % warning, source, line, column)
+            for warning in getattr(job.schedule, "warnings", ())]
+
 
 # ---- 10. the command line --------------------------------------------------------
 
+HELP = """\
+run-job: run a declared job as the service user, never twice at once, within
+its deadline, with every byte of its output logged.
+
+usage: run-job [--config FILE] [options] [NAME]
+
+  NAME, -j NAME, --job NAME     run job NAME (JOB_DIRECTORY/NAME.yaml)
+  -w, --slow-start              run the job's slow_start_command instead
+  -k NAME, --kill-job NAME      stop a running job and its whole process tree
+  -l, --list-jobs               print every job name, one per line
+  -s, --status                  print each job's status, schedule and last outcome
+  -r, --only-running            with -l or -s: only the running jobs
+  --check                       validate the global config and every job file
+  --config FILE                 the global config (default: $PROCESS_CONTROL_CONFIG,
+                                else /etc/process-control.yaml, else built-in defaults)
+  --version                     print the version
+  -h, --help                    print this help
+
+exit codes:
+  0    success, or a quiet policy skip
+  1    the job failed or was killed
+  64   usage error
+  75   the job is still running from a previous run (lock held)
+  77   refused: wrong user, unsafe permissions or path
+  78   configuration error
+  124  the job timed out
+"""
+
+# option -> (attribute it sets, value it sets); None as value: takes an argument.
+OPTIONS = {
+    "-h": ("action", "help"), "--help": ("action", "help"),
+    "--version": ("action", "version"),
+    "-l": ("action", "list"), "--list-jobs": ("action", "list"),
+    "-s": ("action", "status"), "--status": ("action", "status"),
+    "--check": ("action", "check"),
+    "-r": ("only_running", True), "--only-running": ("only_running", True),
+    "-w": ("slow_start", True), "--slow-start": ("slow_start", True),
+    "-j": ("run", None), "--job": ("run", None),
+    "-k": ("kill", None), "--kill-job": ("kill", None),
+    "--config": ("config_path", None),
+}
+
+# Modules imported before giving up root, by command: see preload_modules.
+# (ctypes: the runner's child subreaper; signal: signal names in the log.)
+MODULES_AFTER_SWITCH = {
+    "run": ("shlex", "difflib", "ctypes", "signal"),
+    "kill": ("signal",),
+    "list": (),
+    "status": ("shlex", "difflib", "datetime", "json"),
+    "check": ("shlex", "difflib"),
+}
+
+
+class Invocation(object):
+    """What the command line asks for."""
+
+    def __init__(self):
+        self.actions = []
+        self.job = None
+        self.slow_start = False
+        self.only_running = False
+        self.config_path = None
+
+
+def split_option(argv, index):
+    """Return (option, attached value or None, next index) for argv[index]."""
+    word = argv[index]
+    if word.startswith("--"):
+        option, equals, value = word.partition("=")
+        return option, (value if equals else None), index + 1
+    return word[:2], (word[2:] or None), index + 1
+
+
+def apply_option(invocation, option, value, argv, index):
+    """Record one option; return the index of the next word."""
+    if option not in OPTIONS:
+        raise UsageError("unknown option %s; see run-job --help" % option[:40])
+    attribute, setting = OPTIONS[option]
+    if setting is not None:
+        if value is not None and option.startswith("--"):
+            raise UsageError("%s takes no value; see run-job --help" % option)
+        if attribute == "action":
+            invocation.actions.append(setting)
+        else:
+            setattr(invocation, attribute, setting)
+        if value is not None:  # clustered short options such as -sr or -wj NAME
+            return apply_option(invocation, "-" + value[0], value[1:] or None, argv, index)
+        return index
+    if value is None:
+        if index >= len(argv):
+            raise UsageError("%s needs a value; see run-job --help" % option)
+        value, index = argv[index], index + 1
+    if attribute == "config_path":
+        invocation.config_path = value
+    else:
+        invocation.actions.append(attribute)
+        invocation.job = value
+    return index
+
+
+def parse_command_line(argv):
+    invocation = Invocation()
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if word == "--":  # the rest are job names, even if they start with -
+            for name in argv[index + 1:]:
+                invocation.actions.append("run")
+                invocation.job = name
+            break
+        if word.startswith("-") and word != "-":
+            option, value, index = split_option(argv, index)
+            index = apply_option(invocation, option, value, argv, index)
+        else:
+            invocation.actions.append("run")
+            invocation.job = word
+            index += 1
+    return check_invocation(invocation)
+
+
+def check_invocation(invocation):
+    actions = invocation.actions
+    for wins in ("help", "version"):
+        if wins in actions:
+            invocation.actions = [wins]
+            return invocation
+    if not actions:
+        raise UsageError("name a job to run, or an action such as --status; "
+                         "see run-job --help")
+    if len(actions) > 1:
+        raise UsageError("one job or action at a time; see run-job --help")
+    if invocation.slow_start and actions[0] != "run":
+        raise UsageError("--slow-start applies only to running a job; see run-job --help")
+    if invocation.only_running and actions[0] not in ("list", "status"):
+        raise UsageError("--only-running applies only to --list-jobs and --status; "
+                         "see run-job --help")
+    return invocation
+
+
+def run_command(config, invocation):
+    """Run or kill a job: as the service user, or as root becoming it."""
+    action, name = invocation.actions[0], invocation.job
+    require_service_user(config, "run-job %s%s" % ("--kill-job " if action == "kill" else "",
+                                                  name))
+    check_global_config_owner(config)
+    check_job_name(name)
+    if action == "kill":
+        become_service_user(config, MODULES_AFTER_SWITCH[action])
+        return kill_job(config, name)
+    ensure_directories(config)
+    become_service_user(config, MODULES_AFTER_SWITCH[action])
+    job = load_job(config, name)
+    if invocation.slow_start and job.slow_start_commands is None:
+        raise UsageError("job %s has no slow_start_command; run it without "
+                         "--slow-start" % name)
+    return execute_job(config, job, slow_start=invocation.slow_start)
+
+
+def report_command(config, invocation):
+    """The read-only commands: they never write, and work for anyone who can
+    read the files. As root they still read as the service user."""
+    action = invocation.actions[0]
+    if service_account(config) is not None:
+        become_service_user(config, MODULES_AFTER_SWITCH[action])
+    if action == "list":
+        return list_jobs(config, invocation.only_running, sys.stdout, sys.stderr)
+    if action == "status":
+        return show_status(config, invocation.only_running, sys.stdout, sys.stderr)
+    return check_configuration(config, sys.stdout, sys.stderr)
+
+
+def dispatch(invocation, environ):
+    action = invocation.actions[0]
+    if action == "help":
+        sys.stdout.write(HELP)
+        return EXIT_OK
+    if action == "version":
+        sys.stdout.write("run-job %s\n" % VERSION)
+        return EXIT_OK
+    if action in ("run", "kill"):
+        return run_command(read_global_config(invocation.config_path, environ),
+                           invocation)
+    return report_command(load_global_config(invocation.config_path, environ), invocation)
+
+
 def main(argv=None):
+    """The command line: the only place that prints usage or maps errors to
+    exit codes."""
     if argv is None:
         argv = sys.argv[1:]
-    return EXIT_OK
+    invocation = None
+    try:
+        invocation = parse_command_line(argv)
+        return dispatch(invocation, os.environ)
+    except ProcessControlError as error:
+        sys.stderr.write("run-job: %s\n" % error)
+        if invocation is not None and invocation.actions == ["check"]:
+            return EXIT_CONFIG  # --check exits 0 or 78 whatever it found
+        return error.exit_code
+    except BrokenPipeError:  # e.g. run-job --list-jobs | head -1
+        # Point stdout at /dev/null so that the interpreter's final flush is quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":
