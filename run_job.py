@@ -2651,6 +2651,7 @@ def _local_time_text(epoch):
 # chunks and stamped with bulk bytes operations, one timestamp per chunk.
 
 READ_SIZE = 65536
+RECORDS_MAX = 262144     # bytes of records stamped at once, whatever the line length
 PIPE_SIZE = 1 << 20
 F_SETPIPE_SZ = 1031
 PR_SET_CHILD_SUBREAPER = 36
@@ -2712,6 +2713,22 @@ class RunLog(object):
         one record per line, the piece after the last newline marked "+"."""
         stamp = self._stamp() + tag
         whole = stamp + b"| "
+        lines = data.count(b"\n")
+        if lines * len(whole) <= RECORDS_MAX:
+            self._write_records(stamp, whole, data)
+            return
+        # Short lines: the prefix multiplies the bytes, so stamp the chunk in
+        # slices cut after a newline, to bound the memory that records take.
+        step = max(1, len(data) * RECORDS_MAX // (lines * len(whole)))
+        start = 0
+        while start < len(data):
+            end = data.rfind(b"\n", start, start + step) + 1
+            if end <= start:
+                end = data.find(b"\n", start + step) + 1 or len(data)
+            self._write_records(stamp, whole, data[start:end])
+            start = end
+
+    def _write_records(self, stamp, whole, data):
         cut = data.rfind(b"\n") + 1
         buffers = []
         if cut:
