@@ -348,6 +348,20 @@ class LockTests(RunnerTestCase):
         self.assertEqual((state["status"], state["signal"]), ("killed", 9))
         self.assertIn(b"was killed (stopped by SIGTERM sent to run-job)", run.stderr.read())
 
+    def test_a_process_is_signalled_only_while_it_is_the_same_one(self):
+        sleeper = subprocess.Popen(["sleep", "30"])
+        self.addCleanup(sleeper.wait)
+        self.addCleanup(sleeper.kill)
+        info = run_job.read_process(sleeper.pid)
+        self.assertEqual((info.pid, info.ppid, info.pgrp), (sleeper.pid, os.getpid(), os.getpgrp()))
+        recycled = run_job.ProcessInfo(info.pid, info.ppid, info.pgrp, info.state, info.start + 1)
+        self.assertFalse(run_job.signal_verified(recycled, signal.SIGTERM))
+        self.assertFalse(run_job.signal_verified(info, signal.SIGTERM, group=True))  # ours
+        self.assertIsNone(sleeper.poll())
+        self.assertTrue(run_job.signal_verified(info, signal.SIGTERM))
+        self.assertEqual(sleeper.wait(timeout=5), -signal.SIGTERM)
+        self.assertFalse(run_job.signal_verified(info, signal.SIGTERM))  # gone now
+
     def test_kill_job_with_nothing_running_says_so_and_returns_1(self):
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
