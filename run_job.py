@@ -2510,6 +2510,8 @@ def signal_verified(info, signum, group=False):
     same process. Return whether the signal was sent."""
     if info.pid == os.getpid() or (group and info.pgrp == os.getpgrp()):
         return False
+    if not group and hasattr(os, "pidfd_open"):
+        return _signal_through_pidfd(info, signum)
     if not same_process(info):
         return False
     try:
@@ -2519,6 +2521,32 @@ def signal_verified(info, signum, group=False):
             os.kill(info.pid, signum)
     except (ProcessLookupError, PermissionError):
         return False
+    return True
+
+
+def _signal_through_pidfd(info, signum):
+    """Python 3.9+ on Linux 5.3+: a pidfd opened before the check names that
+    very process, so not even a pid reused in between can get the signal."""
+    try:
+        pidfd = os.pidfd_open(info.pid)  # novermin (3.9+: only when hasattr found it)
+    except ProcessLookupError:
+        return False
+    except OSError:  # an older kernel: check, then kill
+        if not same_process(info):
+            return False
+        try:
+            os.kill(info.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    try:
+        if not same_process(info):
+            return False
+        _signals().pidfd_send_signal(pidfd, signum)
+    except (ProcessLookupError, PermissionError):
+        return False
+    finally:
+        os.close(pidfd)
     return True
 
 
