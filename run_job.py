@@ -2360,14 +2360,15 @@ def lock_path(config, name):
 
 def _open_regular_file(path, flags, mode=0o644):
     """Open PATH refusing symlinks and anything but a regular file (a FIFO
-    planted there would block us); set MODE when we own the file."""
+    planted there would block us); set MODE, unless None, when we own the file."""
     import stat
-    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode)
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode or 0o600)
     try:
         status = os.fstat(fd)
         if not stat.S_ISREG(status.st_mode):
             raise RefusedError("%s: not a regular file; remove it" % path)
-        if status.st_uid == os.geteuid() and status.st_mode & 0o7777 != mode:
+        if mode is not None and status.st_uid == os.geteuid() \
+                and status.st_mode & 0o7777 != mode:
             os.fchmod(fd, mode)
     except BaseException:
         os.close(fd)
@@ -2397,7 +2398,6 @@ class JobLock(object):
 def acquire_lock(config, job):
     """Take JOB's lock without waiting. Return a JobLock; None when the job
     is still running and allows overtime; else raise LockHeldError."""
-    import fcntl
     path = lock_path(config, job.name)
     try:
         fd = _open_regular_file(path, os.O_RDWR | os.O_CREAT)
@@ -2428,10 +2428,13 @@ def read_lock_record(path):
     """The holder description in a lock file: {"pid", "pgid", "start",
     "kill_grace"}, or None when there is none yet."""
     try:
-        with open(path, "rb") as lock_file:
-            words = lock_file.read(LOCK_RECORD_SIZE).split()
-    except OSError:
+        fd = _open_regular_file(path, os.O_RDONLY, None)
+    except (OSError, RefusedError):
         return None
+    try:
+        words = os.read(fd, LOCK_RECORD_SIZE).split()
+    finally:
+        os.close(fd)
     record = dict(zip(words[0::2], words[1::2]))
     try:
         return {"pid": int(record[b"pid"]), "pgid": int(record[b"pgid"]),
@@ -2441,7 +2444,7 @@ def read_lock_record(path):
         return None
 
 
-def _lock_is_held(path):
+def _lock_is_held(path, ask_holders=True):
     """Whether anyone holds the flock on PATH, found without taking it (even a
     shared lock for an instant could make a starting run exit 75)."""
     try:
@@ -2455,11 +2458,17 @@ def _lock_is_held(path):
         return bool(lock_holders(path))
     wanted = "%02x:%02x:%d" % (os.major(status.st_dev), os.minor(status.st_dev),
                                status.st_ino)
+    same_inode = False
     for line in table.splitlines():
         fields = line.split()
-        if "FLOCK" in fields and "->" not in fields and wanted in fields:
-            return True
-    return False
+        if "FLOCK" in fields and "->" not in fields:
+            if wanted in fields:
+                return True
+            same_inode = same_inode or any(field.endswith(":%d" % status.st_ino)
+                                           for field in fields)
+    # A file system whose locks show another device than stat() does (an
+    # overlay, say): ask the holders' descriptors instead.
+    return same_inode and ask_holders and bool(lock_holders(path))
 
 
 def running_info(config, name):
@@ -2579,7 +2588,7 @@ def lock_holders(path, with_descendants=False):
             openers.append(info)
             if locked:
                 holders.append(info)
-    if not holders and openers and _lock_is_held(path):
+    if not holders and openers and _lock_is_held(path, ask_holders=False):
         holders = openers  # a kernel that does not show locks in fdinfo
     if with_descendants:
         holders = descendants(processes, [info.pid for info in holders], holders)
@@ -2631,7 +2640,6 @@ def kill_job(config, name):
     with SIGTERM (it stops the whole tree and records the run as killed);
     processes left by a run-job that died are found by the lock they hold.
     Return 0 when something was stopped, 1 when nothing was running."""
-    import time
     path = lock_path(config, name)
     if not _lock_is_held(path):
         print("run-job: job %s is not running" % name)
@@ -2657,7 +2665,6 @@ def kill_job(config, name):
 def stop_lock_holders(path, kill_grace):
     """SIGTERM every process holding the lock file, its process group and its
     descendants, SIGKILL after KILL_GRACE seconds what is still there."""
-    import time
     signals = _signals()
     first = signals.SIGKILL if kill_grace <= 0 else signals.SIGTERM
     deadline = time.monotonic() + kill_grace
@@ -2690,7 +2697,6 @@ def _signals():
 
 
 def _local_time_text(epoch):
-    import time
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
 
