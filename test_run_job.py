@@ -492,7 +492,7 @@ class RunningTests(RunnerTestCase):
         self.assertEqual(run_job.read_job_state(self.config, "demo")["signal"], 11)
 
     def test_the_job_has_its_own_group_dev_null_stdin_and_the_lock_descriptor(self):
-        script = ('echo "$$ $(ps -o pgid= $$)"; cat; readlink /proc/$$/fd/0; '
+        script = ('echo "$$ $(cut -d" " -f5 /proc/$$/stat)"; cat; readlink /proc/$$/fd/0; '
                   'ls -l /proc/$$/fd | grep -c demo.lock')
         for closed_stdio in (False, True):  # run-job started with 0, 1, 2 closed
             code, _, _ = self.run_job(self.job([["sh", "-c", script]]),
