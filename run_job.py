@@ -2489,12 +2489,13 @@ def read_process(pid):
     try:
         with open("/proc/%d/stat" % pid, "rb") as stat_file:
             text = stat_file.read()
-    except OSError:
+        # The command name may hold spaces and parentheses: fields start after
+        # the last ")". A process that is exiting may show an empty file.
+        fields = text[text.rindex(b")") + 2:].split()
+        return ProcessInfo(pid, int(fields[1]), int(fields[2]), fields[0].decode("ascii"),
+                           int(fields[19]))
+    except (OSError, ValueError, IndexError):
         return None
-    # The command name may hold spaces and parentheses: fields start after the last ")".
-    fields = text[text.rindex(b")") + 2:].split()
-    return ProcessInfo(pid, int(fields[1]), int(fields[2]), fields[0].decode("ascii"),
-                       int(fields[19]))
 
 
 def same_process(info):
@@ -2649,7 +2650,7 @@ def _local_time_text(epoch):
 # datetime or json here; one fork/exec per command; output is read in large
 # chunks and stamped with bulk bytes operations, one timestamp per chunk.
 
-READ_SIZE = 131072
+READ_SIZE = 65536
 PIPE_SIZE = 1 << 20
 F_SETPIPE_SZ = 1031
 PR_SET_CHILD_SUBREAPER = 36
@@ -2711,15 +2712,16 @@ class RunLog(object):
         one record per line, the piece after the last newline marked "+"."""
         stamp = self._stamp() + tag
         whole = stamp + b"| "
-        if data.endswith(b"\n"):
-            records = whole + data[:-1].replace(b"\n", b"\n" + whole) + b"\n"
-        else:
-            cut = data.rfind(b"\n") + 1
-            records = stamp + b"+ " + data[cut:] + b"\n"
-            if cut:
-                records = (whole + data[:cut - 1].replace(b"\n", b"\n" + whole)
-                           + b"\n" + records)
-        _write_all(self.fd, records)
+        cut = data.rfind(b"\n") + 1
+        buffers = []
+        if cut:
+            # The prefix that replace() puts after the last newline is left
+            # out through a memoryview: no copy of the records.
+            records = data[:cut].replace(b"\n", b"\n" + whole)
+            buffers += [whole, memoryview(records)[:-len(whole)]]
+        if cut < len(data):
+            buffers += [stamp + b"+ ", memoryview(data)[cut:], b"\n"]
+        _write_buffers(self.fd, buffers)
 
     def note(self, key, value):
         """A run-job record: "KEY VALUE" on stream "#"."""
@@ -2730,6 +2732,13 @@ class RunLog(object):
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+def _write_buffers(fd, buffers):
+    written = os.writev(fd, buffers)
+    total = sum(len(buffer) for buffer in buffers)
+    if written < total:
+        _write_all(fd, b"".join(buffers)[written:])
 
 
 def _write_all(fd, data):

@@ -42,12 +42,15 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 # Runs execute_job or kill_job in a process of its own, as run-job would:
-# argv[1] is a JSON spec {"config", "job", "action", "go", "live", "rss"}.
+# argv[1] is a JSON spec {"config", "job", "action", "live", "slow_start", "rss"},
+# and "ready", "go" to start many at once: each makes file READY+PID, then waits for GO.
 DRIVER = r"""
 import json, os, sys, time
 sys.path.insert(0, %r)
 import run_job
 spec = json.load(open(sys.argv[1]))
+if spec.get("ready"):
+    open(spec["ready"] + str(os.getpid()), "w").close()
 while spec.get("go") and not os.path.exists(spec["go"]):
     time.sleep(0.002)
 config = run_job.GlobalConfig(**spec["config"])
@@ -142,13 +145,39 @@ class RunnerTestCase(unittest.TestCase):
         self.addCleanup(self._stop_launched)
 
     def _stop_launched(self):
+        # SIGTERM: run-job stops its job's tree; then whatever still holds a
+        # lock (orphans of a run-job killed with -9, or of a broken run-job).
         for process in self.launched:
             if process.poll() is None:
+                process.terminate()
+        for process in self.launched:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
                 process.kill()
-            process.wait()
+                process.wait()
             for stream in (process.stdout, process.stderr):
                 if stream:
                     stream.close()
+        leaked = self._processes_started_here()
+        run_directory = self.config.run_directory
+        for entry in os.listdir(run_directory):
+            run_job.stop_lock_holders(os.path.join(run_directory, entry), 0)
+        for info in self._processes_started_here():
+            run_job.signal_verified(info, signal.SIGKILL)
+        self.assertEqual(leaked, [], "processes left running")
+
+    def _processes_started_here(self):
+        """Live processes whose command line names this test's directory."""
+        found = []
+        for info in run_job._all_processes():
+            try:
+                with open("/proc/%d/cmdline" % info.pid, "rb") as cmdline:
+                    if self.tmp.encode() in cmdline.read() and alive(info.pid):
+                        found.append(info)
+            except OSError:
+                pass
+        return found
 
     def path(self, *names):
         return os.path.join(self.tmp, *names)
@@ -205,12 +234,13 @@ class RunnerTestCase(unittest.TestCase):
 
 
 # A job tree that ignores SIGTERM everywhere: the command, a background
-# grandchild, and a daemon that escaped with setsid. Writes their pids to PIDS,
+# grandchild, and a daemon that escaped with setsid from a parent that exited
+# (an orphan: only a subreaper still sees it). Writes their pids to PIDS,
 # then creates PIDS.done.
 STUBBORN_TREE = """
 trap '' TERM
 sleep 30 & echo $! >> {pids}
-setsid sh -c 'trap "" TERM; echo $$ >> {pids}; exec sleep 30' &
+( setsid sh -c 'trap "" TERM; echo $$ >> {pids}; exec sleep 30' & )
 sh -c 'trap "" TERM; while :; do sleep 1; done' & echo $! >> {pids}
 echo $$ >> {pids}
 while [ $(wc -l < {pids}) -lt 4 ]; do sleep 0.01; done
@@ -223,8 +253,9 @@ class LockTests(RunnerTestCase):
     def test_fifty_simultaneous_launches_run_the_command_once(self):
         go = self.path("go")
         job = self.job([["sh", "-c", "echo ran >> %s; sleep 1" % self.path("ran")]])
-        launches = [self.launch(job, go=go) for _ in range(50)]
-        time.sleep(0.3)
+        os.mkdir(self.path("ready"))
+        launches = [self.launch(job, go=go, ready=self.path("ready", "")) for _ in range(50)]
+        wait_for(lambda: len(os.listdir(self.path("ready"))) == 50, 30)
         with open(go, "w"):
             pass
         codes = sorted(process.wait(timeout=30) for process in launches)
