@@ -281,6 +281,203 @@ REJECTED = [
 ]
 
 
+# Realistic job files, in the style of examples/*.yaml (which another branch
+# writes): the parser must accept every one and agree with PyYAML.
+JOB_FILES = [
+    ("backup-db.yaml", """\
+# Nightly database backup.
+# Owner: ops@example.com
+---
+name: Database backup
+description: >
+    Dumps every database to /srv/backup, compresses the dump
+    and removes dumps older than two weeks.
+
+command:
+    - /usr/local/bin/db-dump --all --output /srv/backup/db.sql
+    - /usr/bin/gzip --force /srv/backup/db.sql
+    - /usr/bin/find /srv/backup -name '*.gz' -mtime +14 -delete
+schedule: "15 3 * * *"   # after the log rotation
+timeout: 2h
+kill_grace: 1m
+environment:
+    PGHOST: db.internal
+    PGPORT: 5432
+    PGUSER: backup
+    PGPASSFILE: /etc/backup/pgpass
+tags: [database, backup, nightly]
+fail_on_stderr: true
+success_exit_codes: [0, 3]
+"""),
+    ("report.yaml", """\
+name: Nightly report
+description: Two steps in sequence, with its own environment.
+command:
+    - /bin/sh -c 'echo "building the report for $REPORT_DAY"'
+    - /bin/sh -c 'echo "uploaded to $REPORT_BUCKET"'
+schedule: "30 2 * * *"
+timeout: 5m
+environment:
+    REPORT_DAY: yesterday
+    REPORT_BUCKET: sales-reports
+tags: [demo, reports]
+"""),
+    ("broken.yaml", """\
+name: Always fails
+description: Exits 3 after writing to stderr, to show a failure.
+command: /bin/sh -c 'echo "about to fail" ; echo "something went wrong" >&2 ; exit 3'
+tag: demo
+"""),
+    ("cleanup.yaml", """\
+# Clean the upload spool every ten minutes.
+name: 'Spool cleanup'
+command: /usr/local/sbin/spool-clean --older-than 1h --quiet
+schedule: '*/10 * * * *'
+timeout: 9m
+allow_overtime: false
+disabled: false
+tags:
+- spool
+- housekeeping
+failmail: ops@example.com
+failure_threshold_for_mail: 3
+"""),
+    ("warehouse-load.yaml", """\
+name: Warehouse load
+description: |
+    Loads yesterday's events into the warehouse.
+
+    Runs after the ETL export; if the export is late the load
+    waits up to an hour (see --wait).
+command:
+  - /opt/etl/bin/load
+    --source s3://events/daily
+    --wait 3600
+  - /opt/etl/bin/vacuum --analyze
+slow_start_command: /opt/etl/bin/load --source s3://events/daily --rebuild
+schedule: "0 5 * * 1-5"
+timeout: 4h
+kill_grace: 5m
+environment:
+  ETL_CONFIG: /etc/etl/warehouse.ini
+  ETL_LOG_LEVEL: info
+  AWS_DEFAULT_REGION: eu-west-1
+  BATCH_SIZE: 50000
+  RATIO: 0.75
+tags: [etl, warehouse]
+success_exit_codes:
+  - 0
+  - 75
+started: 2024-03-01
+owner: "data-team"
+"""),
+    ("certificates.yaml", """\
+# Renew TLS certificates; the hook reloads nginx.
+name: Certificate renewal
+command: >-
+    /usr/bin/certbot renew --quiet
+    --deploy-hook "/usr/sbin/nginx -s reload"
+schedule: "17 4,16 * * *"
+timeout: 15m
+environment: {CERTBOT_OPTS: --no-random-sleep-on-renew, LANG: C.UTF-8}
+fail_on_stderr: false
+notes: ~
+"""),
+    ("metrics-rollup.yaml", """\
+name: Metrics rollup
+description: "Aggregates raw metrics into hourly buckets.\\nSafe to re-run."
+command:
+    - /usr/local/bin/rollup --interval hourly
+    - /usr/local/bin/rollup --interval daily --only-if-midnight
+schedule: "5 * * * *"
+timeout: 50m     # must finish before the next run
+kill_grace: 30s
+environment:
+    ROLLUP_DB: "postgresql://metrics@db.internal/metrics"
+    ROLLUP_THREADS: 4
+    ROLLUP_DRY_RUN: false
+tags: [metrics]
+checks:
+    - name: disk
+      min_free: 10.5
+    - name: lag
+      max_seconds: 300
+"""),
+    ("mail-digest.yaml", """\
+name: Mail digest
+description: >
+  Sends the daily digest to every subscriber
+  who asked for one.
+
+  Skips users whose address bounced in the last week.
+command: ["/usr/local/bin/digest", "--send", "--batch", "500"]
+schedule: "0 7 * * *"
+timeout: 30m
+environment:
+  DIGEST_FROM: "Digest <noreply@example.com>"
+  DIGEST_SUBJECT: 'Your daily digest: news & updates'
+tags: [mail]
+failmail: [ops@example.com, mail-team@example.com]
+failure_threshold_for_mail: 2
+"""),
+    ("log-shipper.yaml", """\
+# Ship rotated logs to the archive host.
+name: Log shipper
+command: |
+  /usr/bin/rsync -a --remove-source-files \\
+      /var/log/archive/ archive.internal:/srv/logs/
+schedule: "@hourly"
+timeout: 45m
+allow_overtime: true
+environment:
+  RSYNC_RSH: ssh -i /etc/shipper/id_ed25519 -o BatchMode=yes
+tags: [logs]
+"""),
+    ("process-control.yaml", """\
+# Global configuration for run-job and cron-generate.
+user: process-control
+job_directory: /var/lib/process-control
+output_directory: /var/log/process-control
+run_directory: /run/process-control
+state_directory: /var/lib/process-control-state
+runner_path: /usr/bin/run-job
+output_crontab: /etc/cron.d/process-control
+mailto: root
+cron_environment:
+    PATH: /usr/local/bin:/usr/bin:/bin
+default_job_config:
+    timeout: 10m
+    kill_grace: 10s
+logging:
+    version: 1
+    disable_existing_loggers: false
+    formatters:
+        runjob:
+            format: 'run-job[%(process)d]: %(message)s'
+    handlers:
+        syslog:
+            class: logging.handlers.SysLogHandler
+            address: /dev/log
+            facility: daemon
+            formatter: runjob
+    root:
+        level: INFO
+        handlers: [syslog]
+"""),
+]
+
+
+def example_files():
+    """The seed-style job files under examples/ (written on another branch)."""
+    paths = sorted(glob.glob(os.path.join(HERE, "examples", "*.yaml"))
+                   + glob.glob(os.path.join(HERE, "examples", "*", "*.yaml")))
+    files = []
+    for path in paths:
+        with open(path, "rb") as handle:
+            files.append((path, handle.read()))
+    return files
+
+
 class AcceptedTests(unittest.TestCase):
     def test_accepted_documents_have_exact_values(self):
         for text, expected in ACCEPTED:
@@ -362,6 +559,42 @@ class MappingTests(unittest.TestCase):
                 self.assertEqual((error.line, error.column), (line, column))
                 self.assertIn(fragment, str(error))
                 self.assertTrue(str(error).startswith("f.yaml:%d:%d: " % (line, column)))
+
+
+class CorpusTests(unittest.TestCase):
+    def test_job_files_are_accepted_as_mappings(self):
+        for name, text in JOB_FILES:
+            with self.subTest(name=name):
+                value, marks = run_job.load_yaml_mapping(text, name)
+                self.assertIn("name", value) if name != "process-control.yaml" \
+                    else self.assertIn("user", value)
+                for key in value:
+                    self.assertIn((key,), marks)
+
+    def test_job_file_values(self):
+        value = run_job.load_yaml(dict(JOB_FILES)["warehouse-load.yaml"])
+        self.assertEqual(value["command"], [
+            "/opt/etl/bin/load --source s3://events/daily --wait 3600",
+            "/opt/etl/bin/vacuum --analyze"])
+        self.assertEqual(value["description"], (
+            "Loads yesterday's events into the warehouse.\n\n"
+            "Runs after the ETL export; if the export is late the load\n"
+            "waits up to an hour (see --wait).\n"))
+        self.assertTrue(same(value["environment"]["RATIO"], 0.75))
+        self.assertTrue(same(value["started"], D(2024, 3, 1)))
+
+    @unittest.skipIf(yaml is None, "PyYAML is not installed")
+    def test_job_files_and_examples_match_pyyaml(self):
+        for name, text in JOB_FILES + example_files():
+            with self.subTest(name=name):
+                outcome, expected = pyyaml_outcome(text)
+                self.assertEqual(outcome, "ok", expected)
+                self.assertTrue(same(run_job.load_yaml(text, name), expected))
+
+    def test_examples_are_accepted(self):
+        for name, text in example_files():
+            with self.subTest(name=name):
+                run_job.load_yaml(text, name)
 
 
 if __name__ == "__main__":
