@@ -117,7 +117,7 @@ _PLAIN_TAIL = _PLAIN_CHAR + r"*(?: +(?!#)" + _PLAIN_CHAR + r"+)*"
 _PLAIN = _re.compile(_PLAIN_FIRST + _PLAIN_TAIL)
 _PLAIN_CONTINUATION = _re.compile(_PLAIN_CHAR + _PLAIN_TAIL)
 _PLAIN_REST = _re.compile(r" *(#.*)?\Z")
-_SINGLE_QUOTED = r"'((?:[^']|'')*)'"
+_SINGLE_QUOTED = r"'((?:[^']|'')*)'(?!')"
 _DOUBLE_QUOTED = r'"((?:[^"\\]|\\.)*)"'
 # key ':' in block context; groups: plain, single, double, spaces.
 _BLOCK_KEY = _re.compile(
@@ -125,7 +125,7 @@ _BLOCK_KEY = _re.compile(
     + _DOUBLE_QUOTED + ")( *):(?= |\\Z)")
 _SINGLE_QUOTED_LINE = _re.compile(_SINGLE_QUOTED)
 _DOUBLE_QUOTED_LINE = _re.compile(_DOUBLE_QUOTED)
-_SINGLE_QUOTED_END = _re.compile(r"(?:[^']|'')*'")
+_SINGLE_QUOTED_END = _re.compile(r"(?:[^']|'')*'(?!')")
 _DOUBLE_QUOTED_END = _re.compile(r'(?:[^"\\]|\\.)*"')
 _SINGLE_QUOTED_FOLD = _re.compile(r"''|[ \t]*\n[ \t]*((?:\n[ \t]*)*)")
 _DOUBLE_QUOTED_TOKEN = _re.compile(
@@ -369,7 +369,7 @@ def _parse_stream(doc):
 # -- block nodes -----------------------------------------------------------------
 
 def _is_sequence_entry(line, column):
-    return line[column] == "-" and (column + 1 == len(line)
+    return line.startswith("-", column) and (column + 1 == len(line)
                                     or line[column + 1] == " ")
 
 

@@ -10,6 +10,7 @@ import datetime
 import glob
 import math
 import os
+import re
 import sys
 import unittest
 
@@ -595,6 +596,674 @@ class CorpusTests(unittest.TestCase):
         for name, text in example_files():
             with self.subTest(name=name):
                 run_job.load_yaml(text, name)
+
+
+# ---- differential testing against PyYAML ----------------------------------------
+
+FUZZ_CASES = int(os.environ.get("YAML_FUZZ_CASES", "1000"))  # per generator
+FUZZ_SEED = int(os.environ.get("YAML_FUZZ_SEED", "20240301"))
+
+
+def subset_outcome(text):
+    """('ok', value) or ('rejected', ConfigError); any other exception escapes."""
+    try:
+        return "ok", run_job.load_yaml(text, source="fuzz.yaml")
+    except run_job.ConfigError as error:
+        return "rejected", error
+
+
+def contract_violation(text):
+    """None if load_yaml honours its contract on text, else a description."""
+    try:
+        ours = subset_outcome(text)
+    except Exception as error:  # the contract allows only ConfigError
+        return "raised %s: %s" % (type(error).__name__, error)
+    if ours[0] == "rejected":
+        error = ours[1]
+        lines = text.count("\n") + 1 if isinstance(text, str) else \
+            text.count(b"\n") + 1
+        if not (error.source == "fuzz.yaml" and isinstance(error.line, int)
+                and 1 <= error.line <= lines + 1 and isinstance(error.column, int)
+                and error.column >= 1 and str(error).startswith(
+                    "fuzz.yaml:%d:%d: " % (error.line, error.column))):
+            return "badly located error: %s" % error
+        return None
+    theirs = pyyaml_outcome(text)
+    if theirs[0] != "ok":
+        return "accepted what PyYAML rejects (%s): %r" % (theirs[1], ours[1])
+    if not same(ours[1], theirs[1]):
+        return "silent difference: ours %r, PyYAML's %r" % (ours[1], theirs[1])
+    return None
+
+
+def report(name, outcomes):
+    """With YAML_FUZZ_REPORT set, print a generator's outcome counts."""
+    if os.environ.get("YAML_FUZZ_REPORT"):
+        sys.stderr.write("\n%s: %s\n" % (name, ", ".join(
+            "%s %d" % item for item in sorted(outcomes.items()))))
+
+
+def shrink(text, still_fails):
+    """A smaller text that still fails: delete lines, then characters."""
+    changed = True
+    while changed:
+        changed = False
+        lines = text.split("\n")
+        for i in range(len(lines)):
+            candidate = "\n".join(lines[:i] + lines[i + 1:])
+            if candidate != text and still_fails(candidate):
+                text, changed = candidate, True
+                break
+        if changed:
+            continue
+        for i in range(len(text)):
+            candidate = text[:i] + text[i + 1:]
+            if still_fails(candidate):
+                text, changed = candidate, True
+                break
+    return text
+
+
+WORDS = ["backup", "name", "timeout", "db", "x", "y", "n", "value", "report",
+         "a", "b", "key", "tags", "path", "/usr/bin/tar", "eu-west-1", "C.UTF-8",
+         "http://x:80/y", "a#b", "it's", "dollar$sign", "caf\xe9", "\u4e2d\u6587",
+         "v1.2.3", "under_score", "mixed-Case", "ends.", "a,b", "q?", "e=mc2",
+         "percent%", "at@host", "x'y", "semi;colon", "tilde~", "back\\slash"]
+STRINGS_NEEDING_QUOTES = [
+    "", " leading", "trailing ", "yes", "No", "on", "OFF", "010", "0644", "1e3",
+    "1_000", "1:30", "-.5", "0o17", "true", "null", "~", "123", "1.5", ".inf",
+    "2001-12-14", "a: b", "a #b", "- x", "-", "? x", "#x", "&x", "*x", "!x",
+    "|", ">", "%x", "@x", "`x", "[x]", "{x}", ",x", "'q'", '"dq"', "tab\there",
+    "line\nbreak", "two\n\nbreaks", "bell\x07", "nul\x00", "esc\x1b", "del\x7f",
+    "nbsp\xa0x", "\u2028ls", "emoji\U0001F600", "x:", "<<", "=", "0x1F",
+    "  two spaces", "a  b", "back\\slash \"q\"", "\\n literal"]
+PLAIN_SAFE_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                       "0123456789_./@%+=-$;~'\"\\\xe9\u4e2d\u6587?,:#")
+SPECIAL_PLAIN_WORDS = {"yes", "no", "on", "off", "true", "false", "null", "y",
+                       "n", "~"}
+
+
+class Emitter(object):
+    """Generator 1: a random value tree and a YAML text PyYAML reads as that
+    tree, written with random but valid choices (indentation, sequence styles,
+    scalar styles, comments, blank lines, '---', CRLF, final newline)."""
+
+    def __init__(self, rng):
+        self.rng = rng
+        self.block_state = None  # (content indent, keep?) of a block scalar just written
+
+    # -- values
+    def value(self, depth):
+        r = self.rng.random()
+        if depth < 4 and r < 0.22:
+            return self.mapping(depth + 1)
+        if depth < 4 and r < 0.38:
+            return [self.value(depth + 1) for _ in range(self.rng.randint(0, 4))]
+        return self.scalar()
+
+    def mapping(self, depth):
+        result = {}
+        for _ in range(self.rng.randint(0 if depth > 1 else 1, 5)):
+            result[self.key()] = self.value(depth)
+        return result
+
+    def key(self):
+        rng = self.rng
+        r = rng.random()
+        if r < 0.6:
+            return rng.choice(WORDS[:16]) + rng.choice(["", "", "_%d" % rng.randint(0, 99)])
+        if r < 0.8:
+            return rng.choice(WORDS)
+        if r < 0.9:
+            return rng.choice(WORDS) + " " + rng.choice(WORDS)
+        return rng.choice(STRINGS_NEEDING_QUOTES).replace("\n", " ")
+
+    def scalar(self):
+        rng = self.rng
+        r = rng.random()
+        if r < 0.35:
+            return self.string()
+        if r < 0.5:
+            return rng.choice([0, 1, -1, 7, 42, 1000, 65535, -273, 10 ** 20,
+                               rng.randint(-10 ** 6, 10 ** 6)])
+        if r < 0.62:
+            return rng.choice([0.5, 1.5, -2.25, 3.1, 100.0, 1e3, 0.001, -0.0,
+                               float("inf"), float("-inf"), float("nan"),
+                               round(rng.uniform(-1e5, 1e5), rng.randint(0, 4))])
+        if r < 0.72:
+            return rng.random() < 0.5
+        if r < 0.8:
+            return None
+        if r < 0.86:
+            return D(rng.randint(1, 9999), rng.randint(1, 12), rng.randint(1, 28))
+        return rng.choice(STRINGS_NEEDING_QUOTES)
+
+    def string(self):
+        rng = self.rng
+        words = [rng.choice(WORDS) for _ in range(rng.randint(1, 6))]
+        text = " ".join(words)
+        r = rng.random()
+        if r < 0.1:
+            text = "\n".join(words) + "\n" * rng.randint(0, 2)
+        elif r < 0.18:
+            text = " ".join(words[:2]) + "\n\n" + " ".join(words[2:])
+        return text
+
+    # -- rendering scalars
+    def plain_ok(self, text, flow):
+        if not text or text[0] in "-?:,[]{}#&*!|>'\"%@`~ <=" or text[-1] in " :":
+            return False
+        if not set(text) <= PLAIN_SAFE_CHARS | {" "} or "  " in text:
+            return False
+        if ": " in text or " #" in text or text.lower() in SPECIAL_PLAIN_WORDS:
+            return False
+        if text[0] in "0123456789+.":
+            return False
+        if flow and (set(text) & set(",[]{}#:?")):
+            return False
+        return True
+
+    def render_scalar(self, value, column, parent, flow=False):
+        """Lines for a scalar written after 'key: ' or '- ' at `column`, whose
+        parent collection sits at `parent`; the first line is inline."""
+        rng = self.rng
+        if value is None:
+            return [rng.choice(["~", "null", "Null", "NULL", ""])]
+        if value is True or value is False:
+            word = "true" if value else "false"
+            return [rng.choice([word, word.capitalize(), word.upper()])]
+        if isinstance(value, int):
+            if value >= 0 and rng.random() < 0.2:
+                return ["0x%x" % value if rng.random() < 0.5 else "0x%X" % value]
+            if value > 0 and rng.random() < 0.2:
+                return ["+%d" % value]
+            return [str(value)]
+        if isinstance(value, float):
+            if math.isnan(value):
+                return [rng.choice([".nan", ".NaN", ".NAN"])]
+            if math.isinf(value):
+                spelled = rng.choice([".inf", ".Inf", ".INF"])
+                return [("-" if value < 0 else rng.choice(["", "+"])) + spelled]
+            text = repr(value)
+            if "e" in text or "inf" in text:
+                text = "%.6f" % value
+                if float(text) != value:
+                    return ["'%s'" % text]  # not representable: a string is fine
+            if text.endswith(".0") and rng.random() < 0.3:
+                text = text[:-1]
+            if text == "1000.0" and rng.random() < 0.5:
+                text = "1.0e+3"
+            return [text]
+        if isinstance(value, D):
+            return ["%04d-%02d-%02d" % (value.year, value.month, value.day)]
+        return self.render_string(value, column, parent, flow)
+
+    def render_string(self, text, column, parent, flow):
+        rng = self.rng
+        styles = ["single", "double"]
+        if self.plain_ok(text, flow):
+            styles += ["plain", "plain", "plain"]
+        elif not flow and "\n" in text and self.plain_ok(text.replace("\n", " "), flow) \
+                and not text.startswith("\n") and not text.endswith("\n"):
+            styles.append("plain")
+        if not flow and text and parent >= 0:
+            styles += ["literal", "folded"]
+        style = rng.choice(styles)
+        indent = " " * (parent + 1 + rng.randint(0, 3))
+        if style == "plain":
+            return [text] if flow else self.multi_line(text, indent)
+        if style == "single" and "\t" not in text and self.printable(text):
+            if "\n" in text and not flow and not self.edge_space(text):
+                return self.multi_line(text.replace("'", "''"), indent, quote="'")
+            if "\n" not in text:
+                return ["'%s'" % text.replace("'", "''")]
+        if style == "literal" and self.block_ok(text):
+            return self.literal(text, parent)
+        if style == "folded" and self.folded_ok(text):
+            return self.folded(text, parent)
+        return self.double(text, indent, flow)
+
+    def printable(self, text):
+        return all(ch == "\n" or ch == "\t" or (" " <= ch <= "~") or ch in "\xe9\xa0"
+                   or "\u4e00" <= ch <= "\u9fff" or ch == "\U0001F600" for ch in text)
+
+    def edge_space(self, text):
+        return any(part != part.strip(" \t") for part in text.split("\n"))
+
+    def multi_line(self, text, indent, quote=""):
+        """Text over several lines: each run of k line breaks becomes k blank
+        lines, and some single spaces become line breaks (folded back)."""
+        rng = self.rng
+        parts = re.split("(\n+)", text)
+        lines = [quote]
+        for i, part in enumerate(parts):
+            if i % 2:
+                lines.extend([""] * len(part))
+                lines.append(indent)
+                continue
+            for w, word in enumerate(part.split(" ")):
+                if w and word and lines[-1].strip() and not lines[-1].endswith(" ") \
+                        and rng.random() < 0.3:
+                    lines.append(indent + rng.choice(["", " "]))
+                elif w:
+                    lines[-1] += " "
+                lines[-1] += word
+        lines[-1] += quote
+        return [line if line.strip() else "" for line in lines]
+
+    def double(self, text, indent, flow):
+        rng = self.rng
+        out = ['"']
+        for i, ch in enumerate(text):
+            if ch == '"' or ch == "\\":
+                out.append("\\" + ch)
+            elif ch == "\n":
+                glued = flow or text[i + 1:i + 2] in (" ", "\t")
+                out.append("\\n" if glued or rng.random() < 0.5 else "\\n\\\n" + indent)
+            elif ch == "\t":
+                out.append(rng.choice(["\\t", "\t", "\\\t"]))
+            elif ch < " " or ch == "\x7f":
+                out.append(rng.choice(["\\x%02x" % ord(ch), "\\u%04X" % ord(ch)]))
+                if ch == "\x00":
+                    out[-1] = rng.choice(["\\0", "\\x00"])
+                elif ch == "\x1b":
+                    out[-1] = "\\e"
+                elif ch == "\x07":
+                    out[-1] = "\\a"
+            elif ch == "\u2028":
+                out.append("\\L")
+            elif ch == "\xa0":
+                out.append(rng.choice(["\\_", "\xa0"]))
+            elif ch == " " and rng.random() < 0.1:
+                out.append("\\ ")
+            elif ord(ch) > 0xffff:
+                out.append(rng.choice([ch, "\\U%08x" % ord(ch)]))
+            elif ord(ch) > 0x7f and rng.random() < 0.5:
+                out.append("\\u%04x" % ord(ch))
+            elif rng.random() < 0.03:
+                out.append("\\x%02x" % ord(ch) if ord(ch) < 256 else ch)
+            elif not flow and ch != " " and i and text[i - 1] != " " and rng.random() < 0.03:
+                out.append("\\\n" + indent + ch)  # an escaped line break
+            else:
+                out.append(ch)
+        out.append('"')
+        return "".join(out).split("\n")
+
+    def block_ok(self, text):
+        lines = text.rstrip("\n").split("\n")
+        return self.printable(text) and lines[0].strip(" ") != "" and \
+            all(line == line.rstrip(" ") for line in lines)
+
+    def chomp(self, text):
+        trailing = len(text) - len(text.rstrip("\n"))
+        return ["-", "", "+"][min(trailing, 2)], text.rstrip("\n"), trailing
+
+    def literal(self, text, parent):
+        rng = self.rng
+        chomp, body, trailing = self.chomp(text)
+        width = rng.randint(1, 4)
+        indent = " " * (parent + width)
+        header = "|" + chomp
+        self.block_state = (len(indent), chomp == "+")
+        if body[0] in " \t" or rng.random() < 0.1:
+            header = "|" + ("%d%s" % (width, chomp) if rng.random() < 0.5 else
+                            "%s%d" % (chomp, width))
+        if rng.random() < 0.2:
+            header += "  # block"
+        lines = [header] + [indent + line if line else "" for line in body.split("\n")]
+        lines += [""] * (trailing - 1 if trailing > 1 else 0)
+        return lines
+
+    def folded_ok(self, text):
+        body = text.strip("\n")
+        parts = body.split("\n")
+        return self.printable(text) and text[:1] != "\n" and all(
+            part == "" or (part[0] not in " \t" and part == part.rstrip(" \t")
+                           and "\t" not in part and "  " not in part)
+            for part in parts) and parts[0] != ""
+
+    def folded(self, text, parent):
+        rng = self.rng
+        chomp, body, trailing = self.chomp(text)
+        indent = " " * (parent + rng.randint(1, 4))
+        lines = [">" + chomp]
+        self.block_state = (len(indent), chomp == "+")
+        segments = body.split("\n")
+        i = 0
+        while i < len(segments):
+            segment = segments[i]
+            breaks = 0
+            while i + 1 < len(segments) and segments[i + 1] == "" and \
+                    i + 2 < len(segments):
+                breaks += 1
+                i += 1
+            words = segment.split(" ")
+            line = indent + words[0]
+            for word in words[1:]:
+                if rng.random() < 0.3:
+                    lines.append(line)
+                    line = indent + word
+                else:
+                    line += " " + word
+            lines.append(line)
+            if i + 1 < len(segments):
+                lines.extend([""] * (breaks + 1))
+            i += 1
+        lines += [""] * (trailing - 1 if trailing > 1 else 0)
+        return lines
+
+    # -- rendering collections
+    def render(self, value, column, lines, parent, compact=False):
+        """Append lines for a block collection value starting at column."""
+        if isinstance(value, dict):
+            self.render_mapping(value, column, lines, compact)
+        else:
+            self.render_sequence(value, column, lines, compact)
+
+    def flow(self, value):
+        if isinstance(value, dict):
+            parts = ["%s: %s" % (self.flow_key(k), self.flow(v)) for k, v in value.items()]
+            return "{" + ", ".join(parts) + ("," if parts and self.rng.random() < 0.1 else "") + "}"
+        if isinstance(value, list):
+            return "[" + ", ".join(self.flow(v) for v in value) + "]"
+        if value is None:
+            return self.rng.choice(["~", "null"])
+        rendered = self.render_scalar(value, 0, 0, flow=True)
+        return rendered[0]
+
+    def flow_key(self, key):
+        if self.plain_ok(key, True):
+            return key
+        return '"%s"' % "".join("\\x%02x" % ord(c) if c < " " or c in '"\\' else c for c in key) \
+            if ord(max(key or " ")) < 0x10000 else "'%s'" % key.replace("'", "''")
+
+    def flowable(self, value):
+        if isinstance(value, dict):
+            return all(self.flowable(v) and self.printable(k) and "\t" not in k
+                       for k, v in value.items())
+        if isinstance(value, list):
+            return all(self.flowable(v) for v in value)
+        return not isinstance(value, str) or "\n" not in value
+
+    def block_key(self, key):
+        if self.plain_ok(key, False) and ":" not in key:
+            return key
+        if "\n" not in key and "\t" not in key and self.printable(key) and self.rng.random() < 0.5:
+            return "'%s'" % key.replace("'", "''")
+        return "".join(self.double(key, "", True))
+
+    def comment_lines(self, lines, column):
+        """Maybe a comment line and a blank line; after a block scalar only
+        where they cannot be its content."""
+        rng = self.rng
+        limit = column + 3
+        blank = 6
+        if self.block_state is not None:
+            limit = min(limit, self.block_state[0] - 1)
+            blank = -1 if self.block_state[1] else self.block_state[0]
+        if rng.random() < 0.08:
+            lines.append(" " * rng.randint(0, limit) + "# comment\tand ' \" : -")
+        if blank >= 0 and rng.random() < 0.06:
+            lines.append(" " * rng.randint(0, blank))
+
+    def entry(self, prefix, value, column, parent, lines):
+        """'key:' or '-' (prefix, at column) followed by value."""
+        rng = self.rng
+        self.block_state = None
+        if isinstance(value, (dict, list)) and value:
+            if self.flowable(value) and rng.random() < 0.15:
+                lines.append(prefix + " " + self.flow(value) + self.trailing_comment())
+                return
+            item = prefix.endswith("-")
+            if item and rng.random() < 0.5:  # compact '- key: v' / '- - v'
+                inner = column + 1 + rng.randint(1, 3)
+                sub = []
+                self.render(value, inner, sub, column, compact=True)
+                sub[0] = prefix + " " * (inner - column - 1) + sub[0][inner:]
+                lines.extend(sub)
+                return
+            lines.append(prefix + self.trailing_comment())
+            if isinstance(value, list) and not item and rng.random() < 0.4:
+                inner = column  # an indentless sequence under its key
+            else:
+                inner = column + rng.randint(1, 4)
+            self.render(value, inner, lines, column)
+            return
+        if isinstance(value, (dict, list)):
+            lines.append(prefix + " " + ("{}" if isinstance(value, dict) else "[]"))
+            return
+        rendered = self.render_scalar(value, column, parent)
+        if rendered[0] == "":
+            lines.append(prefix + rng.choice(["", " ", " # empty"]))
+            return
+        if len(rendered) == 1 and rendered[0][0] not in "|>" and rng.random() < 0.1 \
+                and not prefix.endswith("-"):
+            lines.append(prefix)  # the value alone on the next line
+            lines.append(" " * (column + rng.randint(1, 3)) + rendered[0])
+            return
+        first = prefix + " " + rendered[0]
+        if len(rendered) == 1:
+            first += self.trailing_comment()
+        lines.append(first)
+        lines.extend(rendered[1:])
+
+    def trailing_comment(self):
+        return "  # note" if self.rng.random() < 0.1 else ""
+
+    def render_mapping(self, mapping, column, lines, compact=False):
+        for i, (key, value) in enumerate(mapping.items()):
+            if i or not compact:
+                self.comment_lines(lines, column)
+            self.entry(" " * column + self.block_key(key) + ":", value, column,
+                       column, lines)
+
+    def render_sequence(self, items, column, lines, compact=False):
+        for i, item in enumerate(items):
+            if i or not compact:
+                self.comment_lines(lines, column)
+            self.entry(" " * column + "-", item, column, column, lines)
+
+    def document(self):
+        rng = self.rng
+        tree = self.mapping(1)
+        lines = []
+        if rng.random() < 0.2:
+            lines.append("# a job file")
+        if rng.random() < 0.3:
+            lines.append(rng.choice(["---", "--- ", "--- # start"]))
+        self.render_mapping(tree, rng.choice([0, 0, 0, 1, 2]), lines)
+        text = "\n".join(lines)
+        if self.block_state is not None or rng.random() < 0.85:
+            text += "\n"
+        if rng.random() < 0.1:
+            text = text.replace("\n", "\r\n")
+        return tree, text
+
+
+# Generator 2: lines from a small grammar, with weighted near-miss tokens.
+REFERENCE_SCALARS = (
+    "yes Yes YES on On ON no No NO off Off OFF yEs tRUE nULL y Y n N ~ null Null "
+    "NULL 010 0777 0644 08 09 019 00 -0 +0 0_ 0_7 0o17 0X1F 0b 0x 0x1F -0x1F +0x10 "
+    "0x_1f 0b101 -0b101 0b1_0 0x_ 0b_ 1_000 1__0 1_ +1_0 _1 1:30 1:30:00 -1:30 22:22 "
+    "12:00 190:20:30 0:30 1:60 12:60 1:3_0 1:30.5 0:30.5 190:20:30.15 .5 5. 3. -3. "
+    "001.23 1._ 0_1.5 -.5 +.5 1e3 1E3 1.0e3 1.5e3 3.e5 12e03 1e+3 1.0e+3 1.e+3 "
+    "1.0E-3 .5e+3 6.8523015e+5 .inf .Inf .INF +.inf -.inf .nan .NaN .NAN -.nan inf "
+    "nan .infinity +1 -1 3.10 1.10 1.0.0 1,000 2001-12-14 2000-02-29 0001-01-01 "
+    "2001-1-4 2001-12-14T21:59 2001-13-01 2001-02-29 0000-01-01 "
+    "2001-12-14T21:59:43.10-05:00 2001-12-14t21:59:43Z = << - -- --1 -x :x ?x . "
+    "... ...x --- true false True FALSE").split() + [
+    "2001-12-14 21:59:43", "2001-12-14 1:2:3", "2001-12-14T21:59:43.1234567",
+    "2001-12-14 21:59:43.10 -5", "2001-12-14 21:59:43.10 Z", "1 000"]
+GRAMMAR_KEYS = ["a", "b", "key", "x", "y", "n", "a b", "'q'", '"dq"', "'a'", '"a"',
+                "-a", "?a", ":a", "a:b", "1", "true", "yes", "null", "~", "1.5",
+                "2002-12-14", "<<", "=", "? a", "&x k", "*x", "!t k", "'multi",
+                "x" * 1023, "x" * 1024, "x" * 1025, "[a]", "{a: 1}", '"\x41"', "a	b"]
+GRAMMAR_VALUES = REFERENCE_SCALARS + [
+    "'it''s'", "'\\n'", '"\\t\\x41\\u00e9"', '"\\q"', '"\\x4"', '"\\ud800"',
+    '"\\U00110000"', '"\\U0001F600"', '"a', "'a", '"x" y', '"x"# c', "'b\tc'",
+    "[a, b]", "[a,b,]", "[a,, b]", "[,]", "[]", "{}", "{k: v}", "{k:v}", "{k}",
+    "{k: }", "[k: v]", "[?x]", "[a", "[a] b", "[a]b", "{k: v}x", "[-1, -a, - a]",
+    "[1_000, 0x1F]", "[a #b]", "[a#b]", "{a: [1, {b: c}]}", '{"a":1}', "{a: 1, a: 2}",
+    "&x 1", "*x", "!!str 1", "! x", "!", "&a", "- b", "b: c", "b:", "? x", "@x", "`x",
+    "%x", ",x", "]", "}", "b #c", "b#c", "b # c", "http://x:80/y", "x'y", "|", "|-",
+    "|+", ">", ">-", ">+", "|2", "|-2", "|2-", "|10", "|0", "|x", "|#c", "| # c",
+    ">\t", "|22", "", " ", "a\tb", "\ta", "b\t", "caf\xe9", "x\ufeffy", "\x85"]
+FUZZ_CHARACTERS = " \t\n:-#'\"|>[]{},?&*!%@`~.0123456789"
+
+
+def grammar_document(rng):
+    """Generator 2: a few lines, each a key, entry, continuation, comment,
+    blank line, marker or block scalar, built from near-miss tokens."""
+    lines = []
+    for _ in range(rng.randint(1, 7)):
+        indent = " " * rng.choice([0, 0, 0, 1, 2, 2, 3, 4])
+        if rng.random() < 0.04:
+            indent = rng.choice(["\t", " \t", "\t "]) + indent
+        key = rng.choice(GRAMMAR_KEYS if rng.random() < 0.3 else WORDS[:12])
+        value = rng.choice(GRAMMAR_VALUES if rng.random() < 0.5 else WORDS)
+        kind = rng.random()
+        if kind < 0.35:
+            line = indent + key + ":" + rng.choice([" ", " ", "  ", "\t", ""]) + value
+        elif kind < 0.45:
+            line = indent + key + ":"
+        elif kind < 0.6:
+            line = indent + "-" + rng.choice([" ", " ", "\t", ""]) + value
+        elif kind < 0.65:
+            line = indent + "- " + key + ": " + value
+        elif kind < 0.7:
+            line = indent + "-"
+        elif kind < 0.78:
+            line = indent + value
+        elif kind < 0.84:
+            line = indent + "# comment" + rng.choice(["", "\t", " : x"])
+        elif kind < 0.9:
+            line = " " * rng.randint(0, 6)
+        elif kind < 0.94:
+            line = rng.choice(["---", "--- ", "--- # c", "...", "--- a", "%YAML 1.2",
+                               "%TAG ! x", "---\t"])
+        else:
+            header = rng.choice("|>") + rng.choice(["", "-", "+"]) + \
+                rng.choice(["", "", "1", "2", "9"]) + rng.choice(["", "", " # c", "x"])
+            line = indent + key + ": " + header
+            for _ in range(rng.randint(0, 3)):
+                line += "\n" + " " * rng.randint(0, 6) + rng.choice(
+                    ["x", "y z", "", "# not", "\tt", "- a", "k: v"])
+        if rng.random() < 0.1:
+            line += rng.choice([" # c", "#c", " ", "\t", "  # c\t"])
+        lines.append(line)
+    text = "\n".join(lines)
+    if rng.random() < 0.7:
+        text += "\n"
+    return text
+
+
+# Generator 3: mutations of realistic documents.
+def mutate(text, rng):
+    """One to three small edits: a character inserted, deleted or replaced,
+    a line's indentation shifted, adjacent lines swapped or duplicated, a
+    line joined to the next or split."""
+    for _ in range(rng.randint(1, 3)):
+        lines = text.split("\n")
+        what = rng.random()
+        i = rng.randrange(len(lines))
+        if what < 0.45 and text:
+            position = rng.randrange(len(text) + 1)
+            char = rng.choice(FUZZ_CHARACTERS)
+            edit = rng.random()
+            if edit < 0.4:
+                text = text[:position] + char + text[position:]
+            elif edit < 0.7:
+                text = text[:position] + text[position + 1:]
+            else:
+                text = text[:position] + char + text[position + 1:]
+            continue
+        if what < 0.65:
+            shift = rng.choice([-2, -1, 1, 2])
+            if shift > 0:
+                lines[i] = " " * shift + lines[i]
+            else:
+                lines[i] = lines[i][min(-shift, len(lines[i]) - len(lines[i].lstrip(" "))):]
+        elif what < 0.75 and i + 1 < len(lines):
+            lines[i], lines[i + 1] = lines[i + 1], lines[i]
+        elif what < 0.85:
+            lines.insert(i, lines[i])
+        elif what < 0.93 and i + 1 < len(lines):
+            lines[i:i + 2] = [lines[i] + rng.choice(["", " "]) + lines[i + 1].lstrip(" ")]
+        elif lines[i]:
+            cut = rng.randrange(len(lines[i]))
+            lines[i:i + 1] = [lines[i][:cut], " " * rng.randint(0, 4) + lines[i][cut:]]
+        text = "\n".join(lines)
+    return text
+
+
+@unittest.skipIf(yaml is None, "PyYAML is not installed")
+class DifferentialTests(unittest.TestCase):
+    """load_yaml against yaml.safe_load: a rejection (with a position) or the
+    same value; never an acceptance of what PyYAML rejects, a different value,
+    or another exception. YAML_FUZZ_CASES sets the cases per generator."""
+
+    def run_cases(self, name, texts):
+        outcomes = {"accepted": 0, "rejected": 0, "pyyaml_errors": 0}
+        for seed, text in texts:
+            problem = contract_violation(text)
+            if problem is not None:
+                small = shrink(text, lambda t: contract_violation(t) is not None)
+                self.fail("%s, seed %d: %s\ninput: %r\nshrunk: %r -> %s" % (
+                    name, seed, problem, text, small, contract_violation(small)))
+            if pyyaml_outcome(text)[0] != "ok":
+                outcomes["pyyaml_errors"] += 1
+            try:
+                run_job.load_yaml(text)
+                outcomes["accepted"] += 1
+            except run_job.ConfigError:
+                outcomes["rejected"] += 1
+        report(name, outcomes)
+        return outcomes
+
+    def test_value_first_emitter(self):
+        import random
+        accepted = 0
+        for case in range(FUZZ_CASES):
+            seed = FUZZ_SEED + case
+            tree, text = Emitter(random.Random(seed)).document()
+            outcome, value = pyyaml_outcome(text)
+            self.assertTrue(outcome == "ok" and same(value, tree),
+                            "emitter bug, seed %d: %r reads as %r, not %r"
+                            % (seed, text, value, tree))
+            problem = contract_violation(text)
+            self.assertIsNone(problem, "seed %d: %r" % (seed, text))
+            try:
+                self.assertTrue(same(run_job.load_yaml(text), tree))
+                accepted += 1
+            except run_job.ConfigError as error:
+                self.fail("seed %d: valid document refused: %s\n%r" % (seed, error, text))
+        report("value-first emitter", {"cases": FUZZ_CASES, "accepted": accepted})
+        self.assertEqual(accepted, FUZZ_CASES)
+
+    def test_grammar_fuzzer(self):
+        import random
+        texts = [(FUZZ_SEED + case, grammar_document(random.Random(FUZZ_SEED + case)))
+                 for case in range(FUZZ_CASES)]
+        outcomes = self.run_cases("grammar fuzzer", texts)
+        # both outcomes must be exercised, or the generator is useless
+        self.assertGreater(outcomes["accepted"], FUZZ_CASES // 10, outcomes)
+        self.assertGreater(outcomes["rejected"], FUZZ_CASES // 10, outcomes)
+
+    def test_mutations(self):
+        import random
+        corpus = [text for _, text in JOB_FILES] + [text for text, _ in ACCEPTED
+                                                    if isinstance(text, str)]
+        texts = []
+        for case in range(FUZZ_CASES):
+            rng = random.Random(FUZZ_SEED + case)
+            if case % 3 == 0:
+                base = Emitter(rng).document()[1]
+            else:
+                base = rng.choice(corpus)
+            texts.append((FUZZ_SEED + case, mutate(base, rng)))
+        outcomes = self.run_cases("mutations", texts)
+        self.assertGreater(outcomes["accepted"], FUZZ_CASES // 10, outcomes)
+        self.assertGreater(outcomes["pyyaml_errors"], FUZZ_CASES // 10, outcomes)
 
 
 if __name__ == "__main__":
