@@ -274,16 +274,22 @@ def _decode(text, source):
         column = position - text.rfind("\n", 0, position)
         char = text[position]
         if char == "\r":
-            what = "a carriage return not followed by a line feed"
+            message = ("a carriage return not followed by a line feed; end "
+                       "lines with LF or CR LF")
         elif char in "\x85\u2028\u2029":
-            what = "an unusual line break U+%04X" % ord(char)
+            message = ("unusual line break U+%04X; end lines with LF, or write "
+                       "it as an escape in double quotes" % ord(char))
         elif char == "\ufeff":
-            what = "a byte order mark (U+FEFF) inside the text"
+            message = ("byte order mark U+FEFF inside the text; remove it "
+                       "(one is allowed only at the very start)")
+        elif ord(char) < 0xA0:
+            message = ("control character U+%04X; remove it, or write it as an "
+                       "escape such as \\x%02x in double quotes"
+                       % (ord(char), ord(char)))
         else:
-            what = "the control character U+%04X" % ord(char)
-        raise ConfigError("%s is not allowed; remove it (write escapes such "
-                          "as \\t in double quotes instead)" % what,
-                          source, line, column)
+            message = ("character U+%04X is not allowed in YAML; remove it"
+                       % ord(char))
+        raise ConfigError(message, source, line, column)
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     return text

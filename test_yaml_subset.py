@@ -282,6 +282,80 @@ REJECTED = [
 ]
 
 
+# Every quoted example in /work/shared/reference/yaml-subset.md (PyYAML's
+# verified behaviour), extracted verbatim; the contract must hold for each.
+REFERENCE_EXAMPLES = [
+    'a: b\n  c', 'a', 'b c', 'reject', 'best effort', '---', ':', '-', 'single',
+    'double', '#', 'a: é', 'utf-16', '\ufeffa: 1', 'a: x\ufeffy', 'x\ufeffy',
+    '[^\t\n\r -~\x85\xa0-\ud7ff\ue000-�𐀀-\U0010ffff]', 'a: \x85', 'a: b\x85c',
+    'a: b\rc: d', 'b', 'c', 'd', '', 'yYnNtTfFoO', '-+0123456789.', '-+0123456789', '<',
+    '~', 'n', 'N', '0123456789', '=', '0', 'Norway problem', '~x', '08', '_1', 'x',
+    "ambiguous plain scalar 'X' at L:C; quote it", 'non-string key; quote it', '-x',
+    ':x', '?x', '--1', '...x', '.', 'b#c',
+    '` and `"` are literal when not first (`key: x', 'a: b\n c', 'a:\n  b\n  c',
+    'a:\n    b\n  c', 'a:\n  b\n    c\n  d', 'b c d', 'a: b\n  c\n\n  d', 'b c\nd',
+    'a: b\n  c\n\n\n  d', 'b c\n\nd', 'a: b\n\n  c', 'b\nc', 'a: b\n  \n  c',
+    'a: b\n    \n\n  c', 'b\n\nc', 'a: b  \n  c  ', '- a\n  b', 'a b', '- a\n b',
+    'a\n b: c', 'a: b\nc', 'a: plain\n  text # c\nb: 1', 'plain text', 'a: b # c\n  d',
+    'a: b\n  # c\n  d', 'a: b\n  c: d', 'a: b\n  - c', 'b - c', '- a\n  - b', 'a - b',
+    '- a\n -b', 'a -b', 'a: b\n  c\n  ---', 'b c ---', 'a\nb', '` (`a: ', '` → `"it',
+    '\n', '\\n', '\\q', "'", 'expected escape sequence of 2 hexadecimal numbers',
+    '\ud800', 'a: "b\\\n  c"', 'bc', 'a: "b \\\n  c"', 'a: "x\\\n\n  y"', 'x\ny',
+    'a: "b\n\n\n  c"', "a: 'x \n \n  y'", 'a: "x\\n\n  y"', 'x\n y', "a: 'b\nc'",
+    'wrong indented multiline quoted scalar', 'value', 'yes', ' ', 'a: |  # c\n  x\n',
+    'x\n', '--- |2\n  x\n', ' x\n', 'a:\n- |1\n  x\n', 'a:\n  b: |2\n      x\n',
+    '  x\n', 'less indented', 'a: |\n      \n  x\n',
+    'empty: >\n \n  \n   \n # comment\n', 'empty', 'more indented',
+    'a: \\|\n  x\n  y\n', 'x\ny\n', 'a: \\|-\n  x\n  y\n', 'a: \\|+\n  x\n  y\n\n\n',
+    'x\ny\n\n\n', 'a: \\|\n  x\n\n\n', 'a: \\|\n  x', 'a: \\|+\n  x', 'a: \\|-\n  x',
+    'a: \\|+\n  x\n\n  ', 'x\n\n', 'a: \\|\n\n  x\n', '\nx\n',
+    'a: \\|\n  x\n    \n  y\n', 'x\n  \ny\n', 'a: \\|+\n  x\n    \n',
+    'a: \\|+\n  x\n  \n', 'x\n  \n', 'a: \\|\n  x\n\nb: 1', 'a: \\|+\n  x\n\nb: 1',
+    'a: \\|\nb: 1', 'a: \\|+\n\n\nb: 1', 'a: >-\n', 'a: \\|', '\n\n',
+    'a: >\n  x\n  y\n', 'x y\n', 'a: >\n  x\n\n  y\n', 'a: >\n  x\n  \n  y\n',
+    'a: >\n  x\n\n\n  y', 'x\n\ny', 'a: >\n  x\n    y\n  z\n', 'x\n  y\nz\n',
+    'a: >\n  x\n\n    y\n\n  z\n', 'x\n\n  y\n\nz\n',
+    'a: >\n  a\n  b\n\n  c\n   d\n  e\n', 'a b\nc\n d\ne\n', 'a: >\n  x\n  \ty\n  z\n',
+    'x\n\ty\nz\n', 'a: >\n  x  \n  y\n', 'x   y\n', 'a: >\n  x\n   \n  y\n',
+    'x\n \ny\n', 'a: >-\n  one\n  two\n\n  three\n', 'a: >+\n  one\n\n',
+    'one two\nthree', 'one\n\n', 'a: >+\n  x\n  y', 'a: >\n  x\n  y', 'x y',
+    'a: >\n\n  x\n\n', 'a: \\|2\n   x\n  y\n', 'a: \\|1\n  x', 'a: >2\n    x\n  y\n',
+    ' x\ny\n', ' x', '  x\ny\n', 'a: \\|2+\n   x\n\n', ' x\n\n',
+    'a: \\|\n  # not a comment\n  x\n', 'a: \\|\n  x\n# comment\nb: 1',
+    '# not a comment\nx\n', 'a: \\|\r\n  x\r\n  y\r\n', '- \\|\n  x\n- y',
+    '- >\n x\n y\n', 'y', 'a: \\|\n    x\n  y', 'a: >\n   x\n  y\n', '- a: \\|\n  x\n',
+    'foo: |\n  x\n   ', 'x\n ', 'x\n \n', '- |+\n   ', ': v', 'a  : b', 'a b: c',
+    'a:b: c', 'a:b', '"a":b', 'a: 1\n b: 2', 'mapping values are not allowed here',
+    't match an outer level ⇒ ERR (`', 'a: # c\n  b: 1', 'key:\n\n\n  value', 'key',
+    's column ("indentless"): `', 'key:\n    - a\n    - b\nother: 1', '- \n- a', '-\n-',
+    '-\n  a: 1\n  b: 2', '- - a\n  - b\n- c', '- - - a', '-\n - a', '-a: b', '-a',
+    's column is the key', '- a: 1\n  b: 2\n- c: 3', '-   a: 1\n    b: 2',
+    '- a: 1\n b: 2', '- a: 1\n   b: 2', '- a:\n  - 1\n  b: 2', '- a:\n    b: 1\n  c: 2',
+    '- a:\n- b', 'a:', 'a: # c', 'a: \n  \nb: 1', 'a:\n  b:\n  c: 1',
+    'sequence entries are not allowed here', 'a:\n  b: 1\n# c\n  c: 2',
+    'a:\n  b: 1\n      # c\n  c: 2', 'a: [a, b]', 'a: [a,b]', 'a: [ a ]', 'a: []',
+    'a: [ ]', 'a: {}', 'a: [a, b,]', 'a: [a,, b]', 'a: [,]', 'a: {k: v}',
+    'a: { k : v }', 'a: {k: v, }', 'k', 'v', 'a: {"k": 1}', 'a: [1, ',
+    ', "three", 4.5, true, null, ~]', 'two', 'three', 'a: [1_000, 0x1F, 010, yes]',
+    'a: [1:30]', 'a: [a b, c  d]', 'c  d', 'a: [http://x]', 'a: [a:b]', 'a: [a#b]',
+    'a: {k:v}', 'k:v', 'a: {k}', 'a: {k: }', 'a: [k: v]', 'a: [?x]', 'a: [a,\nb]',
+    'a: [a] b', 'a: [a]b', 'a: {k: v}x', 'a: [-1, -a, - a]', 'found unhashable key',
+    'a: [a] # c', '[a, b]', '{a: b}', '---\n', '# only\n', '--- \na: 1',
+    '--- # c\na: 1', '--- a', '--- [a]', '--- |\n  x\n', '--- a: 1', '---a: 1', '---a',
+    'a: b\n...\n', 'a: 1\n---', '---\na: 1\n---\nb: 2', 'expected a single document',
+    '&a', 'b &x', '1', 'hello', '?a', '0x10: a\n16: b', '1: a\n1.0: b',
+    'yes: 1\ntrue: 2', "found character '\t' that cannot start any token", '\ta: b',
+    'a:\n\tb: c', 'a:\n  \tb: c', 'a:\tb', 'a: \tb', 'a:\t[1]', 'a:\t', 'a\t: b',
+    "'a'\t: b", 'a: b\tc', 'a: b\t', 'a: b\t# c', 'key: "x"\t', '-\ta', '- \ta',
+    '[1,\t2]', '{b:\t1}', 'a: b\n\t\nc: d', 'a: b\n  \t\nc: d', '|\t', '| \t# c',
+    'a: |\n  x\n\ty\n', 'a: |\n  x\n \ty\n', "a: 'b\tc'", 'b\tc', 'a: "x\n\ty"',
+    'a: b #\tc', '# c\t\na: b', 'a: |\n  x\n  \ty\n', 'x\n\ty\n', 'a: |\n  x\n  y\t\n',
+    'x\ny\t\n', 'a: |\n  x\n  \t\n  y\n', 'x\n\t\ny\n', 'foo:\n  - bar\t\n',
+    's position**, silently: `', "'a': 1\na: 2",
+    "duplicate key 'a' at L:C, first defined at L:C", 'passes', ' \t\n:-#\'"|>[]{},',
+]
+
+
 # Realistic job files, in the style of examples/*.yaml (which another branch
 # writes): the parser must accept every one and agree with PyYAML.
 JOB_FILES = [
@@ -1264,6 +1338,37 @@ class DifferentialTests(unittest.TestCase):
         outcomes = self.run_cases("mutations", texts)
         self.assertGreater(outcomes["accepted"], FUZZ_CASES // 10, outcomes)
         self.assertGreater(outcomes["pyyaml_errors"], FUZZ_CASES // 10, outcomes)
+
+
+class ReferenceExampleTests(unittest.TestCase):
+    """Every example of the reference, and every scalar of its typing table in
+    five positions: never an exception other than ConfigError; with PyYAML,
+    never a value that differs from yaml.safe_load."""
+
+    def cases(self):
+        for text in REFERENCE_EXAMPLES:
+            yield text
+        for scalar in REFERENCE_SCALARS:
+            for form in ("x: %s", "%s: x", "- %s", "[%s]", "{k: %s}"):
+                yield form % scalar
+
+    def test_only_config_errors(self):
+        for text in self.cases():
+            with self.subTest(text=text):
+                try:
+                    run_job.load_yaml(text)
+                except run_job.ConfigError as error:
+                    self.assertGreaterEqual(error.line, 1)
+                    self.assertGreaterEqual(error.column, 1)
+
+    @unittest.skipIf(yaml is None, "PyYAML is not installed")
+    def test_contract_against_pyyaml(self):
+        count = 0
+        for text in self.cases():
+            with self.subTest(text=text):
+                self.assertIsNone(contract_violation(text))
+                count += 1
+        self.assertGreater(count, 700)
 
 
 if __name__ == "__main__":
