@@ -117,7 +117,7 @@ _PLAIN_TAIL = _PLAIN_CHAR + r"*(?: +(?!#)" + _PLAIN_CHAR + r"+)*"
 _PLAIN = _re.compile(_PLAIN_FIRST + _PLAIN_TAIL)
 _PLAIN_CONTINUATION = _re.compile(_PLAIN_CHAR + _PLAIN_TAIL)
 _PLAIN_REST = _re.compile(r" *(#.*)?\Z")
-_SINGLE_QUOTED = r"'((?:[^']|'')*)'"
+_SINGLE_QUOTED = r"'((?:[^']|'')*)'(?!')"
 _DOUBLE_QUOTED = r'"((?:[^"\\]|\\.)*)"'
 # key ':' in block context; groups: plain, single, double, spaces.
 _BLOCK_KEY = _re.compile(
@@ -125,7 +125,7 @@ _BLOCK_KEY = _re.compile(
     + _DOUBLE_QUOTED + ")( *):(?= |\\Z)")
 _SINGLE_QUOTED_LINE = _re.compile(_SINGLE_QUOTED)
 _DOUBLE_QUOTED_LINE = _re.compile(_DOUBLE_QUOTED)
-_SINGLE_QUOTED_END = _re.compile(r"(?:[^']|'')*'")
+_SINGLE_QUOTED_END = _re.compile(r"(?:[^']|'')*'(?!')")
 _DOUBLE_QUOTED_END = _re.compile(r'(?:[^"\\]|\\.)*"')
 _SINGLE_QUOTED_FOLD = _re.compile(r"''|[ \t]*\n[ \t]*((?:\n[ \t]*)*)")
 _DOUBLE_QUOTED_TOKEN = _re.compile(
@@ -136,6 +136,15 @@ _ESCAPES = {
     "v": "\v", "f": "\f", "r": "\r", "e": "\x1b", " ": " ", '"': '"',
     "/": "/", "\\": "\\", "N": "\x85", "_": "\xa0", "L": "\u2028",
     "P": "\u2029"}
+# Fast paths for the most common lines: 'word: value' and '- value' where the
+# value is one line of plain or simply quoted text. Anything else (or a match
+# whose key needs typing) takes the general path.
+_SIMPLE_VALUE = (r"((" + _PLAIN_FIRST + _PLAIN_TAIL + r")|'([^']*)'"
+                 r"|\"([^\"\\]*)\")")
+_SIMPLE_ENTRY = _re.compile(
+    r"([^ \t\-?:,\[\]{}#&*!|>'\"%@`0-9+.][^ \t:]{0,1023}):(?: +" + _SIMPLE_VALUE
+    + r")?(?: +(#).*| *)\Z")
+_SIMPLE_ITEM = _re.compile(r"(-) +" + _SIMPLE_VALUE + r"(?: +(#).*| *)\Z")
 _BLOCK_HEADER = _re.compile(r"([|>])([1-9]?)([-+]?)([1-9]?)(?: +(?:#.*)?)?\Z")
 
 # Flow context (one line): ',', '?', brackets and braces also end a plain scalar.
@@ -176,6 +185,7 @@ _WORDS = {
     "null": None, "Null": None, "NULL": None, "~": None}
 _YAML11_BOOLEANS = frozenset(
     "yes Yes YES no No NO on On ON off Off OFF".split())
+_SPECIAL_WORDS = frozenset(_WORDS) | _YAML11_BOOLEANS | frozenset(["<<", "="])
 
 _TAB_INDENT = "tab character used for indentation; indent with spaces"
 _UNEXPECTED = {
@@ -218,6 +228,8 @@ def _unexpected(doc, index, column):
               "of this line")
     char = line[column]
     after = line[column + 1:column + 2]
+    if char == "\t" and not line[:column].strip(" "):
+        _fail(doc, index, column, _TAB_INDENT)
     if after == "\t" and char in "-?:":
         _fail(doc, index, column + 1, _UNEXPECTED["\t"])
     if char in "-?:" and after in ("", " "):
@@ -262,16 +274,22 @@ def _decode(text, source):
         column = position - text.rfind("\n", 0, position)
         char = text[position]
         if char == "\r":
-            what = "a carriage return not followed by a line feed"
+            message = ("a carriage return not followed by a line feed; end "
+                       "lines with LF or CR LF")
         elif char in "\x85\u2028\u2029":
-            what = "an unusual line break U+%04X" % ord(char)
+            message = ("unusual line break U+%04X; end lines with LF, or write "
+                       "it as an escape in double quotes" % ord(char))
         elif char == "\ufeff":
-            what = "a byte order mark (U+FEFF) inside the text"
+            message = ("byte order mark U+FEFF inside the text; remove it "
+                       "(one is allowed only at the very start)")
+        elif ord(char) < 0xA0:
+            message = ("control character U+%04X; remove it, or write it as an "
+                       "escape such as \\x%02x in double quotes"
+                       % (ord(char), ord(char)))
         else:
-            what = "the control character U+%04X" % ord(char)
-        raise ConfigError("%s is not allowed; remove it (write escapes such "
-                          "as \\t in double quotes instead)" % what,
-                          source, line, column)
+            message = ("character U+%04X is not allowed in YAML; remove it"
+                       % ord(char))
+        raise ConfigError(message, source, line, column)
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     return text
@@ -357,7 +375,7 @@ def _parse_stream(doc):
 # -- block nodes -----------------------------------------------------------------
 
 def _is_sequence_entry(line, column):
-    return line[column] == "-" and (column + 1 == len(line)
+    return line.startswith("-", column) and (column + 1 == len(line)
                                     or line[column + 1] == " ")
 
 
@@ -381,25 +399,17 @@ def _parse_block_sequence(doc, index, column, path):
     indents = doc.indents
     marks = doc.marks
     while True:
-        line = lines[index]
         item_path = path + (len(items),)
-        start = _SPACES.match(line, column + 1).end()
-        if start == len(line) or line[start] == "#":
-            following = _skip_blank(doc, index + 1)
-            if following < len(lines) and indents[following] > column:
-                child = indents[following]
-                marks[item_path] = (following + 1, child + 1)
-                value, index = _parse_block_node(doc, following, child, column,
-                                                 item_path)
-            else:
-                marks[item_path] = (index + 1, column + 1)
-                value, index = None, index + 1
+        simple = _SIMPLE_ITEM.match(lines[index], column)
+        if simple is not None:
+            marks[item_path] = (index + 1, simple.start(2) + 1)
+            value, index = _simple_value(doc, index, column, simple)
         else:
-            if line[start] == "\t":
-                _unexpected(doc, index, start)
-            marks[item_path] = (index + 1, start + 1)
-            value, index = _parse_block_node(doc, index, start, column, item_path)
+            value, index = _sequence_item(doc, index, column, item_path)
         items.append(value)
+        if index < len(lines) and indents[index] == column and \
+                _is_sequence_entry(lines[index], column):
+            continue  # the next entry, at once
         index = _skip_blank(doc, index)
         if index >= len(lines) or indents[index] < column:
             return items, index
@@ -411,32 +421,62 @@ def _parse_block_sequence(doc, index, column, path):
             return items, index
 
 
+def _sequence_item(doc, index, column, item_path):
+    """The value after '-': on the same line (maybe a compact collection), on
+    the following lines, or null."""
+    line = doc.lines[index]
+    start = _SPACES.match(line, column + 1).end()
+    if start < len(line) and line[start] != "#":
+        if line[start] == "\t":
+            _unexpected(doc, index, start)
+        doc.marks[item_path] = (index + 1, start + 1)
+        return _parse_block_node(doc, index, start, column, item_path)
+    following = _skip_blank(doc, index + 1)
+    if following < len(doc.lines) and doc.indents[following] > column:
+        child = doc.indents[following]
+        doc.marks[item_path] = (following + 1, child + 1)
+        return _parse_block_node(doc, following, child, column, item_path)
+    doc.marks[item_path] = (index + 1, column + 1)
+    return None, index + 1
+
+
 def _parse_block_mapping(doc, index, column, path):
     """Entries 'key: value' whose keys all start at one column."""
     mapping = {}
     lines = doc.lines
     indents = doc.indents
     marks = doc.marks
+    count = len(lines)
     while True:
         line = lines[index]
-        match = _BLOCK_KEY.match(line, column)
-        if match is None:
-            if _is_sequence_entry(line, column):
-                _fail(doc, index, column, "a sequence entry ('- ') where a "
-                      "key was expected; indent the list under its key, or "
-                      "write 'key: value'")
-            _expected_key(doc, index, column)
-        key = _block_key(doc, index, column, match)
-        key_path = path + (key,)
-        if key in mapping:
-            first = marks[key_path]
-            _fail(doc, index, column, "duplicate key %r (first defined at line "
-                  "%d); remove one of them" % (key, first[0]))
-        marks[key_path] = (index + 1, column + 1)
-        mapping[key], index = _parse_mapping_value(doc, index, match.end(),
-                                                   column, key_path)
+        simple = _SIMPLE_ENTRY.match(line, column)
+        if simple is not None and simple.group(1) not in _SPECIAL_WORDS:
+            key = simple.group(1)
+            key_path = path + (key,)
+            if key in mapping:
+                _duplicate_key(doc, index, column, key, marks[key_path])
+            marks[key_path] = (index + 1, column + 1)
+            if simple.group(2) is None:
+                mapping[key], index = _parse_nested_value(doc, index, column,
+                                                          key_path)
+            else:
+                mapping[key], index = _simple_value(doc, index, column, simple)
+        else:
+            match = _BLOCK_KEY.match(line, column)
+            if match is None:
+                _expected_key(doc, index, column)
+            key = _block_key(doc, index, column, match)
+            key_path = path + (key,)
+            if key in mapping:
+                _duplicate_key(doc, index, column, key, marks[key_path])
+            marks[key_path] = (index + 1, column + 1)
+            mapping[key], index = _parse_mapping_value(doc, index, match.end(),
+                                                       column, key_path)
+        if index < count and indents[index] == column and \
+                len(lines[index]) > column and lines[index][column] not in "#-":
+            continue  # the next key, at once
         index = _skip_blank(doc, index)
-        if index >= len(lines) or indents[index] < column:
+        if index >= count or indents[index] < column:
             return mapping, index
         if indents[index] > column:
             _fail(doc, index, indents[index], "unexpected indentation; align "
@@ -444,8 +484,33 @@ def _parse_block_mapping(doc, index, column, path):
                   "that ends with ':'")
 
 
+def _duplicate_key(doc, index, column, key, first):
+    _fail(doc, index, column, "duplicate key %r (first defined at line %d); "
+          "remove one of them" % (key, first[0]))
+
+
+def _simple_value(doc, index, column, match):
+    """The value of a _SIMPLE_ENTRY or _SIMPLE_ITEM match on line index, whose
+    parent collection is at column: (value, next line index)."""
+    plain = match.group(3)
+    if plain is None:
+        if match.group(4) is not None:
+            return match.group(4), index + 1
+        return match.group(5), index + 1
+    following = index + 1
+    if match.group(6) is None and following < len(doc.lines):
+        indent = doc.indents[following]
+        if indent > column or indent == len(doc.lines[following]):
+            plain, following = _plain_continuation(doc, following, column,
+                                                   plain)
+    return _plain_value(doc, index, match.start(3), plain), following
+
+
 def _expected_key(doc, index, column):
     line = doc.lines[index]
+    if _is_sequence_entry(line, column):
+        _fail(doc, index, column, "a sequence entry ('- ') where a key was "
+              "expected; indent the list under its key, or write 'key: value'")
     plain = _PLAIN.match(line, column)
     if plain is not None:
         end = plain.end()
@@ -504,6 +569,12 @@ def _parse_mapping_value(doc, index, position, key_column, path):
     start = _SPACES.match(line, position).end()
     if start < len(line) and line[start] != "#":
         return _parse_inline_value(doc, index, start, key_column, path)
+    return _parse_nested_value(doc, index, key_column, path)
+
+
+def _parse_nested_value(doc, index, key_column, path):
+    """The value of a key ending its line: a node on the following lines,
+    more indented (or a sequence at the key's column), else null."""
     following = _skip_blank(doc, index + 1)
     if following < len(doc.lines):
         child = doc.indents[following]
