@@ -261,7 +261,9 @@ class ParseTests(unittest.TestCase):
                  ("0 0\n* * *", "one line"), ("FOO=bar", "environment setting"),
                  ("*/5 * * * * =", "'='"), ("0 0 * * 1%", "'%'"),
                  ("0 0 * * 1\x0b", "control character"), ("0\x000 * * *", "control"),
-                 ("", "empty schedule"), ("  \t ", "empty schedule")]
+                 ("", "empty schedule"), ("  \t ", "empty schedule"),
+                 ("0\u00a03 * * *", "4 fields"),
+                 ("0 3 * * *\u2003", "in the day-of-week field")]
         for expression, fragment in cases:
             with self.subTest(expression=expression):
                 self.assertRefused(expression, fragment)
