@@ -113,7 +113,7 @@ def parse_duration(value):
     if seconds > DURATION_MAX:
         raise ConfigError("%s is longer than ten years; use a shorter duration,"
                           " or 0 for none" % _quote_duration(value))
-    return seconds
+    return seconds + 0.0  # -0.0 becomes 0.0
 
 
 def _quote_duration(value):

@@ -42,12 +42,13 @@ class DurationTests(unittest.TestCase):
         cases = [(0, 0.0), (90, 90.0), (1.5, 1.5), ("90", 90.0), ("90s", 90.0),
                  ("10m", 600.0), ("2h", 7200.0), ("1d", 86400.0), ("1.5h", 5400.0),
                  (" 10m ", 600.0), ("10 m", 600.0), ("0", 0.0), ("0s", 0.0),
-                 (".5m", 30.0), ("3650d", 3650 * 86400.0)]
+                 (".5m", 30.0), ("3650d", 3650 * 86400.0), ("-0", 0.0), (-0.0, 0.0)]
         for value, seconds in cases:
             with self.subTest(value=value):
                 result = parse_duration(value)
                 self.assertEqual(result, seconds)
                 self.assertIsInstance(result, float)
+                self.assertEqual(str(result), str(seconds))  # no -0.0
 
     def test_refused_values_say_how_to_fix(self):
         cases = [(True, "boolean"), (False, "boolean"), (None, "empty value"),
