@@ -1143,7 +1143,7 @@ def parse_duration(value):
     if seconds > DURATION_MAX:
         raise ConfigError("%s is longer than ten years; use a shorter duration,"
                           " or 0 for none" % _quote_duration(value))
-    return seconds
+    return seconds + 0.0  # -0.0 becomes 0.0
 
 
 def _quote_duration(value):
@@ -1252,7 +1252,7 @@ class Schedule(object):
 
     def __init__(self, expression):
         fields = _split_cron_expression(expression)
-        self.expression = expression.strip()
+        self.expression = expression.strip(" \t")
         sets = [_parse_cron_field(text, field)
                 for text, field in zip(fields, CRON_FIELDS)]
         self.minutes, self.hours, self.days_of_month, self.months = (
@@ -1458,12 +1458,14 @@ def _split_cron_expression(expression):
                           % (_describe_value(expression), CRON_FIELD_ORDER))
     _refuse_cron_characters(expression)
     text = expression.strip(" \t")
+    # Only spaces and tabs separate fields for cron; other white space is
+    # part of a field, and refused there.
     if not text:
         raise ConfigError("empty schedule; write five cron fields (%s), such as"
                           " '0 3 * * *'" % CRON_FIELD_ORDER)
     if text.startswith("@"):
         _refuse_cron_alias(text)
-    fields = text.replace("\t", " ").split()
+    fields = [field for field in text.replace("\t", " ").split(" ") if field]
     if len(fields) != 5:
         _refuse_field_count(fields)
     return fields
@@ -1550,8 +1552,9 @@ def _parse_cron_item(item, field):
     if first > last:
         _refuse_reversed_range(item, first, last, field)
     values = range(first, last + 1, step)
-    if step > 1 and len(values) < 3 and len(set(value % 7 if field.names is CRON_DAY_NAMES else value
-                            for value in values)) == 1:
+    if step > 1 and len(values) < 3 and len(set(
+            value % 7 if field.names is CRON_DAY_NAMES else value
+            for value in values)) == 1:
         raise ConfigError("%r in the %s field: a step of %d leaves only %d, which is"
                           " all Debian cron would read; write %d, or a smaller step"
                           % (item, field.name, step, first, first))
