@@ -2113,8 +2113,16 @@ def read_global_config(config_path=None, environ=None):
             raise ConfigError("%s: no such config file; name an existing file with "
                               "--config or $%s" % (path, CONFIG_PATH_VARIABLE))
         return GlobalConfig(runner_path=default_runner_path())
-    document, marks = load_yaml_mapping(text, path)
+    if is_blank_yaml(text):  # everything commented out: the defaults
+        document, marks = {}, {}
+    else:
+        document, marks = load_yaml_mapping(text, path)
     return global_config_from(document, marks, path, status)
+
+
+def is_blank_yaml(text):
+    return all(not line.strip() or line.lstrip().startswith("#")
+               for line in text.splitlines())
 
 
 def read_config_text(path, named):
@@ -2411,6 +2419,10 @@ def become_service_user(config, modules=()):
     os.environ["HOME"] = account.pw_dir
     os.environ["USER"] = account.pw_name
     os.environ["LOGNAME"] = account.pw_name
+    try:  # as cron does; root's working directory may be closed to the user
+        os.chdir(account.pw_dir)
+    except OSError:
+        os.chdir("/")
 
 
 # ---- 6. the lock -----------------------------------------------------------------

@@ -140,6 +140,16 @@ class GlobalConfigTests(SandboxTest):
         self.assertEqual(config.state_directory, "/var/lib/process-control-state")
         self.assertEqual(config.runner_path, "/usr/bin/run-job")  # no run-job beside run_job.py
 
+    def test_a_config_of_only_comments_means_the_defaults(self):
+        self.sandbox.write_config_text("# user: someone\n\n   # job_directory: /x\n")
+        config = run_job.read_global_config(self.sandbox.config, {})
+        self.assertEqual((config.source, config.user, config.job_directory),
+                         (self.sandbox.config, "process-control", "/var/lib/process-control"))
+        self.sandbox.write_config_text("- user\n")
+        with self.assertRaises(run_job.ConfigError) as caught:
+            self.sandbox.load()
+        self.assertTrue(str(caught.exception).startswith(self.sandbox.config + ":1:1: "))
+
     def test_environment_variable_names_the_config(self):
         config = run_job.load_global_config(None, {"PROCESS_CONTROL_CONFIG": self.sandbox.config})
         self.assertEqual(config.source, self.sandbox.config)
@@ -670,7 +680,7 @@ class ServiceUserTests(SandboxTest):
         os.mkdir(report)
         os.chmod(report, 0o777)
         self.sandbox.write_job("whoami", "command: [\"/bin/sh -c 'id -u > $OUT; id -g >> $OUT; id -G >> $OUT;"
-                                         " echo $HOME $USER $LOGNAME >> $OUT'\"]\n"
+                                         " echo $HOME $USER $LOGNAME >> $OUT; pwd >> $OUT'\"]\n"
                                          "environment:\n  OUT: %s/out\n" % report)
         code, out, err = self.sandbox.run("whoami", environ={"HOME": "/root", "USER": "root", "LOGNAME": "root"})
         self.assertEqual(code, 0, err)
@@ -678,7 +688,8 @@ class ServiceUserTests(SandboxTest):
         with open(os.path.join(report, "out")) as stream:
             lines = stream.read().splitlines()
         self.assertEqual(lines, [str(account.pw_uid), str(account.pw_gid), str(account.pw_gid),
-                                 "%s %s %s" % (account.pw_dir, UNPRIVILEGED, UNPRIVILEGED)])
+                                 "%s %s %s" % (account.pw_dir, UNPRIVILEGED, UNPRIVILEGED),
+                                 account.pw_dir if os.path.isdir(account.pw_dir) else "/"])
         for name in ("log", "run", "state"):
             self.assertEqual(os.stat(self.sandbox.path(name)).st_uid, account.pw_uid, name)
 
