@@ -2131,19 +2131,32 @@ def read_config_text(path, named):
     (a key, /etc/shadow) must reveal nothing of it."""
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
     except PermissionError:
         raise RefusedError("%s: cannot read the config file: permission denied" % path)
-    except IsADirectoryError:
-        raise ConfigError("%s: the config is a directory, not a file" % path)
-    with os.fdopen(descriptor, "rb") as stream:
-        status = os.fstat(stream.fileno())
+    except OSError as error:
+        raise ConfigError("%s: cannot read the config file: %s" % (path, error.strerror))
+    try:
+        status = os.fstat(descriptor)
         if not stat.S_ISREG(status.st_mode):
             raise ConfigError("%s: the config is not a regular file" % path)
         if named and not status.st_mode & stat.S_IROTH:
             raise RefusedError("%s: refused: a config named with --config or $%s must be "
                                "readable by everyone (chmod o+r)" % (path, CONFIG_PATH_VARIABLE))
         check_not_writable_by_others(path, status, "the config file")
-        return decode_text(stream.read(), path), status
+        return decode_text(read_descriptor(descriptor), path), status
+    finally:
+        os.close(descriptor)
+
+
+def read_descriptor(descriptor):
+    chunks = []
+    while True:
+        chunk = os.read(descriptor, 65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 def decode_text(data, path):
@@ -2228,6 +2241,8 @@ def job_directory_path(config):
     except FileNotFoundError:
         raise config.error("the job directory %s does not exist; create it or set "
                            "`job_directory`" % directory, "job_directory")
+    except OSError as error:
+        raise RefusedError("cannot use the job directory %s: %s" % (directory, error.strerror))
     if not stat.S_ISDIR(status.st_mode):
         raise config.error("the job directory %s is not a directory" % directory,
                            "job_directory")
@@ -2246,6 +2261,8 @@ def job_file_path(config, name):
     except FileNotFoundError:
         raise UsageError("no job named %s: %s does not exist (run-job --list-jobs "
                          "lists the jobs)" % (name, path))
+    except OSError as error:
+        raise RefusedError("%s: cannot read the job file: %s" % (path, error.strerror))
     if stat.S_ISLNK(link.st_mode):
         target = os.path.realpath(path)
         if os.path.dirname(target) != directory:
@@ -2264,12 +2281,14 @@ def read_job_text(path, config):
         raise RefusedError("%s: cannot read the job file: permission denied" % path)
     except OSError as error:
         raise RefusedError("%s: refused: %s" % (path, error.strerror.lower()))
-    with os.fdopen(descriptor, "rb") as stream:
-        status = os.fstat(stream.fileno())
+    try:
+        status = os.fstat(descriptor)
         if not stat.S_ISREG(status.st_mode):
             raise RefusedError("%s: refused: the job file is not a regular file" % path)
         check_trusted(path, status, config, "the job file")
-        return decode_text(stream.read(), path)
+        return decode_text(read_descriptor(descriptor), path)
+    finally:
+        os.close(descriptor)
 
 
 def load_job(config, name):
@@ -2337,8 +2356,8 @@ def scan_job_directory(config):
     except FileNotFoundError:
         raise config.error("the job directory %s does not exist; create it or set "
                            "`job_directory`" % directory, "job_directory")
-    except PermissionError:
-        raise RefusedError("cannot list the job directory %s: permission denied" % directory)
+    except OSError as error:
+        raise RefusedError("cannot list the job directory %s: %s" % (directory, error.strerror))
     names, problems = [], []
     for entry in entries:
         if not entry.endswith(".yaml") or entry.startswith("."):
@@ -3587,8 +3606,10 @@ def job_status_lines(config, name, running, now):
     except (ConfigError, RefusedError, UsageError) as error:
         return ["%s ***Invalid configuration***" % name, STATUS_INDENT + str(error)]
     head = "%s - %s" % (name, job.verbose_name)
-    if running is not None:
+    if running is not None and running.get("pid") is not None:
         head += "%s{pid: %d, status: running}" % (STATUS_INDENT, running["pid"])
+    elif running is not None:  # the run has not written its pid yet
+        head += "%s{status: running}" % STATUS_INDENT
     lines = [head]
     if job.description:
         lines.extend(STATUS_INDENT + line.strip()
@@ -3597,9 +3618,13 @@ def job_status_lines(config, name, running, now):
         lines.append(STATUS_INDENT + "tags: " + ", ".join(job.tags))
     if job.schedule is not None:
         lines.append(STATUS_INDENT + schedule_summary(job, now))
-    state = read_job_state(config, name)
-    if state:
-        lines.append(STATUS_INDENT + "last status: " + outcome_summary(state))
+    try:
+        state = read_job_state(config, name)
+    except ProcessControlError as error:  # one unreadable record hides nothing else
+        lines.append(STATUS_INDENT + "last status: unknown: %s" % error)
+    else:
+        if state:
+            lines.append(STATUS_INDENT + "last status: " + outcome_summary(state))
     return lines
 
 
@@ -3900,6 +3925,9 @@ def main(argv=None):
     except BrokenPipeError:  # e.g. run-job --list-jobs | head -1
         # Point stdout at /dev/null so that the interpreter's final flush is quiet.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    except OSError as error:  # the system refused something unforeseen: still one line
+        sys.stderr.write("run-job: %s\n" % error)
         return EXIT_FAILED
 
 

@@ -522,6 +522,20 @@ class RefusalTests(SandboxTest):
         self.assertEqual(code, 78)
         self.assert_one_error_line(err, "job.yaml:2:1: unknown key `timout`; did you mean `timeout`?")
 
+    def test_odd_files_and_directories_give_one_line(self):
+        os.mkdir(os.path.join(self.sandbox.jobs, "folder.yaml"))
+        code, out, err = self.sandbox.run("folder")
+        self.assertEqual(code, 77)
+        self.assert_one_error_line(err, "folder.yaml: refused: the job file is not a regular file")
+        code, out, err = self.sandbox.run("--config", self.sandbox.jobs, "--status", with_config=False)
+        self.assertEqual(code, 78)
+        self.assert_one_error_line(err, "the config is not a regular file")
+        shutil.rmtree(self.sandbox.jobs)
+        for args in (["--status"], ["--list-jobs"], ["job"]):
+            code, out, err = self.sandbox.run(*args)
+            self.assertEqual(code, 78, args)
+            self.assert_one_error_line(err, "process-control.yaml:2:1: the job directory", "does not exist")
+
     def test_missing_directory_that_cannot_be_created_is_reported_with_the_command(self):
         write_file(self.sandbox.path("file"), "")
         with open(self.sandbox.config, "a") as stream:
