@@ -1806,6 +1806,8 @@ class Job(object):
         self.commands = [list(argv) for argv in commands]
         self.slow_start_commands = slow_start_commands
         self.schedule = schedule
+        if schedule_expression is None and schedule is not None:
+            schedule_expression = schedule.expression
         self.schedule_expression = schedule_expression
         self.disabled = disabled
         self.timeout = timeout
@@ -2326,13 +2328,11 @@ def job_from_document(config, name, path, document, marks):
     fields = {}
     for key, (value, origin) in settings.items():
         fields[key] = JOB_KEY_PARSERS[key](value, key, origin)
-    schedule_value = settings.get("schedule", (None, None))[0]
     return Job(
         name, source=path, verbose_name=fields.get("name"),
         description=fields.get("description"), commands=fields["command"],
         slow_start_commands=fields.get("slow_start_command"),
         schedule=fields.get("schedule"),
-        schedule_expression=schedule_value if fields.get("schedule") else None,
         disabled=fields.get("disabled", False),
         timeout=fields.get("timeout", DEFAULT_TIMEOUT),
         kill_grace=fields.get("kill_grace", DEFAULT_KILL_GRACE),
