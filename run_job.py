@@ -3766,9 +3766,10 @@ OPTIONS = {
 }
 
 # Modules imported before giving up root, by command: see preload_modules.
-# (ctypes: the runner's child subreaper; signal: signal names in the log.)
+# (ctypes: the runner's child subreaper; signal: signal names in the log;
+# json: the previous state, read after a failure.)
 MODULES_AFTER_SWITCH = {
-    "run": ("shlex", "difflib", "ctypes", "signal"),
+    "run": ("shlex", "difflib", "ctypes", "signal", "json"),
     "kill": ("signal",),
     "list": (),
     "status": ("shlex", "difflib", "datetime", "json"),

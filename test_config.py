@@ -707,6 +707,20 @@ class ServiceUserTests(SandboxTest):
         for name in ("log", "run", "state"):
             self.assertEqual(os.stat(self.sandbox.path(name)).st_uid, account.pw_uid, name)
 
+    def test_a_failure_after_the_switch_is_reported_and_recorded(self):
+        # A failure takes the runner's longer path (the previous state is read):
+        # still nothing imported after the switch.
+        self.sandbox.write_config(user=UNPRIVILEGED)
+        self.sandbox.write_job("fails", "command: /bin/sh -c 'echo oops >&2; exit 3'\n")
+        for attempt in (1, 2):
+            code, out, err = self.sandbox.run("fails")
+            self.assertEqual(code, 1, err)
+            self.assertNotIn("Traceback", err)
+            self.assertIn("oops", err)
+        code, out, err = self.sandbox.run("--status")
+        self.assertEqual(code, 0, err)
+        self.assertRegex(out, r"last status: failed at \S+ \(exit code 3, ")
+
     def test_nothing_runs_as_root_unless_configured(self):
         try:
             pwd.getpwnam("process-control")
