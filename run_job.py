@@ -2423,6 +2423,28 @@ def preload_modules(names):
         __import__(name)
 
 
+PR_SET_DUMPABLE = 4
+
+
+def linux_libc():
+    """The C library through ctypes (imported while still root), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+        return ctypes.CDLL(None, use_errno=True)
+    except (ImportError, OSError):
+        return None
+
+
+def make_dumpable(libc):
+    """After setuid from root the kernel marks the process undumpable, which
+    leaves its /proc files root's: the service user's own run-job could then
+    not find this run to kill it. Undo that, as an exec would have."""
+    if libc is not None:
+        libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+
+
 def become_service_user(config, modules=()):
     """As root, become the service user (supplementary groups, gid, uid, HOME,
     USER, LOGNAME), unless the config says `user: root`. Otherwise nothing."""
@@ -2430,11 +2452,13 @@ def become_service_user(config, modules=()):
         return
     account = require_service_account(config)
     preload_modules(modules)
+    libc = linux_libc()
     os.initgroups(account.pw_name, account.pw_gid)
     os.setgid(account.pw_gid)
     os.setuid(account.pw_uid)
     if os.geteuid() == 0 or os.getuid() == 0:  # never go on as root by mistake
         raise RefusedError("could not give up root for the service user %s" % config.user)
+    make_dumpable(libc)
     os.environ["HOME"] = account.pw_dir
     os.environ["USER"] = account.pw_name
     os.environ["LOGNAME"] = account.pw_name

@@ -721,6 +721,28 @@ class ServiceUserTests(SandboxTest):
         self.assertEqual(code, 0, err)
         self.assertRegex(out, r"last status: failed at \S+ \(exit code 3, ")
 
+    def test_kill_and_status_after_the_switch(self):
+        self.sandbox.write_config(user=UNPRIVILEGED)
+        self.sandbox.write_job("sleeper", "command: /bin/sleep 30\n")
+        process = subprocess.Popen([sys.executable, RUN_JOB, "--config", self.sandbox.config, "sleeper"],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   cwd=self.sandbox.root)
+        self.addCleanup(process.communicate)
+        self.addCleanup(lambda: process.poll() is None and process.kill())
+        config = self.sandbox.load()
+        deadline = time.monotonic() + 10
+        while run_job.running_info(config, "sleeper") is None:
+            self.assertLess(time.monotonic(), deadline, "the job never started")
+            time.sleep(0.02)
+        code, out, err = self.sandbox.run("--status")
+        self.assertEqual((code, err), (0, ""))
+        self.assertIn("{pid: %d, status: running}" % process.pid, out)
+        code, out, err = self.sandbox.run("--kill-job", "sleeper")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(process.wait(timeout=20), 1)
+        self.assertNotIn(b"Traceback", process.communicate()[1])
+        self.assertIn("last status: killed", self.sandbox.run("--status")[1])
+
     def test_nothing_runs_as_root_unless_configured(self):
         try:
             pwd.getpwnam("process-control")
