@@ -118,6 +118,19 @@ class SandboxTest(unittest.TestCase):
         self.sandbox = Sandbox()
         self.addCleanup(self.sandbox.remove)
 
+    def start_in_background(self, name):
+        """run-job NAME as a child process, stopped at the end of the test."""
+        process = subprocess.Popen([sys.executable, RUN_JOB, "--config", self.sandbox.config, name],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, cwd=self.sandbox.root)
+
+        def stop():
+            if process.returncode is None:  # not yet collected by communicate()
+                process.terminate()
+                process.communicate()
+        self.addCleanup(stop)
+        return process
+
     def assert_one_error_line(self, err, *fragments):
         lines = err.splitlines()
         self.assertEqual(len(lines), 1, err)
@@ -616,10 +629,7 @@ class ReportTests(SandboxTest):
     def test_a_running_job_in_status_then_killed(self):
         self.sandbox.write_job("sleeper", "name: Sleeper\ncommand: /bin/sleep 30\n")
         self.sandbox.write_job("idle", "command: /bin/true\n")
-        process = subprocess.Popen([sys.executable, RUN_JOB, "--config", self.sandbox.config, "sleeper"],
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.addCleanup(process.communicate)
-        self.addCleanup(lambda: process.poll() is None and process.kill())
+        process = self.start_in_background("sleeper")
         config = self.sandbox.load()
         deadline = time.monotonic() + 10
         while run_job.running_info(config, "sleeper") is None:
@@ -724,11 +734,7 @@ class ServiceUserTests(SandboxTest):
     def test_kill_and_status_after_the_switch(self):
         self.sandbox.write_config(user=UNPRIVILEGED)
         self.sandbox.write_job("sleeper", "command: /bin/sleep 30\n")
-        process = subprocess.Popen([sys.executable, RUN_JOB, "--config", self.sandbox.config, "sleeper"],
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   cwd=self.sandbox.root)
-        self.addCleanup(process.communicate)
-        self.addCleanup(lambda: process.poll() is None and process.kill())
+        process = self.start_in_background("sleeper")
         config = self.sandbox.load()
         deadline = time.monotonic() + 10
         while run_job.running_info(config, "sleeper") is None:
@@ -739,8 +745,9 @@ class ServiceUserTests(SandboxTest):
         self.assertIn("{pid: %d, status: running}" % process.pid, out)
         code, out, err = self.sandbox.run("--kill-job", "sleeper")
         self.assertEqual(code, 0, err)
-        self.assertEqual(process.wait(timeout=20), 1)
-        self.assertNotIn(b"Traceback", process.communicate()[1])
+        err = process.communicate(timeout=20)[1]
+        self.assertEqual(process.returncode, 1)
+        self.assertNotIn(b"Traceback", err)
         self.assertIn("last status: killed", self.sandbox.run("--status")[1])
 
     def test_nothing_runs_as_root_unless_configured(self):
