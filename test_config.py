@@ -125,9 +125,11 @@ class SandboxTest(unittest.TestCase):
                                    stderr=subprocess.PIPE, cwd=self.sandbox.root)
 
         def stop():
-            if process.returncode is None:  # not yet collected by communicate()
+            if process.poll() is None:
                 process.terminate()
-                process.communicate()
+                process.wait()
+            process.stdout.close()
+            process.stderr.close()
         self.addCleanup(stop)
         return process
 
