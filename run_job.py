@@ -2780,6 +2780,7 @@ def _local_time_text(epoch):
 # chunks and stamped with bulk bytes operations, one timestamp per chunk.
 
 READ_SIZE = 65536
+RECORDS_MAX = 262144     # bytes of records stamped at once, whatever the line length
 PIPE_SIZE = 1 << 20
 F_SETPIPE_SZ = 1031
 PR_SET_CHILD_SUBREAPER = 36
@@ -2841,6 +2842,22 @@ class RunLog(object):
         one record per line, the piece after the last newline marked "+"."""
         stamp = self._stamp() + tag
         whole = stamp + b"| "
+        lines = data.count(b"\n")
+        if lines * len(whole) <= RECORDS_MAX:
+            self._write_records(stamp, whole, data)
+            return
+        # Short lines: the prefix multiplies the bytes, so stamp the chunk in
+        # slices cut after a newline, to bound the memory that records take.
+        step = max(1, len(data) * RECORDS_MAX // (lines * len(whole)))
+        start = 0
+        while start < len(data):
+            end = data.rfind(b"\n", start, start + step) + 1
+            if end <= start:
+                end = data.find(b"\n", start + step) + 1 or len(data)
+            self._write_records(stamp, whole, data[start:end])
+            start = end
+
+    def _write_records(self, stamp, whole, data):
         cut = data.rfind(b"\n") + 1
         buffers = []
         if cut:
@@ -2962,11 +2979,14 @@ def quote_argv(argv):
 
 
 def _signal_name(signum):
-    try:
-        import signal
-        return signal.Signals(signum).name
-    except (ImportError, ValueError, AttributeError):
-        return "signal %d" % signum
+    """SIGTERM for 15, without the enum that the `signal` module imports. In
+    alphabetical order the usual name (SIGABRT, SIGCHLD, SIGIO) comes first."""
+    signals = _signals()
+    for name in dir(signals):
+        if name.startswith("SIG") and not name.startswith("SIG_") \
+                and getattr(signals, name) == signum:
+            return name
+    return "signal %d" % signum
 
 
 def describe_wait_status(wait_status):
@@ -3557,14 +3577,18 @@ def read_history(config, name):
 
 
 def _consecutive_failures(config, name, status):
+    """0 after a success, else one more than the last record says. The count
+    ends the line json_line wrote, so no json module: a plain run needs none,
+    and a failed run after the switch to the service user should not either."""
     if status == "success":
-        return 0  # and no need to read the previous state on the plain path
+        return 0
     try:
-        previous = read_job_state(config, name) or {}
-    except ProcessControlError:
-        previous = {}
-    count = previous.get("consecutive_failures")
-    return (count if isinstance(count, int) else 0) + 1
+        with open(state_path(config, name), "rb") as state_file:
+            tail = state_file.read().rstrip()[-40:]
+        key, _, count = tail.rpartition(b":")
+        return int(count.rstrip(b"}")) + 1 if key.endswith(b'"consecutive_failures"') else 1
+    except (OSError, ValueError):
+        return 1
 
 
 def run_record(config, job, outcome, start, duration, log_path):
