@@ -79,8 +79,8 @@ class ConfigError(ProcessControlError, ValueError):
 # returning (value, next line index). Positions are 0-based inside, 1-based in
 # messages and marks.
 
-import datetime as _datetime
-import re as _re
+import datetime as _datetime  # noqa: E402
+import re as _re  # noqa: E402
 
 
 class _Doc(object):
@@ -524,8 +524,8 @@ def _expected_key(doc, index, column):
         _fail(doc, index, column, "expected 'key: value' here; add the ':' "
               "or fix the indentation")
     if line[column] in "'\"":
-        _fail(doc, index, column, "expected 'key: value' here (a quoted key "
-              "must end on its line and be followed by ': ')")
+        _fail(doc, index, column, "expected 'key: value' here; a quoted key "
+              "must end on its line and be followed by ': '")
     _unexpected(doc, index, column)
 
 

@@ -265,7 +265,8 @@ REJECTED = [
     ("|2\n  x\n", 1, 1, "indentation digit"),
     # flow collections
     ("a: [a,, b]", 1, 7, "empty entry"), ("a: [,]", 1, 5, "empty entry"),
-    ("a: {k:v}", 1, 5, "key: value"), ("a: {k}", 1, 5, "key: value"), ("a: {k: }", 1, 8, "missing value"),
+    ("a: {k:v}", 1, 5, "key: value"), ("a: {k}", 1, 5, "key: value"),
+    ("a: {k: }", 1, 8, "missing value"),
     ("a: [k: v]", 1, 6, "pairs"), ("a: [?x]", 1, 5, "complex keys"),
     ("a: [a,\nb]", 1, 7, "same line"), ("[a #b]", 1, 4, "same line"),
     ("a: [a] b", 1, 8, "after the value"), ("a: [a]b", 1, 7, "after the value"),
@@ -701,6 +702,8 @@ def contract_violation(text):
                 and error.column >= 1 and str(error).startswith(
                     "fuzz.yaml:%d:%d: " % (error.line, error.column))):
             return "badly located error: %s" % error
+        if "; " not in error.message:
+            return "error without a hint ('what; how to fix'): %s" % error
         return None
     theirs = pyyaml_outcome(text)
     if theirs[0] != "ok":
@@ -1346,8 +1349,7 @@ class ReferenceExampleTests(unittest.TestCase):
     never a value that differs from yaml.safe_load."""
 
     def cases(self):
-        for text in REFERENCE_EXAMPLES:
-            yield text
+        yield from REFERENCE_EXAMPLES
         for scalar in REFERENCE_SCALARS:
             for form in ("x: %s", "%s: x", "- %s", "[%s]", "{k: %s}"):
                 yield form % scalar
