@@ -89,11 +89,12 @@ class _Doc(object):
     __slots__ = ("source", "lines", "indents", "ends_with_newline", "marks",
                  "has_markers")
 
-    def __init__(self, source, lines, ends_with_newline):
+    def __init__(self, source, lines, ends_with_newline, has_markers):
         self.source = source
         self.lines = lines
         self.indents = [len(line) - len(line.lstrip(" ")) for line in lines]
         self.ends_with_newline = ends_with_newline
+        self.has_markers = has_markers  # any line starting '---' or '...'
         self.marks = {}
 
 
@@ -255,6 +256,9 @@ def _unexpected(doc, index, column):
 def _decode(text, source):
     """Text as str with '\\n' line breaks; refuses non-UTF-8 and odd characters."""
     if not isinstance(text, str):
+        if not isinstance(text, (bytes, bytearray, memoryview)):
+            raise TypeError("YAML text must be str or bytes, not %s"
+                            % type(text).__name__)
         data = bytes(text)
         try:
             text = data.decode("utf-8")
@@ -300,10 +304,9 @@ def _split_lines(text, source):
     lines = text.split("\n")
     if ends_with_newline:
         lines.pop()
-    doc = _Doc(source, lines, ends_with_newline)
-    doc.has_markers = text.startswith(("---", "...")) or "\n---" in text \
+    has_markers = text.startswith(("---", "...")) or "\n---" in text \
         or "\n..." in text
-    return doc
+    return _Doc(source, lines, ends_with_newline, has_markers)
 
 
 # -- the stream ----------------------------------------------------------------
