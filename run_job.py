@@ -105,7 +105,8 @@ _MAX_KEY_SPAN = 1024     # PyYAML's simple-key limit: key start to ':'
 # in ways that are easy to get wrong (lone CR, NEL, LS, PS, a BOM mid-text).
 _BAD_CHARACTER = _re.compile(
     "[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
-    "\U00010000-\U0010ffff]|\r(?!\n)")
+    "\U00010000-\U0010ffff]")
+_LONE_CR = _re.compile("\r(?!\n)")
 _DOCUMENT_MARKER = _re.compile(r"(?:---|\.\.\.)(?=[ \t]|\Z)")
 _BLANK_OR_COMMENT_REST = _re.compile(r"(?: +(?:#.*)?)?\Z")
 
@@ -128,10 +129,13 @@ _SINGLE_QUOTED_LINE = _re.compile(_SINGLE_QUOTED)
 _DOUBLE_QUOTED_LINE = _re.compile(_DOUBLE_QUOTED)
 _SINGLE_QUOTED_END = _re.compile(r"(?:[^']|'')*'(?!')")
 _DOUBLE_QUOTED_END = _re.compile(r'(?:[^"\\]|\\.)*"')
-_SINGLE_QUOTED_FOLD = _re.compile(r"''|[ \t]*\n[ \t]*((?:\n[ \t]*)*)")
+# Tokens of multi-line quoted text. A run of spaces not before a line break
+# is its own token, which keeps the scan linear in the run's length.
+_SINGLE_QUOTED_FOLD = _re.compile(
+    r"''|[ \t]*\n[ \t]*((?:\n[ \t]*)*)|[ \t]+")
 _DOUBLE_QUOTED_TOKEN = _re.compile(
     r"\\(x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|[0abt\tnvfre \"/\\N_LP])"
-    r"|\\\n[ \t]*((?:\n[ \t]*)*)|[ \t]*\n[ \t]*((?:\n[ \t]*)*)|\\")
+    r"|\\\n[ \t]*((?:\n[ \t]*)*)|[ \t]*\n[ \t]*((?:\n[ \t]*)*)|([ \t]+)|\\")
 _ESCAPES = {
     "0": "\0", "a": "\a", "b": "\b", "t": "\t", "\t": "\t", "n": "\n",
     "v": "\v", "f": "\f", "r": "\r", "e": "\x1b", " ": " ", '"': '"',
@@ -272,6 +276,8 @@ def _decode(text, source):
     if text.startswith("\ufeff"):
         text = text[1:]
     bad = _BAD_CHARACTER.search(text)
+    if bad is None and "\r" in text:
+        bad = _LONE_CR.search(text)
     if bad is not None:
         position = bad.start()
         line = text.count("\n", 0, position) + 1
@@ -715,6 +721,9 @@ def _plain_value(doc, index, column, text):
 
 def _plain_number(doc, index, column, text):
     if _INT_DECIMAL.match(text):
+        if len(text) > 4000:  # int() refuses more than 4300 digits
+            _fail(doc, index, column, "integer with more than 4000 digits; "
+                  "quote it")
         return int(text)
     if _LEADING_ZERO.match(text):
         _fail(doc, index, column, "%r is an octal or invalid number in YAML "
@@ -792,6 +801,8 @@ def _fold_replacement(match):
     token = match.group()
     if token == "''":
         return "'"
+    if match.group(1) is None:
+        return token  # spaces inside a line
     breaks = match.group(1).count("\n")
     return "\n" * breaks if breaks else " "
 
@@ -819,6 +830,8 @@ def _unescape(doc, index, column, raw):
         if breaks is not None:
             count = breaks.count("\n")
             return "\n" * count if count else " "
+        if match.group(4) is not None:
+            return match.group(4)  # spaces inside a line
         _escape_error(doc, index, column, raw, match.start(),
                       "invalid escape sequence; write a valid escape (such "
                       "as \\\\ \\\" \\n \\t \\xHH \\uHHHH) or use single quotes")

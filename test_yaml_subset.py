@@ -1373,5 +1373,36 @@ class ReferenceExampleTests(unittest.TestCase):
         self.assertGreater(count, 700)
 
 
+class PathologicalInputTests(unittest.TestCase):
+    """Huge or deeply nested input: a located ConfigError or the right value,
+    never RecursionError, ValueError or quadratic regex backtracking."""
+
+    def assert_rejected(self, text):
+        with self.assertRaises(run_job.ConfigError) as caught:
+            run_job.load_yaml(text)
+        self.assertGreaterEqual(caught.exception.line, 1)
+
+    def test_deep_nesting(self):
+        self.assert_rejected("[" * 5000)
+        self.assert_rejected("{a: " * 5000)
+        self.assert_rejected("- " * 5000 + "x")
+        self.assert_rejected("".join(" " * i + "k:\n" for i in range(500)))
+        self.assertEqual(run_job.load_yaml("- " * 30 + "x"),
+                         run_job.load_yaml("- " * 29 + "[x]"))
+
+    def test_long_numbers_and_lines(self):
+        self.assert_rejected("a: " + "1" * 5000)  # int() refuses > 4300 digits
+        self.assertEqual(run_job.load_yaml("a: 0x" + "f" * 5000)["a"], 16 ** 5000 - 1)
+        self.assertEqual(run_job.load_yaml("a: " + "1" * 400 + ".5")["a"], float("inf"))
+        self.assert_rejected("x" * 100000 + ": v")
+        self.assertEqual(run_job.load_yaml("k: " + "w " * 50000 + "end")["k"],
+                         "w " * 50000 + "end")
+
+    def test_long_space_runs_in_quoted_text(self):
+        for quote in "'\"":
+            text = "a: %sx%sy\n  z%s" % (quote, " " * 200000, quote)
+            self.assertEqual(run_job.load_yaml(text)["a"], "x" + " " * 200000 + "y z")
+
+
 if __name__ == "__main__":
     unittest.main()
