@@ -384,8 +384,9 @@ def _parse_stream(doc):
 # -- block nodes -----------------------------------------------------------------
 
 def _is_sequence_entry(line, column):
-    return line.startswith("-", column) and (column + 1 == len(line)
-                                    or line[column + 1] == " ")
+    """Whether line holds '- ' (or a lone '-') at column."""
+    return line.startswith("-", column) and (
+        column + 1 == len(line) or line[column + 1] == " ")
 
 
 def _parse_block_node(doc, index, column, parent_indent, path):
@@ -749,12 +750,20 @@ def _plain_number(doc, index, column, text):
         if date is None:
             _fail(doc, index, column, "timestamps with a time are not "
                   "supported; quote it, or write a date as YYYY-MM-DD")
-        try:
-            return _datetime.date(*[int(part) for part in date.groups()])
-        except ValueError:
-            _fail(doc, index, column, "%r is not a valid date; write a real "
-                  "date as YYYY-MM-DD, or quote it" % text)
+        year, month, day = [int(part) for part in date.groups()]
+        if 1 <= year and 1 <= month <= 12 and \
+                1 <= day <= _days_in_month(year, month):
+            return _datetime.date(year, month, day)
+        _fail(doc, index, column, "%r is not a valid date; write a real date "
+              "as YYYY-MM-DD, or quote it" % text)
     return text
+
+
+def _days_in_month(year, month):
+    if month == 2:
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        return 29 if leap else 28
+    return 30 if month in (4, 6, 9, 11) else 31
 
 
 # -- quoted scalars --------------------------------------------------------------

@@ -230,6 +230,7 @@ REJECTED = [
     ("a: 0x_", 1, 4, "quote it"), ("a: 1._", 1, 4, "quote it"),
     ("a: 2001-12-14 21:59:43", 1, 4, "timestamps"), ("a: [1,000]", 1, 7, "quote it"),
     ("a: 2001-13-01", 1, 4, "not a valid date"), ("a: 2001-02-29", 1, 4, "not a valid date"),
+    ("a: 1900-02-29", 1, 4, "not a valid date"), ("a: 0000-01-01", 1, 4, "not a valid date"),
     ("a: [1_000, 0x1F]", 1, 5, "quote it"), ("a: [yes]", 1, 5, "true/false"),
     # plain scalar structure
     ("a: @x", 1, 4, "'@'"), ("a: `x", 1, 4, "'`'"), ("a: %x", 1, 4, "'%'"),
