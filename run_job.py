@@ -79,8 +79,8 @@ class ConfigError(ProcessControlError, ValueError):
 # returning (value, next line index). Positions are 0-based inside, 1-based in
 # messages and marks.
 
-import datetime as _datetime
-import re as _re
+import datetime as _datetime  # noqa: E402
+import re as _re  # noqa: E402
 
 
 class _Doc(object):
@@ -89,11 +89,12 @@ class _Doc(object):
     __slots__ = ("source", "lines", "indents", "ends_with_newline", "marks",
                  "has_markers")
 
-    def __init__(self, source, lines, ends_with_newline):
+    def __init__(self, source, lines, ends_with_newline, has_markers):
         self.source = source
         self.lines = lines
         self.indents = [len(line) - len(line.lstrip(" ")) for line in lines]
         self.ends_with_newline = ends_with_newline
+        self.has_markers = has_markers  # any line starting '---' or '...'
         self.marks = {}
 
 
@@ -104,7 +105,8 @@ _MAX_KEY_SPAN = 1024     # PyYAML's simple-key limit: key start to ':'
 # in ways that are easy to get wrong (lone CR, NEL, LS, PS, a BOM mid-text).
 _BAD_CHARACTER = _re.compile(
     "[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
-    "\U00010000-\U0010ffff]|\r(?!\n)")
+    "\U00010000-\U0010ffff]")
+_LONE_CR = _re.compile("\r(?!\n)")
 _DOCUMENT_MARKER = _re.compile(r"(?:---|\.\.\.)(?=[ \t]|\Z)")
 _BLANK_OR_COMMENT_REST = _re.compile(r"(?: +(?:#.*)?)?\Z")
 
@@ -127,10 +129,13 @@ _SINGLE_QUOTED_LINE = _re.compile(_SINGLE_QUOTED)
 _DOUBLE_QUOTED_LINE = _re.compile(_DOUBLE_QUOTED)
 _SINGLE_QUOTED_END = _re.compile(r"(?:[^']|'')*'(?!')")
 _DOUBLE_QUOTED_END = _re.compile(r'(?:[^"\\]|\\.)*"')
-_SINGLE_QUOTED_FOLD = _re.compile(r"''|[ \t]*\n[ \t]*((?:\n[ \t]*)*)")
+# Tokens of multi-line quoted text. A run of spaces not before a line break
+# is its own token, which keeps the scan linear in the run's length.
+_SINGLE_QUOTED_FOLD = _re.compile(
+    r"''|[ \t]*\n[ \t]*((?:\n[ \t]*)*)|[ \t]+")
 _DOUBLE_QUOTED_TOKEN = _re.compile(
     r"\\(x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|[0abt\tnvfre \"/\\N_LP])"
-    r"|\\\n[ \t]*((?:\n[ \t]*)*)|[ \t]*\n[ \t]*((?:\n[ \t]*)*)|\\")
+    r"|\\\n[ \t]*((?:\n[ \t]*)*)|[ \t]*\n[ \t]*((?:\n[ \t]*)*)|([ \t]+)|\\")
 _ESCAPES = {
     "0": "\0", "a": "\a", "b": "\b", "t": "\t", "\t": "\t", "n": "\n",
     "v": "\v", "f": "\f", "r": "\r", "e": "\x1b", " ": " ", '"': '"',
@@ -255,6 +260,9 @@ def _unexpected(doc, index, column):
 def _decode(text, source):
     """Text as str with '\\n' line breaks; refuses non-UTF-8 and odd characters."""
     if not isinstance(text, str):
+        if not isinstance(text, (bytes, bytearray, memoryview)):
+            raise TypeError("YAML text must be str or bytes, not %s"
+                            % type(text).__name__)
         data = bytes(text)
         try:
             text = data.decode("utf-8")
@@ -268,6 +276,8 @@ def _decode(text, source):
     if text.startswith("\ufeff"):
         text = text[1:]
     bad = _BAD_CHARACTER.search(text)
+    if bad is None and "\r" in text:
+        bad = _LONE_CR.search(text)
     if bad is not None:
         position = bad.start()
         line = text.count("\n", 0, position) + 1
@@ -300,10 +310,9 @@ def _split_lines(text, source):
     lines = text.split("\n")
     if ends_with_newline:
         lines.pop()
-    doc = _Doc(source, lines, ends_with_newline)
-    doc.has_markers = text.startswith(("---", "...")) or "\n---" in text \
+    has_markers = text.startswith(("---", "...")) or "\n---" in text \
         or "\n..." in text
-    return doc
+    return _Doc(source, lines, ends_with_newline, has_markers)
 
 
 # -- the stream ----------------------------------------------------------------
@@ -375,8 +384,9 @@ def _parse_stream(doc):
 # -- block nodes -----------------------------------------------------------------
 
 def _is_sequence_entry(line, column):
-    return line.startswith("-", column) and (column + 1 == len(line)
-                                    or line[column + 1] == " ")
+    """Whether line holds '- ' (or a lone '-') at column."""
+    return line.startswith("-", column) and (
+        column + 1 == len(line) or line[column + 1] == " ")
 
 
 def _parse_block_node(doc, index, column, parent_indent, path):
@@ -524,8 +534,8 @@ def _expected_key(doc, index, column):
         _fail(doc, index, column, "expected 'key: value' here; add the ':' "
               "or fix the indentation")
     if line[column] in "'\"":
-        _fail(doc, index, column, "expected 'key: value' here (a quoted key "
-              "must end on its line and be followed by ': ')")
+        _fail(doc, index, column, "expected 'key: value' here; a quoted key "
+              "must end on its line and be followed by ': '")
     _unexpected(doc, index, column)
 
 
@@ -712,6 +722,9 @@ def _plain_value(doc, index, column, text):
 
 def _plain_number(doc, index, column, text):
     if _INT_DECIMAL.match(text):
+        if len(text) > 4000:  # int() refuses more than 4300 digits
+            _fail(doc, index, column, "integer with more than 4000 digits; "
+                  "quote it")
         return int(text)
     if _LEADING_ZERO.match(text):
         _fail(doc, index, column, "%r is an octal or invalid number in YAML "
@@ -737,12 +750,20 @@ def _plain_number(doc, index, column, text):
         if date is None:
             _fail(doc, index, column, "timestamps with a time are not "
                   "supported; quote it, or write a date as YYYY-MM-DD")
-        try:
-            return _datetime.date(*[int(part) for part in date.groups()])
-        except ValueError:
-            _fail(doc, index, column, "%r is not a valid date; write a real "
-                  "date as YYYY-MM-DD, or quote it" % text)
+        year, month, day = [int(part) for part in date.groups()]
+        if 1 <= year and 1 <= month <= 12 and \
+                1 <= day <= _days_in_month(year, month):
+            return _datetime.date(year, month, day)
+        _fail(doc, index, column, "%r is not a valid date; write a real date "
+              "as YYYY-MM-DD, or quote it" % text)
     return text
+
+
+def _days_in_month(year, month):
+    if month == 2:
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        return 29 if leap else 28
+    return 30 if month in (4, 6, 9, 11) else 31
 
 
 # -- quoted scalars --------------------------------------------------------------
@@ -789,6 +810,8 @@ def _fold_replacement(match):
     token = match.group()
     if token == "''":
         return "'"
+    if match.group(1) is None:
+        return token  # spaces inside a line
     breaks = match.group(1).count("\n")
     return "\n" * breaks if breaks else " "
 
@@ -816,6 +839,8 @@ def _unescape(doc, index, column, raw):
         if breaks is not None:
             count = breaks.count("\n")
             return "\n" * count if count else " "
+        if match.group(4) is not None:
+            return match.group(4)  # spaces inside a line
         _escape_error(doc, index, column, raw, match.start(),
                       "invalid escape sequence; write a valid escape (such "
                       "as \\\\ \\\" \\n \\t \\xHH \\uHHHH) or use single quotes")
