@@ -2086,6 +2086,8 @@ def parse_default_job_config(value, key, origin):
         if job_key not in JOB_KEY_PARSERS:
             raise unknown_key_error(job_key, list(JOB_KEY_PARSERS), item_origin)
         JOB_KEY_PARSERS[job_key](item, job_key, item_origin)
+    if "tag" in value and "tags" in value:
+        raise origin.error("use `tag` or `tags`, not both", "tags")
     return value
 
 

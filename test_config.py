@@ -331,6 +331,10 @@ class JobTests(SandboxTest):
         self.assertEqual(self.load("command: x\ntags: nightly\n").tags, ["nightly"])
         message = self.load_error("command: x\ntag: a\ntags: [b]\n")
         self.assertIn(":3:1: use `tag` or `tags`, not both", message)
+        self.sandbox.write_config(extra="default_job_config:\n  tag: a\n  tags: [b]\n")
+        with self.assertRaises(run_job.ConfigError) as caught:
+            self.sandbox.load()
+        self.assertEqual(str(caught.exception), self.sandbox.config + ":8:3: use `tag` or `tags`, not both")
 
     def test_default_job_config_applies_first(self):
         self.sandbox.write_config(extra="default_job_config:\n  timeout: 30\n  tags: [everyone]\n"
