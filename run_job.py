@@ -2687,9 +2687,11 @@ def _all_processes():
 
 
 def lock_holders(path, with_descendants=False):
-    """The live processes, other than this one, holding a descriptor of the
-    lock file PATH (compared by device and inode, whatever name they used),
-    and WITH_DESCENDANTS their descendants too."""
+    """The live processes, other than this one, holding the lock on PATH: a
+    descriptor of that file (by device and inode, whatever the name) whose
+    /proc/PID/fdinfo shows the flock, which a run-job merely trying the lock
+    has not. Kernels before 4.5 show no locks there: then any descriptor of
+    the file counts. WITH_DESCENDANTS adds the holders' descendants."""
     try:
         status = os.stat(path)
     except FileNotFoundError:
@@ -2697,7 +2699,16 @@ def lock_holders(path, with_descendants=False):
     wanted = (status.st_dev, status.st_ino)
     processes = [info for info in _all_processes()
                  if info.pid != os.getpid() and info.state not in ("Z", "X")]
-    holders = [info for info in processes if _has_open_file(info.pid, wanted)]
+    openers = []
+    holders = []
+    for info in processes:
+        locked = _lock_descriptor_state(info.pid, wanted)
+        if locked is not None:
+            openers.append(info)
+            if locked:
+                holders.append(info)
+    if not holders and openers and _lock_is_held(path):
+        holders = openers  # a kernel that does not show locks in fdinfo
     if with_descendants:
         holders = descendants(processes, [info.pid for info in holders], holders)
     return holders
@@ -2720,20 +2731,27 @@ def descendants(processes, roots, found=()):
     return found
 
 
-def _has_open_file(pid, wanted):
+def _lock_descriptor_state(pid, wanted):
+    """None when PID has no descriptor of the file WANTED (device, inode);
+    else whether one of them shows an flock in /proc/PID/fdinfo."""
     directory = "/proc/%d/fd" % pid
     try:
         descriptors = os.listdir(directory)
     except OSError:
-        return False
+        return None
+    state = None
     for descriptor in descriptors:
         try:
             status = os.stat(os.path.join(directory, descriptor))
+            if (status.st_dev, status.st_ino) != wanted:
+                continue
+            state = False
+            with open("/proc/%d/fdinfo/%s" % (pid, descriptor), "rb") as fdinfo:
+                if b"FLOCK" in fdinfo.read():
+                    return True
         except OSError:
             continue
-        if (status.st_dev, status.st_ino) == wanted:
-            return True
-    return False
+    return state
 
 
 def kill_job(config, name):
@@ -2757,6 +2775,10 @@ def kill_job(config, name):
             time.sleep(0.02)
     if _lock_is_held(path):
         stop_lock_holders(path, kill_grace)
+    if _lock_is_held(path):
+        pids = " ".join(str(info.pid) for info in lock_holders(path)) or "unknown"
+        raise ProcessControlError("job %s is still running (pids %s): they could not be "
+                                  "stopped; run --kill-job as their user or root" % (name, pids))
     return EXIT_OK
 
 
@@ -2852,6 +2874,7 @@ class RunLog(object):
     def __init__(self, fd, path):
         self.fd = fd
         self.path = path
+        self.error = None  # why writing failed (a full disk): output is dropped
         self._second = None
         self._second_text = b""
 
@@ -2894,7 +2917,12 @@ class RunLog(object):
             buffers += [whole, memoryview(records)[:-len(whole)]]
         if cut < len(data):
             buffers += [stamp + b"+ ", memoryview(data)[cut:], b"\n"]
-        _write_buffers(self.fd, buffers)
+        if self.error is None:
+            try:
+                _write_buffers(self.fd, buffers)
+            except OSError as error:
+                # Go on reading, or the job would block on a full pipe.
+                self.error = error.strerror
 
     def note(self, key, value):
         """A run-job record: "KEY VALUE" on stream "#"."""
@@ -3237,7 +3265,12 @@ class JobRun(object):
         # swallowed by Python's handler in the child but acted on after exec.
         mask = signals.pthread_sigmask(signals.SIG_BLOCK, handled)
         try:
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError as error:
+                os.close(error_r)
+                os.close(error_w)
+                return None, error.strerror
             if pid == 0:
                 _exec_child(argv, self.environment, [self.devnull] + self.write_ends,
                             [self.lock.fd], self.child_dispositions(), mask, error_w)
@@ -3385,6 +3418,7 @@ def execute_job(config, job, slow_start=False, live=None):
     or killed, 124 timed out; raise LockHeldError when still running. LIVE
     (default: whether stdout is a terminal) also shows the output. Must be the
     only thing in this process that has child processes."""
+    _ensure_standard_fds()  # before the lock, which must not become fd 0, 1 or 2
     lock = acquire_lock(config, job)
     if lock is None:
         return EXIT_OK
@@ -3397,27 +3431,28 @@ def execute_job(config, job, slow_start=False, live=None):
 def _execute_locked(config, job, lock, slow_start, live):
     start = time.time()
     lock.describe(os.getpid(), 0, start, job.kill_grace)
-    _ensure_standard_fds()
     if live is None:
         live = os.isatty(1)
     commands = job.commands
     if slow_start and job.slow_start_commands:
         commands = job.slow_start_commands
     log = open_run_log(config, job.name, start)
+    run = JobRun(job, lock, log, live, start)
     try:
         _log_header(log, job, commands, start)
-        run = JobRun(job, lock, log, live, start)
-        try:
-            run.open()
-            outcome = run.run(commands)
-        finally:
-            run.close()
+        run.open()
+        outcome = run.run(commands)
         duration = time.monotonic() - run.started
+        if log.error is not None and outcome.status == "success":
+            outcome = Outcome("failed", "cannot write the log: %s" % log.error)
         _log_footer(log, outcome, duration)
-    finally:
         log.close()
-    record_run(config, job, outcome, start, duration, log.path)
-    report_outcome(job, outcome, duration, log.path, run.stderr_tail, live)
+        # Still under our signal handlers: a SIGTERM now cannot lose the record.
+        record_run(config, job, outcome, start, duration, log.path)
+        report_outcome(job, outcome, duration, log.path, run.stderr_tail, live)
+    finally:
+        run.close()
+        log.close()
     return outcome.run_job_exit_code
 
 

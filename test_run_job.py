@@ -203,12 +203,17 @@ class RunnerTestCase(unittest.TestCase):
         fields.update(name=name, commands=commands)
         return fields
 
-    def launch(self, job, action="execute", stdout=subprocess.PIPE, **spec):
+    def launch(self, job, action="execute", stdout=subprocess.PIPE, closed_stdio=False,
+               **spec):
+        """Start a driver; CLOSED_STDIO starts it with descriptors 0, 1, 2 closed."""
         spec.update(config=self.config_fields, job=job, action=action)
         spec_path = self.path("spec-%d.json" % len(self.launched))
         with open(spec_path, "w") as spec_file:
             json.dump(spec, spec_file)
-        process = subprocess.Popen([sys.executable, self.driver, spec_path], stdout=stdout,
+        argv = [sys.executable, self.driver, spec_path]
+        if closed_stdio:
+            argv = ["sh", "-c", '"$@" <&- >&- 2>&-', "sh"] + argv
+        process = subprocess.Popen(argv, stdout=stdout,
                                    stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
         self.launched.append(process)
         return process
@@ -226,7 +231,8 @@ class RunnerTestCase(unittest.TestCase):
         def order(entry):
             stem = entry[len(name) + 1:-len(".log")].split("-")
             return stem[:2], int(stem[2]) if len(stem) > 2 else 0
-        return [os.path.join(directory, entry) for entry in sorted(os.listdir(directory), key=order)]
+        entries = sorted(os.listdir(directory), key=order)
+        return [os.path.join(directory, entry) for entry in entries]
 
     def last_log(self, name="demo"):
         with open(self.logs(name)[-1], "rb") as log:
@@ -313,6 +319,11 @@ class LockTests(RunnerTestCase):
         job_pids = self.read_pids("pids")
         orphaned.kill()
         orphaned.wait()
+        with open(run_job.lock_path(self.config, "demo")) as lock_file:
+            # Has the lock file open but not the lock, like a run-job trying it.
+            bystander = subprocess.Popen(["sleep", "30"], stdin=lock_file)
+        self.addCleanup(bystander.wait)
+        self.addCleanup(bystander.kill)
         time.sleep(0.05)
         self.assertTrue(all(alive(pid) for pid in job_pids))
         self.assertEqual(self.run_job(self.job([["true"]]))[0], 75)
@@ -321,6 +332,7 @@ class LockTests(RunnerTestCase):
         self.assertEqual(run_job.kill_job(self.config, "demo"), 0)
         self.assertLess(time.monotonic() - started, 0.3 + 1.0)
         wait_for(lambda: not any(alive(pid) for pid in job_pids), 2)
+        self.assertIsNone(bystander.poll())
         self.assertIsNone(run_job.running_info(self.config, "demo"))
         self.assertEqual(self.run_job(self.job([["true"]])), (0, b"", b""))
 
@@ -466,14 +478,16 @@ class RunningTests(RunnerTestCase):
         self.assertEqual(run_job.read_job_state(self.config, "demo")["signal"], 11)
 
     def test_the_job_has_its_own_group_dev_null_stdin_and_the_lock_descriptor(self):
-        script = ('echo "$$ $(ps -o pgid= $$)"; cat; '
+        script = ('echo "$$ $(ps -o pgid= $$)"; cat; readlink /proc/$$/fd/0; '
                   'ls -l /proc/$$/fd | grep -c demo.lock')
-        code, _, _ = self.run_job(self.job([["sh", "-c", script]]))
-        self.assertEqual(code, 0)
-        lines = rebuild_streams(self.last_log())[b"O"].split(b"\n")
-        pid, pgid = lines[0].split()
-        self.assertEqual(pid, pgid)
-        self.assertEqual(lines[1:], [b"1", b""])
+        for closed_stdio in (False, True):  # run-job started with 0, 1, 2 closed
+            code, _, _ = self.run_job(self.job([["sh", "-c", script]]),
+                                      closed_stdio=closed_stdio)
+            self.assertEqual(code, 0)
+            lines = rebuild_streams(self.last_log())[b"O"].split(b"\n")
+            pid, pgid = lines[0].split()
+            self.assertEqual(pid, pgid)
+            self.assertEqual(lines[1:], [b"/dev/null", b"1", b""])
 
     def test_slow_start_runs_the_slow_start_commands(self):
         job = self.job([["echo", "normal"]], slow_start_commands=[["echo", "slow"]])
@@ -566,6 +580,14 @@ class LogTests(RunnerTestCase):
         self.assertEqual(pairs[-4:-1], [("outcome", "failed"), ("reason", "exit status 4"),
                                         ("exit", "4")])
         self.assertRegex(pairs[-1][1], r"^[0-9]+\.[0-9]{3}$")
+
+    def test_a_log_that_cannot_be_written_drops_output_and_fails_the_run(self):
+        fd = os.open("/dev/full", os.O_WRONLY)
+        log = run_job.RunLog(fd, "/dev/full")
+        log.write(b"O", b"x\n" * 1000)
+        log.note("outcome", "success")
+        log.close()
+        self.assertEqual(log.error, os.strerror(28))  # ENOSPC
 
     def test_log_names_are_unique_within_a_second(self):
         start = time.mktime((2026, 3, 4, 5, 6, 7, 0, 0, -1))

@@ -147,8 +147,8 @@ def commands(root, name, argv):
 
 
 def row(label, ours, theirs, unit, goal):
-    scale, form = {"ms": (1e3, "%8.1fms"), "s": (1, "%8.2fs "), "KiB": (1, "%7dKiB")}[unit]
-    print(("%-46s " + form + " " + form + " %6.2fx %5s") % (
+    scale, form = {"ms": (1e3, "%8.1fms"), "s": (1, "%9.2fs"), "KiB": (1, "%7dKiB")}[unit]
+    print(("%-48s " + form + " " + form + " %6.2fx %5s") % (
         label, ours * scale, theirs * scale, ours / theirs, "%gx" % goal if goal else "-"))
 
 
@@ -177,14 +177,14 @@ def main():
         print("interpreter %s (Python %s); medians of %d runs; %s"
               % (PYTHON, sys.version.split()[0], count, time.strftime("%Y-%m-%d %H:%M")))
         print()
-        print("%-46s %10s %10s %7s %5s" % ("case", "run-job", "reference", "ratio", "goal"))
+        print("%-48s %10s %10s %7s %5s" % ("case", "run-job", "reference", "ratio", "goal"))
         for way in ("script", "module", "runner"):
             if way in ways:
-                row("/bin/true job, %s, vs python3 -c pass" % way, median[way],
+                row("%s: /bin/true job vs python3 -c pass" % way, median[way],
                     median["python3 -c pass"], "ms", 2.5)
         for way in ("script", "module", "runner"):
             if way in ways:
-                row("/bin/true job, %s, vs flock+timeout in sh" % way, median[way],
+                row("%s: /bin/true job vs flock+timeout in sh" % way, median[way],
                     median["flock"], "ms", None)
 
         rss = {}
@@ -206,17 +206,17 @@ def main():
             name = "capture%d" % line
             ours, status = run(commands(root, name, ["/bin/sh", "-c", producer])[capture_way])
             assert status == 0, status
-            rss["%s, %d MB of %d-byte lines" % (capture_way, size // 10 ** 6, line)] = \
+            rss["%s, %d MB, %d-byte lines" % (capture_way, size // 10 ** 6, line)] = \
                 peak_rss(root)
             directory = os.path.join(root, "out", name)
             log_bytes = sum(os.path.getsize(os.path.join(directory, entry))
                             for entry in os.listdir(directory))
             shutil.rmtree(directory)
-            row("capture %d MB of %d-byte lines (log %d MB), %s" % (
-                size // 10 ** 6, line, log_bytes // 10 ** 6, capture_way),
+            row("%s: %d MB, %d-byte lines (log %d MB)" % (
+                capture_way, size // 10 ** 6, line, log_bytes // 10 ** 6),
                 ours, theirs, "s", goal)
         for label, kilobytes in sorted(rss.items()):
-            row("peak RSS: %s" % label, kilobytes, python_rss, "KiB", 1.5)
+            row("peak RSS, %s" % label, kilobytes, python_rss, "KiB", 1.5)
     finally:
         shutil.rmtree(root)
 
