@@ -196,8 +196,10 @@ _TAB_INDENT = "tab character used for indentation; indent with spaces"
 _UNEXPECTED = {
     "\t": "tab character here; use spaces (tabs are allowed only inside "
           "quotes, comments and block scalars)",
-    "&": "anchors (&name) are not supported; write the value out in full",
-    "*": "aliases (*name) are not supported; write the value out in full",
+    "&": "'&' starts an anchor (&name), which is not supported; write the "
+         "value out in full, or quote it if it is text",
+    "*": "'*' starts an alias (*name), which is not supported; quote the "
+         "value if it is text (e.g. schedule: \"*/5 * * * *\")",
     "!": "tags (!tag) are not supported; remove the tag, and quote the value "
          "if it must be a string",
     "%": "'%' cannot start a value (and directives such as %YAML are not "

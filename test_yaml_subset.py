@@ -204,8 +204,8 @@ REJECTED = [
     ("2002-12-14: x", 1, 1, "not a string"), ("0x10: a\n16: b", 1, 1, "not a string"),
     ("x: {1: a}", 1, 5, "not a string"),
     # anchors, aliases, tags, complex keys, merge keys, directives, documents
-    ("a: &x 1\nb: *x", 1, 4, "anchors"), ("a: *x", 1, 4, "aliases"),
-    ("a: &anchor", 1, 4, "anchors"), ("a: !!str 1", 1, 4, "tags"),
+    ("a: &x 1\nb: *x", 1, 4, "anchor"), ("a: *x", 1, 4, "alias"),
+    ("schedule: */5 * * * *", 1, 11, "quote the value"), ("a: &anchor", 1, 4, "anchor"), ("a: !!str 1", 1, 4, "tags"),
     ("a: ! x", 1, 4, "tags"), ("!foo x", 1, 1, "tags"),
     ("? a\n: b", 1, 1, "complex keys"), ("? a", 1, 1, "complex keys"),
     ("<<: {x: 1}", 1, 1, "merge keys"), ("a:\n  <<: 1", 2, 3, "merge keys"),
