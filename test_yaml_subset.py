@@ -1405,5 +1405,26 @@ class PathologicalInputTests(unittest.TestCase):
             self.assertEqual(run_job.load_yaml(text)["a"], "x" + " " * 200000 + "y z")
 
 
+class PlainScalarPatternTests(unittest.TestCase):
+    def test_fast_plain_pattern_matches_its_definition(self):
+        """The plain-scalar regex, written as runs between colons for speed,
+        ends exactly where the definition (one character at a time: ':' only
+        before a non-space, ' #' ends it) ends, on every short string."""
+        import itertools
+        char = r"(?:[^ \t:]|:(?=[^ \t]))"
+        first = r"(?:[^ \t\-?:,\[\]{}#&*!|>'\"%@`]|[-?:](?=[^ \t]))"
+        definition = re.compile(first + char + r"*(?: +(?!#)" + char + r"+)*")
+        continuation = re.compile(char + r"+(?: +(?!#)" + char + r"+)*")
+        for length in range(7):
+            for letters in itertools.product("a: #\t-", repeat=length):
+                text = "".join(letters)
+                for fast, slow in ((run_job._PLAIN, definition),
+                                   (run_job._PLAIN_CONTINUATION, continuation)):
+                    expected = slow.match(text)
+                    actual = fast.match(text)
+                    self.assertEqual(actual and actual.end(),
+                                     expected and expected.end(), repr(text))
+
+
 if __name__ == "__main__":
     unittest.main()
