@@ -113,11 +113,14 @@ _BLANK_OR_COMMENT_REST = _re.compile(r"(?: +(?:#.*)?)?\Z")
 # A plain scalar on one line, block context: a first character that is not an
 # indicator (or '-', '?', ':' glued to a non-space), then words separated by
 # spaces; ': ' and ' #' end it, ':' glued to a non-space is literal.
+# A word is a run of non-spaces in which every ':' is followed by a non-space;
+# written as runs between colons, which is faster than one character at a time.
 _PLAIN_FIRST = r"(?:[^ \t\-?:,\[\]{}#&*!|>'\"%@`]|[-?:](?=[^ \t]))"
-_PLAIN_CHAR = r"(?:[^ \t:]|:(?=[^ \t]))"
-_PLAIN_TAIL = _PLAIN_CHAR + r"*(?: +(?!#)" + _PLAIN_CHAR + r"+)*"
+_PLAIN_WORD = r"[^ \t:]*(?::+[^ \t:]+)*(?::+(?=:))?"
+_PLAIN_NEXT_WORD = r"(?=[^ \t:#]|:[^ \t])" + _PLAIN_WORD
+_PLAIN_TAIL = _PLAIN_WORD + r"(?: +" + _PLAIN_NEXT_WORD + r")*"
 _PLAIN = _re.compile(_PLAIN_FIRST + _PLAIN_TAIL)
-_PLAIN_CONTINUATION = _re.compile(_PLAIN_CHAR + _PLAIN_TAIL)
+_PLAIN_CONTINUATION = _re.compile(r"(?=[^ \t:]|:[^ \t])" + _PLAIN_TAIL)
 _PLAIN_REST = _re.compile(r" *(#.*)?\Z")
 _SINGLE_QUOTED = r"'((?:[^']|'')*)'(?!')"
 _DOUBLE_QUOTED = r'"((?:[^"\\]|\\.)*)"'
@@ -196,8 +199,10 @@ _TAB_INDENT = "tab character used for indentation; indent with spaces"
 _UNEXPECTED = {
     "\t": "tab character here; use spaces (tabs are allowed only inside "
           "quotes, comments and block scalars)",
-    "&": "anchors (&name) are not supported; write the value out in full",
-    "*": "aliases (*name) are not supported; write the value out in full",
+    "&": "'&' starts an anchor (&name), which is not supported; write the "
+         "value out in full, or quote it if it is text",
+    "*": "'*' starts an alias (*name), which is not supported; quote the "
+         "value if it is text (e.g. schedule: \"*/5 * * * *\")",
     "!": "tags (!tag) are not supported; remove the tag, and quote the value "
          "if it must be a string",
     "%": "'%' cannot start a value (and directives such as %YAML are not "

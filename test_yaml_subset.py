@@ -204,8 +204,8 @@ REJECTED = [
     ("2002-12-14: x", 1, 1, "not a string"), ("0x10: a\n16: b", 1, 1, "not a string"),
     ("x: {1: a}", 1, 5, "not a string"),
     # anchors, aliases, tags, complex keys, merge keys, directives, documents
-    ("a: &x 1\nb: *x", 1, 4, "anchors"), ("a: *x", 1, 4, "aliases"),
-    ("a: &anchor", 1, 4, "anchors"), ("a: !!str 1", 1, 4, "tags"),
+    ("a: &x 1\nb: *x", 1, 4, "anchor"), ("a: *x", 1, 4, "alias"),
+    ("schedule: */5 * * * *", 1, 11, "quote the value"), ("a: &anchor", 1, 4, "anchor"), ("a: !!str 1", 1, 4, "tags"),
     ("a: ! x", 1, 4, "tags"), ("!foo x", 1, 1, "tags"),
     ("? a\n: b", 1, 1, "complex keys"), ("? a", 1, 1, "complex keys"),
     ("<<: {x: 1}", 1, 1, "merge keys"), ("a:\n  <<: 1", 2, 3, "merge keys"),
@@ -1403,6 +1403,27 @@ class PathologicalInputTests(unittest.TestCase):
         for quote in "'\"":
             text = "a: %sx%sy\n  z%s" % (quote, " " * 200000, quote)
             self.assertEqual(run_job.load_yaml(text)["a"], "x" + " " * 200000 + "y z")
+
+
+class PlainScalarPatternTests(unittest.TestCase):
+    def test_fast_plain_pattern_matches_its_definition(self):
+        """The plain-scalar regex, written as runs between colons for speed,
+        ends exactly where the definition (one character at a time: ':' only
+        before a non-space, ' #' ends it) ends, on every short string."""
+        import itertools
+        char = r"(?:[^ \t:]|:(?=[^ \t]))"
+        first = r"(?:[^ \t\-?:,\[\]{}#&*!|>'\"%@`]|[-?:](?=[^ \t]))"
+        definition = re.compile(first + char + r"*(?: +(?!#)" + char + r"+)*")
+        continuation = re.compile(char + r"+(?: +(?!#)" + char + r"+)*")
+        for length in range(7):
+            for letters in itertools.product("a: #\t-", repeat=length):
+                text = "".join(letters)
+                for fast, slow in ((run_job._PLAIN, definition),
+                                   (run_job._PLAIN_CONTINUATION, continuation)):
+                    expected = slow.match(text)
+                    actual = fast.match(text)
+                    self.assertEqual(actual and actual.end(),
+                                     expected and expected.end(), repr(text))
 
 
 if __name__ == "__main__":
