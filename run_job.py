@@ -79,8 +79,8 @@ class ConfigError(ProcessControlError, ValueError):
 # returning (value, next line index). Positions are 0-based inside, 1-based in
 # messages and marks.
 
-import datetime as _datetime
-import re as _re
+import datetime as _datetime  # noqa: E402
+import re as _re  # noqa: E402
 
 
 class _Doc(object):
@@ -89,11 +89,12 @@ class _Doc(object):
     __slots__ = ("source", "lines", "indents", "ends_with_newline", "marks",
                  "has_markers")
 
-    def __init__(self, source, lines, ends_with_newline):
+    def __init__(self, source, lines, ends_with_newline, has_markers):
         self.source = source
         self.lines = lines
         self.indents = [len(line) - len(line.lstrip(" ")) for line in lines]
         self.ends_with_newline = ends_with_newline
+        self.has_markers = has_markers  # any line starting '---' or '...'
         self.marks = {}
 
 
@@ -104,20 +105,24 @@ _MAX_KEY_SPAN = 1024     # PyYAML's simple-key limit: key start to ':'
 # in ways that are easy to get wrong (lone CR, NEL, LS, PS, a BOM mid-text).
 _BAD_CHARACTER = _re.compile(
     "[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
-    "\U00010000-\U0010ffff]|\r(?!\n)")
+    "\U00010000-\U0010ffff]")
+_LONE_CR = _re.compile("\r(?!\n)")
 _DOCUMENT_MARKER = _re.compile(r"(?:---|\.\.\.)(?=[ \t]|\Z)")
 _BLANK_OR_COMMENT_REST = _re.compile(r"(?: +(?:#.*)?)?\Z")
 
 # A plain scalar on one line, block context: a first character that is not an
 # indicator (or '-', '?', ':' glued to a non-space), then words separated by
 # spaces; ': ' and ' #' end it, ':' glued to a non-space is literal.
+# A word is a run of non-spaces in which every ':' is followed by a non-space;
+# written as runs between colons, which is faster than one character at a time.
 _PLAIN_FIRST = r"(?:[^ \t\-?:,\[\]{}#&*!|>'\"%@`]|[-?:](?=[^ \t]))"
-_PLAIN_CHAR = r"(?:[^ \t:]|:(?=[^ \t]))"
-_PLAIN_TAIL = _PLAIN_CHAR + r"*(?: +(?!#)" + _PLAIN_CHAR + r"+)*"
+_PLAIN_WORD = r"[^ \t:]*(?::+[^ \t:]+)*(?::+(?=:))?"
+_PLAIN_NEXT_WORD = r"(?=[^ \t:#]|:[^ \t])" + _PLAIN_WORD
+_PLAIN_TAIL = _PLAIN_WORD + r"(?: +" + _PLAIN_NEXT_WORD + r")*"
 _PLAIN = _re.compile(_PLAIN_FIRST + _PLAIN_TAIL)
-_PLAIN_CONTINUATION = _re.compile(_PLAIN_CHAR + _PLAIN_TAIL)
+_PLAIN_CONTINUATION = _re.compile(r"(?=[^ \t:]|:[^ \t])" + _PLAIN_TAIL)
 _PLAIN_REST = _re.compile(r" *(#.*)?\Z")
-_SINGLE_QUOTED = r"'((?:[^']|'')*)'"
+_SINGLE_QUOTED = r"'((?:[^']|'')*)'(?!')"
 _DOUBLE_QUOTED = r'"((?:[^"\\]|\\.)*)"'
 # key ':' in block context; groups: plain, single, double, spaces.
 _BLOCK_KEY = _re.compile(
@@ -125,17 +130,29 @@ _BLOCK_KEY = _re.compile(
     + _DOUBLE_QUOTED + ")( *):(?= |\\Z)")
 _SINGLE_QUOTED_LINE = _re.compile(_SINGLE_QUOTED)
 _DOUBLE_QUOTED_LINE = _re.compile(_DOUBLE_QUOTED)
-_SINGLE_QUOTED_END = _re.compile(r"(?:[^']|'')*'")
+_SINGLE_QUOTED_END = _re.compile(r"(?:[^']|'')*'(?!')")
 _DOUBLE_QUOTED_END = _re.compile(r'(?:[^"\\]|\\.)*"')
-_SINGLE_QUOTED_FOLD = _re.compile(r"''|[ \t]*\n[ \t]*((?:\n[ \t]*)*)")
+# Tokens of multi-line quoted text. A run of spaces not before a line break
+# is its own token, which keeps the scan linear in the run's length.
+_SINGLE_QUOTED_FOLD = _re.compile(
+    r"''|[ \t]*\n[ \t]*((?:\n[ \t]*)*)|[ \t]+")
 _DOUBLE_QUOTED_TOKEN = _re.compile(
     r"\\(x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|[0abt\tnvfre \"/\\N_LP])"
-    r"|\\\n[ \t]*((?:\n[ \t]*)*)|[ \t]*\n[ \t]*((?:\n[ \t]*)*)|\\")
+    r"|\\\n[ \t]*((?:\n[ \t]*)*)|[ \t]*\n[ \t]*((?:\n[ \t]*)*)|([ \t]+)|\\")
 _ESCAPES = {
     "0": "\0", "a": "\a", "b": "\b", "t": "\t", "\t": "\t", "n": "\n",
     "v": "\v", "f": "\f", "r": "\r", "e": "\x1b", " ": " ", '"': '"',
     "/": "/", "\\": "\\", "N": "\x85", "_": "\xa0", "L": "\u2028",
     "P": "\u2029"}
+# Fast paths for the most common lines: 'word: value' and '- value' where the
+# value is one line of plain or simply quoted text. Anything else (or a match
+# whose key needs typing) takes the general path.
+_SIMPLE_VALUE = (r"((" + _PLAIN_FIRST + _PLAIN_TAIL + r")|'([^']*)'"
+                 r"|\"([^\"\\]*)\")")
+_SIMPLE_ENTRY = _re.compile(
+    r"([^ \t\-?:,\[\]{}#&*!|>'\"%@`0-9+.][^ \t:]{0,1023}):(?: +" + _SIMPLE_VALUE
+    + r")?(?: +(#).*| *)\Z")
+_SIMPLE_ITEM = _re.compile(r"(-) +" + _SIMPLE_VALUE + r"(?: +(#).*| *)\Z")
 _BLOCK_HEADER = _re.compile(r"([|>])([1-9]?)([-+]?)([1-9]?)(?: +(?:#.*)?)?\Z")
 
 # Flow context (one line): ',', '?', brackets and braces also end a plain scalar.
@@ -176,13 +193,16 @@ _WORDS = {
     "null": None, "Null": None, "NULL": None, "~": None}
 _YAML11_BOOLEANS = frozenset(
     "yes Yes YES no No NO on On ON off Off OFF".split())
+_SPECIAL_WORDS = frozenset(_WORDS) | _YAML11_BOOLEANS | frozenset(["<<", "="])
 
 _TAB_INDENT = "tab character used for indentation; indent with spaces"
 _UNEXPECTED = {
     "\t": "tab character here; use spaces (tabs are allowed only inside "
           "quotes, comments and block scalars)",
-    "&": "anchors (&name) are not supported; write the value out in full",
-    "*": "aliases (*name) are not supported; write the value out in full",
+    "&": "'&' starts an anchor (&name), which is not supported; write the "
+         "value out in full, or quote it if it is text",
+    "*": "'*' starts an alias (*name), which is not supported; quote the "
+         "value if it is text (e.g. schedule: \"*/5 * * * *\")",
     "!": "tags (!tag) are not supported; remove the tag, and quote the value "
          "if it must be a string",
     "%": "'%' cannot start a value (and directives such as %YAML are not "
@@ -218,6 +238,8 @@ def _unexpected(doc, index, column):
               "of this line")
     char = line[column]
     after = line[column + 1:column + 2]
+    if char == "\t" and not line[:column].strip(" "):
+        _fail(doc, index, column, _TAB_INDENT)
     if after == "\t" and char in "-?:":
         _fail(doc, index, column + 1, _UNEXPECTED["\t"])
     if char in "-?:" and after in ("", " "):
@@ -243,6 +265,9 @@ def _unexpected(doc, index, column):
 def _decode(text, source):
     """Text as str with '\\n' line breaks; refuses non-UTF-8 and odd characters."""
     if not isinstance(text, str):
+        if not isinstance(text, (bytes, bytearray, memoryview)):
+            raise TypeError("YAML text must be str or bytes, not %s"
+                            % type(text).__name__)
         data = bytes(text)
         try:
             text = data.decode("utf-8")
@@ -256,22 +281,30 @@ def _decode(text, source):
     if text.startswith("\ufeff"):
         text = text[1:]
     bad = _BAD_CHARACTER.search(text)
+    if bad is None and "\r" in text:
+        bad = _LONE_CR.search(text)
     if bad is not None:
         position = bad.start()
         line = text.count("\n", 0, position) + 1
         column = position - text.rfind("\n", 0, position)
         char = text[position]
         if char == "\r":
-            what = "a carriage return not followed by a line feed"
+            message = ("a carriage return not followed by a line feed; end "
+                       "lines with LF or CR LF")
         elif char in "\x85\u2028\u2029":
-            what = "an unusual line break U+%04X" % ord(char)
+            message = ("unusual line break U+%04X; end lines with LF, or write "
+                       "it as an escape in double quotes" % ord(char))
         elif char == "\ufeff":
-            what = "a byte order mark (U+FEFF) inside the text"
+            message = ("byte order mark U+FEFF inside the text; remove it "
+                       "(one is allowed only at the very start)")
+        elif ord(char) < 0xA0:
+            message = ("control character U+%04X; remove it, or write it as an "
+                       "escape such as \\x%02x in double quotes"
+                       % (ord(char), ord(char)))
         else:
-            what = "the control character U+%04X" % ord(char)
-        raise ConfigError("%s is not allowed; remove it (write escapes such "
-                          "as \\t in double quotes instead)" % what,
-                          source, line, column)
+            message = ("character U+%04X is not allowed in YAML; remove it"
+                       % ord(char))
+        raise ConfigError(message, source, line, column)
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     return text
@@ -282,10 +315,9 @@ def _split_lines(text, source):
     lines = text.split("\n")
     if ends_with_newline:
         lines.pop()
-    doc = _Doc(source, lines, ends_with_newline)
-    doc.has_markers = text.startswith(("---", "...")) or "\n---" in text \
+    has_markers = text.startswith(("---", "...")) or "\n---" in text \
         or "\n..." in text
-    return doc
+    return _Doc(source, lines, ends_with_newline, has_markers)
 
 
 # -- the stream ----------------------------------------------------------------
@@ -357,8 +389,9 @@ def _parse_stream(doc):
 # -- block nodes -----------------------------------------------------------------
 
 def _is_sequence_entry(line, column):
-    return line[column] == "-" and (column + 1 == len(line)
-                                    or line[column + 1] == " ")
+    """Whether line holds '- ' (or a lone '-') at column."""
+    return line.startswith("-", column) and (
+        column + 1 == len(line) or line[column + 1] == " ")
 
 
 def _parse_block_node(doc, index, column, parent_indent, path):
@@ -381,25 +414,17 @@ def _parse_block_sequence(doc, index, column, path):
     indents = doc.indents
     marks = doc.marks
     while True:
-        line = lines[index]
         item_path = path + (len(items),)
-        start = _SPACES.match(line, column + 1).end()
-        if start == len(line) or line[start] == "#":
-            following = _skip_blank(doc, index + 1)
-            if following < len(lines) and indents[following] > column:
-                child = indents[following]
-                marks[item_path] = (following + 1, child + 1)
-                value, index = _parse_block_node(doc, following, child, column,
-                                                 item_path)
-            else:
-                marks[item_path] = (index + 1, column + 1)
-                value, index = None, index + 1
+        simple = _SIMPLE_ITEM.match(lines[index], column)
+        if simple is not None:
+            marks[item_path] = (index + 1, simple.start(2) + 1)
+            value, index = _simple_value(doc, index, column, simple)
         else:
-            if line[start] == "\t":
-                _unexpected(doc, index, start)
-            marks[item_path] = (index + 1, start + 1)
-            value, index = _parse_block_node(doc, index, start, column, item_path)
+            value, index = _sequence_item(doc, index, column, item_path)
         items.append(value)
+        if index < len(lines) and indents[index] == column and \
+                _is_sequence_entry(lines[index], column):
+            continue  # the next entry, at once
         index = _skip_blank(doc, index)
         if index >= len(lines) or indents[index] < column:
             return items, index
@@ -411,32 +436,62 @@ def _parse_block_sequence(doc, index, column, path):
             return items, index
 
 
+def _sequence_item(doc, index, column, item_path):
+    """The value after '-': on the same line (maybe a compact collection), on
+    the following lines, or null."""
+    line = doc.lines[index]
+    start = _SPACES.match(line, column + 1).end()
+    if start < len(line) and line[start] != "#":
+        if line[start] == "\t":
+            _unexpected(doc, index, start)
+        doc.marks[item_path] = (index + 1, start + 1)
+        return _parse_block_node(doc, index, start, column, item_path)
+    following = _skip_blank(doc, index + 1)
+    if following < len(doc.lines) and doc.indents[following] > column:
+        child = doc.indents[following]
+        doc.marks[item_path] = (following + 1, child + 1)
+        return _parse_block_node(doc, following, child, column, item_path)
+    doc.marks[item_path] = (index + 1, column + 1)
+    return None, index + 1
+
+
 def _parse_block_mapping(doc, index, column, path):
     """Entries 'key: value' whose keys all start at one column."""
     mapping = {}
     lines = doc.lines
     indents = doc.indents
     marks = doc.marks
+    count = len(lines)
     while True:
         line = lines[index]
-        match = _BLOCK_KEY.match(line, column)
-        if match is None:
-            if _is_sequence_entry(line, column):
-                _fail(doc, index, column, "a sequence entry ('- ') where a "
-                      "key was expected; indent the list under its key, or "
-                      "write 'key: value'")
-            _expected_key(doc, index, column)
-        key = _block_key(doc, index, column, match)
-        key_path = path + (key,)
-        if key in mapping:
-            first = marks[key_path]
-            _fail(doc, index, column, "duplicate key %r (first defined at line "
-                  "%d); remove one of them" % (key, first[0]))
-        marks[key_path] = (index + 1, column + 1)
-        mapping[key], index = _parse_mapping_value(doc, index, match.end(),
-                                                   column, key_path)
+        simple = _SIMPLE_ENTRY.match(line, column)
+        if simple is not None and simple.group(1) not in _SPECIAL_WORDS:
+            key = simple.group(1)
+            key_path = path + (key,)
+            if key in mapping:
+                _duplicate_key(doc, index, column, key, marks[key_path])
+            marks[key_path] = (index + 1, column + 1)
+            if simple.group(2) is None:
+                mapping[key], index = _parse_nested_value(doc, index, column,
+                                                          key_path)
+            else:
+                mapping[key], index = _simple_value(doc, index, column, simple)
+        else:
+            match = _BLOCK_KEY.match(line, column)
+            if match is None:
+                _expected_key(doc, index, column)
+            key = _block_key(doc, index, column, match)
+            key_path = path + (key,)
+            if key in mapping:
+                _duplicate_key(doc, index, column, key, marks[key_path])
+            marks[key_path] = (index + 1, column + 1)
+            mapping[key], index = _parse_mapping_value(doc, index, match.end(),
+                                                       column, key_path)
+        if index < count and indents[index] == column and \
+                len(lines[index]) > column and lines[index][column] not in "#-":
+            continue  # the next key, at once
         index = _skip_blank(doc, index)
-        if index >= len(lines) or indents[index] < column:
+        if index >= count or indents[index] < column:
             return mapping, index
         if indents[index] > column:
             _fail(doc, index, indents[index], "unexpected indentation; align "
@@ -444,8 +499,33 @@ def _parse_block_mapping(doc, index, column, path):
                   "that ends with ':'")
 
 
+def _duplicate_key(doc, index, column, key, first):
+    _fail(doc, index, column, "duplicate key %r (first defined at line %d); "
+          "remove one of them" % (key, first[0]))
+
+
+def _simple_value(doc, index, column, match):
+    """The value of a _SIMPLE_ENTRY or _SIMPLE_ITEM match on line index, whose
+    parent collection is at column: (value, next line index)."""
+    plain = match.group(3)
+    if plain is None:
+        if match.group(4) is not None:
+            return match.group(4), index + 1
+        return match.group(5), index + 1
+    following = index + 1
+    if match.group(6) is None and following < len(doc.lines):
+        indent = doc.indents[following]
+        if indent > column or indent == len(doc.lines[following]):
+            plain, following = _plain_continuation(doc, following, column,
+                                                   plain)
+    return _plain_value(doc, index, match.start(3), plain), following
+
+
 def _expected_key(doc, index, column):
     line = doc.lines[index]
+    if _is_sequence_entry(line, column):
+        _fail(doc, index, column, "a sequence entry ('- ') where a key was "
+              "expected; indent the list under its key, or write 'key: value'")
     plain = _PLAIN.match(line, column)
     if plain is not None:
         end = plain.end()
@@ -459,8 +539,8 @@ def _expected_key(doc, index, column):
         _fail(doc, index, column, "expected 'key: value' here; add the ':' "
               "or fix the indentation")
     if line[column] in "'\"":
-        _fail(doc, index, column, "expected 'key: value' here (a quoted key "
-              "must end on its line and be followed by ': ')")
+        _fail(doc, index, column, "expected 'key: value' here; a quoted key "
+              "must end on its line and be followed by ': '")
     _unexpected(doc, index, column)
 
 
@@ -504,6 +584,12 @@ def _parse_mapping_value(doc, index, position, key_column, path):
     start = _SPACES.match(line, position).end()
     if start < len(line) and line[start] != "#":
         return _parse_inline_value(doc, index, start, key_column, path)
+    return _parse_nested_value(doc, index, key_column, path)
+
+
+def _parse_nested_value(doc, index, key_column, path):
+    """The value of a key ending its line: a node on the following lines,
+    more indented (or a sequence at the key's column), else null."""
     following = _skip_blank(doc, index + 1)
     if following < len(doc.lines):
         child = doc.indents[following]
@@ -641,6 +727,9 @@ def _plain_value(doc, index, column, text):
 
 def _plain_number(doc, index, column, text):
     if _INT_DECIMAL.match(text):
+        if len(text) > 4000:  # int() refuses more than 4300 digits
+            _fail(doc, index, column, "integer with more than 4000 digits; "
+                  "quote it")
         return int(text)
     if _LEADING_ZERO.match(text):
         _fail(doc, index, column, "%r is an octal or invalid number in YAML "
@@ -666,12 +755,20 @@ def _plain_number(doc, index, column, text):
         if date is None:
             _fail(doc, index, column, "timestamps with a time are not "
                   "supported; quote it, or write a date as YYYY-MM-DD")
-        try:
-            return _datetime.date(*[int(part) for part in date.groups()])
-        except ValueError:
-            _fail(doc, index, column, "%r is not a valid date; write a real "
-                  "date as YYYY-MM-DD, or quote it" % text)
+        year, month, day = [int(part) for part in date.groups()]
+        if 1 <= year and 1 <= month <= 12 and \
+                1 <= day <= _days_in_month(year, month):
+            return _datetime.date(year, month, day)
+        _fail(doc, index, column, "%r is not a valid date; write a real date "
+              "as YYYY-MM-DD, or quote it" % text)
     return text
+
+
+def _days_in_month(year, month):
+    if month == 2:
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        return 29 if leap else 28
+    return 30 if month in (4, 6, 9, 11) else 31
 
 
 # -- quoted scalars --------------------------------------------------------------
@@ -718,6 +815,8 @@ def _fold_replacement(match):
     token = match.group()
     if token == "''":
         return "'"
+    if match.group(1) is None:
+        return token  # spaces inside a line
     breaks = match.group(1).count("\n")
     return "\n" * breaks if breaks else " "
 
@@ -745,6 +844,8 @@ def _unescape(doc, index, column, raw):
         if breaks is not None:
             count = breaks.count("\n")
             return "\n" * count if count else " "
+        if match.group(4) is not None:
+            return match.group(4)  # spaces inside a line
         _escape_error(doc, index, column, raw, match.start(),
                       "invalid escape sequence; write a valid escape (such "
                       "as \\\\ \\\" \\n \\t \\xHH \\uHHHH) or use single quotes")
@@ -1072,7 +1173,7 @@ def parse_duration(value):
     if seconds > DURATION_MAX:
         raise ConfigError("%s is longer than ten years; use a shorter duration,"
                           " or 0 for none" % _quote_duration(value))
-    return seconds
+    return seconds + 0.0  # -0.0 becomes 0.0
 
 
 def _quote_duration(value):
@@ -1181,7 +1282,7 @@ class Schedule(object):
 
     def __init__(self, expression):
         fields = _split_cron_expression(expression)
-        self.expression = expression.strip()
+        self.expression = expression.strip(" \t")
         sets = [_parse_cron_field(text, field)
                 for text, field in zip(fields, CRON_FIELDS)]
         self.minutes, self.hours, self.days_of_month, self.months = (
@@ -1387,12 +1488,14 @@ def _split_cron_expression(expression):
                           % (_describe_value(expression), CRON_FIELD_ORDER))
     _refuse_cron_characters(expression)
     text = expression.strip(" \t")
+    # Only spaces and tabs separate fields for cron; other white space is
+    # part of a field, and refused there.
     if not text:
         raise ConfigError("empty schedule; write five cron fields (%s), such as"
                           " '0 3 * * *'" % CRON_FIELD_ORDER)
     if text.startswith("@"):
         _refuse_cron_alias(text)
-    fields = text.replace("\t", " ").split()
+    fields = [field for field in text.replace("\t", " ").split(" ") if field]
     if len(fields) != 5:
         _refuse_field_count(fields)
     return fields
@@ -1479,8 +1582,9 @@ def _parse_cron_item(item, field):
     if first > last:
         _refuse_reversed_range(item, first, last, field)
     values = range(first, last + 1, step)
-    if step > 1 and len(values) < 3 and len(set(value % 7 if field.names is CRON_DAY_NAMES else value
-                            for value in values)) == 1:
+    if step > 1 and len(values) < 3 and len(set(
+            value % 7 if field.names is CRON_DAY_NAMES else value
+            for value in values)) == 1:
         raise ConfigError("%r in the %s field: a step of %d leaves only %d, which is"
                           " all Debian cron would read; write %d, or a smaller step"
                           % (item, field.name, step, first, first))
@@ -1732,6 +1836,8 @@ class Job(object):
         self.commands = [list(argv) for argv in commands]
         self.slow_start_commands = slow_start_commands
         self.schedule = schedule
+        if schedule_expression is None and schedule is not None:
+            schedule_expression = schedule.expression
         self.schedule_expression = schedule_expression
         self.disabled = disabled
         self.timeout = timeout
@@ -1985,6 +2091,8 @@ def parse_default_job_config(value, key, origin):
         if job_key not in JOB_KEY_PARSERS:
             raise unknown_key_error(job_key, list(JOB_KEY_PARSERS), item_origin)
         JOB_KEY_PARSERS[job_key](item, job_key, item_origin)
+    if "tag" in value and "tags" in value:
+        raise origin.error("use `tag` or `tags`, not both", "tags")
     return value
 
 
@@ -2039,8 +2147,16 @@ def read_global_config(config_path=None, environ=None):
             raise ConfigError("%s: no such config file; name an existing file with "
                               "--config or $%s" % (path, CONFIG_PATH_VARIABLE))
         return GlobalConfig(runner_path=default_runner_path())
-    document, marks = load_yaml_mapping(text, path)
+    if is_blank_yaml(text):  # everything commented out: the defaults
+        document, marks = {}, {}
+    else:
+        document, marks = load_yaml_mapping(text, path)
     return global_config_from(document, marks, path, status)
+
+
+def is_blank_yaml(text):
+    return all(not line.strip() or line.lstrip().startswith("#")
+               for line in text.splitlines())
 
 
 def read_config_text(path, named):
@@ -2049,19 +2165,32 @@ def read_config_text(path, named):
     (a key, /etc/shadow) must reveal nothing of it."""
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
     except PermissionError:
         raise RefusedError("%s: cannot read the config file: permission denied" % path)
-    except IsADirectoryError:
-        raise ConfigError("%s: the config is a directory, not a file" % path)
-    with os.fdopen(descriptor, "rb") as stream:
-        status = os.fstat(stream.fileno())
+    except OSError as error:
+        raise ConfigError("%s: cannot read the config file: %s" % (path, error.strerror))
+    try:
+        status = os.fstat(descriptor)
         if not stat.S_ISREG(status.st_mode):
             raise ConfigError("%s: the config is not a regular file" % path)
         if named and not status.st_mode & stat.S_IROTH:
             raise RefusedError("%s: refused: a config named with --config or $%s must be "
                                "readable by everyone (chmod o+r)" % (path, CONFIG_PATH_VARIABLE))
         check_not_writable_by_others(path, status, "the config file")
-        return decode_text(stream.read(), path), status
+        return decode_text(read_descriptor(descriptor), path), status
+    finally:
+        os.close(descriptor)
+
+
+def read_descriptor(descriptor):
+    chunks = []
+    while True:
+        chunk = os.read(descriptor, 65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 def decode_text(data, path):
@@ -2146,6 +2275,8 @@ def job_directory_path(config):
     except FileNotFoundError:
         raise config.error("the job directory %s does not exist; create it or set "
                            "`job_directory`" % directory, "job_directory")
+    except OSError as error:
+        raise RefusedError("cannot use the job directory %s: %s" % (directory, error.strerror))
     if not stat.S_ISDIR(status.st_mode):
         raise config.error("the job directory %s is not a directory" % directory,
                            "job_directory")
@@ -2164,6 +2295,8 @@ def job_file_path(config, name):
     except FileNotFoundError:
         raise UsageError("no job named %s: %s does not exist (run-job --list-jobs "
                          "lists the jobs)" % (name, path))
+    except OSError as error:
+        raise RefusedError("%s: cannot read the job file: %s" % (path, error.strerror))
     if stat.S_ISLNK(link.st_mode):
         target = os.path.realpath(path)
         if os.path.dirname(target) != directory:
@@ -2182,12 +2315,14 @@ def read_job_text(path, config):
         raise RefusedError("%s: cannot read the job file: permission denied" % path)
     except OSError as error:
         raise RefusedError("%s: refused: %s" % (path, error.strerror.lower()))
-    with os.fdopen(descriptor, "rb") as stream:
-        status = os.fstat(stream.fileno())
+    try:
+        status = os.fstat(descriptor)
         if not stat.S_ISREG(status.st_mode):
             raise RefusedError("%s: refused: the job file is not a regular file" % path)
         check_trusted(path, status, config, "the job file")
-        return decode_text(stream.read(), path)
+        return decode_text(read_descriptor(descriptor), path)
+    finally:
+        os.close(descriptor)
 
 
 def load_job(config, name):
@@ -2225,13 +2360,11 @@ def job_from_document(config, name, path, document, marks):
     fields = {}
     for key, (value, origin) in settings.items():
         fields[key] = JOB_KEY_PARSERS[key](value, key, origin)
-    schedule_value = settings.get("schedule", (None, None))[0]
     return Job(
         name, source=path, verbose_name=fields.get("name"),
         description=fields.get("description"), commands=fields["command"],
         slow_start_commands=fields.get("slow_start_command"),
         schedule=fields.get("schedule"),
-        schedule_expression=schedule_value if fields.get("schedule") else None,
         disabled=fields.get("disabled", False),
         timeout=fields.get("timeout", DEFAULT_TIMEOUT),
         kill_grace=fields.get("kill_grace", DEFAULT_KILL_GRACE),
@@ -2255,8 +2388,8 @@ def scan_job_directory(config):
     except FileNotFoundError:
         raise config.error("the job directory %s does not exist; create it or set "
                            "`job_directory`" % directory, "job_directory")
-    except PermissionError:
-        raise RefusedError("cannot list the job directory %s: permission denied" % directory)
+    except OSError as error:
+        raise RefusedError("cannot list the job directory %s: %s" % (directory, error.strerror))
     names, problems = [], []
     for entry in entries:
         if not entry.endswith(".yaml") or entry.startswith("."):
@@ -2322,6 +2455,28 @@ def preload_modules(names):
         __import__(name)
 
 
+PR_SET_DUMPABLE = 4
+
+
+def linux_libc():
+    """The C library through ctypes (imported while still root), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+        return ctypes.CDLL(None, use_errno=True)
+    except (ImportError, OSError):
+        return None
+
+
+def make_dumpable(libc):
+    """After setuid from root the kernel marks the process undumpable, which
+    leaves its /proc files root's: the service user's own run-job could then
+    not find this run to kill it. Undo that, as an exec would have."""
+    if libc is not None:
+        libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+
+
 def become_service_user(config, modules=()):
     """As root, become the service user (supplementary groups, gid, uid, HOME,
     USER, LOGNAME), unless the config says `user: root`. Otherwise nothing."""
@@ -2329,14 +2484,20 @@ def become_service_user(config, modules=()):
         return
     account = require_service_account(config)
     preload_modules(modules)
+    libc = linux_libc()
     os.initgroups(account.pw_name, account.pw_gid)
     os.setgid(account.pw_gid)
     os.setuid(account.pw_uid)
     if os.geteuid() == 0 or os.getuid() == 0:  # never go on as root by mistake
         raise RefusedError("could not give up root for the service user %s" % config.user)
+    make_dumpable(libc)
     os.environ["HOME"] = account.pw_dir
     os.environ["USER"] = account.pw_name
     os.environ["LOGNAME"] = account.pw_name
+    try:  # as cron does; root's working directory may be closed to the user
+        os.chdir(account.pw_dir)
+    except OSError:
+        os.chdir("/")
 
 
 # ---- 6. the lock -----------------------------------------------------------------
@@ -3620,8 +3781,10 @@ def job_status_lines(config, name, running, now):
     except (ConfigError, RefusedError, UsageError) as error:
         return ["%s ***Invalid configuration***" % name, STATUS_INDENT + str(error)]
     head = "%s - %s" % (name, job.verbose_name)
-    if running is not None:
+    if running is not None and running.get("pid") is not None:
         head += "%s{pid: %d, status: running}" % (STATUS_INDENT, running["pid"])
+    elif running is not None:  # the run has not written its pid yet
+        head += "%s{status: running}" % STATUS_INDENT
     lines = [head]
     if job.description:
         lines.extend(STATUS_INDENT + line.strip()
@@ -3630,9 +3793,13 @@ def job_status_lines(config, name, running, now):
         lines.append(STATUS_INDENT + "tags: " + ", ".join(job.tags))
     if job.schedule is not None:
         lines.append(STATUS_INDENT + schedule_summary(job, now))
-    state = read_job_state(config, name)
-    if state:
-        lines.append(STATUS_INDENT + "last status: " + outcome_summary(state))
+    try:
+        state = read_job_state(config, name)
+    except ProcessControlError as error:  # one unreadable record hides nothing else
+        lines.append(STATUS_INDENT + "last status: unknown: %s" % error)
+    else:
+        if state:
+            lines.append(STATUS_INDENT + "last status: " + outcome_summary(state))
     return lines
 
 
@@ -3774,9 +3941,10 @@ OPTIONS = {
 }
 
 # Modules imported before giving up root, by command: see preload_modules.
-# (ctypes: the runner's child subreaper; signal: signal names in the log.)
+# (ctypes: the runner's child subreaper; signal: signal names in the log;
+# json: the previous state, read after a failure.)
 MODULES_AFTER_SWITCH = {
-    "run": ("shlex", "difflib", "ctypes", "signal"),
+    "run": ("shlex", "difflib", "ctypes", "signal", "json"),
     "kill": ("signal",),
     "list": (),
     "status": ("shlex", "difflib", "datetime", "json"),
@@ -3933,6 +4101,9 @@ def main(argv=None):
     except BrokenPipeError:  # e.g. run-job --list-jobs | head -1
         # Point stdout at /dev/null so that the interpreter's final flush is quiet.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    except OSError as error:  # the system refused something unforeseen: still one line
+        sys.stderr.write("run-job: %s\n" % error)
         return EXIT_FAILED
 
 

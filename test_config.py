@@ -118,6 +118,21 @@ class SandboxTest(unittest.TestCase):
         self.sandbox = Sandbox()
         self.addCleanup(self.sandbox.remove)
 
+    def start_in_background(self, name):
+        """run-job NAME as a child process, stopped at the end of the test."""
+        process = subprocess.Popen([sys.executable, RUN_JOB, "--config", self.sandbox.config, name],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, cwd=self.sandbox.root)
+
+        def stop():
+            if process.poll() is None:
+                process.terminate()
+                process.wait()
+            process.stdout.close()
+            process.stderr.close()
+        self.addCleanup(stop)
+        return process
+
     def assert_one_error_line(self, err, *fragments):
         lines = err.splitlines()
         self.assertEqual(len(lines), 1, err)
@@ -139,6 +154,16 @@ class GlobalConfigTests(SandboxTest):
         self.assertEqual(config.run_directory, "/run/process-control")
         self.assertEqual(config.state_directory, "/var/lib/process-control-state")
         self.assertEqual(config.runner_path, "/usr/bin/run-job")  # no run-job beside run_job.py
+
+    def test_a_config_of_only_comments_means_the_defaults(self):
+        self.sandbox.write_config_text("# user: someone\n\n   # job_directory: /x\n")
+        config = run_job.read_global_config(self.sandbox.config, {})
+        self.assertEqual((config.source, config.user, config.job_directory),
+                         (self.sandbox.config, "process-control", "/var/lib/process-control"))
+        self.sandbox.write_config_text("- user\n")
+        with self.assertRaises(run_job.ConfigError) as caught:
+            self.sandbox.load()
+        self.assertTrue(str(caught.exception).startswith(self.sandbox.config + ":1:1: "))
 
     def test_environment_variable_names_the_config(self):
         config = run_job.load_global_config(None, {"PROCESS_CONTROL_CONFIG": self.sandbox.config})
@@ -306,6 +331,10 @@ class JobTests(SandboxTest):
         self.assertEqual(self.load("command: x\ntags: nightly\n").tags, ["nightly"])
         message = self.load_error("command: x\ntag: a\ntags: [b]\n")
         self.assertIn(":3:1: use `tag` or `tags`, not both", message)
+        self.sandbox.write_config(extra="default_job_config:\n  tag: a\n  tags: [b]\n")
+        with self.assertRaises(run_job.ConfigError) as caught:
+            self.sandbox.load()
+        self.assertEqual(str(caught.exception), self.sandbox.config + ":8:3: use `tag` or `tags`, not both")
 
     def test_default_job_config_applies_first(self):
         self.sandbox.write_config(extra="default_job_config:\n  timeout: 30\n  tags: [everyone]\n"
@@ -512,6 +541,20 @@ class RefusalTests(SandboxTest):
         self.assertEqual(code, 78)
         self.assert_one_error_line(err, "job.yaml:2:1: unknown key `timout`; did you mean `timeout`?")
 
+    def test_odd_files_and_directories_give_one_line(self):
+        os.mkdir(os.path.join(self.sandbox.jobs, "folder.yaml"))
+        code, out, err = self.sandbox.run("folder")
+        self.assertEqual(code, 77)
+        self.assert_one_error_line(err, "folder.yaml: refused: the job file is not a regular file")
+        code, out, err = self.sandbox.run("--config", self.sandbox.jobs, "--status", with_config=False)
+        self.assertEqual(code, 78)
+        self.assert_one_error_line(err, "the config is not a regular file")
+        shutil.rmtree(self.sandbox.jobs)
+        for args in (["--status"], ["--list-jobs"], ["job"]):
+            code, out, err = self.sandbox.run(*args)
+            self.assertEqual(code, 78, args)
+            self.assert_one_error_line(err, "process-control.yaml:2:1: the job directory", "does not exist")
+
     def test_missing_directory_that_cannot_be_created_is_reported_with_the_command(self):
         write_file(self.sandbox.path("file"), "")
         with open(self.sandbox.config, "a") as stream:
@@ -592,10 +635,7 @@ class ReportTests(SandboxTest):
     def test_a_running_job_in_status_then_killed(self):
         self.sandbox.write_job("sleeper", "name: Sleeper\ncommand: /bin/sleep 30\n")
         self.sandbox.write_job("idle", "command: /bin/true\n")
-        process = subprocess.Popen([sys.executable, RUN_JOB, "--config", self.sandbox.config, "sleeper"],
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.addCleanup(process.communicate)
-        self.addCleanup(lambda: process.poll() is None and process.kill())
+        process = self.start_in_background("sleeper")
         config = self.sandbox.load()
         deadline = time.monotonic() + 10
         while run_job.running_info(config, "sleeper") is None:
@@ -670,7 +710,7 @@ class ServiceUserTests(SandboxTest):
         os.mkdir(report)
         os.chmod(report, 0o777)
         self.sandbox.write_job("whoami", "command: [\"/bin/sh -c 'id -u > $OUT; id -g >> $OUT; id -G >> $OUT;"
-                                         " echo $HOME $USER $LOGNAME >> $OUT'\"]\n"
+                                         " echo $HOME $USER $LOGNAME >> $OUT; pwd >> $OUT'\"]\n"
                                          "environment:\n  OUT: %s/out\n" % report)
         code, out, err = self.sandbox.run("whoami", environ={"HOME": "/root", "USER": "root", "LOGNAME": "root"})
         self.assertEqual(code, 0, err)
@@ -678,9 +718,43 @@ class ServiceUserTests(SandboxTest):
         with open(os.path.join(report, "out")) as stream:
             lines = stream.read().splitlines()
         self.assertEqual(lines, [str(account.pw_uid), str(account.pw_gid), str(account.pw_gid),
-                                 "%s %s %s" % (account.pw_dir, UNPRIVILEGED, UNPRIVILEGED)])
+                                 "%s %s %s" % (account.pw_dir, UNPRIVILEGED, UNPRIVILEGED),
+                                 account.pw_dir if os.path.isdir(account.pw_dir) else "/"])
         for name in ("log", "run", "state"):
             self.assertEqual(os.stat(self.sandbox.path(name)).st_uid, account.pw_uid, name)
+
+    def test_a_failure_after_the_switch_is_reported_and_recorded(self):
+        # A failure takes the runner's longer path (the previous state is read):
+        # still nothing imported after the switch.
+        self.sandbox.write_config(user=UNPRIVILEGED)
+        self.sandbox.write_job("fails", "command: /bin/sh -c 'echo oops >&2; exit 3'\n")
+        for attempt in (1, 2):
+            code, out, err = self.sandbox.run("fails")
+            self.assertEqual(code, 1, err)
+            self.assertNotIn("Traceback", err)
+            self.assertIn("oops", err)
+        code, out, err = self.sandbox.run("--status")
+        self.assertEqual(code, 0, err)
+        self.assertRegex(out, r"last status: failed at \S+ \(exit code 3, ")
+
+    def test_kill_and_status_after_the_switch(self):
+        self.sandbox.write_config(user=UNPRIVILEGED)
+        self.sandbox.write_job("sleeper", "command: /bin/sleep 30\n")
+        process = self.start_in_background("sleeper")
+        config = self.sandbox.load()
+        deadline = time.monotonic() + 10
+        while run_job.running_info(config, "sleeper") is None:
+            self.assertLess(time.monotonic(), deadline, "the job never started")
+            time.sleep(0.02)
+        code, out, err = self.sandbox.run("--status")
+        self.assertEqual((code, err), (0, ""))
+        self.assertIn("{pid: %d, status: running}" % process.pid, out)
+        code, out, err = self.sandbox.run("--kill-job", "sleeper")
+        self.assertEqual(code, 0, err)
+        err = process.communicate(timeout=20)[1]
+        self.assertEqual(process.returncode, 1)
+        self.assertNotIn(b"Traceback", err)
+        self.assertIn("last status: killed", self.sandbox.run("--status")[1])
 
     def test_nothing_runs_as_root_unless_configured(self):
         try:
