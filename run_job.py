@@ -2512,7 +2512,7 @@ import time  # noqa: E402
 # files to clean up. The file is never removed (a removed lock file would let
 # two runs lock two different inodes); its text only describes the holder.
 
-LOCK_RECORD_SIZE = 96
+LOCK_RECORD_SIZE = 4096
 
 
 def lock_path(config, name):
@@ -2544,11 +2544,14 @@ class JobLock(object):
         self.path = path
         self.fd = fd
 
-    def describe(self, pid, pgid, start, kill_grace):
+    def describe(self, pid, pgid, start, kill_grace, log_path):
         # One fixed-size pwrite, so a concurrent reader sees the old or the new
         # record, never an empty file.
-        text = "pid %d pgid %d start %.3f kill_grace %.3f\n" % (pid, pgid, start, kill_grace)
-        os.pwrite(self.fd, text.encode("ascii").ljust(LOCK_RECORD_SIZE), 0)
+        text = b"pid %d pgid %d start %.3f kill_grace %.3f log %s\n" % (
+            pid, pgid, start, kill_grace, os.fsencode(log_path))
+        if len(text) > LOCK_RECORD_SIZE:
+            text = text[:text.index(b" log ")] + b"\n"
+        os.pwrite(self.fd, text.ljust(LOCK_RECORD_SIZE), 0)
 
     def close(self):
         if self.fd is not None:
@@ -2587,20 +2590,22 @@ def _still_running_message(name, record):
 
 def read_lock_record(path):
     """The holder description in a lock file: {"pid", "pgid", "start",
-    "kill_grace"}, or None when there is none yet."""
+    "kill_grace", "log"}, or None when there is none yet."""
     try:
         fd = _open_regular_file(path, os.O_RDONLY, None)
     except (OSError, RefusedError):
         return None
     try:
-        words = os.read(fd, LOCK_RECORD_SIZE).split()
+        line = os.read(fd, LOCK_RECORD_SIZE).split(b"\n", 1)[0]
     finally:
         os.close(fd)
+    words = line.split(b" ", 9)  # the log path, last, may hold spaces
     record = dict(zip(words[0::2], words[1::2]))
     try:
         return {"pid": int(record[b"pid"]), "pgid": int(record[b"pgid"]),
                 "start": float(record[b"start"]),
-                "kill_grace": float(record[b"kill_grace"])}
+                "kill_grace": float(record[b"kill_grace"]),
+                "log": os.fsdecode(record[b"log"]) if b"log" in record else None}
     except (KeyError, ValueError):
         return None
 
@@ -2639,7 +2644,7 @@ def running_info(config, name):
     if not _lock_is_held(path):
         return None
     return read_lock_record(path) or {"pid": None, "pgid": None, "start": None,
-                                      "kill_grace": None}
+                                      "kill_grace": None, "log": None}
 
 
 class ProcessInfo(object):
@@ -2799,7 +2804,8 @@ def _lock_descriptor_state(pid, wanted):
 def kill_job(config, name):
     """Stop NAME's running job as its deadline would. A live run-job is asked
     with SIGTERM (it stops the whole tree and records the run as killed);
-    processes left by a run-job that died are found by the lock they hold.
+    processes left by a run-job that died are found by the lock they hold,
+    stopped, and their run recorded as killed here.
     Return 0 when something was stopped, 1 when nothing was running."""
     path = lock_path(config, name)
     if not _lock_is_held(path):
@@ -2820,7 +2826,39 @@ def kill_job(config, name):
         pids = " ".join(str(info.pid) for info in lock_holders(path)) or "unknown"
         raise ProcessControlError("job %s is still running (pids %s): they could not be "
                                   "stopped; run --kill-job as their user or root" % (name, pids))
+    if record:
+        _record_orphaned_run(config, name, record)
     return EXIT_OK
+
+
+def _record_orphaned_run(config, name, record):
+    """Record as killed the run that RECORD (of the lock) describes, unless its
+    run-job did: it had died, leaving the log without footer and no state.
+    Under the lock, briefly: a run starting meanwhile wins and is left alone."""
+    try:
+        fd = _open_regular_file(lock_path(config, name), os.O_RDWR, None)
+    except (OSError, RefusedError):
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if abs(_recorded_start_time(config, name) - record["start"]) < 0.001:
+            return  # run-job recorded it before it went
+        outcome = Outcome("killed", "run-job (pid %d) had died; --kill-job stopped what "
+                          "it left" % record["pid"])
+        duration = time.time() - record["start"]
+        if record["log"]:
+            try:
+                log = RunLog(_open_regular_file(record["log"], os.O_WRONLY | os.O_APPEND, None),
+                             record["log"])
+                _log_footer(log, outcome, duration)
+                log.close()
+            except (OSError, RefusedError):
+                pass  # the state below still says what happened
+        record_run(config, name, outcome, record["start"], duration, record["log"])
+    except BlockingIOError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def stop_lock_holders(path, kill_grace):
@@ -3302,7 +3340,7 @@ class JobRun(object):
         if error is not None:
             self.log.note("status", "%d cannot start: %s" % (number, error))
             return Outcome("failed", "cannot start %s: %s" % (argv[0], error)), None
-        self.lock.describe(os.getpid(), pid, self.start, self.job.kill_grace)
+        self.lock.describe(os.getpid(), pid, self.start, self.job.kill_grace, self.log.path)
         stderr_before = self.stderr_bytes
         status = self._wait(pid)
         if status is None:
@@ -3495,13 +3533,13 @@ def execute_job(config, job, slow_start=False, live=None):
 
 def _execute_locked(config, job, lock, slow_start, live):
     start = time.time()
-    lock.describe(os.getpid(), 0, start, job.kill_grace)
     if live is None:
         live = os.isatty(1)
     commands = job.commands
     if slow_start and job.slow_start_commands:
         commands = job.slow_start_commands
     log = open_run_log(config, job.name, start)
+    lock.describe(os.getpid(), 0, start, job.kill_grace, log.path)
     run = JobRun(job, lock, log, live, start)
     try:
         _log_header(log, job, commands, start)
@@ -3513,7 +3551,7 @@ def _execute_locked(config, job, lock, slow_start, live):
         _log_footer(log, outcome, duration)
         log.close()
         # Still under our signal handlers: a SIGTERM now cannot lose the record.
-        record_run(config, job, outcome, start, duration, log.path)
+        record_run(config, job.name, outcome, start, duration, log.path)
         report_outcome(job, outcome, duration, log.path, run.stderr_tail, live)
     finally:
         run.close()
@@ -3718,24 +3756,36 @@ def _consecutive_failures(config, name, status):
         return 1
 
 
-def run_record(config, job, outcome, start, duration, log_path):
-    values = (job.name, outcome.status, outcome.reason, outcome.exit_code,
+def _recorded_start_time(config, name):
+    """start_time of the last recorded run, 0 if none: read from the line that
+    json_line wrote, without the json module, which --kill-job does not load."""
+    try:
+        with open(state_path(config, name), "rb") as state_file:
+            text = state_file.read()
+        value = text.split(b'"start_time": ', 1)[1].split(b",", 1)[0]
+        return float(value)
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def run_record(config, name, outcome, start, duration, log_path):
+    values = (name, outcome.status, outcome.reason, outcome.exit_code,
               outcome.signal, _iso_time(start), round(start, 3), duration, log_path,
-              os.getpid(), _consecutive_failures(config, job.name, outcome.status))
+              os.getpid(), _consecutive_failures(config, name, outcome.status))
     return dict(zip(RECORD_KEYS, values))
 
 
-def record_run(config, job, outcome, start, duration, log_path):
-    """Record the run in state and history; a failure to do so is reported on
-    stderr but does not change the run's exit code."""
-    record = run_record(config, job, outcome, start, duration, log_path)
+def record_run(config, name, outcome, start, duration, log_path):
+    """Record a run of job NAME in state and history; a failure to do so is
+    reported on stderr but does not change the run's exit code."""
+    record = run_record(config, name, outcome, start, duration, log_path)
     line = json_line(record).encode("utf-8", "surrogateescape")
     try:
-        write_file_atomic(state_path(config, job.name), line)
-        append_history(history_path(config, job.name), line)
+        write_file_atomic(state_path(config, name), line)
+        append_history(history_path(config, name), line)
     except (OSError, ProcessControlError) as error:
         _write_stderr("run-job: job %s: cannot record the run in %s: %s\n" % (
-            job.name, config.state_directory, getattr(error, "strerror", None) or error))
+            name, config.state_directory, getattr(error, "strerror", None) or error))
 
 
 # ---- 9. reporting ----------------------------------------------------------------

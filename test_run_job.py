@@ -306,7 +306,8 @@ class LockTests(RunnerTestCase):
         with open(pid_file) as pid:
             job_pid = int(pid.read())
         info = run_job.running_info(self.config, "demo")
-        self.assertEqual((info["pid"], info["pgid"]), (first.pid, job_pid))
+        self.assertEqual((info["pid"], info["pgid"], info["log"]),
+                         (first.pid, job_pid, self.logs()[0]))
         self.assertLess(abs(info["start"] - time.time()), 10)
         self.assertFalse(self.lock_is_free())  # running_info took nothing
         first.send_signal(signal.SIGTERM)
@@ -334,6 +335,11 @@ class LockTests(RunnerTestCase):
         wait_for(lambda: not any(alive(pid) for pid in job_pids), 2)
         self.assertIsNone(bystander.poll())
         self.assertIsNone(run_job.running_info(self.config, "demo"))
+        state = run_job.read_job_state(self.config, "demo")  # recorded by kill_job
+        self.assertEqual((state["status"], state["log"]), ("killed", self.logs()[0]))
+        self.assertIn("run-job (pid %d) had died" % orphaned.pid, state["reason"])
+        self.assertEqual(notes(self.last_log())[-3:-1], [("outcome", "killed"),
+                                                         ("reason", state["reason"])])
         self.assertEqual(self.run_job(self.job([["true"]])), (0, b"", b""))
 
     def test_kill_job_stops_a_live_run_which_records_it_as_killed(self):
@@ -347,6 +353,7 @@ class LockTests(RunnerTestCase):
         state = run_job.read_job_state(self.config, "demo")
         self.assertEqual((state["status"], state["signal"]), ("killed", 9))
         self.assertIn(b"was killed (stopped by SIGTERM sent to run-job)", run.stderr.read())
+        self.assertEqual(len(run_job.read_history(self.config, "demo")), 1)  # not twice
 
     def test_a_process_is_signalled_only_while_it_is_the_same_one(self):
         sleeper = subprocess.Popen(["sleep", "30"])
