@@ -10,7 +10,8 @@ each case, run-job's figure, the reference's and their ratio against the goal:
              `python3 -c pass` (goal <= 2.5x) and, for information, against
              `flock -n LOCK timeout 600 /bin/true >LOG 2>&1` in sh;
   capture    200 MB of 100-byte lines (goal <= 2x) and 50 MB of 2-byte lines
-             (goal <= 20x) against the same command redirected to a file by sh;
+             (goal <= 20x) against the same command redirected to a file by sh
+             (medians of 3);
   memory     peak RSS of run-job in those runs against `python3 -c pass`
              (goal <= 1.5x): each process's VmHWM, read by itself at its end
              (wait4's ru_maxrss would count the forked bench before exec).
@@ -201,17 +202,22 @@ def main():
                 size //= 10
             producer = "yes %s | head -c %d" % ("x" * (line - 1), size)
             output = os.path.join(root, "sh.out")
-            theirs, _ = run(["/bin/sh", "-c", producer + " >" + output])
-            os.unlink(output)
             name = "capture%d" % line
-            ours, status = run(commands(root, name, ["/bin/sh", "-c", producer])[capture_way])
-            assert status == 0, status
-            rss["%s, %d MB, %d-byte lines" % (capture_way, size // 10 ** 6, line)] = \
-                peak_rss(root)
-            directory = os.path.join(root, "out", name)
-            log_bytes = sum(os.path.getsize(os.path.join(directory, entry))
-                            for entry in os.listdir(directory))
-            shutil.rmtree(directory)
+            argv = commands(root, name, ["/bin/sh", "-c", producer])[capture_way]
+            times = {"ours": [], "theirs": []}
+            for _ in range(1 if quick else 3):  # medians, interleaved
+                times["theirs"].append(run(["/bin/sh", "-c", producer + " >" + output])[0])
+                os.unlink(output)
+                seconds, status = run(argv)
+                assert status == 0, status
+                times["ours"].append(seconds)
+                key = "%s, %d MB, %d-byte lines" % (capture_way, size // 10 ** 6, line)
+                rss[key] = max(rss.get(key, 0), peak_rss(root))
+                directory = os.path.join(root, "out", name)
+                log_bytes = sum(os.path.getsize(os.path.join(directory, entry))
+                                for entry in os.listdir(directory))
+                shutil.rmtree(directory)
+            ours, theirs = statistics.median(times["ours"]), statistics.median(times["theirs"])
             row("%s: %d MB, %d-byte lines (log %d MB)" % (
                 capture_way, size // 10 ** 6, line, log_bytes // 10 ** 6),
                 ours, theirs, "s", goal)
