@@ -71,15 +71,1045 @@ class ConfigError(ProcessControlError, ValueError):
 
 # ---- 2. the YAML subset ----------------------------------------------------------
 
+# The subset of YAML that configuration files use, read exactly as PyYAML's
+# yaml.safe_load reads it, or rejected with SOURCE:LINE:COLUMN and a hint.
+# Whitelist grammar: anything not recognised is an error, never a guess.
+# Line-oriented for speed: a document is a list of lines plus their
+# indentation; each grammar rule is a function over (doc, line index, column)
+# returning (value, next line index). Positions are 0-based inside, 1-based in
+# messages and marks.
+
+import datetime as _datetime
+import re as _re
+
+
+class _Doc(object):
+    """The text being parsed, split into lines, and the marks being built."""
+
+    __slots__ = ("source", "lines", "indents", "ends_with_newline", "marks",
+                 "has_markers")
+
+    def __init__(self, source, lines, ends_with_newline):
+        self.source = source
+        self.lines = lines
+        self.indents = [len(line) - len(line.lstrip(" ")) for line in lines]
+        self.ends_with_newline = ends_with_newline
+        self.marks = {}
+
+
+_MAX_DEPTH = 64          # nesting deeper than this is a mistake, not a config
+_MAX_KEY_SPAN = 1024     # PyYAML's simple-key limit: key start to ':'
+
+# Characters PyYAML's reader refuses, plus the line breaks and BOMs it handles
+# in ways that are easy to get wrong (lone CR, NEL, LS, PS, a BOM mid-text).
+_BAD_CHARACTER = _re.compile(
+    "[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
+    "\U00010000-\U0010ffff]|\r(?!\n)")
+_DOCUMENT_MARKER = _re.compile(r"(?:---|\.\.\.)(?=[ \t]|\Z)")
+_BLANK_OR_COMMENT_REST = _re.compile(r"(?: +(?:#.*)?)?\Z")
+
+# A plain scalar on one line, block context: a first character that is not an
+# indicator (or '-', '?', ':' glued to a non-space), then words separated by
+# spaces; ': ' and ' #' end it, ':' glued to a non-space is literal.
+_PLAIN_FIRST = r"(?:[^ \t\-?:,\[\]{}#&*!|>'\"%@`]|[-?:](?=[^ \t]))"
+_PLAIN_CHAR = r"(?:[^ \t:]|:(?=[^ \t]))"
+_PLAIN_TAIL = _PLAIN_CHAR + r"*(?: +(?!#)" + _PLAIN_CHAR + r"+)*"
+_PLAIN = _re.compile(_PLAIN_FIRST + _PLAIN_TAIL)
+_PLAIN_CONTINUATION = _re.compile(_PLAIN_CHAR + _PLAIN_TAIL)
+_PLAIN_REST = _re.compile(r" *(#.*)?\Z")
+_SINGLE_QUOTED = r"'((?:[^']|'')*)'(?!')"
+_DOUBLE_QUOTED = r'"((?:[^"\\]|\\.)*)"'
+# key ':' in block context; groups: plain, single, double, spaces.
+_BLOCK_KEY = _re.compile(
+    "(?:(" + _PLAIN_FIRST + _PLAIN_TAIL + ")|" + _SINGLE_QUOTED + "|"
+    + _DOUBLE_QUOTED + ")( *):(?= |\\Z)")
+_SINGLE_QUOTED_LINE = _re.compile(_SINGLE_QUOTED)
+_DOUBLE_QUOTED_LINE = _re.compile(_DOUBLE_QUOTED)
+_SINGLE_QUOTED_END = _re.compile(r"(?:[^']|'')*'(?!')")
+_DOUBLE_QUOTED_END = _re.compile(r'(?:[^"\\]|\\.)*"')
+_SINGLE_QUOTED_FOLD = _re.compile(r"''|[ \t]*\n[ \t]*((?:\n[ \t]*)*)")
+_DOUBLE_QUOTED_TOKEN = _re.compile(
+    r"\\(x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|[0abt\tnvfre \"/\\N_LP])"
+    r"|\\\n[ \t]*((?:\n[ \t]*)*)|[ \t]*\n[ \t]*((?:\n[ \t]*)*)|\\")
+_ESCAPES = {
+    "0": "\0", "a": "\a", "b": "\b", "t": "\t", "\t": "\t", "n": "\n",
+    "v": "\v", "f": "\f", "r": "\r", "e": "\x1b", " ": " ", '"': '"',
+    "/": "/", "\\": "\\", "N": "\x85", "_": "\xa0", "L": "\u2028",
+    "P": "\u2029"}
+# Fast paths for the most common lines: 'word: value' and '- value' where the
+# value is one line of plain or simply quoted text. Anything else (or a match
+# whose key needs typing) takes the general path.
+_SIMPLE_VALUE = (r"((" + _PLAIN_FIRST + _PLAIN_TAIL + r")|'([^']*)'"
+                 r"|\"([^\"\\]*)\")")
+_SIMPLE_ENTRY = _re.compile(
+    r"([^ \t\-?:,\[\]{}#&*!|>'\"%@`0-9+.][^ \t:]{0,1023}):(?: +" + _SIMPLE_VALUE
+    + r")?(?: +(#).*| *)\Z")
+_SIMPLE_ITEM = _re.compile(r"(-) +" + _SIMPLE_VALUE + r"(?: +(#).*| *)\Z")
+_BLOCK_HEADER = _re.compile(r"([|>])([1-9]?)([-+]?)([1-9]?)(?: +(?:#.*)?)?\Z")
+
+# Flow context (one line): ',', '?', brackets and braces also end a plain scalar.
+_FLOW_PLAIN_CHAR = r"(?:[^ \t:,?\[\]{}]|:(?=[^ \t,\[\]{}]))"
+_FLOW_PLAIN = _re.compile(
+    r"(?:[^ \t\-?:,\[\]{}#&*!|>'\"%@`]|-(?=[^ \t,\[\]{}]))" + _FLOW_PLAIN_CHAR
+    + r"*(?: +(?!#)" + _FLOW_PLAIN_CHAR + r"+)*")
+_SPACES = _re.compile(r" *")
+
+# Implicit typing. YAML 1.1 (PyYAML's resolver) and YAML 1.2 core must agree,
+# else the scalar is ambiguous and rejected.
+_INT_DECIMAL = _re.compile(r"[-+]?(?:0|[1-9][0-9]*)\Z")
+_LEADING_ZERO = _re.compile(r"[-+]?0[0-9_]+\Z")
+_FLOAT_11 = _re.compile(
+    r"(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?"
+    r"|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+    r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))\Z")
+_INT_11 = _re.compile(
+    r"(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)"
+    r"|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)\Z")
+_TIMESTAMP_11 = _re.compile(
+    r"(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
+    r"|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?"
+    r"(?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?"
+    r"(?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)\Z")
+_DATE = _re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})\Z")
+_INT_12 = _re.compile(r"(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)\Z")
+_HEX = _re.compile(r"0x[0-9a-fA-F]+\Z")
+_FLOAT_12 = _re.compile(
+    r"(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))\Z")
+_NUMBER_FIRST = frozenset("-+.0123456789")
+_WORD_FIRST = frozenset("yYnNtTfFoO~<=")
+_WORDS = {
+    "true": True, "True": True, "TRUE": True,
+    "false": False, "False": False, "FALSE": False,
+    "null": None, "Null": None, "NULL": None, "~": None}
+_YAML11_BOOLEANS = frozenset(
+    "yes Yes YES no No NO on On ON off Off OFF".split())
+_SPECIAL_WORDS = frozenset(_WORDS) | _YAML11_BOOLEANS | frozenset(["<<", "="])
+
+_TAB_INDENT = "tab character used for indentation; indent with spaces"
+_UNEXPECTED = {
+    "\t": "tab character here; use spaces (tabs are allowed only inside "
+          "quotes, comments and block scalars)",
+    "&": "anchors (&name) are not supported; write the value out in full",
+    "*": "aliases (*name) are not supported; write the value out in full",
+    "!": "tags (!tag) are not supported; remove the tag, and quote the value "
+         "if it must be a string",
+    "%": "'%' cannot start a value (and directives such as %YAML are not "
+         "supported); quote the value",
+    "?": "'?' cannot start a value here (complex keys are not supported); "
+         "quote the value",
+    "@": "'@' cannot start a plain value; quote the value",
+    "`": "'`' cannot start a plain value; quote the value",
+    "#": "'#' starts a comment only after a space; add a space before it, "
+         "or quote the value",
+    ",": "',' cannot start a plain value; quote the value",
+    "[": "unexpected '['; a flow sequence must be the whole value",
+    "]": "unexpected ']'; quote the value if it is text",
+    "{": "unexpected '{'; a flow mapping must be the whole value",
+    "}": "unexpected '}'; quote the value if it is text",
+    "'": "unexpected quote; quote the whole value, or none of it",
+    '"': "unexpected quote; quote the whole value, or none of it",
+    "|": "unexpected '|'; a block scalar header must be the whole value",
+    ">": "unexpected '>'; a block scalar header must be the whole value",
+}
+
+
+def _fail(doc, index, column, message):
+    """The one way this section reports an error: at a 0-based position."""
+    raise ConfigError(message, doc.source, index + 1, column + 1)
+
+
+def _unexpected(doc, index, column):
+    """Fail at an unexpected character, with a message chosen by what it is."""
+    line = doc.lines[index]
+    if column >= len(line):
+        _fail(doc, index, column, "unexpected end of line; check the syntax "
+              "of this line")
+    char = line[column]
+    after = line[column + 1:column + 2]
+    if char == "\t" and not line[:column].strip(" "):
+        _fail(doc, index, column, _TAB_INDENT)
+    if after == "\t" and char in "-?:":
+        _fail(doc, index, column + 1, _UNEXPECTED["\t"])
+    if char in "-?:" and after in ("", " "):
+        if char == "-":
+            _fail(doc, index, column, "a sequence entry ('- ') is not allowed "
+                  "here; start the list on the next line, indented")
+        if char == "?":
+            _fail(doc, index, column, "complex keys ('? ') are not supported; "
+                  "write 'key: value'")
+        _fail(doc, index, column, "unexpected ':'; quote the value if it "
+              "contains ': ', or put the key before the ':'")
+    if char == "%" and column == 0:
+        _fail(doc, index, column, "directives (%YAML, %TAG) are not "
+              "supported; remove the line")
+    message = _UNEXPECTED.get(char)
+    if message is None:
+        message = "unexpected %r; check the syntax of this line" % char
+    _fail(doc, index, column, message)
+
+
+# -- input layer ---------------------------------------------------------------
+
+def _decode(text, source):
+    """Text as str with '\\n' line breaks; refuses non-UTF-8 and odd characters."""
+    if not isinstance(text, str):
+        data = bytes(text)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            start = data.rfind(b"\n", 0, error.start) + 1
+            line = data.count(b"\n", 0, error.start) + 1
+            column = len(data[start:error.start].decode("utf-8", "replace")) + 1
+            raise ConfigError(
+                "invalid UTF-8 byte 0x%02x (byte offset %d); save the file as "
+                "UTF-8" % (data[error.start], error.start), source, line, column)
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    bad = _BAD_CHARACTER.search(text)
+    if bad is not None:
+        position = bad.start()
+        line = text.count("\n", 0, position) + 1
+        column = position - text.rfind("\n", 0, position)
+        char = text[position]
+        if char == "\r":
+            message = ("a carriage return not followed by a line feed; end "
+                       "lines with LF or CR LF")
+        elif char in "\x85\u2028\u2029":
+            message = ("unusual line break U+%04X; end lines with LF, or write "
+                       "it as an escape in double quotes" % ord(char))
+        elif char == "\ufeff":
+            message = ("byte order mark U+FEFF inside the text; remove it "
+                       "(one is allowed only at the very start)")
+        elif ord(char) < 0xA0:
+            message = ("control character U+%04X; remove it, or write it as an "
+                       "escape such as \\x%02x in double quotes"
+                       % (ord(char), ord(char)))
+        else:
+            message = ("character U+%04X is not allowed in YAML; remove it"
+                       % ord(char))
+        raise ConfigError(message, source, line, column)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    return text
+
+
+def _split_lines(text, source):
+    ends_with_newline = text.endswith("\n")
+    lines = text.split("\n")
+    if ends_with_newline:
+        lines.pop()
+    doc = _Doc(source, lines, ends_with_newline)
+    doc.has_markers = text.startswith(("---", "...")) or "\n---" in text \
+        or "\n..." in text
+    return doc
+
+
+# -- the stream ----------------------------------------------------------------
+
+def _skip_blank(doc, index):
+    """The index of the next line holding content, skipping blank lines and
+    comment lines (at any indentation)."""
+    lines = doc.lines
+    indents = doc.indents
+    count = len(lines)
+    while index < count:
+        indent = indents[index]
+        line = lines[index]
+        if indent < len(line):
+            char = line[indent]
+            if char == "\t":
+                _fail(doc, index, indent, _TAB_INDENT)
+            if char != "#":
+                return index
+        index += 1
+    return index
+
+
+def _check_document_markers(doc, first):
+    """Only one optional '---' before the content; no '...', no second document."""
+    lines = doc.lines
+    for index, line in enumerate(lines):
+        if line[:3] in ("---", "...") and _DOCUMENT_MARKER.match(line):
+            if index == first and line[0] == "-":
+                continue
+            if line[0] == ".":
+                _fail(doc, index, 0, "the document end marker '...' is not "
+                      "supported; remove it")
+            _fail(doc, index, 0, "a second document ('---') is not supported; "
+                  "a configuration file holds one document, remove this line "
+                  "and what follows or split the file")
+
+
+def _parse_stream(doc):
+    index = _skip_blank(doc, 0)
+    lines = doc.lines
+    if index < len(lines) and lines[index][0] == "%":
+        _unexpected(doc, index, 0)
+    if doc.has_markers:
+        _check_document_markers(doc, index)
+    if index < len(lines) and lines[index][:3] == "---" and \
+            _DOCUMENT_MARKER.match(lines[index]):
+        line = lines[index]
+        if not _BLANK_OR_COMMENT_REST.match(line, 3):
+            rest = _SPACES.match(line, 3).end()
+            if rest < len(line) and line[rest] == "\t":
+                _unexpected(doc, index, rest)
+            _fail(doc, index, rest, "content after '---' is not supported; "
+                  "start it on the next line")
+        index = _skip_blank(doc, index + 1)
+    if index >= len(lines):
+        doc.marks[()] = (1, 1)
+        return None
+    column = doc.indents[index]
+    doc.marks[()] = (index + 1, column + 1)
+    value, index = _parse_block_node(doc, index, column, -1, ())
+    index = _skip_blank(doc, index)
+    if index < len(lines):
+        _fail(doc, index, doc.indents[index], "unexpected content after the "
+              "end of the document; check this line's indentation")
+    return value
+
+
+# -- block nodes -----------------------------------------------------------------
+
+def _is_sequence_entry(line, column):
+    return line.startswith("-", column) and (column + 1 == len(line)
+                                    or line[column + 1] == " ")
+
+
+def _parse_block_node(doc, index, column, parent_indent, path):
+    """A node that may be a block collection, starting at (index, column)."""
+    if len(path) > _MAX_DEPTH:
+        _fail(doc, index, column, "nesting deeper than %d levels; flatten "
+              "the structure" % _MAX_DEPTH)
+    line = doc.lines[index]
+    if _is_sequence_entry(line, column):
+        return _parse_block_sequence(doc, index, column, path)
+    if _BLOCK_KEY.match(line, column):
+        return _parse_block_mapping(doc, index, column, path)
+    return _parse_inline_value(doc, index, column, parent_indent, path)
+
+
+def _parse_block_sequence(doc, index, column, path):
+    """Entries '- value' at one column; the column may equal the parent key's."""
+    items = []
+    lines = doc.lines
+    indents = doc.indents
+    marks = doc.marks
+    while True:
+        item_path = path + (len(items),)
+        simple = _SIMPLE_ITEM.match(lines[index], column)
+        if simple is not None:
+            marks[item_path] = (index + 1, simple.start(2) + 1)
+            value, index = _simple_value(doc, index, column, simple)
+        else:
+            value, index = _sequence_item(doc, index, column, item_path)
+        items.append(value)
+        if index < len(lines) and indents[index] == column and \
+                _is_sequence_entry(lines[index], column):
+            continue  # the next entry, at once
+        index = _skip_blank(doc, index)
+        if index >= len(lines) or indents[index] < column:
+            return items, index
+        if indents[index] > column:
+            _fail(doc, index, indents[index], "unexpected indentation; align "
+                  "this line with the '-' entries above it, or nest it under "
+                  "a key ending with ':'")
+        if not _is_sequence_entry(lines[index], column):
+            return items, index
+
+
+def _sequence_item(doc, index, column, item_path):
+    """The value after '-': on the same line (maybe a compact collection), on
+    the following lines, or null."""
+    line = doc.lines[index]
+    start = _SPACES.match(line, column + 1).end()
+    if start < len(line) and line[start] != "#":
+        if line[start] == "\t":
+            _unexpected(doc, index, start)
+        doc.marks[item_path] = (index + 1, start + 1)
+        return _parse_block_node(doc, index, start, column, item_path)
+    following = _skip_blank(doc, index + 1)
+    if following < len(doc.lines) and doc.indents[following] > column:
+        child = doc.indents[following]
+        doc.marks[item_path] = (following + 1, child + 1)
+        return _parse_block_node(doc, following, child, column, item_path)
+    doc.marks[item_path] = (index + 1, column + 1)
+    return None, index + 1
+
+
+def _parse_block_mapping(doc, index, column, path):
+    """Entries 'key: value' whose keys all start at one column."""
+    mapping = {}
+    lines = doc.lines
+    indents = doc.indents
+    marks = doc.marks
+    count = len(lines)
+    while True:
+        line = lines[index]
+        simple = _SIMPLE_ENTRY.match(line, column)
+        if simple is not None and simple.group(1) not in _SPECIAL_WORDS:
+            key = simple.group(1)
+            key_path = path + (key,)
+            if key in mapping:
+                _duplicate_key(doc, index, column, key, marks[key_path])
+            marks[key_path] = (index + 1, column + 1)
+            if simple.group(2) is None:
+                mapping[key], index = _parse_nested_value(doc, index, column,
+                                                          key_path)
+            else:
+                mapping[key], index = _simple_value(doc, index, column, simple)
+        else:
+            match = _BLOCK_KEY.match(line, column)
+            if match is None:
+                _expected_key(doc, index, column)
+            key = _block_key(doc, index, column, match)
+            key_path = path + (key,)
+            if key in mapping:
+                _duplicate_key(doc, index, column, key, marks[key_path])
+            marks[key_path] = (index + 1, column + 1)
+            mapping[key], index = _parse_mapping_value(doc, index, match.end(),
+                                                       column, key_path)
+        if index < count and indents[index] == column and \
+                len(lines[index]) > column and lines[index][column] not in "#-":
+            continue  # the next key, at once
+        index = _skip_blank(doc, index)
+        if index >= count or indents[index] < column:
+            return mapping, index
+        if indents[index] > column:
+            _fail(doc, index, indents[index], "unexpected indentation; align "
+                  "this line with the keys above it, or put it under a key "
+                  "that ends with ':'")
+
+
+def _duplicate_key(doc, index, column, key, first):
+    _fail(doc, index, column, "duplicate key %r (first defined at line %d); "
+          "remove one of them" % (key, first[0]))
+
+
+def _simple_value(doc, index, column, match):
+    """The value of a _SIMPLE_ENTRY or _SIMPLE_ITEM match on line index, whose
+    parent collection is at column: (value, next line index)."""
+    plain = match.group(3)
+    if plain is None:
+        if match.group(4) is not None:
+            return match.group(4), index + 1
+        return match.group(5), index + 1
+    following = index + 1
+    if match.group(6) is None and following < len(doc.lines):
+        indent = doc.indents[following]
+        if indent > column or indent == len(doc.lines[following]):
+            plain, following = _plain_continuation(doc, following, column,
+                                                   plain)
+    return _plain_value(doc, index, match.start(3), plain), following
+
+
+def _expected_key(doc, index, column):
+    line = doc.lines[index]
+    if _is_sequence_entry(line, column):
+        _fail(doc, index, column, "a sequence entry ('- ') where a key was "
+              "expected; indent the list under its key, or write 'key: value'")
+    plain = _PLAIN.match(line, column)
+    if plain is not None:
+        end = plain.end()
+        if end < len(line) and line[end] == "\t":
+            _unexpected(doc, index, end)
+        if end < len(line) and line[end] == ":":
+            if line[end + 1:end + 2] == "\t":
+                _unexpected(doc, index, end + 1)
+            _fail(doc, index, end, "a key needs a space after its ':'; "
+                  "write 'key: value'")
+        _fail(doc, index, column, "expected 'key: value' here; add the ':' "
+              "or fix the indentation")
+    if line[column] in "'\"":
+        _fail(doc, index, column, "expected 'key: value' here (a quoted key "
+              "must end on its line and be followed by ': ')")
+    _unexpected(doc, index, column)
+
+
+def _block_key(doc, index, column, match):
+    """The key of a 'key:' match, a string, within PyYAML's length limit."""
+    colon = match.end() - 1
+    if colon - column > _MAX_KEY_SPAN:
+        _fail(doc, index, column, "key longer than %d characters; shorten "
+              "it" % _MAX_KEY_SPAN)
+    plain = match.group(1)
+    if plain is not None:
+        if plain == "<<":
+            _fail(doc, index, column, "merge keys ('<<') are not supported; "
+                  "write the keys out in full")
+        key = _plain_value(doc, index, column, plain)
+        if not isinstance(key, str):
+            _fail(doc, index, column, "key %r is read as %s, not a string; "
+                  "quote it" % (plain, _type_name(key)))
+        return key
+    single = match.group(2)
+    if single is not None:
+        return single.replace("''", "'")
+    return _unescape(doc, index, column + 1, match.group(3))
+
+
+def _type_name(value):
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    return "a date"
+
+
+def _parse_mapping_value(doc, index, position, key_column, path):
+    """The value after 'key:': on the same line, on the following lines, or null."""
+    line = doc.lines[index]
+    start = _SPACES.match(line, position).end()
+    if start < len(line) and line[start] != "#":
+        return _parse_inline_value(doc, index, start, key_column, path)
+    return _parse_nested_value(doc, index, key_column, path)
+
+
+def _parse_nested_value(doc, index, key_column, path):
+    """The value of a key ending its line: a node on the following lines,
+    more indented (or a sequence at the key's column), else null."""
+    following = _skip_blank(doc, index + 1)
+    if following < len(doc.lines):
+        child = doc.indents[following]
+        if child > key_column:
+            return _parse_block_node(doc, following, child, key_column, path)
+        if child == key_column and _is_sequence_entry(doc.lines[following],
+                                                      child):
+            return _parse_block_sequence(doc, following, child, path)
+    return None, index + 1
+
+
+def _parse_inline_value(doc, index, column, parent_indent, path):
+    """A scalar or flow collection starting at (index, column)."""
+    char = doc.lines[index][column]
+    if char in "[{":
+        return _parse_flow_node_line(doc, index, column, path)
+    if char == "'" or char == '"':
+        value, index, end = _parse_quoted(doc, index, column, parent_indent)
+        line = doc.lines[index]
+        if not _BLANK_OR_COMMENT_REST.match(line, end):
+            _after_value(doc, index, end)
+        return value, index + 1
+    if char == "|" or char == ">":
+        return _parse_block_scalar(doc, index, column, parent_indent)
+    return _parse_plain(doc, index, column, parent_indent)
+
+
+def _after_value(doc, index, end):
+    """Fail at what follows a complete value on its line."""
+    line = doc.lines[index]
+    position = _SPACES.match(line, end).end()
+    if position < len(line) and line[position] == ":" and \
+            line[position + 1:position + 2] in ("", " "):
+        _fail(doc, index, position, "':' after a complete value; a key must "
+              "fit on one line, and a value containing ': ' must be quoted")
+    if position == end and position < len(line) and line[position] == "#":
+        _fail(doc, index, position, "a comment must be preceded by a space; "
+              "add a space before '#'")
+    if position < len(line) and line[position] == "\t":
+        _unexpected(doc, index, position)
+    _fail(doc, index, position, "unexpected text after the value; quote the "
+          "whole value, or start a comment with ' #'")
+
+
+# -- plain scalars ---------------------------------------------------------------
+
+def _parse_plain(doc, index, column, parent_indent):
+    """A plain scalar, possibly continued on more-indented lines."""
+    lines = doc.lines
+    line = lines[index]
+    match = _PLAIN.match(line, column)
+    if match is None:
+        _unexpected(doc, index, column)
+    text = match.group()
+    rest = _PLAIN_REST.match(line, match.end())
+    if rest is None:
+        _after_plain(doc, index, match.end())
+    following = index + 1
+    if rest.group(1) is None and following < len(lines) and (
+            doc.indents[following] > parent_indent
+            or doc.indents[following] == len(lines[following])):
+        text, following = _plain_continuation(doc, following, parent_indent,
+                                              text)
+    return _plain_value(doc, index, column, text), following
+
+
+def _after_plain(doc, index, end):
+    line = doc.lines[index]
+    position = _SPACES.match(line, end).end()
+    if position < len(line) and line[position] == ":":
+        if line[position + 1:position + 2] == "\t":
+            _unexpected(doc, index, position + 1)
+        _fail(doc, index, position, "':' followed by a space inside a value; "
+              "quote the value, or put a nested mapping on the next line")
+    _unexpected(doc, index, position)
+
+
+def _plain_continuation(doc, index, parent_indent, text):
+    """Fold the continuation lines of a multi-line plain scalar into text."""
+    lines = doc.lines
+    indents = doc.indents
+    chunks = [text]
+    blanks = 0
+    count = len(lines)
+    while index < count:
+        indent = indents[index]
+        line = lines[index]
+        if indent == len(line):
+            blanks += 1
+            index += 1
+            continue
+        char = line[indent]
+        if char == "\t":
+            _fail(doc, index, indent, _TAB_INDENT)
+        if char == "#" or indent <= parent_indent:
+            break
+        if char in "-?" and (indent + 1 == len(line) or line[indent + 1] == " ") \
+                or line.startswith(("---", "..."), indent):
+            _fail(doc, index, indent, "this line continues the text above "
+                  "(a multi-line plain value), which is probably not meant; "
+                  "quote the value, or fix the indentation")
+        match = _PLAIN_CONTINUATION.match(line, indent)
+        if match is None:
+            _unexpected(doc, index, indent)
+        rest = _PLAIN_REST.match(line, match.end())
+        if rest is None:
+            _after_plain(doc, index, match.end())
+        chunks.append("\n" * blanks if blanks else " ")
+        chunks.append(match.group())
+        blanks = 0
+        index += 1
+        if rest.group(1) is not None:
+            break
+    return "".join(chunks), index
+
+
+def _plain_value(doc, index, column, text):
+    """The typed value of a plain scalar, or an error if YAML 1.1 and 1.2 differ."""
+    first = text[0]
+    if first in _NUMBER_FIRST:
+        return _plain_number(doc, index, column, text)
+    if first not in _WORD_FIRST:
+        return text
+    if text in _WORDS:
+        return _WORDS[text]
+    if text in _YAML11_BOOLEANS:
+        _fail(doc, index, column, "%r means %s in YAML 1.1 but a string in "
+              "YAML 1.2; quote it, or write true/false"
+              % (text, "true" if text.lower() in ("yes", "on") else "false"))
+    if text == "<<" or text == "=":
+        _fail(doc, index, column, "%r has a special meaning in YAML 1.1; "
+              "quote it" % text)
+    return text
+
+
+def _plain_number(doc, index, column, text):
+    if _INT_DECIMAL.match(text):
+        return int(text)
+    if _LEADING_ZERO.match(text):
+        _fail(doc, index, column, "%r is an octal or invalid number in YAML "
+              "1.1 but a decimal in YAML 1.2; quote it, or write it without "
+              "leading zeros" % text)
+    float_11 = _FLOAT_11.match(text) is not None
+    if float_11 and _FLOAT_12.match(text):
+        lowered = text.lower()
+        if lowered.endswith("inf"):
+            return float("-inf") if lowered[0] == "-" else float("inf")
+        if lowered.endswith("nan"):
+            return float("nan")
+        return float(text)
+    if _HEX.match(text):
+        return int(text, 16)
+    if float_11 or _INT_11.match(text) or _INT_12.match(text) or \
+            _FLOAT_12.match(text):
+        _fail(doc, index, column, "%r is a different number (or a string) in "
+              "YAML 1.1 and YAML 1.2; quote it, or write a plain decimal "
+              "number such as 1000 or 1.5e+3" % text)
+    if _TIMESTAMP_11.match(text):
+        date = _DATE.match(text)
+        if date is None:
+            _fail(doc, index, column, "timestamps with a time are not "
+                  "supported; quote it, or write a date as YYYY-MM-DD")
+        try:
+            return _datetime.date(*[int(part) for part in date.groups()])
+        except ValueError:
+            _fail(doc, index, column, "%r is not a valid date; write a real "
+                  "date as YYYY-MM-DD, or quote it" % text)
+    return text
+
+
+# -- quoted scalars --------------------------------------------------------------
+
+def _parse_quoted(doc, index, column, parent_indent):
+    """A quoted scalar starting at (index, column), possibly over several lines.
+    Returns (value, index of its last line, column after the closing quote)."""
+    lines = doc.lines
+    line = lines[index]
+    single = line[column] == "'"
+    match = (_SINGLE_QUOTED_LINE if single else _DOUBLE_QUOTED_LINE).match(
+        line, column)
+    if match is not None:
+        raw = match.group(1)
+        if single:
+            return raw.replace("''", "'"), index, match.end()
+        return _unescape(doc, index, column + 1, raw), index, match.end()
+    end_pattern = _SINGLE_QUOTED_END if single else _DOUBLE_QUOTED_END
+    pieces = [line[column + 1:]]
+    last = index + 1
+    while True:
+        if last >= len(lines):
+            _fail(doc, index, column, "quoted value is never closed; add the "
+                  "closing quote")
+        text = lines[last]
+        stripped = text.lstrip(" \t")
+        if stripped and len(text) - len(stripped) <= parent_indent:
+            _fail(doc, last, doc.indents[last], "the continuation line of a "
+                  "quoted value must be indented more than its key; indent it")
+        closing = end_pattern.match(text)
+        if closing is not None:
+            pieces.append(text[:closing.end() - 1])
+            break
+        pieces.append(text)
+        last += 1
+    raw = "\n".join(pieces)
+    if single:
+        return _SINGLE_QUOTED_FOLD.sub(_fold_replacement, raw), last, \
+            closing.end()
+    return _unescape(doc, index, column + 1, raw), last, closing.end()
+
+
+def _fold_replacement(match):
+    token = match.group()
+    if token == "''":
+        return "'"
+    breaks = match.group(1).count("\n")
+    return "\n" * breaks if breaks else " "
+
+
+def _unescape(doc, index, column, raw):
+    """The value of a double-quoted scalar's raw text starting at (index, column)."""
+    if "\\" not in raw and "\n" not in raw:
+        return raw
+
+    def replace(match):
+        escape = match.group(1)
+        if escape is not None:
+            if len(escape) == 1:
+                return _ESCAPES[escape]
+            code = int(escape[1:], 16)
+            if 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
+                _escape_error(doc, index, column, raw, match.start(),
+                              "escape \\%s is not a valid character; use a "
+                              "code point of a real character" % escape)
+            return chr(code)
+        escaped_breaks = match.group(2)
+        if escaped_breaks is not None:
+            return "\n" * escaped_breaks.count("\n")
+        breaks = match.group(3)
+        if breaks is not None:
+            count = breaks.count("\n")
+            return "\n" * count if count else " "
+        _escape_error(doc, index, column, raw, match.start(),
+                      "invalid escape sequence; write a valid escape (such "
+                      "as \\\\ \\\" \\n \\t \\xHH \\uHHHH) or use single quotes")
+    return _DOUBLE_QUOTED_TOKEN.sub(replace, raw)
+
+
+def _escape_error(doc, index, column, raw, offset, message):
+    newlines = raw.count("\n", 0, offset)
+    if newlines:
+        column = offset - raw.rfind("\n", 0, offset) - 1
+    else:
+        column += offset
+    _fail(doc, index + newlines, column, message)
+
+
+# -- block scalars ---------------------------------------------------------------
+
+def _parse_block_scalar(doc, index, column, parent_indent):
+    """A literal '|' or folded '>' scalar, exactly as PyYAML's scanner reads it."""
+    lines = doc.lines
+    header = _BLOCK_HEADER.match(lines[index], column)
+    if header is None or (header.group(2) and header.group(4)):
+        _fail(doc, index, column, "invalid block scalar header; write '|' or "
+              "'>', optionally followed by '-' or '+' and one digit 1-9, then "
+              "a space before any comment")
+    folded = header.group(1) == ">"
+    chomping = header.group(3)
+    digit = header.group(2) or header.group(4)
+    minimum = max(parent_indent + 1, 1)
+    first = index + 1
+    count = len(lines)
+    if digit:
+        if parent_indent < 0:
+            _fail(doc, index, column, "an indentation digit on a top-level "
+                  "block scalar is read differently by YAML versions; remove it")
+        indent = minimum + int(digit) - 1
+    else:
+        indent = _block_scalar_indent(doc, first, minimum)
+    chunks = []
+    breaks = 0                 # blank lines not yet added
+    line_break = ""            # the break that ended the last content line
+    leading_non_space = False  # whether that line started with text
+    spaces = " " * indent
+    position = first
+    while position < count:
+        line = lines[position]
+        has_break = position + 1 < count or doc.ends_with_newline
+        if len(line) > indent and line.startswith(spaces):
+            content = line[indent:]
+            if not has_break and not content.strip(" "):
+                _fail(doc, position, len(line) - 1, "trailing spaces at the "
+                      "end of the file inside a block scalar; remove them")
+            if chunks:
+                # '>' folds a break between two lines that start with text
+                if folded and leading_non_space and content[0] not in " \t":
+                    if not breaks:
+                        chunks.append(" ")
+                else:
+                    chunks.append(line_break)
+            if breaks:
+                chunks.append("\n" * breaks)
+                breaks = 0
+            chunks.append(content)
+            leading_non_space = content[0] not in " \t"
+            line_break = "\n" if has_break else ""
+        elif line.strip(" "):
+            break
+        elif has_break:
+            breaks += 1
+        position += 1
+    if chomping != "-":
+        chunks.append(line_break)
+    if chomping == "+" and breaks:
+        chunks.append("\n" * breaks)
+    return "".join(chunks), position
+
+
+def _block_scalar_indent(doc, first, minimum):
+    """The auto-detected indentation: PyYAML takes the longest leading blank
+    line into account, which the spec forbids; such input is rejected."""
+    lines = doc.lines
+    longest_blank = 0
+    position = first
+    while position < len(lines) and not lines[position].strip(" "):
+        longest_blank = max(longest_blank, len(lines[position]))
+        position += 1
+    if position < len(lines):
+        text_indent = doc.indents[position]
+        if text_indent >= minimum and longest_blank > text_indent:
+            _fail(doc, position - 1, 0, "a blank line before the block scalar's "
+                  "text has more spaces than the text; remove the spaces")
+        return max(minimum, longest_blank, text_indent)
+    return max(minimum, longest_blank)
+
+
+# -- flow collections (one line) ---------------------------------------------------
+
+def _parse_flow_node_line(doc, index, column, path):
+    """A flow collection that must close on its line; then only a comment."""
+    value, end = _flow_node(doc, index, column, path)
+    line = doc.lines[index]
+    if not _BLANK_OR_COMMENT_REST.match(line, end):
+        _after_value(doc, index, end)
+    return value, index + 1
+
+
+def _flow_node(doc, index, column, path):
+    if len(path) > _MAX_DEPTH:
+        _fail(doc, index, column, "nesting deeper than %d levels; flatten "
+              "the structure" % _MAX_DEPTH)
+    line = doc.lines[index]
+    if column >= len(line):
+        _flow_unclosed(doc, index, column)
+    char = line[column]
+    if char == "[":
+        return _flow_sequence(doc, index, column, path)
+    if char == "{":
+        return _flow_mapping(doc, index, column, path)
+    return _flow_scalar(doc, index, column)
+
+
+def _flow_unclosed(doc, index, column):
+    _fail(doc, index, column, "a flow collection ('[...]' or '{...}') must "
+          "close on the same line; write it on one line, or use a block "
+          "collection")
+
+
+def _flow_scalar(doc, index, column):
+    """A quoted (one line) or plain scalar inside a flow collection."""
+    line = doc.lines[index]
+    char = line[column]
+    if char == "'":
+        match = _SINGLE_QUOTED_LINE.match(line, column)
+        if match is None:
+            _flow_unclosed(doc, index, column)
+        return match.group(1).replace("''", "'"), match.end()
+    if char == '"':
+        match = _DOUBLE_QUOTED_LINE.match(line, column)
+        if match is None:
+            _flow_unclosed(doc, index, column)
+        return _unescape(doc, index, column + 1, match.group(1)), match.end()
+    match = _FLOW_PLAIN.match(line, column)
+    if match is None:
+        if char in ",]}":
+            _fail(doc, index, column, "empty entry in a flow collection; "
+                  "remove the extra ',' or write a value (null, '')")
+        if char == "#":
+            _flow_unclosed(doc, index, column)
+        _unexpected(doc, index, column)
+    return _plain_value(doc, index, column, match.group()), match.end()
+
+
+def _flow_separator(doc, index, position, closing):
+    """After an entry: skip spaces; return (position after ',', closed?)."""
+    line = doc.lines[index]
+    position = _SPACES.match(line, position).end()
+    if position >= len(line) or line[position] == "#":
+        _flow_unclosed(doc, index, position)
+    char = line[position]
+    if char == ",":
+        return _SPACES.match(line, position + 1).end(), False
+    if char == closing:
+        return position + 1, True
+    if char == ":" and closing == "]":
+        _fail(doc, index, position, "'key: value' pairs inside '[...]' are "
+              "not supported; use '{key: value}', or quote the text")
+    if char == "\t":
+        _unexpected(doc, index, position)
+    _fail(doc, index, position, "expected ',' or '%s' in a flow collection; "
+          "quote values that contain special characters" % closing)
+
+
+def _flow_sequence(doc, index, column, path):
+    items = []
+    line = doc.lines[index]
+    marks = doc.marks
+    position = _SPACES.match(line, column + 1).end()
+    if line[position:position + 1] == "]":
+        return items, position + 1
+    while True:
+        item_path = path + (len(items),)
+        marks[item_path] = (index + 1, position + 1)
+        value, position = _flow_node(doc, index, position, item_path)
+        items.append(value)
+        position, closed = _flow_separator(doc, index, position, "]")
+        if closed:
+            return items, position
+        if line[position:position + 1] == "]":
+            return items, position + 1
+
+
+def _flow_mapping(doc, index, column, path):
+    mapping = {}
+    line = doc.lines[index]
+    marks = doc.marks
+    position = _SPACES.match(line, column + 1).end()
+    if line[position:position + 1] == "}":
+        return mapping, position + 1
+    while True:
+        start = position
+        key, position = _flow_key(doc, index, start)
+        key_path = path + (key,)
+        if key in mapping:
+            _fail(doc, index, start, "duplicate key %r (first defined at "
+                  "column %d); remove one of them" % (key, marks[key_path][1]))
+        marks[key_path] = (index + 1, start + 1)
+        if position >= len(line) or line[position] in ",}":
+            _fail(doc, index, position, "missing value after ':' in a flow "
+                  "mapping; write a value (null, '')")
+        mapping[key], position = _flow_node(doc, index, position, key_path)
+        position, closed = _flow_separator(doc, index, position, "}")
+        if closed:
+            return mapping, position
+        if line[position:position + 1] == "}":
+            return mapping, position + 1
+
+
+def _flow_key(doc, index, start):
+    """'key:' inside '{...}'; returns (key, where its value starts)."""
+    line = doc.lines[index]
+    if start >= len(line) or line[start] == "#":
+        _flow_unclosed(doc, index, start)
+    char = line[start]
+    quoted = char == "'" or char == '"'
+    if quoted:
+        key, end = _flow_scalar(doc, index, start)
+    elif char in "[{":
+        _fail(doc, index, start, "a flow collection cannot be a key; use a "
+              "string key")
+    else:
+        match = _FLOW_PLAIN.match(line, start)
+        if match is None:
+            if char in ",}":
+                _fail(doc, index, start, "empty entry in a flow mapping; "
+                      "remove the extra ','")
+            _unexpected(doc, index, start)
+        text = match.group()
+        end = match.end()
+        if text == "<<":
+            _fail(doc, index, start, "merge keys ('<<') are not supported; "
+                  "write the keys out in full")
+        key = _plain_value(doc, index, start, text)
+        if not isinstance(key, str):
+            _fail(doc, index, start, "key %r is read as %s, not a string; "
+                  "quote it" % (text, _type_name(key)))
+    colon = _SPACES.match(line, end).end()
+    if colon >= len(line) or line[colon] != ":":
+        if colon < len(line) and line[colon] == "\t":
+            _unexpected(doc, index, colon)
+        _fail(doc, index, start, "a flow mapping entry needs 'key: value'; "
+              "add ': ' and a value")
+    if colon - start > _MAX_KEY_SPAN:
+        _fail(doc, index, start, "key longer than %d characters; shorten it"
+              % _MAX_KEY_SPAN)
+    after = colon + 1
+    if not quoted and line[after:after + 1] != " ":
+        if line[after:after + 1] == "\t":
+            _unexpected(doc, index, after)
+        _fail(doc, index, after, "a space is needed after ':' in a flow "
+              "mapping; write '{key: value}'")
+    return key, _SPACES.match(line, after).end()
+
+
+# -- the interface ---------------------------------------------------------------
+
+def parse_yaml_document(text, source="<string>"):
+    """Return (value, marks): the document as yaml.safe_load returns it, and a
+    dict mapping each path tuple of mapping keys and sequence indexes (e.g.
+    ("tags", 1)) to the 1-based (line, column) where that key or item starts;
+    () maps to the start of the document's content. Raises ConfigError."""
+    doc = _split_lines(_decode(text, source), source)
+    return _parse_stream(doc), doc.marks
+
+
 def load_yaml(text, source="<string>"):
-    """Return what yaml.safe_load(text) returns, or raise ConfigError."""
+    """Return what yaml.safe_load(text) returns, or raise ConfigError.
+    text is str, or bytes in UTF-8 (an initial BOM is allowed)."""
     return parse_yaml_document(text, source)[0]
 
 
-def parse_yaml_document(text, source="<string>"):
-    """Return (value, marks): marks maps a path tuple of keys and indexes to
-    the 1-based (line, column) where that key or item starts."""
-    raise ConfigError("the YAML parser is not written yet", source, 1, 1)
+def load_yaml_mapping(text, source="<string>"):
+    """(mapping, marks) of a configuration file whose top level must be a
+    mapping; anything else is a ConfigError."""
+    value, marks = parse_yaml_document(text, source)
+    if isinstance(value, dict):
+        return value, marks
+    line, column = marks[()]
+    if value is None:
+        raise ConfigError("the file is empty (or only comments); a "
+                          "configuration file is a mapping of 'key: value' "
+                          "lines", source, line, column)
+    kind = "a list" if isinstance(value, list) else "a single value"
+    raise ConfigError("the top level is %s, not a mapping; write 'key: value' "
+                      "lines at the top level" % kind, source, line, column)
 
 
 # ---- 3. durations and schedules -------------------------------------------------
@@ -703,19 +1733,36 @@ def _cron_warnings(schedule, dom_text, dow_text):
 
 # ---- 4. configuration ------------------------------------------------------------
 
+import pwd  # noqa: E402  (both are built in or already loaded by os: no start-up cost)
+import stat  # noqa: E402
+
+DEFAULT_CONFIG_PATH = "/etc/process-control.yaml"
+CONFIG_PATH_VARIABLE = "PROCESS_CONTROL_CONFIG"
+FALLBACK_RUNNER_PATH = "/usr/bin/run-job"
+JOB_NAME_CHARACTERS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+DEFAULT_TIMEOUT = 600.0
+DEFAULT_KILL_GRACE = 10.0
+# The directories run-job writes into, with the mode it creates them with:
+# job output may be private, run and state are read by --status for anyone.
+WRITTEN_DIRECTORIES = (("output_directory", 0o750), ("run_directory", 0o755),
+                       ("state_directory", 0o755))
+
+
 class GlobalConfig(object):
     """The global configuration, every path absolute. `source` is the file it
-    was read from, or None for the built-in defaults."""
+    was read from, or None for the built-in defaults; `marks` maps key paths
+    such as ("user",) to their (line, column) in that file."""
 
     def __init__(self, source=None, user="process-control",
                  job_directory="/var/lib/process-control",
                  output_directory="/var/log/process-control",
                  run_directory="/run/process-control",
                  state_directory="/var/lib/process-control-state",
-                 runner_path="/usr/bin/run-job", cron_template=None,
+                 runner_path=FALLBACK_RUNNER_PATH, cron_template=None,
                  output_crontab="/etc/cron.d/process-control",
                  default_job_config=None, logging=None, mailto=None,
-                 cron_environment=None):
+                 cron_environment=None, marks=None, source_status=None):
         self.source = source
         self.user = user
         self.job_directory = job_directory
@@ -729,25 +1776,39 @@ class GlobalConfig(object):
         self.logging = logging
         self.mailto = mailto
         self.cron_environment = cron_environment or {}
+        self.marks = marks or {}
+        self.source_status = source_status
+
+    def error(self, message, *path):
+        """A ConfigError located at the key `path` of this config file."""
+        return located_error(message, self.source, self.marks, path)
 
 
 class Job(object):
-    """One validated job file. `commands` and `slow_start_commands` are lists
-    of argv lists, run in sequence; timeout and kill_grace are seconds
-    (timeout 0 means none)."""
+    """One validated job file. `name` is the file's NAME, `verbose_name` the
+    `name` key; `commands` and `slow_start_commands` are lists of argv lists,
+    run in sequence; timeout and kill_grace are seconds (timeout 0 means
+    none); `schedule` is a Schedule or None, written as
+    `schedule_expression`; `positions` maps each key to the (source, line,
+    column) it was set at, the global config's for default_job_config."""
 
     def __init__(self, name, source=None, description=None, commands=(),
                  slow_start_commands=None, schedule=None, disabled=False,
-                 timeout=600.0, kill_grace=10.0, environment=None, tags=(),
-                 allow_overtime=False, fail_on_stderr=False,
-                 success_exit_codes=(0,), failmail=None,
-                 failure_threshold_for_mail=None):
+                 timeout=DEFAULT_TIMEOUT, kill_grace=DEFAULT_KILL_GRACE,
+                 environment=None, tags=(), allow_overtime=False,
+                 fail_on_stderr=False, success_exit_codes=(0,), failmail=None,
+                 failure_threshold_for_mail=None, verbose_name=None,
+                 schedule_expression=None, positions=None):
         self.name = name
         self.source = source
+        self.verbose_name = verbose_name or name
         self.description = description
         self.commands = [list(argv) for argv in commands]
         self.slow_start_commands = slow_start_commands
         self.schedule = schedule
+        if schedule_expression is None and schedule is not None:
+            schedule_expression = schedule.expression
+        self.schedule_expression = schedule_expression
         self.disabled = disabled
         self.timeout = timeout
         self.kill_grace = kill_grace
@@ -758,29 +1819,2116 @@ class Job(object):
         self.success_exit_codes = frozenset(success_exit_codes)
         self.failmail = failmail
         self.failure_threshold_for_mail = failure_threshold_for_mail
+        self.positions = positions or {}
+
+
+def located_error(message, source, marks, path):
+    """A ConfigError at the nearest marked prefix of the key path `path`."""
+    for length in range(len(path), 0, -1):
+        mark = marks.get(tuple(path[:length]))
+        if mark is not None:
+            return ConfigError(message, source, mark[0], mark[1])
+    return ConfigError(message, source)
+
+
+class Origin(object):
+    """Where a value was written: its file, the file's marks, its key path."""
+
+    def __init__(self, source, marks, path):
+        self.source = source
+        self.marks = marks
+        self.path = tuple(path)
+
+    def error(self, message, *subpath):
+        return located_error(message, self.source, self.marks, self.path + subpath)
+
+    def position(self):
+        mark = self.marks.get(self.path) or (None, None)
+        return (self.source, mark[0], mark[1])
+
+
+def yaml_type_name(value):
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return "a %s" % type(value).__name__
+
+
+def type_error(key, expected, value, origin, *subpath):
+    return origin.error("`%s` must be %s, not %s"
+                        % (key, expected, yaml_type_name(value)), *subpath)
+
+
+def unknown_key_error(key, known_keys, origin):
+    import difflib  # only on this error path: keeps it off a plain run's start-up
+    close = difflib.get_close_matches(key, known_keys, n=1)
+    if close:
+        hint = "did you mean `%s`?" % close[0]
+    else:
+        hint = "the keys are " + ", ".join(sorted(known_keys))
+    return origin.error("unknown key `%s`; %s" % (key[:80], hint))
+
+
+def is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# Each parse_* function takes (value, key, origin), returns the value in the
+# form the program uses, and raises ConfigError at the value's position.
+
+def parse_text(value, key, origin):
+    if not isinstance(value, str):
+        raise type_error(key, "a string", value, origin)
+    return value
+
+
+def parse_optional_text(value, key, origin):
+    return None if value is None else parse_text(value, key, origin)
+
+
+def parse_flag(value, key, origin):
+    if not isinstance(value, bool):
+        raise type_error(key, "true or false", value, origin)
+    return value
+
+
+def parse_seconds(value, key, origin):
+    """Seconds as a number, or a string with a unit: 90s, 10m, 2h, 1d."""
+    if not is_number(value) and not isinstance(value, str):
+        raise type_error(key, "seconds or a duration such as 90s, 10m, 2h or 1d",
+                         value, origin)
+    try:
+        return parse_duration(value)
+    except ConfigError as error:
+        raise origin.error("`%s`: %s" % (key, error.message))
+
+
+def parse_count(value, key, origin):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise origin.error("`%s` must be a whole number, 0 or more" % key)
+    return value
+
+
+def parse_mapping(value, key, origin):
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise type_error(key, "a mapping", value, origin)
+    return value
+
+
+def parse_commands(value, key, origin):
+    """A command line, or a list of them run in sequence: a list of argvs."""
+    import shlex
+    lines = [value] if isinstance(value, str) else value
+    if not isinstance(lines, list) or not lines:
+        raise type_error(key, "a command line or a list of them", value, origin)
+    commands = []
+    for index, line in enumerate(lines):
+        subpath = () if lines is not value else (index,)
+        if not isinstance(line, str):
+            raise type_error(key, "a list of command lines (strings)", line,
+                             origin, *subpath)
+        try:
+            argv = shlex.split(line)
+        except ValueError as error:
+            raise origin.error("`%s`: %s" % (key, str(error).lower()), *subpath)
+        if not argv:
+            raise origin.error("`%s` is an empty command line" % key, *subpath)
+        commands.append(argv)
+    return commands
+
+
+def parse_schedule(value, key, origin):
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise type_error(key, "a cron expression in quotes", value, origin)
+    try:
+        return Schedule(value)
+    except ConfigError as error:
+        raise origin.error("`%s`: %s" % (key, error.message))
+
+
+def environment_text(value):
+    """An environment value as the string a job sees: YAML's spelling."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def parse_environment(value, key, origin):
+    """A mapping of variable names to scalars; values become strings."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise type_error(key, "a mapping of variable names to values", value, origin)
+    environment = {}
+    for name, item in value.items():
+        if not name or "=" in name or "\0" in name:
+            raise origin.error("`%s`: %r is not a variable name" % (key, name[:80]), name)
+        if isinstance(item, (list, dict)) or "\0" in str(item):
+            raise type_error("%s: %s" % (key, name), "a string or a number",
+                             item, origin, name)
+        environment[name] = environment_text(item)
+    return environment
+
+
+def parse_tags(value, key, origin):
+    tags = [value] if isinstance(value, str) else value
+    if not isinstance(tags, list):
+        raise type_error(key, "a string or a list of strings", value, origin)
+    for index, tag in enumerate(tags):
+        if not isinstance(tag, str) or not tag:
+            subpath = () if tags is not value else (index,)
+            raise type_error(key, "a string or a list of strings", tag, origin, *subpath)
+    return tags
+
+
+def parse_exit_codes(value, key, origin):
+    codes = [value] if is_number(value) else value
+    if not isinstance(codes, list) or not codes:
+        raise type_error(key, "an exit code or a list of them", value, origin)
+    for index, code in enumerate(codes):
+        if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= 255:
+            subpath = () if codes is not value else (index,)
+            raise origin.error("`%s` must list exit codes from 0 to 255" % key, *subpath)
+    return codes
+
+
+JOB_KEY_PARSERS = {
+    "name": parse_text,
+    "description": parse_optional_text,
+    "command": parse_commands,
+    "slow_start_command": parse_commands,
+    "schedule": parse_schedule,
+    "disabled": parse_flag,
+    "timeout": parse_seconds,
+    "kill_grace": parse_seconds,
+    "environment": parse_environment,
+    "tag": parse_tags,
+    "tags": parse_tags,
+    "allow_overtime": parse_flag,
+    "fail_on_stderr": parse_flag,
+    "success_exit_codes": parse_exit_codes,
+    # The original process-control's mail keys: recognised so that its
+    # example configs load; run-job reports failure on stderr, cron mails it.
+    "failmail": parse_mapping,
+    "failure_threshold_for_mail": parse_count,
+}
+
+
+def parse_user(value, key, origin):
+    if not isinstance(value, str) or not value:
+        raise type_error(key, "a user name", value, origin)
+    return value
+
+
+def parse_path(value, key, origin):
+    """A path; a relative one resolves against the config file's directory."""
+    if not isinstance(value, str) or not value:
+        raise type_error(key, "a path", value, origin)
+    base = os.path.dirname(os.path.abspath(origin.source))
+    return os.path.normpath(os.path.join(base, value))
+
+
+def parse_crontab_path(value, key, origin):
+    if value == "console":  # the original's magic value: print the crontab
+        return value
+    return parse_path(value, key, origin)
+
+
+def parse_default_job_config(value, key, origin):
+    """Job keys applied before each job file; validated here so that a
+    mistake shows at its place in the global config."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise type_error(key, "a mapping of job keys", value, origin)
+    for job_key, item in value.items():
+        item_origin = Origin(origin.source, origin.marks, origin.path + (job_key,))
+        if job_key not in JOB_KEY_PARSERS:
+            raise unknown_key_error(job_key, list(JOB_KEY_PARSERS), item_origin)
+        JOB_KEY_PARSERS[job_key](item, job_key, item_origin)
+    return value
+
+
+GLOBAL_KEY_PARSERS = {
+    "user": parse_user,
+    "job_directory": parse_path,
+    "output_directory": parse_path,
+    "run_directory": parse_path,
+    "state_directory": parse_path,
+    "runner_path": parse_path,
+    "cron_template": parse_optional_text,
+    "output_crontab": parse_crontab_path,
+    "default_job_config": parse_default_job_config,
+    "logging": parse_mapping,
+    "mailto": parse_optional_text,
+    "cron_environment": parse_environment,
+}
+
+
+def default_runner_path():
+    """The run-job beside this script, else the installed one."""
+    beside = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run-job")
+    return beside if os.path.isfile(beside) else FALLBACK_RUNNER_PATH
+
+
+def choose_config_path(config_path, environ):
+    """Return (path, named): named is true when the caller chose the file."""
+    if config_path is not None:
+        return config_path, True
+    if environ.get(CONFIG_PATH_VARIABLE):
+        return environ[CONFIG_PATH_VARIABLE], True
+    return DEFAULT_CONFIG_PATH, False
+
+
+def load_global_config(config_path=None, environ=None):
+    """Read and check the global config: --config FILE, else
+    $PROCESS_CONTROL_CONFIG, else /etc/process-control.yaml, else (only when
+    that one is missing) the built-in defaults."""
+    config = read_global_config(config_path, environ)
+    check_global_config_owner(config)
+    return config
+
+
+def read_global_config(config_path=None, environ=None):
+    """load_global_config without the owner check, so that the command line
+    can first tell a user who is not the service user whom to run as."""
+    path, named = choose_config_path(config_path, os.environ if environ is None else environ)
+    try:
+        text, status = read_config_text(path, named)
+    except FileNotFoundError:
+        if named:
+            raise ConfigError("%s: no such config file; name an existing file with "
+                              "--config or $%s" % (path, CONFIG_PATH_VARIABLE))
+        return GlobalConfig(runner_path=default_runner_path())
+    if is_blank_yaml(text):  # everything commented out: the defaults
+        document, marks = {}, {}
+    else:
+        document, marks = load_yaml_mapping(text, path)
+    return global_config_from(document, marks, path, status)
+
+
+def is_blank_yaml(text):
+    return all(not line.strip() or line.lstrip().startswith("#")
+               for line in text.splitlines())
+
+
+def read_config_text(path, named):
+    """The text of a global config after its mode checks. A named config must
+    be readable by everyone: through a sudo rule, naming a private file
+    (a key, /etc/shadow) must reveal nothing of it."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except PermissionError:
+        raise RefusedError("%s: cannot read the config file: permission denied" % path)
+    except OSError as error:
+        raise ConfigError("%s: cannot read the config file: %s" % (path, error.strerror))
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise ConfigError("%s: the config is not a regular file" % path)
+        if named and not status.st_mode & stat.S_IROTH:
+            raise RefusedError("%s: refused: a config named with --config or $%s must be "
+                               "readable by everyone (chmod o+r)" % (path, CONFIG_PATH_VARIABLE))
+        check_not_writable_by_others(path, status, "the config file")
+        return decode_text(read_descriptor(descriptor), path), status
+    finally:
+        os.close(descriptor)
+
+
+def read_descriptor(descriptor):
+    chunks = []
+    while True:
+        chunk = os.read(descriptor, 65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def decode_text(data, path):
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise ConfigError("not UTF-8 text; save the file as UTF-8", path, line)
+
+
+def global_config_from(document, marks, path, status):
+    values = {}
+    for key, value in document.items():
+        origin = Origin(path, marks, (key,))
+        if key not in GLOBAL_KEY_PARSERS:
+            raise unknown_key_error(key, list(GLOBAL_KEY_PARSERS), origin)
+        values[key] = GLOBAL_KEY_PARSERS[key](value, key, origin)
+    values.setdefault("runner_path", default_runner_path())
+    config = GlobalConfig(source=path, marks=marks, source_status=status, **values)
+    check_state_directory(config)
+    return config
+
+
+def check_state_directory(config):
+    """State is written by the service user; the job directory holds the
+    audited job files, so the two must never overlap."""
+    state = os.path.realpath(config.state_directory)
+    jobs = os.path.realpath(config.job_directory)
+    if state == jobs or state.startswith(jobs.rstrip(os.sep) + os.sep):
+        raise config.error("`state_directory` %s is inside the job directory %s; "
+                           "move it elsewhere" % (state, jobs), "state_directory")
+
+
+def check_global_config_owner(config):
+    if config.source is not None:
+        check_trusted_owner(config.source, config.source_status, config, "the config file")
+
+
+def check_not_writable_by_others(path, status, what):
+    if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise RefusedError("%s: refused: %s is writable by group or others; "
+                           "chmod go-w %s" % (path, what, path))
+
+
+def check_trusted_owner(path, status, config, what):
+    """cron's and sshd's rule: owned by root or the service user."""
+    if status.st_uid not in trusted_owner_uids(config):
+        raise RefusedError("%s: refused: %s must be owned by root or the service user %s, "
+                           "not uid %d; chown root %s" % (path, what, config.user,
+                                                          status.st_uid, path))
+
+
+def check_trusted(path, status, config, what):
+    check_not_writable_by_others(path, status, what)
+    check_trusted_owner(path, status, config, what)
+
+
+def service_account(config):
+    """The service user's passwd entry, or None when there is no such user."""
+    try:
+        return pwd.getpwnam(config.user)
+    except KeyError:
+        return None
+
+
+def trusted_owner_uids(config):
+    account = service_account(config)
+    return (0,) if account is None else (0, account.pw_uid)
+
+
+def check_job_name(name):
+    if not name or not set(name) <= JOB_NAME_CHARACTERS:
+        raise RefusedError("refused job name %r: a job name is letters, digits, "
+                           "'_' and '-'" % name[:80])
+
+
+def job_directory_path(config):
+    """The resolved job directory, after cron's checks on it."""
+    directory = os.path.realpath(config.job_directory)
+    try:
+        status = os.stat(directory)
+    except FileNotFoundError:
+        raise config.error("the job directory %s does not exist; create it or set "
+                           "`job_directory`" % directory, "job_directory")
+    except OSError as error:
+        raise RefusedError("cannot use the job directory %s: %s" % (directory, error.strerror))
+    if not stat.S_ISDIR(status.st_mode):
+        raise config.error("the job directory %s is not a directory" % directory,
+                           "job_directory")
+    check_trusted(directory, status, config, "the job directory")
+    return directory
+
+
+def job_file_path(config, name):
+    """The job file to read for NAME: directly inside the job directory, or a
+    symlink to another file there."""
+    check_job_name(name)
+    directory = job_directory_path(config)
+    path = os.path.join(directory, name + ".yaml")
+    try:
+        link = os.lstat(path)
+    except FileNotFoundError:
+        raise UsageError("no job named %s: %s does not exist (run-job --list-jobs "
+                         "lists the jobs)" % (name, path))
+    except OSError as error:
+        raise RefusedError("%s: cannot read the job file: %s" % (path, error.strerror))
+    if stat.S_ISLNK(link.st_mode):
+        target = os.path.realpath(path)
+        if os.path.dirname(target) != directory:
+            raise RefusedError("%s: refused: a symlink that leads out of the job "
+                               "directory" % path)
+        path = target
+    return path
+
+
+def read_job_text(path, config):
+    """The text of a job file, checked on the open file itself."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        descriptor = os.open(path, flags)
+    except PermissionError:
+        raise RefusedError("%s: cannot read the job file: permission denied" % path)
+    except OSError as error:
+        raise RefusedError("%s: refused: %s" % (path, error.strerror.lower()))
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise RefusedError("%s: refused: the job file is not a regular file" % path)
+        check_trusted(path, status, config, "the job file")
+        return decode_text(read_descriptor(descriptor), path)
+    finally:
+        os.close(descriptor)
+
+
+def load_job(config, name):
+    """Load, check and validate job NAME; raises ConfigError at FILE:LINE:COL,
+    RefusedError for a path or permission refusal, UsageError if missing."""
+    path = job_file_path(config, name)
+    document, marks = load_yaml_mapping(read_job_text(path, config), path)
+    return job_from_document(config, name, path, document, marks)
+
+
+def job_settings(config, path, document, marks):
+    """Map each key to (value, origin): default_job_config first, then the
+    job file's keys over it."""
+    settings = {}
+    for key, value in config.default_job_config.items():
+        settings[key] = (value, Origin(config.source, config.marks,
+                                       ("default_job_config", key)))
+    if "tag" in document or "tags" in document:
+        settings.pop("tag", None)
+        settings.pop("tags", None)
+    for key, value in document.items():
+        origin = Origin(path, marks, (key,))
+        if key not in JOB_KEY_PARSERS:
+            raise unknown_key_error(key, list(JOB_KEY_PARSERS), origin)
+        settings[key] = (value, origin)
+    if "tag" in document and "tags" in document:
+        raise Origin(path, marks, ("tags",)).error("use `tag` or `tags`, not both")
+    if "command" not in settings:
+        raise ConfigError("missing `command`: the command line the job runs", path)
+    return settings
+
+
+def job_from_document(config, name, path, document, marks):
+    settings = job_settings(config, path, document, marks)
+    fields = {}
+    for key, (value, origin) in settings.items():
+        fields[key] = JOB_KEY_PARSERS[key](value, key, origin)
+    return Job(
+        name, source=path, verbose_name=fields.get("name"),
+        description=fields.get("description"), commands=fields["command"],
+        slow_start_commands=fields.get("slow_start_command"),
+        schedule=fields.get("schedule"),
+        disabled=fields.get("disabled", False),
+        timeout=fields.get("timeout", DEFAULT_TIMEOUT),
+        kill_grace=fields.get("kill_grace", DEFAULT_KILL_GRACE),
+        environment=fields.get("environment"),
+        tags=fields.get("tags", fields.get("tag", ())),
+        allow_overtime=fields.get("allow_overtime", False),
+        fail_on_stderr=fields.get("fail_on_stderr", False),
+        success_exit_codes=fields.get("success_exit_codes", (0,)),
+        failmail=fields.get("failmail"),
+        failure_threshold_for_mail=fields.get("failure_threshold_for_mail"),
+        positions=dict((key, origin.position()) for key, (value, origin)
+                       in settings.items()))
+
+
+def scan_job_directory(config):
+    """Return (names, problems): the sorted job names in the job directory and
+    a RefusedError for each .yaml file whose name is not a job name."""
+    directory = os.path.realpath(config.job_directory)
+    try:
+        entries = os.listdir(directory)
+    except FileNotFoundError:
+        raise config.error("the job directory %s does not exist; create it or set "
+                           "`job_directory`" % directory, "job_directory")
+    except OSError as error:
+        raise RefusedError("cannot list the job directory %s: %s" % (directory, error.strerror))
+    names, problems = [], []
+    for entry in entries:
+        if not entry.endswith(".yaml") or entry.startswith("."):
+            continue
+        name = entry[:-len(".yaml")]
+        if name and set(name) <= JOB_NAME_CHARACTERS:
+            names.append(name)
+        else:
+            problems.append(RefusedError(
+                "%s: not a job name (letters, digits, '_' and '-'); rename the file"
+                % os.path.join(directory, entry)))
+    return sorted(names), problems
+
+
+def list_job_names(config):
+    """Every job name in the job directory, sorted."""
+    return scan_job_directory(config)[0]
 
 
 # ---- 5. privileges ---------------------------------------------------------------
 
+def ensure_directories(config):
+    """Create the missing output, run and state directories, owned by the
+    service user when run as root; otherwise say how to create them."""
+    account = service_account(config)
+    for key, mode in WRITTEN_DIRECTORIES:
+        path = getattr(config, key)
+        if os.path.isdir(path):
+            continue
+        try:
+            os.makedirs(path, mode)
+            os.chmod(path, mode)
+            if os.geteuid() == 0 and account is not None:
+                os.chown(path, account.pw_uid, account.pw_gid)
+        except OSError:
+            raise config.error(
+                "the %s %s does not exist and cannot be created; create it: "
+                "sudo install -d -o %s -m %o %s"
+                % (key.replace("_", " "), path, config.user, mode, path), key)
+
+
+def require_service_account(config):
+    account = service_account(config)
+    if account is None:
+        raise config.error("the service user %r does not exist; create it (adduser "
+                           "--system %s) or set `user`" % (config.user, config.user),
+                           "user")
+    return account
+
+
+def require_service_user(config, command):
+    """Only the service user (or root, who becomes it) may run or kill jobs."""
+    account = require_service_account(config)
+    if os.geteuid() not in (0, account.pw_uid):
+        raise RefusedError("jobs run as the service user %s; run this as that user: "
+                           "sudo -u %s %s" % (config.user, config.user, command))
+
+
+def preload_modules(names):
+    """Import what is needed after the switch: the interpreter's own library
+    may not be readable by the service user."""
+    for name in names:
+        __import__(name)
+
+
+def become_service_user(config, modules=()):
+    """As root, become the service user (supplementary groups, gid, uid, HOME,
+    USER, LOGNAME), unless the config says `user: root`. Otherwise nothing."""
+    if os.geteuid() != 0 or config.user == "root":
+        return
+    account = require_service_account(config)
+    preload_modules(modules)
+    os.initgroups(account.pw_name, account.pw_gid)
+    os.setgid(account.pw_gid)
+    os.setuid(account.pw_uid)
+    if os.geteuid() == 0 or os.getuid() == 0:  # never go on as root by mistake
+        raise RefusedError("could not give up root for the service user %s" % config.user)
+    os.environ["HOME"] = account.pw_dir
+    os.environ["USER"] = account.pw_name
+    os.environ["LOGNAME"] = account.pw_name
+    try:  # as cron does; root's working directory may be closed to the user
+        os.chdir(account.pw_dir)
+    except OSError:
+        os.chdir("/")
+
 
 # ---- 6. the lock -----------------------------------------------------------------
+
+import fcntl  # noqa: E402
+import select  # noqa: E402
+import time  # noqa: E402
+
+# One flock(2) per job on RUN_DIRECTORY/NAME.lock. The kernel drops it when the
+# last descriptor goes, and the job's processes inherit the descriptor, so the
+# lock lives exactly as long as anything of the run lives: never stale, no pid
+# files to clean up. The file is never removed (a removed lock file would let
+# two runs lock two different inodes); its text only describes the holder.
+
+LOCK_RECORD_SIZE = 96
+
+
+def lock_path(config, name):
+    return os.path.join(config.run_directory, name + ".lock")
+
+
+def _open_regular_file(path, flags, mode=0o644):
+    """Open PATH refusing symlinks and anything but a regular file (a FIFO
+    planted there would block us); set MODE when we own the file."""
+    import stat
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode)
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise RefusedError("%s: not a regular file; remove it" % path)
+        if status.st_uid == os.geteuid() and status.st_mode & 0o7777 != mode:
+            os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+class JobLock(object):
+    """The held lock of one run: `fd` is inherited by the job's processes."""
+
+    def __init__(self, path, fd):
+        self.path = path
+        self.fd = fd
+
+    def describe(self, pid, pgid, start, kill_grace):
+        # One fixed-size pwrite, so a concurrent reader sees the old or the new
+        # record, never an empty file.
+        text = "pid %d pgid %d start %.3f kill_grace %.3f\n" % (pid, pgid, start, kill_grace)
+        os.pwrite(self.fd, text.encode("ascii").ljust(LOCK_RECORD_SIZE), 0)
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def acquire_lock(config, job):
+    """Take JOB's lock without waiting. Return a JobLock; None when the job
+    is still running and allows overtime; else raise LockHeldError."""
+    import fcntl
+    path = lock_path(config, job.name)
+    try:
+        fd = _open_regular_file(path, os.O_RDWR | os.O_CREAT)
+    except OSError as error:
+        raise RefusedError("%s: cannot open the lock file: %s; check run_directory"
+                           % (path, error.strerror))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        if job.allow_overtime:
+            return None
+        raise LockHeldError(_still_running_message(job.name, read_lock_record(path)))
+    except BaseException:
+        os.close(fd)
+        raise
+    return JobLock(path, fd)
+
+
+def _still_running_message(name, record):
+    if not record:
+        return "job %s is still running; not starting another run" % name
+    return ("job %s is still running (pid %d, started %s); not starting another run"
+            % (name, record["pid"], _local_time_text(record["start"])))
+
+
+def read_lock_record(path):
+    """The holder description in a lock file: {"pid", "pgid", "start",
+    "kill_grace"}, or None when there is none yet."""
+    try:
+        with open(path, "rb") as lock_file:
+            words = lock_file.read(LOCK_RECORD_SIZE).split()
+    except OSError:
+        return None
+    record = dict(zip(words[0::2], words[1::2]))
+    try:
+        return {"pid": int(record[b"pid"]), "pgid": int(record[b"pgid"]),
+                "start": float(record[b"start"]),
+                "kill_grace": float(record[b"kill_grace"])}
+    except (KeyError, ValueError):
+        return None
+
+
+def _lock_is_held(path):
+    """Whether anyone holds the flock on PATH, found without taking it (even a
+    shared lock for an instant could make a starting run exit 75)."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return False
+    try:
+        with open("/proc/locks") as locks:
+            table = locks.read()
+    except OSError:
+        return bool(lock_holders(path))
+    wanted = "%02x:%02x:%d" % (os.major(status.st_dev), os.minor(status.st_dev),
+                               status.st_ino)
+    for line in table.splitlines():
+        fields = line.split()
+        if "FLOCK" in fields and "->" not in fields and wanted in fields:
+            return True
+    return False
+
+
+def running_info(config, name):
+    """{"pid", "pgid", "start", "kill_grace"} of the run holding NAME's lock,
+    or None when it is not running. Read-only: never touches the lock."""
+    path = lock_path(config, name)
+    if not _lock_is_held(path):
+        return None
+    return read_lock_record(path) or {"pid": None, "pgid": None, "start": None,
+                                      "kill_grace": None}
+
+
+class ProcessInfo(object):
+    """One process as /proc/PID/stat shows it; `start` (clock ticks since
+    boot) tells a process from a later one that reused its pid."""
+
+    def __init__(self, pid, ppid, pgrp, state, start):
+        self.pid = pid
+        self.ppid = ppid
+        self.pgrp = pgrp
+        self.state = state
+        self.start = start
+
+
+def read_process(pid):
+    """ProcessInfo for PID, or None when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as stat_file:
+            text = stat_file.read()
+        # The command name may hold spaces and parentheses: fields start after
+        # the last ")". A process that is exiting may show an empty file.
+        fields = text[text.rindex(b")") + 2:].split()
+        return ProcessInfo(pid, int(fields[1]), int(fields[2]), fields[0].decode("ascii"),
+                           int(fields[19]))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def same_process(info):
+    """Whether INFO's process still lives (a zombie does not) and is the same one."""
+    now = read_process(info.pid)
+    return now is not None and now.start == info.start and now.state not in ("Z", "X")
+
+
+def signal_verified(info, signum, group=False):
+    """Send SIGNUM to INFO's process (or, with GROUP, to its process group, which
+    cannot be reused while it has this member) after checking it is still the
+    same process. Return whether the signal was sent."""
+    if info.pid == os.getpid() or (group and info.pgrp == os.getpgrp()):
+        return False
+    if not same_process(info):
+        return False
+    try:
+        if group:
+            os.killpg(info.pgrp, signum)
+        else:
+            os.kill(info.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _all_processes():
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            info = read_process(int(entry))
+            if info is not None:
+                yield info
+
+
+def lock_holders(path, with_descendants=False):
+    """The live processes, other than this one, holding a descriptor of the
+    lock file PATH (compared by device and inode, whatever name they used),
+    and WITH_DESCENDANTS their descendants too."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return []
+    wanted = (status.st_dev, status.st_ino)
+    processes = [info for info in _all_processes()
+                 if info.pid != os.getpid() and info.state not in ("Z", "X")]
+    holders = [info for info in processes if _has_open_file(info.pid, wanted)]
+    if with_descendants:
+        holders = descendants(processes, [info.pid for info in holders], holders)
+    return holders
+
+
+def descendants(processes, roots, found=()):
+    """FOUND plus the PROCESSES descending from the pids ROOTS."""
+    children = {}
+    for info in processes:
+        children.setdefault(info.ppid, []).append(info)
+    found = list(found)
+    seen = set(info.pid for info in found)
+    pending = list(roots)
+    while pending:
+        for info in children.get(pending.pop(), ()):
+            if info.pid not in seen:
+                seen.add(info.pid)
+                found.append(info)
+                pending.append(info.pid)
+    return found
+
+
+def _has_open_file(pid, wanted):
+    directory = "/proc/%d/fd" % pid
+    try:
+        descriptors = os.listdir(directory)
+    except OSError:
+        return False
+    for descriptor in descriptors:
+        try:
+            status = os.stat(os.path.join(directory, descriptor))
+        except OSError:
+            continue
+        if (status.st_dev, status.st_ino) == wanted:
+            return True
+    return False
+
+
+def kill_job(config, name):
+    """Stop NAME's running job as its deadline would. A live run-job is asked
+    with SIGTERM (it stops the whole tree and records the run as killed);
+    processes left by a run-job that died are found by the lock they hold.
+    Return 0 when something was stopped, 1 when nothing was running."""
+    import time
+    path = lock_path(config, name)
+    if not _lock_is_held(path):
+        print("run-job: job %s is not running" % name)
+        return EXIT_FAILED
+    record = read_lock_record(path) or {}
+    kill_grace = record.get("kill_grace", 10.0)
+    holders = lock_holders(path)
+    runner = [info for info in holders if info.pid == record.get("pid")]
+    if runner and signal_verified(runner[0], _signals().SIGTERM):
+        # run-job waits kill_grace before SIGKILL, then records the outcome.
+        deadline = time.monotonic() + kill_grace + 5.0
+        while time.monotonic() < deadline and _lock_is_held(path):
+            time.sleep(0.02)
+    if _lock_is_held(path):
+        stop_lock_holders(path, kill_grace)
+    return EXIT_OK
+
+
+def stop_lock_holders(path, kill_grace):
+    """SIGTERM every process holding the lock file, its process group and its
+    descendants, SIGKILL after KILL_GRACE seconds what is still there."""
+    import time
+    signals = _signals()
+    first = signals.SIGKILL if kill_grace <= 0 else signals.SIGTERM
+    deadline = time.monotonic() + kill_grace
+    signalled = set()
+    while True:
+        holders = lock_holders(path, with_descendants=True)
+        if not holders:
+            return
+        late = time.monotonic() >= deadline
+        for info in holders:
+            if late or (info.pid, info.start) not in signalled:
+                signum = signals.SIGKILL if late else first
+                signal_verified(info, signum, group=True)
+                signal_verified(info, signum)
+                if signum == signals.SIGTERM:
+                    signal_verified(info, signals.SIGCONT)
+                signalled.add((info.pid, info.start))
+        if late and time.monotonic() > deadline + 5.0:
+            return
+        time.sleep(0.02)
+
+
+def _signals():
+    """The signal module without the enum machinery `signal` imports (3 ms)."""
+    try:
+        import _signal as signals
+    except ImportError:
+        import signal as signals
+    return signals
+
+
+def _local_time_text(epoch):
+    import time
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
 
 # ---- 7. running ------------------------------------------------------------------
 
+# A plain run must stay cheap (bench/bench_run_job.py): no subprocess, logging,
+# datetime or json here; one fork/exec per command; output is read in large
+# chunks and stamped with bulk bytes operations, one timestamp per chunk.
+
+READ_SIZE = 65536
+PIPE_SIZE = 1 << 20
+F_SETPIPE_SZ = 1031
+PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
+STDERR_TAIL_BYTES = 4096
+STDERR_TAIL_LINES = 20
+KILL_WAIT = 2.0          # seconds to wait after SIGKILL before giving up
+DRAIN_WAIT = 0.5         # seconds to wait for end of output once the tree is gone
+_SHELL_SAFE = ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+               "0123456789@%+=:,./-_")
+
+
+class Outcome(object):
+    """How a run ended: status is success, failed, timeout or killed; the last
+    command's exit_code or signal when it ended."""
+
+    EXIT_CODES = {"success": EXIT_OK, "failed": EXIT_FAILED, "killed": EXIT_FAILED,
+                  "timeout": EXIT_TIMEOUT}
+
+    def __init__(self, status, reason, wait_status=None):
+        self.status = status
+        self.reason = reason
+        self.exit_code = None
+        self.signal = None
+        if wait_status is not None:
+            self.set_wait_status(wait_status)
+
+    def set_wait_status(self, wait_status):
+        if os.WIFSIGNALED(wait_status):
+            self.signal = os.WTERMSIG(wait_status)
+        elif os.WIFEXITED(wait_status):
+            self.exit_code = os.WEXITSTATUS(wait_status)
+
+    @property
+    def run_job_exit_code(self):
+        return self.EXIT_CODES[self.status]
+
+
+class RunLog(object):
+    """The log file of one run; the record format is in README "Log format"."""
+
+    def __init__(self, fd, path):
+        self.fd = fd
+        self.path = path
+        self._second = None
+        self._second_text = b""
+
+    def _stamp(self):
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._second_text = time.strftime(
+                "%Y-%m-%d %H:%M:%S.", time.localtime(second)).encode("ascii")
+        return self._second_text + b"%03d " % int((now - second) * 1000)
+
+    def write(self, tag, data):
+        """Log DATA read from stream TAG (b"O" stdout, b"E" stderr, b"#" run-job):
+        one record per line, the piece after the last newline marked "+"."""
+        stamp = self._stamp() + tag
+        whole = stamp + b"| "
+        cut = data.rfind(b"\n") + 1
+        buffers = []
+        if cut:
+            # The prefix that replace() puts after the last newline is left
+            # out through a memoryview: no copy of the records.
+            records = data[:cut].replace(b"\n", b"\n" + whole)
+            buffers += [whole, memoryview(records)[:-len(whole)]]
+        if cut < len(data):
+            buffers += [stamp + b"+ ", memoryview(data)[cut:], b"\n"]
+        _write_buffers(self.fd, buffers)
+
+    def note(self, key, value):
+        """A run-job record: "KEY VALUE" on stream "#"."""
+        text = "%s %s\n" % (key, value)
+        self.write(b"#", text.encode("utf-8", "surrogateescape"))
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _write_buffers(fd, buffers):
+    written = os.writev(fd, buffers)
+    total = sum(len(buffer) for buffer in buffers)
+    if written < total:
+        _write_all(fd, b"".join(buffers)[written:])
+
+
+def _write_all(fd, data):
+    written = os.write(fd, data)
+    if written < len(data):
+        view = memoryview(data)
+        while written < len(data):
+            written += os.write(fd, view[written:])
+
+
+def _ensure_directory(path, mode=0o755):
+    """Create directory PATH with MODE unless it exists; refuse a symlink."""
+    import stat
+    try:
+        os.mkdir(path, mode)
+        os.chmod(path, mode)  # mkdir obeys the umask
+    except FileExistsError:
+        pass
+    except OSError as error:
+        raise RefusedError("%s: cannot create the directory: %s; check its parent's "
+                           "owner and mode" % (path, error.strerror))
+    if not stat.S_ISDIR(os.lstat(path).st_mode):
+        raise RefusedError("%s: not a directory; remove it" % path)
+
+
+def open_run_log(config, name, start):
+    """Create OUTPUT_DIRECTORY/NAME/NAME-YYYYMMDD-HHMMSS[-N].log (local time of
+    START, N counting runs that started within the same second)."""
+    directory = os.path.join(config.output_directory, name)
+    _ensure_directory(directory)
+    base = os.path.join(directory, "%s-%s" % (
+        name, time.strftime("%Y%m%d-%H%M%S", time.localtime(start))))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for number in range(10000):
+        path = "%s-%d.log" % (base, number) if number else base + ".log"
+        try:
+            fd = os.open(path, flags, 0o644)
+        except FileExistsError:
+            continue
+        except OSError as error:
+            raise RefusedError("%s: cannot create the log: %s; check output_directory"
+                               % (path, error.strerror))
+        os.fchmod(fd, 0o644)  # the umask may have taken bits away
+        return RunLog(fd, path)
+    raise RefusedError("%s: too many logs in one second" % base)
+
+
+def _set_child_subreaper(on):
+    """Make orphaned descendants our children instead of init's, so that nothing
+    escapes the kill by double-forking or setsid (Linux 3.4+, via ctypes).
+    Return the previous setting, or None where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        previous = ctypes.c_int(0)
+        zero = ctypes.c_ulong(0)
+        if libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(previous), zero, zero, zero):
+            return None
+        if bool(previous.value) != on and libc.prctl(
+                PR_SET_CHILD_SUBREAPER, ctypes.c_ulong(int(on)), zero, zero, zero):
+            return None
+        return bool(previous.value)
+    except (ImportError, OSError, AttributeError):
+        return None
+
+
+def _ensure_standard_fds():
+    """Open /dev/null on closed descriptors 0-2, so pipes never land there."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
+def _quote_word(word):
+    if word and not word.strip(_SHELL_SAFE):
+        return word
+    if word.isprintable():
+        return "'" + word.replace("'", "'\\''") + "'"
+    return "$'" + word.encode("unicode_escape").decode("ascii").replace("'", "\\'") + "'"
+
+
+def quote_argv(argv):
+    """ARGV as one line a shell would read back."""
+    return " ".join(_quote_word(word) for word in argv)
+
+
+def _signal_name(signum):
+    try:
+        import signal
+        return signal.Signals(signum).name
+    except (ImportError, ValueError, AttributeError):
+        return "signal %d" % signum
+
+
+def describe_wait_status(wait_status):
+    if os.WIFSIGNALED(wait_status):
+        return "killed by %s" % _signal_name(os.WTERMSIG(wait_status))
+    return "exit status %d" % os.WEXITSTATUS(wait_status)
+
+
+def _iso_time(epoch):
+    local = time.localtime(epoch)
+    return "%s.%03d%s" % (time.strftime("%Y-%m-%dT%H:%M:%S", local),
+                          int((epoch - int(epoch)) * 1000), time.strftime("%z", local))
+
+
+def _user_name():
+    import pwd
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def _exec_child(argv, environment, stdio, keep, dispositions, mask, error_w):
+    """In the forked child: lead a new process group, stdin /dev/null, stdout
+    and stderr the pipes, no other descriptor but KEEP (the lock), then exec.
+    Never returns; a failure is written to ERROR_W for the parent."""
+    try:
+        signals = _signals()
+        os.setpgid(0, 0)
+        for signum, disposition in dispositions:
+            signals.signal(signum, disposition)
+        for target, fd in enumerate(stdio):
+            os.dup2(fd, target)
+        keep = set(keep) | {0, 1, 2, error_w}
+        try:
+            names = os.listdir("/proc/self/fd")
+        except OSError:
+            names = os.listdir("/dev/fd")
+        for name in names:
+            if int(name) not in keep:
+                try:
+                    os.close(int(name))
+                except OSError:
+                    pass
+        for fd in keep - {error_w}:
+            os.set_inheritable(fd, True)
+        signals.pthread_sigmask(signals.SIG_SETMASK, mask)
+        os.execvpe(argv[0], argv, environment)
+    except BaseException as error:
+        try:
+            message = getattr(error, "strerror", None) or str(error) or "error"
+            os.write(error_w, message.encode("utf-8", "replace"))
+        finally:
+            os._exit(127)
+
+
+class JobRun(object):
+    """One run in flight: its lock, log, pipes and processes. As a child
+    subreaper run-job is the parent of every orphan of the job, so "the job's
+    processes are gone" is simply "run-job has no children left"."""
+
+    def __init__(self, job, lock, log, live, start):
+        self.job = job
+        self.lock = lock
+        self.log = log
+        self.live = live
+        self.start = start
+        self.started = time.monotonic()
+        self.deadline = self.started + job.timeout if job.timeout > 0 else None
+        self.signals = _signals()
+        self.stop_signal = None
+        self.command_pids = set()
+        self.statuses = {}        # command pid -> wait status, once reaped
+        self.readers = {}         # pipe read end -> stream tag
+        self.write_ends = []
+        self.stderr_bytes = 0
+        self.stderr_tail = b""
+        self.poller = select.poll()
+        self.saved_handlers = []
+        self.saved_wakeup = None
+        self.wakeup = None
+        self.devnull = None
+        self.subreaper_before = None
+        self.environment = dict(os.environ)
+        self.environment.update((str(key), str(value))
+                                for key, value in job.environment.items())
+
+    # -- setting up and tearing down
+
+    def open(self):
+        self._install_signals()
+        self.subreaper_before = _set_child_subreaper(True)
+        self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        for tag in (b"O", b"E"):
+            read_end, write_end = os.pipe()
+            try:
+                fcntl.fcntl(write_end, F_SETPIPE_SZ, PIPE_SIZE)
+            except OSError:
+                pass  # a smaller pipe only costs more wake-ups
+            self.readers[read_end] = tag
+            self.write_ends.append(write_end)
+            self.poller.register(read_end, select.POLLIN)
+
+    def _install_signals(self):
+        signals = self.signals
+        read_end, write_end = os.pipe()
+        os.set_blocking(read_end, False)
+        os.set_blocking(write_end, False)
+        self.wakeup = (read_end, write_end)
+        self.poller.register(read_end, select.POLLIN)
+        self.saved_wakeup = signals.set_wakeup_fd(write_end)
+        for signum in (signals.SIGTERM, signals.SIGINT, signals.SIGHUP):
+            self.saved_handlers.append((signum, signals.signal(signum, self._on_stop)))
+        # A handler, even one doing nothing, makes SIGCHLD wake up poll().
+        self.saved_handlers.append(
+            (signals.SIGCHLD, signals.signal(signals.SIGCHLD, self._on_child)))
+
+    def _on_stop(self, signum, frame):
+        if self.stop_signal is None:
+            self.stop_signal = signum
+
+    def _on_child(self, signum, frame):
+        pass
+
+    def child_dispositions(self):
+        """What the job starts with: our handlers reset, what was ignored when
+        run-job started stays ignored, SIGPIPE and SIGXFSZ back to default
+        (Python ignores them)."""
+        signals = self.signals
+        dispositions = [(signals.SIGPIPE, signals.SIG_DFL)]
+        if hasattr(signals, "SIGXFSZ"):
+            dispositions.append((signals.SIGXFSZ, signals.SIG_DFL))
+        for signum, before in self.saved_handlers:
+            ignored = before == signals.SIG_IGN
+            dispositions.append((signum, signals.SIG_IGN if ignored else signals.SIG_DFL))
+        return dispositions
+
+    def close(self):
+        signals = self.signals
+        if self._reap():
+            self._signal_tree(signals.SIGKILL)  # only after a bug in run-job
+        for fd in list(self.readers) + self.write_ends:
+            os.close(fd)
+        self.readers = {}
+        self.write_ends = []
+        if self.devnull is not None:
+            os.close(self.devnull)
+            self.devnull = None
+        if self.subreaper_before is False:
+            _set_child_subreaper(False)
+        if self.wakeup is not None:
+            for signum, handler in reversed(self.saved_handlers):
+                signals.signal(signum, signals.SIG_DFL if handler is None else handler)
+            signals.set_wakeup_fd(self.saved_wakeup)
+            for fd in self.wakeup:
+                os.close(fd)
+            self.wakeup = None
+
+    # -- running
+
+    def run(self, commands):
+        """Run COMMANDS in sequence until one fails; stop whatever they leave
+        behind; log all output. Return the Outcome."""
+        outcome = None
+        last_status = 0
+        for number, argv in enumerate(commands, 1):
+            outcome = self._interruption()
+            if outcome is None:
+                outcome, last_status = self._run_command(number, argv)
+            if outcome is not None:
+                break
+        if outcome is None:
+            outcome = Outcome("success", "success", last_status)
+        if self._reap():
+            self.log.note("leftovers", "%d processes left behind; stopping them"
+                          % len(self._tree()))
+            self._stop_tree()
+        self._drain()
+        return outcome
+
+    def _interruption(self):
+        if self.stop_signal is not None:
+            return Outcome("killed", "stopped by %s sent to run-job"
+                           % _signal_name(self.stop_signal))
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return Outcome("timeout", "timeout %gs reached" % self.job.timeout)
+        return None
+
+    def _run_command(self, number, argv):
+        """Run one command; return (Outcome or None to go on, wait status)."""
+        self.log.note("run", "%d %s" % (number, quote_argv(argv)))
+        pid, error = self._spawn(argv)
+        if error is not None:
+            self.log.note("status", "%d cannot start: %s" % (number, error))
+            return Outcome("failed", "cannot start %s: %s" % (argv[0], error)), None
+        self.lock.describe(os.getpid(), pid, self.start, self.job.kill_grace)
+        stderr_before = self.stderr_bytes
+        status = self._wait(pid)
+        if status is None:
+            outcome = self._interruption()
+            self._stop_tree()
+            status = self.statuses.get(pid)
+            if status is not None:
+                outcome.set_wait_status(status)
+                self.log.note("status", "%d %s" % (number, describe_wait_status(status)))
+            return outcome, status
+        self._pump_ready()
+        self.log.note("status", "%d %s" % (number, describe_wait_status(status)))
+        if os.WIFSIGNALED(status) or os.WEXITSTATUS(status) not in self.job.success_exit_codes:
+            return Outcome("failed", describe_wait_status(status), status), status
+        if self.job.fail_on_stderr and self.stderr_bytes > stderr_before:
+            return Outcome("failed", "wrote to stderr (fail_on_stderr)", status), status
+        return None, status
+
+    def _spawn(self, argv):
+        """Fork and exec ARGV; return (pid, None), or (None, why it cannot start)."""
+        signals = self.signals
+        error_r, error_w = os.pipe()
+        handled = [signum for signum, _ in self.saved_handlers]
+        # Blocked across fork so that a signal between fork and exec is not
+        # swallowed by Python's handler in the child but acted on after exec.
+        mask = signals.pthread_sigmask(signals.SIG_BLOCK, handled)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                _exec_child(argv, self.environment, [self.devnull] + self.write_ends,
+                            [self.lock.fd], self.child_dispositions(), mask, error_w)
+        finally:
+            signals.pthread_sigmask(signals.SIG_SETMASK, mask)
+        os.close(error_w)
+        try:
+            os.setpgid(pid, pid)
+        except OSError:
+            pass  # the child has done it already and exec'd
+        try:
+            report = b""
+            chunk = os.read(error_r, 4096)
+            while chunk:
+                report += chunk
+                chunk = os.read(error_r, 4096)
+        finally:
+            os.close(error_r)
+        if report:
+            os.waitpid(pid, 0)
+            return None, report.decode("utf-8", "replace")
+        self.command_pids.add(pid)
+        return pid, None
+
+    def _wait(self, pid):
+        """Log output until command PID ends; return its wait status, or None
+        when the deadline passed or run-job was asked to stop first."""
+        while True:
+            self._reap()
+            if pid in self.statuses:
+                return self.statuses[pid]
+            if self.stop_signal is not None:
+                return None
+            timeout = None
+            if self.deadline is not None:
+                timeout = self.deadline - time.monotonic()
+                if timeout <= 0:
+                    return None
+            self._pump(timeout)
+
+    def _pump(self, timeout):
+        """Wait up to TIMEOUT seconds (None: no limit) for output or a signal,
+        and log the output. Return whether output was read."""
+        milliseconds = -1 if timeout is None else max(0, int(timeout * 1000) + 1)
+        got_output = False
+        for fd, _ in self.poller.poll(milliseconds):
+            if fd == self.wakeup[0]:
+                try:
+                    os.read(fd, 4096)
+                except BlockingIOError:
+                    pass
+                continue
+            data = os.read(fd, READ_SIZE)
+            if data:
+                self._output(self.readers[fd], data)
+                got_output = True
+            else:
+                self.poller.unregister(fd)
+                os.close(fd)
+                del self.readers[fd]
+        return got_output
+
+    def _pump_ready(self):
+        """Log what is already in the pipes (bounded: others may still write)."""
+        for _ in range(2 * PIPE_SIZE // READ_SIZE + 2):
+            if not self._pump(0):
+                return
+
+    def _output(self, tag, data):
+        self.log.write(tag, data)
+        if tag == b"E":
+            self.stderr_bytes += len(data)
+            self.stderr_tail = (self.stderr_tail + data)[-STDERR_TAIL_BYTES:]
+        if self.live:
+            try:
+                _write_all(1 if tag == b"O" else 2, data)
+            except OSError:
+                self.live = False
+
+    def _drain(self):
+        """Close our write ends and log output until every pipe is at its end;
+        only a process that escaped the kill could hold one open, so wait
+        DRAIN_WAIT at most."""
+        for fd in self.write_ends:
+            os.close(fd)
+        self.write_ends = []
+        end = time.monotonic() + DRAIN_WAIT
+        while self.readers and time.monotonic() < end:
+            self._pump(end - time.monotonic())
+
+    # -- stopping the tree
+
+    def _reap(self):
+        """Reap exited children (commands and adopted orphans); return
+        whether any child remains, that is whether the job still lives."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return False
+            if pid == 0:
+                return True
+            if pid in self.command_pids:
+                self.statuses[pid] = status
+
+    def _tree(self):
+        try:
+            processes = list(_all_processes())
+        except OSError:
+            return []
+        return [info for info in descendants(processes, [os.getpid()])
+                if info.state not in ("Z", "X")]
+
+    def _signal_tree(self, signum):
+        """SIGNUM to every live descendant and to their process groups, each
+        verified just before it is signalled."""
+        tree = self._tree()
+        groups = {}
+        for info in tree:
+            groups.setdefault(info.pgrp, info)
+        for info in groups.values():
+            signal_verified(info, signum, group=True)
+        for info in tree:
+            signal_verified(info, signum)
+            if signum == self.signals.SIGTERM:
+                signal_verified(info, self.signals.SIGCONT)  # a stopped process must run to die
+
+    def _stop_tree(self):
+        """SIGTERM the whole tree (SIGKILL at once when kill_grace is 0), wait
+        up to kill_grace logging output, then SIGKILL whatever is left."""
+        if self.job.kill_grace > 0:
+            self._signal_tree(self.signals.SIGTERM)
+            end = time.monotonic() + self.job.kill_grace
+            while self._reap() and time.monotonic() < end:
+                self._pump(min(end - time.monotonic(), 0.1))
+        end = time.monotonic() + KILL_WAIT
+        while self._reap() and time.monotonic() < end:
+            self._signal_tree(self.signals.SIGKILL)
+            self._pump(0.05)
+
+
+def execute_job(config, job, slow_start=False, live=None):
+    """Run JOB under its lock; log, record and report the outcome. Return
+    the exit code: 0 success (or still running with allow_overtime), 1 failed
+    or killed, 124 timed out; raise LockHeldError when still running. LIVE
+    (default: whether stdout is a terminal) also shows the output. Must be the
+    only thing in this process that has child processes."""
+    lock = acquire_lock(config, job)
+    if lock is None:
+        return EXIT_OK
+    try:
+        return _execute_locked(config, job, lock, slow_start, live)
+    finally:
+        lock.close()
+
+
+def _execute_locked(config, job, lock, slow_start, live):
+    start = time.time()
+    lock.describe(os.getpid(), 0, start, job.kill_grace)
+    _ensure_standard_fds()
+    if live is None:
+        live = os.isatty(1)
+    commands = job.commands
+    if slow_start and job.slow_start_commands:
+        commands = job.slow_start_commands
+    log = open_run_log(config, job.name, start)
+    try:
+        _log_header(log, job, commands, start)
+        run = JobRun(job, lock, log, live, start)
+        try:
+            run.open()
+            outcome = run.run(commands)
+        finally:
+            run.close()
+        duration = time.monotonic() - run.started
+        _log_footer(log, outcome, duration)
+    finally:
+        log.close()
+    record_run(config, job, outcome, start, duration, log.path)
+    report_outcome(job, outcome, duration, log.path, run.stderr_tail, live)
+    return outcome.run_job_exit_code
+
+
+def _log_header(log, job, commands, start):
+    log.note("job", job.name)
+    for argv in commands:
+        log.note("command", quote_argv(argv))
+    log.note("user", _user_name())
+    log.note("pid", os.getpid())
+    log.note("start", _iso_time(start))
+
+
+def _log_footer(log, outcome, duration):
+    log.note("outcome", outcome.status)
+    log.note("reason", outcome.reason)
+    if outcome.exit_code is not None:
+        log.note("exit", outcome.exit_code)
+    if outcome.signal is not None:
+        log.note("signal", "%d %s" % (outcome.signal, _signal_name(outcome.signal)))
+    log.note("duration", "%.3f" % duration)
+
+
+def report_outcome(job, outcome, duration, log_path, stderr_tail, live):
+    """Quiet on success unless on a terminal (cron mails any output); on
+    failure one summary line and the tail of the job's stderr, on stderr."""
+    if outcome.status == "success":
+        if live:
+            _write_stderr("run-job: job %s succeeded after %.1fs; log %s\n"
+                          % (job.name, duration, log_path))
+        return
+    verb = {"failed": "failed", "timeout": "timed out", "killed": "was killed"}
+    text = "run-job: job %s %s (%s) after %.1fs; log %s\n" % (
+        job.name, verb[outcome.status], outcome.reason, duration, log_path)
+    if stderr_tail and not live:
+        lines = stderr_tail.splitlines(True)[-STDERR_TAIL_LINES:]
+        tail = b"".join(lines)
+        if not tail.endswith(b"\n"):
+            tail += b"\n"
+        text = text.encode("utf-8", "surrogateescape") + (
+            b"run-job: the end of its stderr:\n") + tail
+    _write_stderr(text)
+
+
+def _write_stderr(text):
+    if not isinstance(text, bytes):
+        text = text.encode("utf-8", "surrogateescape")
+    try:
+        sys.stderr.flush()
+        _write_all(2, text)
+    except (OSError, ValueError):
+        pass
+
 
 # ---- 8. state and history --------------------------------------------------------
+
+# STATE_DIRECTORY/NAME.state holds the last run's record, replaced atomically;
+# STATE_DIRECTORY/NAME.history gets one line per run, appended under the job's
+# lock; past HISTORY_MAX_BYTES it becomes NAME.history.1 (replacing the older
+# one), so a job keeps at most about twice that. Records are JSON objects,
+# written here without the json module to keep it off a plain run.
+
+HISTORY_MAX_BYTES = 1 << 20
+RECORD_KEYS = ("job", "status", "reason", "exit_code", "signal", "start",
+               "start_time", "duration", "log", "pid", "consecutive_failures")
+
+
+def state_path(config, name):
+    return os.path.join(config.state_directory, name + ".state")
+
+
+def history_path(config, name):
+    return os.path.join(config.state_directory, name + ".history")
+
+
+def _json_string(text):
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return '"%s"' % text
+    escaped = []
+    for character in text:
+        code = ord(character)
+        if character in '"\\' or code < 0x20 or 0xd800 <= code < 0xe000 \
+                or not character.isprintable():
+            escaped.append("\\u%04x" % code if code < 0x10000 else character)
+        else:
+            escaped.append(character)
+    return '"%s"' % "".join(escaped)
+
+
+def _json_value(value):
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(round(value, 3))
+    return _json_string(str(value))
+
+
+def json_line(record):
+    """RECORD (a flat dict of str, int, float, bool, None) as one JSON line."""
+    return "{%s}\n" % ", ".join("%s: %s" % (_json_string(key), _json_value(value))
+                                for key, value in record.items())
+
+
+def write_file_atomic(path, data, mode=0o644):
+    """Replace PATH with DATA (bytes): a temporary file in the same directory,
+    fsync, explicit MODE, rename. Readers see the old or the new file."""
+    directory, base = os.path.split(path)
+    temporary = os.path.join(directory, ".%s.%d.tmp" % (base, os.getpid()))
+    try:
+        os.unlink(temporary)  # left by a crashed process that had our pid
+    except FileNotFoundError:
+        pass
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                 | os.O_CLOEXEC, mode)
+    try:
+        os.fchmod(fd, mode)
+        _write_all(fd, data)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(temporary)
+        raise
+    os.close(fd)
+    os.rename(temporary, path)
+
+
+def append_history(path, line, max_bytes=HISTORY_MAX_BYTES):
+    """Append LINE (bytes) to the history file PATH, first moving a file that
+    would grow past MAX_BYTES to PATH.1. Callers hold the job's lock."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    fd = _open_regular_file(path, flags)
+    try:
+        if os.fstat(fd).st_size and os.fstat(fd).st_size + len(line) > max_bytes:
+            os.rename(path, path + ".1")
+            os.close(fd)
+            fd = _open_regular_file(path, flags)
+        _write_all(fd, line)
+    finally:
+        os.close(fd)
+
+
+def read_job_state(config, name):
+    """The last recorded outcome of job NAME as a dict (keys RECORD_KEYS), or
+    None when it never ran."""
+    import json
+    path = state_path(config, name)
+    try:
+        with open(path, "rb") as state_file:
+            text = state_file.read()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise ProcessControlError("%s: cannot read: %s" % (path, error.strerror))
+    try:
+        record = json.loads(text.decode("utf-8", "surrogateescape"))
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        raise ProcessControlError("%s: not a run record; remove it, the next run "
+                                  "writes a new one" % path)
+    return record
+
+
+def read_history(config, name):
+    """Every recorded run of job NAME, oldest first (rotated file included)."""
+    import json
+    records = []
+    path = history_path(config, name)
+    for each in (path + ".1", path):
+        try:
+            with open(each, "rb") as history_file:
+                lines = history_file.read().splitlines()
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            try:
+                records.append(json.loads(line.decode("utf-8", "surrogateescape")))
+            except ValueError:
+                pass  # a line cut by a full disk
+    return records
+
+
+def _consecutive_failures(config, name, status):
+    if status == "success":
+        return 0  # and no need to read the previous state on the plain path
+    try:
+        previous = read_job_state(config, name) or {}
+    except ProcessControlError:
+        previous = {}
+    count = previous.get("consecutive_failures")
+    return (count if isinstance(count, int) else 0) + 1
+
+
+def run_record(config, job, outcome, start, duration, log_path):
+    values = (job.name, outcome.status, outcome.reason, outcome.exit_code,
+              outcome.signal, _iso_time(start), round(start, 3), duration, log_path,
+              os.getpid(), _consecutive_failures(config, job.name, outcome.status))
+    return dict(zip(RECORD_KEYS, values))
+
+
+def record_run(config, job, outcome, start, duration, log_path):
+    """Record the run in state and history; a failure to do so is reported on
+    stderr but does not change the run's exit code."""
+    record = run_record(config, job, outcome, start, duration, log_path)
+    line = json_line(record).encode("utf-8", "surrogateescape")
+    try:
+        write_file_atomic(state_path(config, job.name), line)
+        append_history(history_path(config, job.name), line)
+    except (OSError, ProcessControlError) as error:
+        _write_stderr("run-job: job %s: cannot record the run in %s: %s\n" % (
+            job.name, config.state_directory, getattr(error, "strerror", None) or error))
 
 
 # ---- 9. reporting ----------------------------------------------------------------
 
+STATUS_INDENT = "    "
+
+
+def write_problems(problems, err):
+    for problem in problems:
+        err.write("run-job: %s\n" % problem)
+
+
+def list_jobs(config, only_running, out, err):
+    """--list-jobs: every job name, one per line, for shell completion."""
+    names, problems = scan_job_directory(config)
+    write_problems(problems, err)
+    for name in names:
+        if not only_running or running_info(config, name) is not None:
+            out.write(name + "\n")
+    return EXIT_OK
+
+
+def show_status(config, only_running, out, err, now=None):
+    """--status: each job in the original's format; an invalid job file shows
+    as invalid without hiding the others."""
+    names, problems = scan_job_directory(config)
+    write_problems(problems, err)
+    if names and now is None:
+        import datetime
+        now = datetime.datetime.now()
+    for name in names:
+        running = running_info(config, name)
+        if only_running and running is None:
+            continue
+        for line in job_status_lines(config, name, running, now):
+            out.write(line + "\n")
+    return EXIT_OK
+
+
+def job_status_lines(config, name, running, now):
+    try:
+        job = load_job(config, name)
+    except (ConfigError, RefusedError, UsageError) as error:
+        return ["%s ***Invalid configuration***" % name, STATUS_INDENT + str(error)]
+    head = "%s - %s" % (name, job.verbose_name)
+    if running is not None and running.get("pid") is not None:
+        head += "%s{pid: %d, status: running}" % (STATUS_INDENT, running["pid"])
+    elif running is not None:  # the run has not written its pid yet
+        head += "%s{status: running}" % STATUS_INDENT
+    lines = [head]
+    if job.description:
+        lines.extend(STATUS_INDENT + line.strip()
+                     for line in job.description.strip().splitlines())
+    if job.tags:
+        lines.append(STATUS_INDENT + "tags: " + ", ".join(job.tags))
+    if job.schedule is not None:
+        lines.append(STATUS_INDENT + schedule_summary(job, now))
+    try:
+        state = read_job_state(config, name)
+    except ProcessControlError as error:  # one unreadable record hides nothing else
+        lines.append(STATUS_INDENT + "last status: unknown: %s" % error)
+    else:
+        if state:
+            lines.append(STATUS_INDENT + "last status: " + outcome_summary(state))
+    return lines
+
+
+def schedule_summary(job, now):
+    summary = "schedule: %s" % job.schedule_expression
+    if job.disabled:
+        return summary + " (disabled)"
+    next_run = job.schedule.next_after(now)
+    if next_run is None:
+        return summary + ", no next run"
+    return summary + ", next run %s" % next_run.strftime("%Y-%m-%d %H:%M")
+
+
+def outcome_summary(state):
+    """One line from the runner's record of the last run, such as
+    `failed at 2026-11-27T02:30:00.000+0000 (exit code 3, 1.2 s)`."""
+    summary = str(state.get("status") or "unknown")
+    started = [state[key] for key in ("start", "start_time") if isinstance(state.get(key), str)]
+    if started:  # the local time as text, not the epoch seconds
+        summary += " at %s" % started[0]
+    details = []
+    if state.get("exit_code") is not None:
+        details.append("exit code %s" % state["exit_code"])
+    if state.get("signal") is not None:
+        details.append("signal %s" % state["signal"])
+    if isinstance(state.get("duration"), (int, float)):
+        details.append("%.1f s" % state["duration"])
+    return summary + (" (%s)" % ", ".join(details) if details else "")
+
+
+def check_configuration(config, out, err):
+    """--check: every problem in the global config and the job files, one
+    line each; warnings do not fail. Returns EXIT_OK or EXIT_CONFIG."""
+    problems, warnings, names = configuration_problems(config)
+    write_problems(problems, err)
+    for warning in warnings:
+        err.write("run-job: %s\n" % warning)
+    if out.isatty():
+        out.write("checked %d jobs: %d problems, %d warnings\n"
+                  % (len(names), len(problems), len(warnings)))
+    return EXIT_CONFIG if problems else EXIT_OK
+
+
+def configuration_problems(config):
+    """Return (problems, warnings, names) for --check."""
+    problems, warnings = [], []
+    if service_account(config) is None:
+        problems.append(config.error("the service user %r does not exist; create it "
+                                     "or set `user`" % config.user, "user"))
+    for key, mode in WRITTEN_DIRECTORIES:
+        path = getattr(config, key)
+        if not os.path.isdir(path) and not can_create_directory(path):
+            warnings.append(config.error(
+                "warning: the %s %s does not exist and run-job cannot create it as %s; "
+                "create it: sudo install -d -o %s -m %o %s"
+                % (key.replace("_", " "), path, current_user_name(), config.user, mode,
+                   path), key))
+    try:
+        job_directory_path(config)
+        names, name_problems = scan_job_directory(config)
+    except (ConfigError, RefusedError) as error:
+        return problems + [error], warnings, []
+    problems.extend(name_problems)
+    for name in names:
+        try:
+            job = load_job(config, name)
+        except (ConfigError, RefusedError, UsageError) as error:
+            problems.append(error)
+            continue
+        warnings.extend(schedule_warnings(job))
+    return problems, warnings, names
+
+
+def can_create_directory(path):
+    """Whether this process could create PATH (what a run would do)."""
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    return os.path.isdir(parent) and os.access(parent, os.W_OK | os.X_OK)
+
+
+def current_user_name():
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return "uid %d" % os.geteuid()
+
+
+def schedule_warnings(job):
+    if job.schedule is None:
+        return []
+    source, line, column = job.positions.get("schedule", (job.source, None, None))
+    return [ConfigError("warning: %s" % warning, source, line, column)
+            for warning in getattr(job.schedule, "warnings", ())]
+
 
 # ---- 10. the command line --------------------------------------------------------
 
+HELP = """\
+run-job: run a declared job as the service user, never twice at once, within
+its deadline, with every byte of its output logged.
+
+usage: run-job [--config FILE] [options] [NAME]
+
+  NAME, -j NAME, --job NAME     run job NAME (JOB_DIRECTORY/NAME.yaml)
+  -w, --slow-start              run the job's slow_start_command instead
+  -k NAME, --kill-job NAME      stop a running job and its whole process tree
+  -l, --list-jobs               print every job name, one per line
+  -s, --status                  print each job's status, schedule and last outcome
+  -r, --only-running            with -l or -s: only the running jobs
+  --check                       validate the global config and every job file
+  --config FILE                 the global config (default: $PROCESS_CONTROL_CONFIG,
+                                else /etc/process-control.yaml, else built-in defaults)
+  --version                     print the version
+  -h, --help                    print this help
+
+exit codes:
+  0    success, or a quiet policy skip
+  1    the job failed or was killed
+  64   usage error
+  75   the job is still running from a previous run (lock held)
+  77   refused: wrong user, unsafe permissions or path
+  78   configuration error
+  124  the job timed out
+"""
+
+# option -> (attribute it sets, value it sets); None as value: takes an argument.
+OPTIONS = {
+    "-h": ("action", "help"), "--help": ("action", "help"),
+    "--version": ("action", "version"),
+    "-l": ("action", "list"), "--list-jobs": ("action", "list"),
+    "-s": ("action", "status"), "--status": ("action", "status"),
+    "--check": ("action", "check"),
+    "-r": ("only_running", True), "--only-running": ("only_running", True),
+    "-w": ("slow_start", True), "--slow-start": ("slow_start", True),
+    "-j": ("run", None), "--job": ("run", None),
+    "-k": ("kill", None), "--kill-job": ("kill", None),
+    "--config": ("config_path", None),
+}
+
+# Modules imported before giving up root, by command: see preload_modules.
+# (ctypes: the runner's child subreaper; signal: signal names in the log.)
+MODULES_AFTER_SWITCH = {
+    "run": ("shlex", "difflib", "ctypes", "signal"),
+    "kill": ("signal",),
+    "list": (),
+    "status": ("shlex", "difflib", "datetime", "json"),
+    "check": ("shlex", "difflib"),
+}
+
+
+class Invocation(object):
+    """What the command line asks for."""
+
+    def __init__(self):
+        self.actions = []
+        self.job = None
+        self.slow_start = False
+        self.only_running = False
+        self.config_path = None
+
+
+def split_option(argv, index):
+    """Return (option, attached value or None, next index) for argv[index]."""
+    word = argv[index]
+    if word.startswith("--"):
+        option, equals, value = word.partition("=")
+        return option, (value if equals else None), index + 1
+    return word[:2], (word[2:] or None), index + 1
+
+
+def apply_option(invocation, option, value, argv, index):
+    """Record one option; return the index of the next word."""
+    if option not in OPTIONS:
+        raise UsageError("unknown option %s; see run-job --help" % option[:40])
+    attribute, setting = OPTIONS[option]
+    if setting is not None:
+        if value is not None and option.startswith("--"):
+            raise UsageError("%s takes no value; see run-job --help" % option)
+        if attribute == "action":
+            invocation.actions.append(setting)
+        else:
+            setattr(invocation, attribute, setting)
+        if value is not None:  # clustered short options such as -sr or -wj NAME
+            return apply_option(invocation, "-" + value[0], value[1:] or None, argv, index)
+        return index
+    if value is None:
+        if index >= len(argv):
+            raise UsageError("%s needs a value; see run-job --help" % option)
+        value, index = argv[index], index + 1
+    if attribute == "config_path":
+        invocation.config_path = value
+    else:
+        invocation.actions.append(attribute)
+        invocation.job = value
+    return index
+
+
+def parse_command_line(argv):
+    invocation = Invocation()
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if word == "--":  # the rest are job names, even if they start with -
+            for name in argv[index + 1:]:
+                invocation.actions.append("run")
+                invocation.job = name
+            break
+        if word.startswith("-") and word != "-":
+            option, value, index = split_option(argv, index)
+            index = apply_option(invocation, option, value, argv, index)
+        else:
+            invocation.actions.append("run")
+            invocation.job = word
+            index += 1
+    return check_invocation(invocation)
+
+
+def check_invocation(invocation):
+    actions = invocation.actions
+    for wins in ("help", "version"):
+        if wins in actions:
+            invocation.actions = [wins]
+            return invocation
+    if not actions:
+        raise UsageError("name a job to run, or an action such as --status; "
+                         "see run-job --help")
+    if len(actions) > 1:
+        raise UsageError("one job or action at a time; see run-job --help")
+    if invocation.slow_start and actions[0] != "run":
+        raise UsageError("--slow-start applies only to running a job; see run-job --help")
+    if invocation.only_running and actions[0] not in ("list", "status"):
+        raise UsageError("--only-running applies only to --list-jobs and --status; "
+                         "see run-job --help")
+    return invocation
+
+
+def run_command(config, invocation):
+    """Run or kill a job: as the service user, or as root becoming it."""
+    action, name = invocation.actions[0], invocation.job
+    require_service_user(config, "run-job %s%s" % ("--kill-job " if action == "kill" else "",
+                                                  name))
+    check_global_config_owner(config)
+    check_job_name(name)
+    if action == "kill":
+        become_service_user(config, MODULES_AFTER_SWITCH[action])
+        return kill_job(config, name)
+    ensure_directories(config)
+    become_service_user(config, MODULES_AFTER_SWITCH[action])
+    job = load_job(config, name)
+    if invocation.slow_start and job.slow_start_commands is None:
+        raise UsageError("job %s has no slow_start_command; run it without "
+                         "--slow-start" % name)
+    return execute_job(config, job, slow_start=invocation.slow_start)
+
+
+def report_command(config, invocation):
+    """The read-only commands: they never write, and work for anyone who can
+    read the files. As root they still read as the service user."""
+    action = invocation.actions[0]
+    if service_account(config) is not None:
+        become_service_user(config, MODULES_AFTER_SWITCH[action])
+    if action == "list":
+        return list_jobs(config, invocation.only_running, sys.stdout, sys.stderr)
+    if action == "status":
+        return show_status(config, invocation.only_running, sys.stdout, sys.stderr)
+    return check_configuration(config, sys.stdout, sys.stderr)
+
+
+def dispatch(invocation, environ):
+    action = invocation.actions[0]
+    if action == "help":
+        sys.stdout.write(HELP)
+        return EXIT_OK
+    if action == "version":
+        sys.stdout.write("run-job %s\n" % VERSION)
+        return EXIT_OK
+    if action in ("run", "kill"):
+        return run_command(read_global_config(invocation.config_path, environ),
+                           invocation)
+    return report_command(load_global_config(invocation.config_path, environ), invocation)
+
+
 def main(argv=None):
+    """The command line: the only place that prints usage or maps errors to
+    exit codes."""
     if argv is None:
         argv = sys.argv[1:]
-    return EXIT_OK
+    invocation = None
+    try:
+        invocation = parse_command_line(argv)
+        return dispatch(invocation, os.environ)
+    except ProcessControlError as error:
+        sys.stderr.write("run-job: %s\n" % error)
+        if invocation is not None and invocation.actions == ["check"]:
+            return EXIT_CONFIG  # --check exits 0 or 78 whatever it found
+        return error.exit_code
+    except BrokenPipeError:  # e.g. run-job --list-jobs | head -1
+        # Point stdout at /dev/null so that the interpreter's final flush is quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    except OSError as error:  # the system refused something unforeseen: still one line
+        sys.stderr.write("run-job: %s\n" % error)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

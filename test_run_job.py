@@ -27,6 +27,589 @@ class ErrorTests(unittest.TestCase):
         self.assertEqual(str(run_job.ConfigError("bad").at("f", 2, 5)), "f:2:5: bad")
 
 
+
+# ---- the lock, running, log, state (sections 6, 7, 8) -----------------------------
+
+import contextlib  # noqa: E402
+import fcntl  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import random  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+# Runs execute_job or kill_job in a process of its own, as run-job would:
+# argv[1] is a JSON spec {"config", "job", "action", "live", "slow_start", "rss"},
+# and "ready", "go" to start many at once: each makes file READY+PID, then waits for GO.
+DRIVER = r"""
+import json, os, sys, time
+sys.path.insert(0, %r)
+import run_job
+spec = json.load(open(sys.argv[1]))
+if spec.get("ready"):
+    open(spec["ready"] + str(os.getpid()), "w").close()
+while spec.get("go") and not os.path.exists(spec["go"]):
+    time.sleep(0.002)
+config = run_job.GlobalConfig(**spec["config"])
+try:
+    if spec.get("action") == "kill":
+        code = run_job.kill_job(config, spec["job"]["name"])
+    else:
+        code = run_job.execute_job(config, run_job.Job(**spec["job"]),
+                                   slow_start=spec.get("slow_start", False),
+                                   live=spec.get("live"))
+except run_job.ProcessControlError as error:
+    sys.stderr.write("run-job: %%s\n" %% error)
+    code = error.exit_code
+if spec.get("rss"):
+    import resource
+    with open(spec["rss"], "w") as rss:
+        rss.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+sys.exit(code)
+""" % HERE
+
+STAMP_LENGTH = len("2026-11-27 11:40:00.123 ")
+
+
+def parse_log(log):
+    """The records of a run log as (stamp, stream tag, mark, payload) tuples;
+    checks each record's shape on the way."""
+    records = []
+    assert log.endswith(b"\n"), "a log ends with a whole record"
+    for record in log[:-1].split(b"\n"):
+        stamp, rest = record[:STAMP_LENGTH], record[STAMP_LENGTH:]
+        time.strptime(stamp.decode("ascii"), "%Y-%m-%d %H:%M:%S.%f ")
+        tag, mark, space, payload = rest[:1], rest[1:2], rest[2:3], rest[3:]
+        assert tag in (b"O", b"E", b"#") and mark in (b"|", b"+") and space == b" ", record
+        records.append((stamp, tag, mark, payload))
+    return records
+
+
+def rebuild_streams(log):
+    """The original bytes of stdout (b"O") and stderr (b"E") from a run log:
+    a "|" record is a line whose newline the record's own ends, a "+" record
+    a piece that did not end in a newline; "#" records are run-job's."""
+    streams = {b"O": b"", b"E": b""}
+    for _, tag, mark, payload in parse_log(log):
+        if tag != b"#":
+            streams[tag] += payload + (b"\n" if mark == b"|" else b"")
+    return streams
+
+
+def notes(log):
+    """run-job's own records as (key, value) text pairs."""
+    pairs = []
+    for _, tag, _, payload in parse_log(log):
+        if tag == b"#":
+            key, _, value = payload.decode("utf-8", "replace").partition(" ")
+            pairs.append((key, value))
+    return pairs
+
+
+def alive(pid):
+    """Whether PID is a live process (a zombie is not)."""
+    try:
+        with open("/proc/%d/stat" % pid) as stat_file:
+            return stat_file.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def wait_for(predicate, timeout=10.0):
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError("gave up waiting for %s" % predicate)
+        time.sleep(0.005)
+
+
+class RunnerTestCase(unittest.TestCase):
+    """Temporary run, output and state directories; jobs run by a driver process."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="run-job-test-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.config_fields = {}
+        for key in ("output_directory", "run_directory", "state_directory"):
+            path = os.path.join(self.tmp, key.split("_")[0])
+            os.mkdir(path)
+            self.config_fields[key] = path
+        self.config = run_job.GlobalConfig(**self.config_fields)
+        self.driver = self.path("driver.py")
+        with open(self.driver, "w") as driver:
+            driver.write(DRIVER)
+        self.launched = []
+        self.addCleanup(self._stop_launched)
+
+    def _stop_launched(self):
+        # SIGTERM: run-job stops its job's tree; then whatever still holds a
+        # lock (orphans of a run-job killed with -9, or of a broken run-job).
+        for process in self.launched:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.launched:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            for stream in (process.stdout, process.stderr):
+                if stream:
+                    stream.close()
+        leaked = self._processes_started_here()
+        run_directory = self.config.run_directory
+        for entry in os.listdir(run_directory):
+            run_job.stop_lock_holders(os.path.join(run_directory, entry), 0)
+        for info in self._processes_started_here():
+            run_job.signal_verified(info, signal.SIGKILL)
+        self.assertEqual(leaked, [], "processes left running")
+
+    def _processes_started_here(self):
+        """Live processes whose command line names this test's directory."""
+        found = []
+        for info in run_job._all_processes():
+            try:
+                with open("/proc/%d/cmdline" % info.pid, "rb") as cmdline:
+                    if self.tmp.encode() in cmdline.read() and alive(info.pid):
+                        found.append(info)
+            except OSError:
+                pass
+        return found
+
+    def path(self, *names):
+        return os.path.join(self.tmp, *names)
+
+    def job(self, commands, name="demo", **fields):
+        fields.setdefault("kill_grace", 0.3)
+        fields.setdefault("timeout", 20)
+        fields.update(name=name, commands=commands)
+        return fields
+
+    def launch(self, job, action="execute", stdout=subprocess.PIPE, **spec):
+        spec.update(config=self.config_fields, job=job, action=action)
+        spec_path = self.path("spec-%d.json" % len(self.launched))
+        with open(spec_path, "w") as spec_file:
+            json.dump(spec, spec_file)
+        process = subprocess.Popen([sys.executable, self.driver, spec_path], stdout=stdout,
+                                   stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        self.launched.append(process)
+        return process
+
+    def run_job(self, job, **spec):
+        """(exit code, stdout, stderr) of one run-job run."""
+        process = self.launch(job, **spec)
+        stdout, stderr = process.communicate(timeout=30)
+        return process.returncode, stdout, stderr
+
+    def logs(self, name="demo"):
+        """The job's logs, oldest first: NAME-DATE-TIME.log, then -1, -2..."""
+        directory = self.path("output", name)
+
+        def order(entry):
+            stem = entry[len(name) + 1:-len(".log")].split("-")
+            return stem[:2], int(stem[2]) if len(stem) > 2 else 0
+        return [os.path.join(directory, entry) for entry in sorted(os.listdir(directory), key=order)]
+
+    def last_log(self, name="demo"):
+        with open(self.logs(name)[-1], "rb") as log:
+            return log.read()
+
+    def read_pids(self, name):
+        wait_for(lambda: os.path.exists(self.path(name + ".done")))
+        with open(self.path(name)) as pids:
+            return [int(word) for word in pids.read().split()]
+
+    def lock_is_free(self, name="demo"):
+        fd = os.open(run_job.lock_path(self.config, name), os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+
+
+# A job tree that ignores SIGTERM everywhere: the command, a background
+# grandchild, and a daemon that escaped with setsid from a parent that exited
+# (an orphan: only a subreaper still sees it). Writes their pids to PIDS,
+# then creates PIDS.done.
+STUBBORN_TREE = """
+trap '' TERM
+sleep 30 & echo $! >> {pids}
+( setsid sh -c 'trap "" TERM; echo $$ >> {pids}; exec sleep 30' & )
+sh -c 'trap "" TERM; while :; do sleep 1; done' & echo $! >> {pids}
+echo $$ >> {pids}
+while [ $(wc -l < {pids}) -lt 4 ]; do sleep 0.01; done
+touch {pids}.done
+while :; do sleep 1; done
+"""
+
+
+class LockTests(RunnerTestCase):
+    def test_fifty_simultaneous_launches_run_the_command_once(self):
+        go = self.path("go")
+        job = self.job([["sh", "-c", "echo ran >> %s; sleep 1" % self.path("ran")]])
+        os.mkdir(self.path("ready"))
+        launches = [self.launch(job, go=go, ready=self.path("ready", "")) for _ in range(50)]
+        wait_for(lambda: len(os.listdir(self.path("ready"))) == 50, 30)
+        with open(go, "w"):
+            pass
+        codes = sorted(process.wait(timeout=30) for process in launches)
+        self.assertEqual(codes, [0] + [75] * 49)
+        with open(self.path("ran")) as ran:
+            self.assertEqual(ran.read(), "ran\n")
+
+    def test_a_run_finding_the_lock_held_exits_75_with_one_line_naming_the_holder(self):
+        first = self.launch(self.job([["sh", "-c", "touch %s; sleep 30" % self.path("up")]]))
+        wait_for(lambda: os.path.exists(self.path("up")))
+        code, stdout, stderr = self.run_job(self.job([["true"]]))
+        self.assertEqual((code, stdout), (75, b""))
+        self.assertEqual(stderr.count(b"\n"), 1, stderr)
+        self.assertIn(b"job demo is still running (pid %d, started " % first.pid, stderr)
+        self.assertEqual(len(self.logs()), 1)
+
+    def test_allow_overtime_exits_0_quietly(self):
+        self.launch(self.job([["sh", "-c", "touch %s; sleep 30" % self.path("up")]]))
+        wait_for(lambda: os.path.exists(self.path("up")))
+        self.assertEqual(self.run_job(self.job([["true"]], allow_overtime=True)), (0, b"", b""))
+
+    def test_running_info_while_running_and_after(self):
+        self.assertIsNone(run_job.running_info(self.config, "demo"))
+        pid_file = self.path("pid")
+        first = self.launch(self.job([["sh", "-c", "echo $$ > %s; exec sleep 30" % pid_file]]))
+        wait_for(lambda: os.path.getsize(pid_file) if os.path.exists(pid_file) else 0)
+        with open(pid_file) as pid:
+            job_pid = int(pid.read())
+        info = run_job.running_info(self.config, "demo")
+        self.assertEqual((info["pid"], info["pgid"]), (first.pid, job_pid))
+        self.assertLess(abs(info["start"] - time.time()), 10)
+        self.assertFalse(self.lock_is_free())  # running_info took nothing
+        first.send_signal(signal.SIGTERM)
+        self.assertEqual(first.wait(timeout=10), 1)
+        self.assertIsNone(run_job.running_info(self.config, "demo"))
+
+    def test_kill_9_of_run_job_never_lets_a_run_overlap_and_kill_job_stops_the_orphans(self):
+        pids = self.path("pids")
+        orphaned = self.launch(self.job([["sh", "-c", STUBBORN_TREE.format(pids=pids)]]))
+        job_pids = self.read_pids("pids")
+        orphaned.kill()
+        orphaned.wait()
+        time.sleep(0.05)
+        self.assertTrue(all(alive(pid) for pid in job_pids))
+        self.assertEqual(self.run_job(self.job([["true"]]))[0], 75)
+        self.assertIsNotNone(run_job.running_info(self.config, "demo"))
+        started = time.monotonic()
+        self.assertEqual(run_job.kill_job(self.config, "demo"), 0)
+        self.assertLess(time.monotonic() - started, 0.3 + 1.0)
+        wait_for(lambda: not any(alive(pid) for pid in job_pids), 2)
+        self.assertIsNone(run_job.running_info(self.config, "demo"))
+        self.assertEqual(self.run_job(self.job([["true"]])), (0, b"", b""))
+
+    def test_kill_job_stops_a_live_run_which_records_it_as_killed(self):
+        pids = self.path("pids")
+        run = self.launch(self.job([["sh", "-c", STUBBORN_TREE.format(pids=pids)]]))
+        job_pids = self.read_pids("pids")
+        kill = self.launch({"name": "demo"}, action="kill")
+        self.assertEqual(kill.wait(timeout=10), 0)
+        self.assertEqual(run.wait(timeout=10), 1)
+        self.assertFalse(any(alive(pid) for pid in job_pids))
+        state = run_job.read_job_state(self.config, "demo")
+        self.assertEqual((state["status"], state["signal"]), ("killed", 9))
+        self.assertIn(b"was killed (stopped by SIGTERM sent to run-job)", run.stderr.read())
+
+    def test_kill_job_with_nothing_running_says_so_and_returns_1(self):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            self.assertEqual(run_job.kill_job(self.config, "demo"), 1)
+        self.assertEqual(out.getvalue(), "run-job: job demo is not running\n")
+
+    def test_a_symlink_as_lock_file_is_refused(self):
+        os.symlink(self.path("elsewhere"), run_job.lock_path(self.config, "demo"))
+        with self.assertRaises(run_job.RefusedError):
+            run_job.acquire_lock(self.config, run_job.Job("demo", commands=[["true"]]))
+        self.assertFalse(os.path.exists(self.path("elsewhere")))
+
+
+class RunningTests(RunnerTestCase):
+    def test_timeout_stops_a_term_ignoring_job_its_grandchildren_and_a_setsid_daemon(self):
+        pids = self.path("pids")
+        started = time.monotonic()
+        code, stdout, stderr = self.run_job(self.job(
+            [["sh", "-c", STUBBORN_TREE.format(pids=pids)]], timeout=0.5))
+        elapsed = time.monotonic() - started
+        self.assertEqual(code, 124)
+        job_pids = self.read_pids("pids")
+        self.assertEqual(len(job_pids), 4)
+        self.assertFalse([pid for pid in job_pids if alive(pid)])
+        state = run_job.read_job_state(self.config, "demo")
+        self.assertEqual((state["status"], state["signal"]), ("timeout", 9))
+        self.assertLess(state["duration"], 0.5 + 0.3 + 0.5)
+        self.assertLess(elapsed, 0.5 + 0.3 + 0.5 + 0.5)  # plus the driver's start-up
+        self.assertIn(b"job demo timed out (timeout 0.5s reached)", stderr)
+        self.assertTrue(self.lock_is_free())
+
+    def test_kill_grace_0_kills_at_once(self):
+        code, _, _ = self.run_job(self.job([["sh", "-c", "trap '' TERM; sleep 30"]],
+                                           timeout=0.2, kill_grace=0))
+        self.assertEqual(code, 124)
+        self.assertLess(run_job.read_job_state(self.config, "demo")["duration"], 0.2 + 0.4)
+
+    def test_a_command_leaving_a_background_process_ends_and_releases_the_lock(self):
+        pid_file = self.path("pid")
+        code, stdout, stderr = self.run_job(self.job(
+            [["sh", "-c", "sleep 30 & echo $! > %s; echo done" % pid_file]]))
+        self.assertEqual((code, stdout, stderr), (0, b"", b""))
+        with open(pid_file) as pid:
+            self.assertFalse(alive(int(pid.read())))
+        self.assertTrue(self.lock_is_free())
+        self.assertIsNone(run_job.running_info(self.config, "demo"))
+        self.assertIn(("leftovers", "1 processes left behind; stopping them"),
+                      notes(self.last_log()))
+        self.assertLess(run_job.read_job_state(self.config, "demo")["duration"], 0.5)
+
+    def test_a_leftover_ignoring_term_and_holding_stdout_is_killed_after_the_grace(self):
+        code, _, _ = self.run_job(self.job([["sh", "-c", (
+            "sh -c 'trap \"\" TERM; while :; do echo tick; sleep 0.05; done' & sleep 0.1")]]))
+        self.assertEqual(code, 0)
+        duration = run_job.read_job_state(self.config, "demo")["duration"]
+        self.assertTrue(0.1 + 0.3 <= duration < 0.1 + 0.3 + 0.5, duration)
+        self.assertIn(b"tick\n", rebuild_streams(self.last_log())[b"O"])
+
+    def test_term_int_and_hup_to_run_job_stop_the_job_recorded_as_killed(self):
+        runs = {}
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            name = "job%d" % signum
+            pids = self.path(name)
+            runs[signum] = (name, self.launch(self.job(
+                [["sh", "-c", STUBBORN_TREE.format(pids=pids)]], name=name)))
+        for signum, (name, run) in runs.items():
+            job_pids = self.read_pids(name)
+            run.send_signal(signum)
+            self.assertEqual(run.wait(timeout=10), 1)
+            self.assertFalse([pid for pid in job_pids if alive(pid)])
+            state = run_job.read_job_state(self.config, name)
+            self.assertEqual(state["status"], "killed")
+            self.assertEqual(state["reason"], "stopped by %s sent to run-job"
+                             % signal.Signals(signum).name)
+            self.assertIn(("outcome", "killed"), notes(self.last_log(name)))
+
+    def test_commands_run_in_sequence_and_stop_at_the_first_failure(self):
+        code, _, stderr = self.run_job(self.job(
+            [["echo", "one"], ["sh", "-c", "exit 3"], ["echo", "three"]]))
+        self.assertEqual(code, 1)
+        self.assertIn(b"job demo failed (exit status 3)", stderr)
+        self.assertEqual(rebuild_streams(self.last_log())[b"O"], b"one\n")
+        state = run_job.read_job_state(self.config, "demo")
+        self.assertEqual((state["status"], state["exit_code"], state["signal"]),
+                         ("failed", 3, None))
+
+    def test_timeout_covers_all_commands_together(self):
+        code, _, _ = self.run_job(self.job([["sleep", "0.3"], ["sleep", "0.3"]], timeout=0.45))
+        self.assertEqual(code, 124)
+
+    def test_timeout_0_means_none(self):
+        self.assertEqual(self.run_job(self.job([["sleep", "0.1"]], timeout=0))[0], 0)
+
+    def test_environment_is_added_to_the_inherited_one(self):
+        os.environ["RUN_JOB_TEST_INHERITED"] = "yes"
+        self.addCleanup(os.environ.pop, "RUN_JOB_TEST_INHERITED")
+        code, _, _ = self.run_job(self.job(
+            [["sh", "-c", "echo $RUN_JOB_TEST_INHERITED $GREETING"]],
+            environment={"GREETING": "hello world"}))
+        self.assertEqual(code, 0)
+        self.assertEqual(rebuild_streams(self.last_log())[b"O"], b"yes hello world\n")
+
+    def test_success_exit_codes(self):
+        self.assertEqual(self.run_job(self.job([["sh", "-c", "exit 3"]],
+                                               success_exit_codes=[0, 3]))[0], 0)
+        self.assertEqual(self.run_job(self.job([["true"]], success_exit_codes=[3]))[0], 1)
+
+    def test_fail_on_stderr(self):
+        command = [["sh", "-c", "echo oops >&2"]]
+        self.assertEqual(self.run_job(self.job(command))[0], 0)
+        code, _, stderr = self.run_job(self.job(command + [["touch", self.path("second")]],
+                                                fail_on_stderr=True))
+        self.assertEqual(code, 1)
+        self.assertIn(b"(wrote to stderr (fail_on_stderr))", stderr)
+        self.assertFalse(os.path.exists(self.path("second")))
+
+    def test_a_command_that_cannot_start_fails(self):
+        code, _, stderr = self.run_job(self.job([[self.path("missing")]]))
+        self.assertEqual(code, 1)
+        self.assertIn(b"(cannot start %s: No such file or directory)"
+                      % self.path("missing").encode(), stderr)
+        self.assertEqual(run_job.read_job_state(self.config, "demo")["status"], "failed")
+
+    def test_death_by_signal_fails(self):
+        code, _, stderr = self.run_job(self.job([["sh", "-c", "kill -SEGV $$"]]))
+        self.assertEqual(code, 1)
+        self.assertIn(b"(killed by SIGSEGV)", stderr)
+        self.assertEqual(run_job.read_job_state(self.config, "demo")["signal"], 11)
+
+    def test_the_job_has_its_own_group_dev_null_stdin_and_the_lock_descriptor(self):
+        script = ('echo "$$ $(ps -o pgid= $$)"; cat; '
+                  'ls -l /proc/$$/fd | grep -c demo.lock')
+        code, _, _ = self.run_job(self.job([["sh", "-c", script]]))
+        self.assertEqual(code, 0)
+        lines = rebuild_streams(self.last_log())[b"O"].split(b"\n")
+        pid, pgid = lines[0].split()
+        self.assertEqual(pid, pgid)
+        self.assertEqual(lines[1:], [b"1", b""])
+
+    def test_slow_start_runs_the_slow_start_commands(self):
+        job = self.job([["echo", "normal"]], slow_start_commands=[["echo", "slow"]])
+        self.assertEqual(self.run_job(job, slow_start=True)[0], 0)
+        self.assertEqual(rebuild_streams(self.last_log())[b"O"], b"slow\n")
+
+    def test_quiet_on_success_and_a_summary_with_the_stderr_tail_on_failure(self):
+        self.assertEqual(self.run_job(self.job([["sh", "-c", "echo out; echo err >&2"]])),
+                         (0, b"", b""))
+        code, stdout, stderr = self.run_job(self.job([["sh", "-c", (
+            "for i in $(seq 100); do echo line$i >&2; done; echo out; exit 2")]]))
+        self.assertEqual((code, stdout), (1, b""))
+        lines = stderr.decode().splitlines()
+        self.assertRegex(lines[0], r"^run-job: job demo failed \(exit status 2\) after "
+                                   r"[0-9.]+s; log %s$" % self.logs()[-1])
+        self.assertEqual(lines[2:], ["line%d" % i for i in range(81, 101)])
+
+    def test_output_is_shown_live_on_a_terminal(self):
+        import pty
+        master, slave = pty.openpty()
+        run = self.launch(self.job([["sh", "-c", "echo live; sleep 0.2; echo after"]]),
+                          stdout=slave)
+        os.close(slave)
+        seen = b""
+        while b"live" not in seen:
+            seen += os.read(master, 1024)
+        self.assertIsNone(run.poll())  # shown while the job still runs
+        self.assertEqual(run.wait(timeout=10), 0)
+        os.close(master)
+        self.assertIn(b"job demo succeeded after", run.stderr.read())
+
+
+class LogTests(RunnerTestCase):
+    def test_invalid_utf8_long_lines_and_a_final_partial_line_rebuild_byte_for_byte(self):
+        generator = random.Random(6)
+        expected = {}
+        for tag, name in ((b"O", "stdout"), (b"E", "stderr")):
+            pieces = [bytes(generator.getrandbits(8) for _ in range(generator.randrange(300)))
+                      for _ in range(400)]
+            pieces += [b"x" * 300000, b"\xff\xfe\xc3(\n" * 3, b"\n\n", b"no newline at the end"]
+            expected[tag] = b"\n".join(pieces)
+            with open(self.path(name), "wb") as data:
+                data.write(expected[tag])
+        script = "cat {0} & cat {1} >&2; wait".format(self.path("stdout"), self.path("stderr"))
+        self.assertEqual(self.run_job(self.job([["sh", "-c", script]]))[0], 0)
+        log = self.last_log()
+        self.assertEqual(rebuild_streams(log), expected)
+        self.assertIn(b"E| \xff\xfe\xc3(\n", log)
+
+    def test_records_are_in_the_order_read(self):
+        script = "echo a; sleep 0.05; echo b >&2; sleep 0.05; printf c"
+        self.run_job(self.job([["sh", "-c", script]]))
+        output = [(tag, mark, payload) for _, tag, mark, payload in parse_log(self.last_log())
+                  if tag != b"#"]
+        self.assertEqual(output, [(b"O", b"|", b"a"), (b"E", b"|", b"b"), (b"O", b"+", b"c")])
+
+    def test_header_and_footer(self):
+        self.run_job(self.job([["echo", "it's"], ["sh", "-c", "exit 4"]]))
+        pairs = notes(self.last_log())
+        keys = [key for key, _ in pairs]
+        self.assertEqual(keys[:6], ["job", "command", "command", "user", "pid", "start"])
+        self.assertEqual(pairs[0], ("job", "demo"))
+        self.assertEqual(pairs[1:3], [("command", "echo 'it'\\''s'"),
+                                      ("command", "sh -c 'exit 4'")])
+        self.assertEqual(pairs[4], ("pid", str(self.launched[-1].pid)))
+        self.assertEqual(keys[-4:], ["outcome", "reason", "exit", "duration"])
+        self.assertEqual(pairs[-4:-1], [("outcome", "failed"), ("reason", "exit status 4"),
+                                        ("exit", "4")])
+        self.assertRegex(pairs[-1][1], r"^[0-9]+\.[0-9]{3}$")
+
+    def test_log_names_are_unique_within_a_second(self):
+        start = time.mktime((2026, 3, 4, 5, 6, 7, 0, 0, -1))
+        paths = []
+        for _ in range(3):
+            log = run_job.open_run_log(self.config, "demo", start)
+            log.close()
+            paths.append(os.path.basename(log.path))
+        self.assertEqual(paths, ["demo-20260304-050607.log", "demo-20260304-050607-1.log",
+                                 "demo-20260304-050607-2.log"])
+        self.assertEqual(os.stat(self.path("output", "demo")).st_mode & 0o777, 0o755)
+        self.assertEqual(os.stat(self.path("output", "demo", paths[0])).st_mode & 0o777, 0o644)
+
+    def test_memory_stays_bounded_for_a_32_mb_line(self):
+        rss = self.path("rss")
+        code, _, _ = self.run_job(self.job(
+            [["sh", "-c", "head -c 33554432 /dev/zero | tr '\\0' x"]]), rss=rss)
+        self.assertEqual(code, 0)
+        records = [record for record in parse_log(self.last_log()) if record[1] == b"O"]
+        self.assertTrue(all(mark == b"+" for _, _, mark, _ in records))
+        self.assertLessEqual(max(len(payload) for _, _, _, payload in records),
+                             run_job.READ_SIZE)
+        self.assertEqual(sum(len(payload) for _, _, _, payload in records), 1 << 25)
+        with open(rss) as kilobytes:
+            self.assertLess(int(kilobytes.read()), 32 * 1024)
+
+
+class StateTests(RunnerTestCase):
+    def test_state_and_history_record_each_run(self):
+        self.assertIsNone(run_job.read_job_state(self.config, "demo"))
+        self.run_job(self.job([["true"]]))
+        self.run_job(self.job([["false"]]))
+        self.run_job(self.job([["false"]]))
+        state = run_job.read_job_state(self.config, "demo")
+        self.assertEqual(sorted(state), sorted(run_job.RECORD_KEYS))
+        self.assertEqual((state["status"], state["exit_code"], state["consecutive_failures"]),
+                         ("failed", 1, 2))
+        self.assertEqual(state["log"], self.logs()[-1])
+        history = run_job.read_history(self.config, "demo")
+        self.assertEqual([record["status"] for record in history],
+                         ["success", "failed", "failed"])
+        self.assertEqual(history[-1], state)
+        for name in ("demo.state", "demo.history"):
+            self.assertEqual(os.stat(self.path("state", name)).st_mode & 0o777, 0o644)
+        self.assertEqual(sorted(os.listdir(self.path("state"))), ["demo.history", "demo.state"])
+
+    def test_history_rotates_past_its_bound(self):
+        path = self.path("state", "demo.history")
+        for number in range(10):
+            run_job.append_history(path, b'{"n": %d}\n' % number, max_bytes=30)
+        with open(path, "rb") as current, open(path + ".1", "rb") as older:
+            self.assertEqual((older.read(), current.read()),
+                             (b'{"n": 6}\n{"n": 7}\n{"n": 8}\n', b'{"n": 9}\n'))
+
+    def test_write_file_atomic_replaces_with_mode_0644_and_leaves_no_temporary(self):
+        path = self.path("state", "file")
+        old_umask = os.umask(0o077)
+        try:
+            run_job.write_file_atomic(path, b"one")
+            run_job.write_file_atomic(path, b"two")
+        finally:
+            os.umask(old_umask)
+        with open(path, "rb") as written:
+            self.assertEqual(written.read(), b"two")
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o644)
+        self.assertEqual(os.listdir(self.path("state")), ["file"])
+
+    def test_json_line_reads_back_with_the_json_module(self):
+        generator = random.Random(8)
+        alphabet = ['"', "\\", "\n", "\x00", "\x1f", "\x7f", "é", "\u2028", "\udcff",
+                    "\U0001f600", "a", " ", "/"]
+        for _ in range(2000):
+            text = "".join(generator.choice(alphabet) for _ in range(generator.randrange(8)))
+            record = {"text": text, "number": generator.randrange(-5, 10 ** 12),
+                      "float": generator.random() * 1000, "none": None, "flag": True}
+            decoded = json.loads(run_job.json_line(record))
+            self.assertEqual(decoded["text"], text)
+            self.assertEqual(decoded["number"], record["number"])
+            self.assertAlmostEqual(decoded["float"], record["float"], places=3)
+            self.assertEqual((decoded["none"], decoded["flag"]), (None, True))
+
+
 def run_all():
     """Discover every test_*.py beside this file and print one summary line."""
     suite = unittest.defaultTestLoader.discover(HERE, pattern="test_*.py", top_level_dir=HERE)

@@ -1,0 +1,741 @@
+"""Tests for run-job's configuration, privileges, reporting and command line.
+
+Real files in temporary directories; the command line runs as real
+processes ([python, run_job.py, ...]). They pass as root and as an ordinary
+user; the tests that switch users run only as root.
+"""
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import run_job  # noqa: E402
+
+RUN_JOB = os.path.join(HERE, "run_job.py")
+IS_ROOT = os.geteuid() == 0
+CURRENT_USER = pwd.getpwuid(os.geteuid()).pw_name
+# Debian's interpreter: other users cannot read the pyenv build under /root.
+SYSTEM_PYTHON = "/usr/bin/python3"
+UNPRIVILEGED = "nobody"
+
+
+def root_only(test):
+    return unittest.skipUnless(IS_ROOT, "needs root")(test)
+
+
+def write_file(path, text, mode=0o644):
+    with open(path, "w") as stream:
+        stream.write(text)
+    os.chmod(path, mode)
+
+
+def as_nobody(sandbox):
+    """Popen options that run the command line as nobody (as root only)."""
+    account = pwd.getpwnam(UNPRIVILEGED)
+
+    def become_nobody():
+        os.setgroups([])
+        os.setgid(account.pw_gid)
+        os.setuid(account.pw_uid)
+    return dict(python=SYSTEM_PYTHON, script=sandbox.copy_script(), preexec_fn=become_nobody)
+
+
+class Sandbox(object):
+    """A temporary job directory and global config with safe modes."""
+
+    def __init__(self, user=CURRENT_USER):
+        self.root = tempfile.mkdtemp(prefix="run-job-config-")
+        os.chmod(self.root, 0o755)
+        self.jobs = os.path.join(self.root, "jobs")
+        os.mkdir(self.jobs)
+        os.chmod(self.jobs, 0o755)
+        self.config = os.path.join(self.root, "process-control.yaml")
+        self.write_config(user=user)
+
+    def make_directories(self):
+        for name in ("log", "run", "state"):
+            os.mkdir(self.path(name))
+
+    def copy_script(self):
+        """run_job.py where any user can read it, for processes run as nobody."""
+        script = self.path("run_job.py")
+        shutil.copy(RUN_JOB, script)
+        os.chmod(script, 0o644)
+        return script
+
+    def path(self, *parts):
+        return os.path.join(self.root, *parts)
+
+    def write_config(self, user=CURRENT_USER, extra="", mode=0o644):
+        write_file(self.config,
+                   "user: %s\n"
+                   "job_directory: jobs\n"
+                   "output_directory: log\n"
+                   "run_directory: run\n"
+                   "state_directory: state\n%s" % (user, extra), mode)
+
+    def write_config_text(self, text, mode=0o644):
+        write_file(self.config, text, mode)
+
+    def write_job(self, name, text, mode=0o644):
+        path = os.path.join(self.jobs, name + ".yaml")
+        write_file(path, text, mode)
+        return path
+
+    def load(self):
+        return run_job.load_global_config(self.config, {})
+
+    def run(self, *args, **options):
+        """Run run_job.py with --config; return (exit code, stdout, stderr)."""
+        python = options.pop("python", sys.executable)
+        script = options.pop("script", RUN_JOB)
+        environ = dict(os.environ)
+        environ.pop("PROCESS_CONTROL_CONFIG", None)
+        environ.update(options.pop("environ", {}))
+        argv = [python, script]
+        if options.pop("with_config", True):
+            argv += ["--config", self.config]
+        process = subprocess.Popen(argv + list(args), stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   env=environ, cwd=self.root, **options)
+        out, err = process.communicate(timeout=30)
+        return process.returncode, out.decode(), err.decode()
+
+    def remove(self):
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class SandboxTest(unittest.TestCase):
+    def setUp(self):
+        self.sandbox = Sandbox()
+        self.addCleanup(self.sandbox.remove)
+
+    def assert_one_error_line(self, err, *fragments):
+        lines = err.splitlines()
+        self.assertEqual(len(lines), 1, err)
+        self.assertTrue(lines[0].startswith("run-job: "), err)
+        for fragment in fragments:
+            self.assertIn(fragment, lines[0])
+
+
+# ---- global configuration ----------------------------------------------------------
+class GlobalConfigTests(SandboxTest):
+    def test_built_in_defaults_only_when_the_default_file_is_missing(self):
+        if os.path.exists(run_job.DEFAULT_CONFIG_PATH):
+            self.skipTest("this machine has %s" % run_job.DEFAULT_CONFIG_PATH)
+        config = run_job.load_global_config(None, {})
+        self.assertIsNone(config.source)
+        self.assertEqual(config.user, "process-control")
+        self.assertEqual(config.job_directory, "/var/lib/process-control")
+        self.assertEqual(config.output_directory, "/var/log/process-control")
+        self.assertEqual(config.run_directory, "/run/process-control")
+        self.assertEqual(config.state_directory, "/var/lib/process-control-state")
+        self.assertEqual(config.runner_path, "/usr/bin/run-job")  # no run-job beside run_job.py
+
+    def test_a_config_of_only_comments_means_the_defaults(self):
+        self.sandbox.write_config_text("# user: someone\n\n   # job_directory: /x\n")
+        config = run_job.read_global_config(self.sandbox.config, {})
+        self.assertEqual((config.source, config.user, config.job_directory),
+                         (self.sandbox.config, "process-control", "/var/lib/process-control"))
+        self.sandbox.write_config_text("- user\n")
+        with self.assertRaises(run_job.ConfigError) as caught:
+            self.sandbox.load()
+        self.assertTrue(str(caught.exception).startswith(self.sandbox.config + ":1:1: "))
+
+    def test_environment_variable_names_the_config(self):
+        config = run_job.load_global_config(None, {"PROCESS_CONTROL_CONFIG": self.sandbox.config})
+        self.assertEqual(config.source, self.sandbox.config)
+        config = run_job.load_global_config(self.sandbox.config, {"PROCESS_CONTROL_CONFIG": "/nowhere"})
+        self.assertEqual(config.source, self.sandbox.config)
+
+    def test_a_named_missing_config_is_an_error(self):
+        for config_path, environ in (("/nowhere.yaml", {}), (None, {"PROCESS_CONTROL_CONFIG": "/nowhere.yaml"})):
+            with self.assertRaises(run_job.ConfigError) as caught:
+                run_job.load_global_config(config_path, environ)
+            self.assertIn("/nowhere.yaml", str(caught.exception))
+        code, out, err = self.sandbox.run("--status", environ={"PROCESS_CONTROL_CONFIG": "/nowhere.yaml"},
+                                          with_config=False)
+        self.assertEqual(code, 78)
+        self.assert_one_error_line(err, "/nowhere.yaml")
+
+    def test_relative_paths_resolve_against_the_config_directory(self):
+        self.sandbox.write_config(extra="runner_path: bin/run-job\noutput_crontab: cron.d/pc\n")
+        config = self.sandbox.load()
+        self.assertEqual(config.job_directory, self.sandbox.path("jobs"))
+        self.assertEqual(config.output_directory, self.sandbox.path("log"))
+        self.assertEqual(config.run_directory, self.sandbox.path("run"))
+        self.assertEqual(config.state_directory, self.sandbox.path("state"))
+        self.assertEqual(config.runner_path, self.sandbox.path("bin", "run-job"))
+        self.assertEqual(config.output_crontab, self.sandbox.path("cron.d", "pc"))
+
+    def test_all_compatible_keys_load(self):
+        self.sandbox.write_config(extra=(
+            "cron_template: |\n  {schedule} {user} {command}\n"
+            "output_crontab: console\n"
+            "mailto: ops@example.org\n"
+            "cron_environment:\n  PATH: /usr/bin:/bin\n  SHLVL: 1\n"
+            "default_job_config:\n  timeout: 30\n  failmail:\n    to_address: a@example.org\n"
+            "logging:\n  version: 1\n  disable_existing_loggers: false\n"))
+        config = self.sandbox.load()
+        self.assertEqual(config.output_crontab, "console")
+        self.assertEqual(config.mailto, "ops@example.org")
+        self.assertEqual(config.cron_environment, {"PATH": "/usr/bin:/bin", "SHLVL": "1"})
+        self.assertEqual(config.cron_template, "{schedule} {user} {command}\n")
+        self.assertEqual(config.logging, {"version": 1, "disable_existing_loggers": False})
+        self.assertEqual(config.default_job_config["timeout"], 30)
+
+    def test_unknown_key_suggests_the_closest(self):
+        self.sandbox.write_config(extra="job_directry: /x\n")
+        with self.assertRaises(run_job.ConfigError) as caught:
+            self.sandbox.load()
+        self.assertEqual(str(caught.exception), "%s:6:1: unknown key `job_directry`; did you mean "
+                         "`job_directory`?" % self.sandbox.config)
+
+    def test_unknown_default_job_key_points_into_the_global_config(self):
+        self.sandbox.write_config(extra="default_job_config:\n  timout: 30\n")
+        with self.assertRaises(run_job.ConfigError) as caught:
+            self.sandbox.load()
+        self.assertEqual(str(caught.exception), "%s:7:3: unknown key `timout`; did you mean "
+                         "`timeout`?" % self.sandbox.config)
+
+    def test_wrong_global_types_name_file_line_and_key(self):
+        for extra, key in (("cron_environment: [1]\n", "cron_environment"),
+                           ("logging: yes please\n", "logging"),
+                           ("runner_path: 3\n", "runner_path")):
+            self.sandbox.write_config(extra=extra)
+            with self.assertRaises(run_job.ConfigError) as caught:
+                self.sandbox.load()
+            self.assertTrue(str(caught.exception).startswith("%s:6:1: `%s` must be" % (self.sandbox.config, key)),
+                            str(caught.exception))
+
+    def test_state_directory_never_inside_the_job_directory(self):
+        for state in ("jobs", "jobs/state", "./jobs/../jobs/x"):
+            with open(self.sandbox.config) as stream:
+                text = stream.read().replace("state_directory: state", "state_directory: " + state)
+            write_file(self.sandbox.config, text)
+            with self.assertRaises(run_job.ConfigError) as caught:
+                self.sandbox.load()
+            self.assertIn("inside the job directory", str(caught.exception))
+            self.assertIn(":5:1:", str(caught.exception))
+
+    def test_config_writable_by_group_is_refused(self):
+        os.chmod(self.sandbox.config, 0o664)
+        with self.assertRaises(run_job.RefusedError) as caught:
+            self.sandbox.load()
+        self.assertIn("writable by group or others", str(caught.exception))
+
+    def test_named_config_must_be_readable_by_everyone(self):
+        os.chmod(self.sandbox.config, 0o600)
+        with self.assertRaises(run_job.RefusedError) as caught:
+            self.sandbox.load()
+        self.assertIn("readable by everyone", str(caught.exception))
+        os.chmod(self.sandbox.config, 0o640)
+        with self.assertRaises(run_job.RefusedError):
+            run_job.load_global_config(None, {"PROCESS_CONTROL_CONFIG": self.sandbox.config})
+
+    @root_only
+    def test_config_owned_by_another_user_is_refused(self):
+        os.chown(self.sandbox.config, pwd.getpwnam("daemon").pw_uid, 0)
+        self.sandbox.write_config(user=UNPRIVILEGED)
+        with self.assertRaises(run_job.RefusedError) as caught:
+            self.sandbox.load()
+        self.assertIn("owned by root or the service user nobody", str(caught.exception))
+        os.chown(self.sandbox.config, pwd.getpwnam(UNPRIVILEGED).pw_uid, 0)
+        self.assertEqual(self.sandbox.load().user, UNPRIVILEGED)
+
+
+# ---- job files -----------------------------------------------------------------------
+class JobTests(SandboxTest):
+    def load(self, text, name="job"):
+        self.sandbox.write_job(name, text)
+        return run_job.load_job(self.sandbox.load(), name)
+
+    def load_error(self, text, name="job", error=run_job.ConfigError):
+        with self.assertRaises(error) as caught:
+            self.load(text, name)
+        return str(caught.exception)
+
+    def test_defaults(self):
+        job = self.load("command: /bin/true\n")
+        self.assertEqual(job.name, "job")
+        self.assertEqual(job.verbose_name, "job")
+        self.assertEqual(job.commands, [["/bin/true"]])
+        self.assertIsNone(job.slow_start_commands)
+        self.assertEqual(job.timeout, 600.0)
+        self.assertEqual(job.success_exit_codes, frozenset([0]))
+        self.assertEqual((job.disabled, job.allow_overtime, job.fail_on_stderr), (False, False, False))
+        self.assertEqual((job.tags, job.environment, job.schedule), ([], {}, None))
+        self.assertEqual(job.source, os.path.join(self.sandbox.jobs, "job.yaml"))
+
+    def test_every_key(self):
+        job = self.load(
+            "name: Nightly report\n"
+            "description: Builds the report.\n"
+            "command:\n  - /bin/echo 'a b' c\n  - /bin/true\n"
+            "slow_start_command: /bin/echo slow\n"
+            "disabled: true\n"
+            "timeout: 0\n"
+            "kill_grace: 3\n"
+            "environment:\n  A: 1\n  B: true\n  C:\n  D: text\n  E: 1.5\n"
+            "tags: [db, queue]\n"
+            "allow_overtime: true\n"
+            "fail_on_stderr: true\n"
+            "success_exit_codes: [0, 3]\n"
+            "failmail:\n  to_address: a@example.org\n"
+            "failure_threshold_for_mail: 2\n")
+        self.assertEqual(job.verbose_name, "Nightly report")
+        self.assertEqual(job.description, "Builds the report.")
+        self.assertEqual(job.commands, [["/bin/echo", "a b", "c"], ["/bin/true"]])
+        self.assertEqual(job.slow_start_commands, [["/bin/echo", "slow"]])
+        self.assertEqual((job.disabled, job.timeout, job.kill_grace), (True, 0.0, 3.0))
+        self.assertEqual(job.environment, {"A": "1", "B": "true", "C": "", "D": "text", "E": "1.5"})
+        self.assertEqual(job.tags, ["db", "queue"])
+        self.assertEqual((job.allow_overtime, job.fail_on_stderr), (True, True))
+        self.assertEqual(job.success_exit_codes, frozenset([0, 3]))
+        self.assertEqual(job.failmail, {"to_address": "a@example.org"})
+        self.assertEqual(job.failure_threshold_for_mail, 2)
+    def test_timeout_units(self):
+        for text, seconds in (("90s", 90.0), ("10m", 600.0), ("2h", 7200.0), ("1d", 86400.0),
+                              ("45", 45.0), ("0", 0.0), ("2.5", 2.5)):
+            self.assertEqual(self.load("command: x\ntimeout: %s\n" % text).timeout, seconds, text)
+        message = self.load_error("command: x\ntimeout: 10 minutes\n")
+        self.assertTrue(message.startswith(self.sandbox.jobs + "/job.yaml:2:1: `timeout`"), message)
+        message = self.load_error("command: x\ntimeout: -5\n")
+        self.assertIn(":2:1: `timeout`: -5 is negative", message)
+
+    def test_tag_as_string_and_not_both(self):
+        self.assertEqual(self.load("command: x\ntag: nightly\n").tags, ["nightly"])
+        self.assertEqual(self.load("command: x\ntags: nightly\n").tags, ["nightly"])
+        message = self.load_error("command: x\ntag: a\ntags: [b]\n")
+        self.assertIn(":3:1: use `tag` or `tags`, not both", message)
+
+    def test_default_job_config_applies_first(self):
+        self.sandbox.write_config(extra="default_job_config:\n  timeout: 30\n  tags: [everyone]\n"
+                                        "  fail_on_stderr: true\n")
+        job = self.load("command: x\ntimeout: 60\ntag: mine\n")
+        self.assertEqual((job.timeout, job.tags, job.fail_on_stderr), (60.0, ["mine"], True))
+        self.assertEqual(self.load("command: x\n").tags, ["everyone"])
+
+    def test_a_bad_default_is_reported_in_the_global_config(self):
+        self.sandbox.write_config(extra="default_job_config:\n  kill_grace: [1]\n")
+        with self.assertRaises(run_job.ConfigError) as caught:
+            self.sandbox.load()
+        self.assertTrue(str(caught.exception).startswith(self.sandbox.config + ":7:3: `kill_grace` must be"))
+
+    def test_wrong_types_name_file_line_and_key(self):
+        prefix = os.path.join(self.sandbox.jobs, "job.yaml")
+        cases = (
+            ("command: x\ndisabled: 1\n", ":2:1: `disabled` must be true or false, not a number"),
+            ("command: x\nname: [a]\n", ":2:1: `name` must be a string, not a list"),
+            ("command: x\nenvironment: [A]\n", ":2:1: `environment` must be a mapping"),
+            ("command: x\nenvironment:\n  A: [1]\n", ":3:3: `environment: A` must be a string or a number"),
+            ("command:\n  - /bin/true\n  - 3\n", ":3:5: `command` must be a list of command lines"),
+            ("command: \"/bin/echo 'unclosed\"\n", ":1:1: `command`: no closing quotation"),
+            ("command: ''\n", ":1:1: `command` is an empty command line"),
+            ("command: x\nsuccess_exit_codes: [0, 256]\n", ":2:25: `success_exit_codes` must list exit codes"),
+            ("command: x\ntags: [a, 2]\n", ":2:11: `tags` must be a string or a list of strings, not a number"),
+            ("command: x\nfailure_threshold_for_mail: -1\n", ":2:1: `failure_threshold_for_mail` must be"),
+            ("command: x\ntimeout: [1]\n", ":2:1: `timeout` must be seconds or a duration"),
+        )
+        for text, expected in cases:
+            with self.subTest(text=text):
+                self.assertEqual(self.load_error(text)[:len(prefix + expected)], prefix + expected)
+
+    def test_unknown_job_key_suggests_the_closest(self):
+        message = self.load_error("command: x\nslow_start: y\n")
+        self.assertEqual(message, "%s/job.yaml:2:1: unknown key `slow_start`; did you mean "
+                         "`slow_start_command`?" % self.sandbox.jobs)
+
+    def test_missing_command(self):
+        message = self.load_error("name: Nothing to do\n")
+        self.assertEqual(message, "%s/job.yaml: missing `command`: the command line the job runs"
+                         % self.sandbox.jobs)
+
+    def test_original_example_job_loads(self):
+        job = self.load(
+            "name: Take This Job and Shove It\n"
+            "description: >\n    Create TPS report in the basement.\n"
+            "command: /usr/local/bin/timecard --start 9:00 --end 5:30\n"
+            "disabled: true\n"
+            "timeout: 30\n"
+            "environment:\n    PYTHONPATH: /usr/share/invisible/pie\n"
+            "failmail:\n    from_address: \"Fail Mail <fr-tech@example.org>\"\n"
+            "    to_address: \"fr-tech@example.org\"\n"
+            "failure_threshold_for_mail: 3\n")
+        self.assertEqual(job.commands, [["/usr/local/bin/timecard", "--start", "9:00", "--end", "5:30"]])
+        self.assertEqual(job.timeout, 30.0)  # seconds now: the original counted minutes
+    def test_schedule(self):
+        job = self.load("command: x\nschedule: '*/5 * * * *'\n")
+        self.assertEqual(job.schedule_expression, "*/5 * * * *")
+        self.assertIsInstance(job.schedule, run_job.Schedule)
+        message = self.load_error("command: x\nschedule: '* * *'\n")
+        self.assertTrue(message.startswith(self.sandbox.jobs + "/job.yaml:2:1: `schedule`: "), message)
+
+    def test_job_names(self):
+        for name in ("../job", "a/b", "", ".hidden", "x y", "job.yaml", "-"):
+            if name == "-":
+                run_job.check_job_name(name)  # letters, digits, _ and - only
+                continue
+            with self.assertRaises(run_job.RefusedError):
+                run_job.check_job_name(name)
+
+    def test_list_job_names(self):
+        for name in ("b", "a_1", "C-2"):
+            self.sandbox.write_job(name, "command: x\n")
+        write_file(os.path.join(self.sandbox.jobs, "README"), "not a job")
+        write_file(os.path.join(self.sandbox.jobs, "bad name.yaml"), "command: x\n")
+        config = self.sandbox.load()
+        self.assertEqual(run_job.list_job_names(config), ["C-2", "a_1", "b"])
+        names, problems = run_job.scan_job_directory(config)
+        self.assertEqual(len(problems), 1)
+        self.assertIn("bad name.yaml", str(problems[0]))
+
+    def test_symlink_inside_the_job_directory_is_followed(self):
+        self.sandbox.write_job("real", "command: /bin/true\n")
+        os.symlink("real.yaml", os.path.join(self.sandbox.jobs, "alias.yaml"))
+        self.assertEqual(run_job.load_job(self.sandbox.load(), "alias").commands, [["/bin/true"]])
+
+    def test_job_directory_writable_by_others_is_refused(self):
+        self.sandbox.write_job("job", "command: x\n")
+        os.chmod(self.sandbox.jobs, 0o777)
+        with self.assertRaises(run_job.RefusedError) as caught:
+            run_job.load_job(self.sandbox.load(), "job")
+        self.assertIn("the job directory is writable by group or others", str(caught.exception))
+class ExampleTests(SandboxTest):
+    """The shipped examples load: they are what users copy."""
+
+    def test_example_global_config(self):
+        with open(os.path.join(HERE, "examples", "process-control.yaml")) as stream:
+            self.sandbox.write_config_text(stream.read())  # safe modes whatever the checkout's umask
+        config = run_job.read_global_config(self.sandbox.config, {})
+        self.assertEqual(config.user, "process-control")
+        self.assertEqual(config.job_directory, "/var/lib/process-control")
+        self.assertEqual(config.default_job_config["timeout"], "10m")
+
+    def test_example_jobs(self):
+        examples = os.path.join(HERE, "examples")
+        shutil.copy(os.path.join(examples, "job.example.yaml"), os.path.join(self.sandbox.jobs, "example.yaml"))
+        for name in os.listdir(os.path.join(examples, "jobs")):
+            shutil.copy(os.path.join(examples, "jobs", name), self.sandbox.jobs)
+        for name in os.listdir(self.sandbox.jobs):
+            os.chmod(os.path.join(self.sandbox.jobs, name), 0o644)
+        config = self.sandbox.load()
+        names = run_job.list_job_names(config)
+        self.assertEqual(names, ["broken", "example", "hello", "report", "warmup"])
+        jobs = dict((name, run_job.load_job(config, name)) for name in names)
+        self.assertEqual(jobs["example"].timeout, 3600.0)
+        self.assertEqual(len(jobs["warmup"].slow_start_commands), 3)
+
+    def test_demo_config(self):
+        with open(os.path.join(HERE, "examples", "demo-config.yaml")) as stream:
+            self.sandbox.write_config_text(stream.read().replace("@USER@", CURRENT_USER))
+        config = self.sandbox.load()
+        self.assertEqual((config.user, config.job_directory), (CURRENT_USER, self.sandbox.jobs))
+
+
+# ---- the command line ----------------------------------------------------------------
+
+class UsageTests(SandboxTest):
+    def test_usage_errors_exit_64(self):
+        for args in ([], ["--bogus"], ["-x"], ["-s", "-l"], ["a", "b"], ["-w", "-s"], ["-r", "job"],
+                     ["--job"], ["--status=yes"], ["-j", "a", "-k", "b"]):
+            with self.subTest(args=args):
+                code, out, err = self.sandbox.run(*args)
+                self.assertEqual(code, 64)
+                self.assert_one_error_line(err)
+                self.assertIn("run-job --help", err)
+
+    def test_help_lists_options_and_exit_codes(self):
+        code, out, err = self.sandbox.run("--help")
+        self.assertEqual((code, err), (0, ""))
+        for fragment in ("--job", "--slow-start", "--kill-job", "--list-jobs", "--status",
+                         "--only-running", "--check", "--config", "--version",
+                         "0 ", "1 ", "64 ", "75 ", "77 ", "78 ", "124 "):
+            self.assertIn(fragment, out)
+
+    def test_version(self):
+        self.assertEqual(self.sandbox.run("--version"), (0, "run-job %s\n" % run_job.VERSION, ""))
+
+    def test_parse_command_line(self):
+        parse = run_job.parse_command_line
+        self.assertEqual(parse(["job"]).actions, ["run"])
+        self.assertEqual(parse(["-wj", "job"]).job, "job")
+        self.assertTrue(parse(["--slow-start", "--job=job"]).slow_start)
+        self.assertEqual(parse(["-kjob"]).actions, ["kill"])
+        invocation = parse(["-sr", "--config", "/c.yaml"])
+        self.assertEqual((invocation.actions, invocation.only_running, invocation.config_path),
+                         (["status"], True, "/c.yaml"))
+        self.assertEqual(parse(["--", "job"]).job, "job")
+        self.assertEqual(parse(["--check", "--help"]).actions, ["help"])
+class RefusalTests(SandboxTest):
+    def test_unsafe_paths_are_refused_with_77(self):
+        outside = self.sandbox.path("outside.yaml")
+        write_file(outside, "command: /bin/true\n")
+        os.symlink(outside, os.path.join(self.sandbox.jobs, "escape.yaml"))
+        self.sandbox.write_job("shared", "command: /bin/true\n", mode=0o664)
+        cases = (
+            (["escape"], "symlink that leads out of the job directory"),
+            (["../outside"], "refused job name"),
+            (["shared"], "writable by group or others"),
+        )
+        for args, fragment in cases:
+            with self.subTest(args=args):
+                code, out, err = self.sandbox.run(*args)
+                self.assertEqual(code, 77, err)
+                self.assert_one_error_line(err, fragment)
+        os.chmod(self.sandbox.config, 0o600)
+        code, out, err = self.sandbox.run("shared")
+        self.assertEqual(code, 77)
+        self.assert_one_error_line(err, "readable by everyone")
+        self.assertNotIn("job_directory", err)  # nothing of the private file is shown
+
+    def test_unknown_job_is_a_usage_error(self):
+        code, out, err = self.sandbox.run("nosuchjob")
+        self.assertEqual(code, 64)
+        self.assert_one_error_line(err, "no job named nosuchjob")
+
+    def test_a_user_other_than_the_service_user_is_refused(self):
+        # As root, become nobody with a config naming daemon; otherwise name root.
+        service_user = "daemon" if IS_ROOT else "root"
+        self.sandbox.write_config(user=service_user)
+        self.sandbox.write_job("job", "command: /bin/touch %s\n" % self.sandbox.path("ran"))
+        options = as_nobody(self.sandbox) if IS_ROOT else {}
+        for args in (["job"], ["--kill-job", "job"]):
+            with self.subTest(args=args):
+                code, out, err = self.sandbox.run(*args, **options)
+                self.assertEqual(code, 77, err)
+                self.assert_one_error_line(err, "service user %s" % service_user,
+                                           "sudo -u %s run-job" % service_user)
+        self.assertFalse(os.path.exists(self.sandbox.path("ran")))
+
+    def test_config_errors_exit_78_on_one_line(self):
+        self.sandbox.write_job("job", "command: x\ntimout: 5\n")
+        code, out, err = self.sandbox.run("job")
+        self.assertEqual(code, 78)
+        self.assert_one_error_line(err, "job.yaml:2:1: unknown key `timout`; did you mean `timeout`?")
+
+    def test_odd_files_and_directories_give_one_line(self):
+        os.mkdir(os.path.join(self.sandbox.jobs, "folder.yaml"))
+        code, out, err = self.sandbox.run("folder")
+        self.assertEqual(code, 77)
+        self.assert_one_error_line(err, "folder.yaml: refused: the job file is not a regular file")
+        code, out, err = self.sandbox.run("--config", self.sandbox.jobs, "--status", with_config=False)
+        self.assertEqual(code, 78)
+        self.assert_one_error_line(err, "the config is not a regular file")
+        shutil.rmtree(self.sandbox.jobs)
+        for args in (["--status"], ["--list-jobs"], ["job"]):
+            code, out, err = self.sandbox.run(*args)
+            self.assertEqual(code, 78, args)
+            self.assert_one_error_line(err, "process-control.yaml:2:1: the job directory", "does not exist")
+
+    def test_missing_directory_that_cannot_be_created_is_reported_with_the_command(self):
+        write_file(self.sandbox.path("file"), "")
+        with open(self.sandbox.config, "a") as stream:
+            stream.write("output_directory: file/log\n")
+        with open(self.sandbox.config) as stream:
+            text = stream.read().replace("output_directory: log\n", "")
+        write_file(self.sandbox.config, text)
+        self.sandbox.write_job("job", "command: /bin/true\n")
+        code, out, err = self.sandbox.run("job")
+        self.assertEqual(code, 78, err)
+        self.assert_one_error_line(err, "file/log does not exist", "install -d -o %s -m 750" % CURRENT_USER)
+class RunTests(SandboxTest):
+    def test_run_creates_the_directories_and_runs_the_job(self):
+        marker = self.sandbox.path("ran")
+        self.sandbox.write_job("job", "command: /bin/touch %s\n" % marker)
+        code, out, err = self.sandbox.run("job")
+        self.assertEqual(code, 0, err)
+        self.assertTrue(os.path.exists(marker))
+        for name, mode in (("log", 0o750), ("run", 0o755), ("state", 0o755)):
+            self.assertEqual(os.stat(self.sandbox.path(name)).st_mode & 0o777, mode, name)
+        os.remove(marker)
+        self.assertEqual(self.sandbox.run("--job", "job")[0], 0)
+        self.assertTrue(os.path.exists(marker))
+
+    def test_slow_start(self):
+        marker = self.sandbox.path("slow")
+        self.sandbox.write_job("plain", "command: /bin/true\n")
+        self.sandbox.write_job("slow", "command: /bin/false\nslow_start_command: /bin/touch %s\n" % marker)
+        code, out, err = self.sandbox.run("-w", "plain")
+        self.assertEqual(code, 64)
+        self.assert_one_error_line(err, "job plain has no slow_start_command")
+        code, out, err = self.sandbox.run("--slow-start", "slow")
+        self.assertEqual(code, 0, err)
+        self.assertTrue(os.path.exists(marker))
+
+    def test_failure_exits_1(self):
+        self.sandbox.write_job("fails", "command:\n  - /bin/false\n  - /bin/touch %s\n"
+                               % self.sandbox.path("second"))
+        code, out, err = self.sandbox.run("fails")
+        self.assertEqual(code, 1)
+        self.assertFalse(os.path.exists(self.sandbox.path("second")))  # stops at the first failure
+class ReportTests(SandboxTest):
+    def test_list_jobs(self):
+        for name in ("beta", "alpha"):
+            self.sandbox.write_job(name, "command: x\n")
+        self.sandbox.write_job("broken", "command: [\n")
+        write_file(os.path.join(self.sandbox.jobs, "bad name.yaml"), "command: x\n")
+        code, out, err = self.sandbox.run("--list-jobs")
+        self.assertEqual(code, 0)
+        self.assertEqual(out, "alpha\nbeta\nbroken\n")
+        self.assert_one_error_line(err, "bad name.yaml")
+    def test_list_only_running_jobs(self):
+        self.sandbox.write_job("idle", "command: x\n")
+        self.assertEqual(self.sandbox.run("-l", "-r"), (0, "", ""))
+    def test_status_shows_invalid_jobs_without_hiding_others(self):
+        self.sandbox.write_job("multi", "name: Multi job\ndescription: Does two things.\n"
+                                        "tags: [database, queue]\ncommand: x\n")
+        self.sandbox.write_job("broken", "command: x\ntimout: 3\n")
+        self.sandbox.write_job("plain", "command: x\n")
+        code, out, err = self.sandbox.run("--status")
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(out.splitlines(), [
+            "broken ***Invalid configuration***",
+            "    %s/broken.yaml:2:1: unknown key `timout`; did you mean `timeout`?" % self.sandbox.jobs,
+            "multi - Multi job",
+            "    Does two things.",
+            "    tags: database, queue",
+            "plain - plain",
+        ])
+    def test_status_shows_the_next_run(self):
+        self.sandbox.write_job("often", "command: x\nschedule: '* * * * *'\n")
+        self.sandbox.write_job("off", "command: x\nschedule: '* * * * *'\ndisabled: true\n")
+        code, out, err = self.sandbox.run("--status")
+        self.assertEqual(code, 0, err)
+        lines = out.splitlines()
+        self.assertEqual(lines[1], "    schedule: * * * * * (disabled)")
+        self.assertRegex(lines[3], r"^    schedule: \* \* \* \* \*, next run \d{4}-\d\d-\d\d \d\d:\d\d$")
+    def test_a_running_job_in_status_then_killed(self):
+        self.sandbox.write_job("sleeper", "name: Sleeper\ncommand: /bin/sleep 30\n")
+        self.sandbox.write_job("idle", "command: /bin/true\n")
+        process = subprocess.Popen([sys.executable, RUN_JOB, "--config", self.sandbox.config, "sleeper"],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(process.communicate)
+        self.addCleanup(lambda: process.poll() is None and process.kill())
+        config = self.sandbox.load()
+        deadline = time.monotonic() + 10
+        while run_job.running_info(config, "sleeper") is None:
+            self.assertLess(time.monotonic(), deadline, "the job never started")
+            time.sleep(0.02)
+        code, out, err = self.sandbox.run("--status")
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(out.splitlines()[:2], ["idle - idle",
+                                                "sleeper - Sleeper    {pid: %d, status: running}" % process.pid])
+        self.assertEqual(self.sandbox.run("-s", "-r")[1].splitlines(), out.splitlines()[1:])
+        self.assertEqual(self.sandbox.run("-l", "-r"), (0, "sleeper\n", ""))
+        code, out, err = self.sandbox.run("sleeper")
+        self.assertEqual(code, 75)
+        self.assert_one_error_line(err, "sleeper")
+        code, out, err = self.sandbox.run("--kill-job", "sleeper")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(process.wait(timeout=20), 1)
+        code, out, err = self.sandbox.run("--status")
+        self.assertRegex(out.splitlines()[-1], r"^    last status: killed at \d{4}-\d\d-\d\dT\d\d:\d\d:\S+ \(signal 15, \d+\.\d s\)$")
+
+    def test_check(self):
+        self.sandbox.make_directories()
+        self.sandbox.write_job("good", "command: /bin/true\n")
+        code, out, err = self.sandbox.run("--check")
+        self.assertEqual((code, err), (0, ""))
+        self.sandbox.write_job("typo", "command: x\ntimout: 3\n")
+        self.sandbox.write_job("untyped", "command: x\ndisabled: 1\n")
+        code, out, err = self.sandbox.run("--check")
+        self.assertEqual(code, 78)
+        lines = err.splitlines()
+        self.assertEqual(len(lines), 2, err)
+        self.assertIn("typo.yaml:2:1: unknown key", lines[0])
+        self.assertIn("untyped.yaml:2:1: `disabled` must be true or false", lines[1])
+        self.sandbox.write_config(extra="frobnicate: 1\n")
+        code, out, err = self.sandbox.run("--check")
+        self.assertEqual(code, 78)
+        self.assert_one_error_line(err, "process-control.yaml:6:1: unknown key `frobnicate`")
+    def test_check_warns_about_directories_it_cannot_create(self):
+        write_file(self.sandbox.path("file"), "")
+        with open(self.sandbox.config) as stream:
+            text = stream.read().replace("run_directory: run\n", "run_directory: file/run\n")
+        write_file(self.sandbox.config, text)
+        self.sandbox.write_job("job", "command: x\n")
+        code, out, err = self.sandbox.run("--check")
+        self.assertEqual(code, 0)
+        self.assert_one_error_line(err, "process-control.yaml:4:1: warning: the run directory",
+                                   "install -d -o %s -m 755" % CURRENT_USER)
+
+    def test_check_warns_about_day_of_month_and_day_of_week(self):
+        self.sandbox.make_directories()
+        self.sandbox.write_job("monthly", "command: x\nschedule: '0 0 */2 * 1'\n")
+        code, out, err = self.sandbox.run("--check")
+        self.assertEqual(code, 0)
+        self.assert_one_error_line(err, "monthly.yaml:2:1: warning: ")
+    def test_read_only_commands_never_write(self):
+        self.sandbox.write_job("job", "command: x\n")
+        before = sorted(os.listdir(self.sandbox.root))
+        for args in (["--list-jobs"], ["--status"], ["--check"], ["-s", "-r"]):
+            self.sandbox.run(*args)
+        self.assertEqual(sorted(os.listdir(self.sandbox.root)), before)
+
+
+# ---- as root: the switch to the service user -----------------------------------------
+
+@root_only
+class ServiceUserTests(SandboxTest):
+    def test_root_switches_to_the_service_user_before_running(self):
+        # The pyenv interpreter is unreadable to nobody: this also proves that
+        # everything needed after the switch was imported before it.
+        self.sandbox.write_config(user=UNPRIVILEGED)
+        report = self.sandbox.path("report")
+        os.mkdir(report)
+        os.chmod(report, 0o777)
+        self.sandbox.write_job("whoami", "command: [\"/bin/sh -c 'id -u > $OUT; id -g >> $OUT; id -G >> $OUT;"
+                                         " echo $HOME $USER $LOGNAME >> $OUT; pwd >> $OUT'\"]\n"
+                                         "environment:\n  OUT: %s/out\n" % report)
+        code, out, err = self.sandbox.run("whoami", environ={"HOME": "/root", "USER": "root", "LOGNAME": "root"})
+        self.assertEqual(code, 0, err)
+        account = pwd.getpwnam(UNPRIVILEGED)
+        with open(os.path.join(report, "out")) as stream:
+            lines = stream.read().splitlines()
+        self.assertEqual(lines, [str(account.pw_uid), str(account.pw_gid), str(account.pw_gid),
+                                 "%s %s %s" % (account.pw_dir, UNPRIVILEGED, UNPRIVILEGED),
+                                 account.pw_dir if os.path.isdir(account.pw_dir) else "/"])
+        for name in ("log", "run", "state"):
+            self.assertEqual(os.stat(self.sandbox.path(name)).st_uid, account.pw_uid, name)
+
+    def test_nothing_runs_as_root_unless_configured(self):
+        try:
+            pwd.getpwnam("process-control")
+            self.skipTest("this machine has a process-control user")
+        except KeyError:
+            pass
+        with open(self.sandbox.config) as stream:
+            text = stream.read().replace("user: root\n", "")
+        write_file(self.sandbox.config, text)
+        self.sandbox.write_job("job", "command: /bin/touch %s\n" % self.sandbox.path("ran"))
+        code, out, err = self.sandbox.run("job")
+        self.assertEqual(code, 78)
+        self.assert_one_error_line(err, "service user 'process-control' does not exist")
+        self.assertFalse(os.path.exists(self.sandbox.path("ran")))
+    def test_status_as_root_reads_as_the_service_user(self):
+        self.sandbox.write_config(user=UNPRIVILEGED)
+        self.sandbox.write_job("job", "command: x\nschedule: '0 * * * *'\n")
+        code, out, err = self.sandbox.run("--status")
+        self.assertEqual(code, 0, err)
+        self.assertTrue(out.startswith("job - job\n"), out)
+
+    def test_read_only_commands_work_for_any_user(self):
+        self.sandbox.write_config(user="daemon")
+        self.sandbox.write_job("job", "command: x\n")
+        self.sandbox.make_directories()
+        self.assertEqual(self.sandbox.run("--list-jobs", **as_nobody(self.sandbox)), (0, "job\n", ""))
+        code, out, err = self.sandbox.run("--check", **as_nobody(self.sandbox))
+        self.assertEqual((code, err), (0, ""))
+
+
+if __name__ == "__main__":
+    unittest.main()
