@@ -292,7 +292,7 @@ class GenerateTests(unittest.TestCase):
     def test_bad_global_values_are_refused(self):
         cases = [
             ("runner_path", "'/usr/bin/run job'", 78),
-            ("runner_path", "relative/run-job", 78),
+            ("runner_path", "'/usr/bin/run%job'", 78),
             ("runner_path", "'/usr/bin/run-job;rm'", 78),
             ("user", "no-such-user-pc", 78),
             ("output_crontab", "%s/cron.d/process-control.cron" % self.sandbox.root, 78),

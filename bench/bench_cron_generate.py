@@ -49,8 +49,12 @@ def best_time(command, repeat):
     best = None
     for _ in range(repeat):
         start = time.perf_counter()
-        subprocess.call(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        errors = process.communicate()[1]
         elapsed = time.perf_counter() - start
+        if process.returncode != 0:
+            sys.exit("bench: %s failed (%d): %s" % (" ".join(command), process.returncode,
+                                                     errors.decode(errors="replace")))
         best = elapsed if best is None else min(best, elapsed)
     return best
 
