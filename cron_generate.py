@@ -284,33 +284,6 @@ def read_existing(path):
         return handle.read(), os.fstat(handle.fileno())
 
 
-def write_atomically(path, data):
-    """Replace path by data via a temporary file cron ignores (a leading dot)."""
-    import tempfile
-    directory = os.path.dirname(path)
-    fd, temporary = tempfile.mkstemp(prefix=".%s-" % os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), 0o644)
-            if os.geteuid() == 0:
-                os.fchown(handle.fileno(), 0, 0)
-            os.fsync(handle.fileno())
-        os.rename(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
-    directory_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(directory_fd)
-    finally:
-        os.close(directory_fd)
-
-
 def is_current(existing, data):
     if existing is None:
         return False
@@ -352,9 +325,8 @@ def report_problems(entries, config):
             sys.stderr.write("cron-generate: %s; job %s is left off the schedule\n"
                              % (entry.error, entry.name))
         elif entry.scheduled:
-            for warning in entry.job.schedule.warnings:
-                sys.stderr.write("cron-generate: warning: %s: schedule %r: %s\n"
-                                 % (entry.job.source, entry.job.schedule.expression, warning))
+            for warning in run_job.schedule_warnings(entry.job):
+                sys.stderr.write("cron-generate: %s\n" % warning)
 
 
 def generate(options):
@@ -381,7 +353,7 @@ def generate(options):
     if is_current(read_existing(path), data):
         print("cron-generate: %s is up to date" % path)
         return status
-    write_atomically(path, data)
+    run_job.write_file_atomic(path, data, 0o644)  # a leading dot: cron ignores the temporary
     scheduled = sum(1 for entry in entries if entry.scheduled)
     print("cron-generate: wrote %s (%d scheduled, %d skipped)"
           % (path, scheduled, len(entries) - scheduled))
