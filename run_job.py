@@ -79,8 +79,8 @@ class ConfigError(ProcessControlError, ValueError):
 # returning (value, next line index). Positions are 0-based inside, 1-based in
 # messages and marks.
 
-import datetime as _datetime
-import re as _re
+import datetime as _datetime  # noqa: E402
+import re as _re  # noqa: E402
 
 
 class _Doc(object):
@@ -89,11 +89,12 @@ class _Doc(object):
     __slots__ = ("source", "lines", "indents", "ends_with_newline", "marks",
                  "has_markers")
 
-    def __init__(self, source, lines, ends_with_newline):
+    def __init__(self, source, lines, ends_with_newline, has_markers):
         self.source = source
         self.lines = lines
         self.indents = [len(line) - len(line.lstrip(" ")) for line in lines]
         self.ends_with_newline = ends_with_newline
+        self.has_markers = has_markers  # any line starting '---' or '...'
         self.marks = {}
 
 
@@ -104,18 +105,22 @@ _MAX_KEY_SPAN = 1024     # PyYAML's simple-key limit: key start to ':'
 # in ways that are easy to get wrong (lone CR, NEL, LS, PS, a BOM mid-text).
 _BAD_CHARACTER = _re.compile(
     "[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
-    "\U00010000-\U0010ffff]|\r(?!\n)")
+    "\U00010000-\U0010ffff]")
+_LONE_CR = _re.compile("\r(?!\n)")
 _DOCUMENT_MARKER = _re.compile(r"(?:---|\.\.\.)(?=[ \t]|\Z)")
 _BLANK_OR_COMMENT_REST = _re.compile(r"(?: +(?:#.*)?)?\Z")
 
 # A plain scalar on one line, block context: a first character that is not an
 # indicator (or '-', '?', ':' glued to a non-space), then words separated by
 # spaces; ': ' and ' #' end it, ':' glued to a non-space is literal.
+# A word is a run of non-spaces in which every ':' is followed by a non-space;
+# written as runs between colons, which is faster than one character at a time.
 _PLAIN_FIRST = r"(?:[^ \t\-?:,\[\]{}#&*!|>'\"%@`]|[-?:](?=[^ \t]))"
-_PLAIN_CHAR = r"(?:[^ \t:]|:(?=[^ \t]))"
-_PLAIN_TAIL = _PLAIN_CHAR + r"*(?: +(?!#)" + _PLAIN_CHAR + r"+)*"
+_PLAIN_WORD = r"[^ \t:]*(?::+[^ \t:]+)*(?::+(?=:))?"
+_PLAIN_NEXT_WORD = r"(?=[^ \t:#]|:[^ \t])" + _PLAIN_WORD
+_PLAIN_TAIL = _PLAIN_WORD + r"(?: +" + _PLAIN_NEXT_WORD + r")*"
 _PLAIN = _re.compile(_PLAIN_FIRST + _PLAIN_TAIL)
-_PLAIN_CONTINUATION = _re.compile(_PLAIN_CHAR + _PLAIN_TAIL)
+_PLAIN_CONTINUATION = _re.compile(r"(?=[^ \t:]|:[^ \t])" + _PLAIN_TAIL)
 _PLAIN_REST = _re.compile(r" *(#.*)?\Z")
 _SINGLE_QUOTED = r"'((?:[^']|'')*)'(?!')"
 _DOUBLE_QUOTED = r'"((?:[^"\\]|\\.)*)"'
@@ -127,10 +132,13 @@ _SINGLE_QUOTED_LINE = _re.compile(_SINGLE_QUOTED)
 _DOUBLE_QUOTED_LINE = _re.compile(_DOUBLE_QUOTED)
 _SINGLE_QUOTED_END = _re.compile(r"(?:[^']|'')*'(?!')")
 _DOUBLE_QUOTED_END = _re.compile(r'(?:[^"\\]|\\.)*"')
-_SINGLE_QUOTED_FOLD = _re.compile(r"''|[ \t]*\n[ \t]*((?:\n[ \t]*)*)")
+# Tokens of multi-line quoted text. A run of spaces not before a line break
+# is its own token, which keeps the scan linear in the run's length.
+_SINGLE_QUOTED_FOLD = _re.compile(
+    r"''|[ \t]*\n[ \t]*((?:\n[ \t]*)*)|[ \t]+")
 _DOUBLE_QUOTED_TOKEN = _re.compile(
     r"\\(x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|[0abt\tnvfre \"/\\N_LP])"
-    r"|\\\n[ \t]*((?:\n[ \t]*)*)|[ \t]*\n[ \t]*((?:\n[ \t]*)*)|\\")
+    r"|\\\n[ \t]*((?:\n[ \t]*)*)|[ \t]*\n[ \t]*((?:\n[ \t]*)*)|([ \t]+)|\\")
 _ESCAPES = {
     "0": "\0", "a": "\a", "b": "\b", "t": "\t", "\t": "\t", "n": "\n",
     "v": "\v", "f": "\f", "r": "\r", "e": "\x1b", " ": " ", '"': '"',
@@ -191,8 +199,10 @@ _TAB_INDENT = "tab character used for indentation; indent with spaces"
 _UNEXPECTED = {
     "\t": "tab character here; use spaces (tabs are allowed only inside "
           "quotes, comments and block scalars)",
-    "&": "anchors (&name) are not supported; write the value out in full",
-    "*": "aliases (*name) are not supported; write the value out in full",
+    "&": "'&' starts an anchor (&name), which is not supported; write the "
+         "value out in full, or quote it if it is text",
+    "*": "'*' starts an alias (*name), which is not supported; quote the "
+         "value if it is text (e.g. schedule: \"*/5 * * * *\")",
     "!": "tags (!tag) are not supported; remove the tag, and quote the value "
          "if it must be a string",
     "%": "'%' cannot start a value (and directives such as %YAML are not "
@@ -255,6 +265,9 @@ def _unexpected(doc, index, column):
 def _decode(text, source):
     """Text as str with '\\n' line breaks; refuses non-UTF-8 and odd characters."""
     if not isinstance(text, str):
+        if not isinstance(text, (bytes, bytearray, memoryview)):
+            raise TypeError("YAML text must be str or bytes, not %s"
+                            % type(text).__name__)
         data = bytes(text)
         try:
             text = data.decode("utf-8")
@@ -268,6 +281,8 @@ def _decode(text, source):
     if text.startswith("\ufeff"):
         text = text[1:]
     bad = _BAD_CHARACTER.search(text)
+    if bad is None and "\r" in text:
+        bad = _LONE_CR.search(text)
     if bad is not None:
         position = bad.start()
         line = text.count("\n", 0, position) + 1
@@ -300,10 +315,9 @@ def _split_lines(text, source):
     lines = text.split("\n")
     if ends_with_newline:
         lines.pop()
-    doc = _Doc(source, lines, ends_with_newline)
-    doc.has_markers = text.startswith(("---", "...")) or "\n---" in text \
+    has_markers = text.startswith(("---", "...")) or "\n---" in text \
         or "\n..." in text
-    return doc
+    return _Doc(source, lines, ends_with_newline, has_markers)
 
 
 # -- the stream ----------------------------------------------------------------
@@ -375,8 +389,9 @@ def _parse_stream(doc):
 # -- block nodes -----------------------------------------------------------------
 
 def _is_sequence_entry(line, column):
-    return line.startswith("-", column) and (column + 1 == len(line)
-                                    or line[column + 1] == " ")
+    """Whether line holds '- ' (or a lone '-') at column."""
+    return line.startswith("-", column) and (
+        column + 1 == len(line) or line[column + 1] == " ")
 
 
 def _parse_block_node(doc, index, column, parent_indent, path):
@@ -524,8 +539,8 @@ def _expected_key(doc, index, column):
         _fail(doc, index, column, "expected 'key: value' here; add the ':' "
               "or fix the indentation")
     if line[column] in "'\"":
-        _fail(doc, index, column, "expected 'key: value' here (a quoted key "
-              "must end on its line and be followed by ': ')")
+        _fail(doc, index, column, "expected 'key: value' here; a quoted key "
+              "must end on its line and be followed by ': '")
     _unexpected(doc, index, column)
 
 
@@ -712,6 +727,9 @@ def _plain_value(doc, index, column, text):
 
 def _plain_number(doc, index, column, text):
     if _INT_DECIMAL.match(text):
+        if len(text) > 4000:  # int() refuses more than 4300 digits
+            _fail(doc, index, column, "integer with more than 4000 digits; "
+                  "quote it")
         return int(text)
     if _LEADING_ZERO.match(text):
         _fail(doc, index, column, "%r is an octal or invalid number in YAML "
@@ -737,12 +755,20 @@ def _plain_number(doc, index, column, text):
         if date is None:
             _fail(doc, index, column, "timestamps with a time are not "
                   "supported; quote it, or write a date as YYYY-MM-DD")
-        try:
-            return _datetime.date(*[int(part) for part in date.groups()])
-        except ValueError:
-            _fail(doc, index, column, "%r is not a valid date; write a real "
-                  "date as YYYY-MM-DD, or quote it" % text)
+        year, month, day = [int(part) for part in date.groups()]
+        if 1 <= year and 1 <= month <= 12 and \
+                1 <= day <= _days_in_month(year, month):
+            return _datetime.date(year, month, day)
+        _fail(doc, index, column, "%r is not a valid date; write a real date "
+              "as YYYY-MM-DD, or quote it" % text)
     return text
+
+
+def _days_in_month(year, month):
+    if month == 2:
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        return 29 if leap else 28
+    return 30 if month in (4, 6, 9, 11) else 31
 
 
 # -- quoted scalars --------------------------------------------------------------
@@ -789,6 +815,8 @@ def _fold_replacement(match):
     token = match.group()
     if token == "''":
         return "'"
+    if match.group(1) is None:
+        return token  # spaces inside a line
     breaks = match.group(1).count("\n")
     return "\n" * breaks if breaks else " "
 
@@ -816,6 +844,8 @@ def _unescape(doc, index, column, raw):
         if breaks is not None:
             count = breaks.count("\n")
             return "\n" * count if count else " "
+        if match.group(4) is not None:
+            return match.group(4)  # spaces inside a line
         _escape_error(doc, index, column, raw, match.start(),
                       "invalid escape sequence; write a valid escape (such "
                       "as \\\\ \\\" \\n \\t \\xHH \\uHHHH) or use single quotes")
@@ -2061,6 +2091,8 @@ def parse_default_job_config(value, key, origin):
         if job_key not in JOB_KEY_PARSERS:
             raise unknown_key_error(job_key, list(JOB_KEY_PARSERS), item_origin)
         JOB_KEY_PARSERS[job_key](item, job_key, item_origin)
+    if "tag" in value and "tags" in value:
+        raise origin.error("use `tag` or `tags`, not both", "tags")
     return value
 
 
@@ -2423,6 +2455,28 @@ def preload_modules(names):
         __import__(name)
 
 
+PR_SET_DUMPABLE = 4
+
+
+def linux_libc():
+    """The C library through ctypes (imported while still root), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+        return ctypes.CDLL(None, use_errno=True)
+    except (ImportError, OSError):
+        return None
+
+
+def make_dumpable(libc):
+    """After setuid from root the kernel marks the process undumpable, which
+    leaves its /proc files root's: the service user's own run-job could then
+    not find this run to kill it. Undo that, as an exec would have."""
+    if libc is not None:
+        libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+
+
 def become_service_user(config, modules=()):
     """As root, become the service user (supplementary groups, gid, uid, HOME,
     USER, LOGNAME), unless the config says `user: root`. Otherwise nothing."""
@@ -2430,11 +2484,13 @@ def become_service_user(config, modules=()):
         return
     account = require_service_account(config)
     preload_modules(modules)
+    libc = linux_libc()
     os.initgroups(account.pw_name, account.pw_gid)
     os.setgid(account.pw_gid)
     os.setuid(account.pw_uid)
     if os.geteuid() == 0 or os.getuid() == 0:  # never go on as root by mistake
         raise RefusedError("could not give up root for the service user %s" % config.user)
+    make_dumpable(libc)
     os.environ["HOME"] = account.pw_dir
     os.environ["USER"] = account.pw_name
     os.environ["LOGNAME"] = account.pw_name
@@ -2636,9 +2692,11 @@ def _all_processes():
 
 
 def lock_holders(path, with_descendants=False):
-    """The live processes, other than this one, holding a descriptor of the
-    lock file PATH (compared by device and inode, whatever name they used),
-    and WITH_DESCENDANTS their descendants too."""
+    """The live processes, other than this one, holding the lock on PATH: a
+    descriptor of that file (by device and inode, whatever the name) whose
+    /proc/PID/fdinfo shows the flock, which a run-job merely trying the lock
+    has not. Kernels before 4.5 show no locks there: then any descriptor of
+    the file counts. WITH_DESCENDANTS adds the holders' descendants."""
     try:
         status = os.stat(path)
     except FileNotFoundError:
@@ -2646,7 +2704,16 @@ def lock_holders(path, with_descendants=False):
     wanted = (status.st_dev, status.st_ino)
     processes = [info for info in _all_processes()
                  if info.pid != os.getpid() and info.state not in ("Z", "X")]
-    holders = [info for info in processes if _has_open_file(info.pid, wanted)]
+    openers = []
+    holders = []
+    for info in processes:
+        locked = _lock_descriptor_state(info.pid, wanted)
+        if locked is not None:
+            openers.append(info)
+            if locked:
+                holders.append(info)
+    if not holders and openers and _lock_is_held(path):
+        holders = openers  # a kernel that does not show locks in fdinfo
     if with_descendants:
         holders = descendants(processes, [info.pid for info in holders], holders)
     return holders
@@ -2669,20 +2736,27 @@ def descendants(processes, roots, found=()):
     return found
 
 
-def _has_open_file(pid, wanted):
+def _lock_descriptor_state(pid, wanted):
+    """None when PID has no descriptor of the file WANTED (device, inode);
+    else whether one of them shows an flock in /proc/PID/fdinfo."""
     directory = "/proc/%d/fd" % pid
     try:
         descriptors = os.listdir(directory)
     except OSError:
-        return False
+        return None
+    state = None
     for descriptor in descriptors:
         try:
             status = os.stat(os.path.join(directory, descriptor))
+            if (status.st_dev, status.st_ino) != wanted:
+                continue
+            state = False
+            with open("/proc/%d/fdinfo/%s" % (pid, descriptor), "rb") as fdinfo:
+                if b"FLOCK" in fdinfo.read():
+                    return True
         except OSError:
             continue
-        if (status.st_dev, status.st_ino) == wanted:
-            return True
-    return False
+    return state
 
 
 def kill_job(config, name):
@@ -2706,6 +2780,10 @@ def kill_job(config, name):
             time.sleep(0.02)
     if _lock_is_held(path):
         stop_lock_holders(path, kill_grace)
+    if _lock_is_held(path):
+        pids = " ".join(str(info.pid) for info in lock_holders(path)) or "unknown"
+        raise ProcessControlError("job %s is still running (pids %s): they could not be "
+                                  "stopped; run --kill-job as their user or root" % (name, pids))
     return EXIT_OK
 
 
@@ -2756,6 +2834,7 @@ def _local_time_text(epoch):
 # chunks and stamped with bulk bytes operations, one timestamp per chunk.
 
 READ_SIZE = 65536
+RECORDS_MAX = 262144     # bytes of records stamped at once, whatever the line length
 PIPE_SIZE = 1 << 20
 F_SETPIPE_SZ = 1031
 PR_SET_CHILD_SUBREAPER = 36
@@ -2800,6 +2879,7 @@ class RunLog(object):
     def __init__(self, fd, path):
         self.fd = fd
         self.path = path
+        self.error = None  # why writing failed (a full disk): output is dropped
         self._second = None
         self._second_text = b""
 
@@ -2817,6 +2897,22 @@ class RunLog(object):
         one record per line, the piece after the last newline marked "+"."""
         stamp = self._stamp() + tag
         whole = stamp + b"| "
+        lines = data.count(b"\n")
+        if lines * len(whole) <= RECORDS_MAX:
+            self._write_records(stamp, whole, data)
+            return
+        # Short lines: the prefix multiplies the bytes, so stamp the chunk in
+        # slices cut after a newline, to bound the memory that records take.
+        step = max(1, len(data) * RECORDS_MAX // (lines * len(whole)))
+        start = 0
+        while start < len(data):
+            end = data.rfind(b"\n", start, start + step) + 1
+            if end <= start:
+                end = data.find(b"\n", start + step) + 1 or len(data)
+            self._write_records(stamp, whole, data[start:end])
+            start = end
+
+    def _write_records(self, stamp, whole, data):
         cut = data.rfind(b"\n") + 1
         buffers = []
         if cut:
@@ -2826,7 +2922,12 @@ class RunLog(object):
             buffers += [whole, memoryview(records)[:-len(whole)]]
         if cut < len(data):
             buffers += [stamp + b"+ ", memoryview(data)[cut:], b"\n"]
-        _write_buffers(self.fd, buffers)
+        if self.error is None:
+            try:
+                _write_buffers(self.fd, buffers)
+            except OSError as error:
+                # Go on reading, or the job would block on a full pipe.
+                self.error = error.strerror
 
     def note(self, key, value):
         """A run-job record: "KEY VALUE" on stream "#"."""
@@ -2938,11 +3039,14 @@ def quote_argv(argv):
 
 
 def _signal_name(signum):
-    try:
-        import signal
-        return signal.Signals(signum).name
-    except (ImportError, ValueError, AttributeError):
-        return "signal %d" % signum
+    """SIGTERM for 15, without the enum that the `signal` module imports. In
+    alphabetical order the usual name (SIGABRT, SIGCHLD, SIGIO) comes first."""
+    signals = _signals()
+    for name in dir(signals):
+        if name.startswith("SIG") and not name.startswith("SIG_") \
+                and getattr(signals, name) == signum:
+            return name
+    return "signal %d" % signum
 
 
 def describe_wait_status(wait_status):
@@ -3166,7 +3270,12 @@ class JobRun(object):
         # swallowed by Python's handler in the child but acted on after exec.
         mask = signals.pthread_sigmask(signals.SIG_BLOCK, handled)
         try:
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError as error:
+                os.close(error_r)
+                os.close(error_w)
+                return None, error.strerror
             if pid == 0:
                 _exec_child(argv, self.environment, [self.devnull] + self.write_ends,
                             [self.lock.fd], self.child_dispositions(), mask, error_w)
@@ -3314,6 +3423,7 @@ def execute_job(config, job, slow_start=False, live=None):
     or killed, 124 timed out; raise LockHeldError when still running. LIVE
     (default: whether stdout is a terminal) also shows the output. Must be the
     only thing in this process that has child processes."""
+    _ensure_standard_fds()  # before the lock, which must not become fd 0, 1 or 2
     lock = acquire_lock(config, job)
     if lock is None:
         return EXIT_OK
@@ -3326,27 +3436,28 @@ def execute_job(config, job, slow_start=False, live=None):
 def _execute_locked(config, job, lock, slow_start, live):
     start = time.time()
     lock.describe(os.getpid(), 0, start, job.kill_grace)
-    _ensure_standard_fds()
     if live is None:
         live = os.isatty(1)
     commands = job.commands
     if slow_start and job.slow_start_commands:
         commands = job.slow_start_commands
     log = open_run_log(config, job.name, start)
+    run = JobRun(job, lock, log, live, start)
     try:
         _log_header(log, job, commands, start)
-        run = JobRun(job, lock, log, live, start)
-        try:
-            run.open()
-            outcome = run.run(commands)
-        finally:
-            run.close()
+        run.open()
+        outcome = run.run(commands)
         duration = time.monotonic() - run.started
+        if log.error is not None and outcome.status == "success":
+            outcome = Outcome("failed", "cannot write the log: %s" % log.error)
         _log_footer(log, outcome, duration)
-    finally:
         log.close()
-    record_run(config, job, outcome, start, duration, log.path)
-    report_outcome(job, outcome, duration, log.path, run.stderr_tail, live)
+        # Still under our signal handlers: a SIGTERM now cannot lose the record.
+        record_run(config, job, outcome, start, duration, log.path)
+        report_outcome(job, outcome, duration, log.path, run.stderr_tail, live)
+    finally:
+        run.close()
+        log.close()
     return outcome.run_job_exit_code
 
 
@@ -3533,14 +3644,18 @@ def read_history(config, name):
 
 
 def _consecutive_failures(config, name, status):
+    """0 after a success, else one more than the last record says. The count
+    ends the line json_line wrote, so no json module: a plain run needs none,
+    and a failed run after the switch to the service user should not either."""
     if status == "success":
-        return 0  # and no need to read the previous state on the plain path
+        return 0
     try:
-        previous = read_job_state(config, name) or {}
-    except ProcessControlError:
-        previous = {}
-    count = previous.get("consecutive_failures")
-    return (count if isinstance(count, int) else 0) + 1
+        with open(state_path(config, name), "rb") as state_file:
+            tail = state_file.read().rstrip()[-40:]
+        key, _, count = tail.rpartition(b":")
+        return int(count.rstrip(b"}")) + 1 if key.endswith(b'"consecutive_failures"') else 1
+    except (OSError, ValueError):
+        return 1
 
 
 def run_record(config, job, outcome, start, duration, log_path):
@@ -3766,9 +3881,10 @@ OPTIONS = {
 }
 
 # Modules imported before giving up root, by command: see preload_modules.
-# (ctypes: the runner's child subreaper; signal: signal names in the log.)
+# (ctypes: the runner's child subreaper; signal: signal names in the log;
+# json: the previous state, read after a failure.)
 MODULES_AFTER_SWITCH = {
-    "run": ("shlex", "difflib", "ctypes", "signal"),
+    "run": ("shlex", "difflib", "ctypes", "signal", "json"),
     "kill": ("signal",),
     "list": (),
     "status": ("shlex", "difflib", "datetime", "json"),

@@ -118,6 +118,21 @@ class SandboxTest(unittest.TestCase):
         self.sandbox = Sandbox()
         self.addCleanup(self.sandbox.remove)
 
+    def start_in_background(self, name):
+        """run-job NAME as a child process, stopped at the end of the test."""
+        process = subprocess.Popen([sys.executable, RUN_JOB, "--config", self.sandbox.config, name],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, cwd=self.sandbox.root)
+
+        def stop():
+            if process.poll() is None:
+                process.terminate()
+                process.wait()
+            process.stdout.close()
+            process.stderr.close()
+        self.addCleanup(stop)
+        return process
+
     def assert_one_error_line(self, err, *fragments):
         lines = err.splitlines()
         self.assertEqual(len(lines), 1, err)
@@ -316,6 +331,10 @@ class JobTests(SandboxTest):
         self.assertEqual(self.load("command: x\ntags: nightly\n").tags, ["nightly"])
         message = self.load_error("command: x\ntag: a\ntags: [b]\n")
         self.assertIn(":3:1: use `tag` or `tags`, not both", message)
+        self.sandbox.write_config(extra="default_job_config:\n  tag: a\n  tags: [b]\n")
+        with self.assertRaises(run_job.ConfigError) as caught:
+            self.sandbox.load()
+        self.assertEqual(str(caught.exception), self.sandbox.config + ":8:3: use `tag` or `tags`, not both")
 
     def test_default_job_config_applies_first(self):
         self.sandbox.write_config(extra="default_job_config:\n  timeout: 30\n  tags: [everyone]\n"
@@ -616,10 +635,7 @@ class ReportTests(SandboxTest):
     def test_a_running_job_in_status_then_killed(self):
         self.sandbox.write_job("sleeper", "name: Sleeper\ncommand: /bin/sleep 30\n")
         self.sandbox.write_job("idle", "command: /bin/true\n")
-        process = subprocess.Popen([sys.executable, RUN_JOB, "--config", self.sandbox.config, "sleeper"],
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.addCleanup(process.communicate)
-        self.addCleanup(lambda: process.poll() is None and process.kill())
+        process = self.start_in_background("sleeper")
         config = self.sandbox.load()
         deadline = time.monotonic() + 10
         while run_job.running_info(config, "sleeper") is None:
@@ -706,6 +722,39 @@ class ServiceUserTests(SandboxTest):
                                  account.pw_dir if os.path.isdir(account.pw_dir) else "/"])
         for name in ("log", "run", "state"):
             self.assertEqual(os.stat(self.sandbox.path(name)).st_uid, account.pw_uid, name)
+
+    def test_a_failure_after_the_switch_is_reported_and_recorded(self):
+        # A failure takes the runner's longer path (the previous state is read):
+        # still nothing imported after the switch.
+        self.sandbox.write_config(user=UNPRIVILEGED)
+        self.sandbox.write_job("fails", "command: /bin/sh -c 'echo oops >&2; exit 3'\n")
+        for attempt in (1, 2):
+            code, out, err = self.sandbox.run("fails")
+            self.assertEqual(code, 1, err)
+            self.assertNotIn("Traceback", err)
+            self.assertIn("oops", err)
+        code, out, err = self.sandbox.run("--status")
+        self.assertEqual(code, 0, err)
+        self.assertRegex(out, r"last status: failed at \S+ \(exit code 3, ")
+
+    def test_kill_and_status_after_the_switch(self):
+        self.sandbox.write_config(user=UNPRIVILEGED)
+        self.sandbox.write_job("sleeper", "command: /bin/sleep 30\n")
+        process = self.start_in_background("sleeper")
+        config = self.sandbox.load()
+        deadline = time.monotonic() + 10
+        while run_job.running_info(config, "sleeper") is None:
+            self.assertLess(time.monotonic(), deadline, "the job never started")
+            time.sleep(0.02)
+        code, out, err = self.sandbox.run("--status")
+        self.assertEqual((code, err), (0, ""))
+        self.assertIn("{pid: %d, status: running}" % process.pid, out)
+        code, out, err = self.sandbox.run("--kill-job", "sleeper")
+        self.assertEqual(code, 0, err)
+        err = process.communicate(timeout=20)[1]
+        self.assertEqual(process.returncode, 1)
+        self.assertNotIn(b"Traceback", err)
+        self.assertIn("last status: killed", self.sandbox.run("--status")[1])
 
     def test_nothing_runs_as_root_unless_configured(self):
         try:

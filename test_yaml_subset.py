@@ -204,8 +204,8 @@ REJECTED = [
     ("2002-12-14: x", 1, 1, "not a string"), ("0x10: a\n16: b", 1, 1, "not a string"),
     ("x: {1: a}", 1, 5, "not a string"),
     # anchors, aliases, tags, complex keys, merge keys, directives, documents
-    ("a: &x 1\nb: *x", 1, 4, "anchors"), ("a: *x", 1, 4, "aliases"),
-    ("a: &anchor", 1, 4, "anchors"), ("a: !!str 1", 1, 4, "tags"),
+    ("a: &x 1\nb: *x", 1, 4, "anchor"), ("a: *x", 1, 4, "alias"),
+    ("schedule: */5 * * * *", 1, 11, "quote the value"), ("a: &anchor", 1, 4, "anchor"), ("a: !!str 1", 1, 4, "tags"),
     ("a: ! x", 1, 4, "tags"), ("!foo x", 1, 1, "tags"),
     ("? a\n: b", 1, 1, "complex keys"), ("? a", 1, 1, "complex keys"),
     ("<<: {x: 1}", 1, 1, "merge keys"), ("a:\n  <<: 1", 2, 3, "merge keys"),
@@ -230,6 +230,7 @@ REJECTED = [
     ("a: 0x_", 1, 4, "quote it"), ("a: 1._", 1, 4, "quote it"),
     ("a: 2001-12-14 21:59:43", 1, 4, "timestamps"), ("a: [1,000]", 1, 7, "quote it"),
     ("a: 2001-13-01", 1, 4, "not a valid date"), ("a: 2001-02-29", 1, 4, "not a valid date"),
+    ("a: 1900-02-29", 1, 4, "not a valid date"), ("a: 0000-01-01", 1, 4, "not a valid date"),
     ("a: [1_000, 0x1F]", 1, 5, "quote it"), ("a: [yes]", 1, 5, "true/false"),
     # plain scalar structure
     ("a: @x", 1, 4, "'@'"), ("a: `x", 1, 4, "'`'"), ("a: %x", 1, 4, "'%'"),
@@ -265,7 +266,8 @@ REJECTED = [
     ("|2\n  x\n", 1, 1, "indentation digit"),
     # flow collections
     ("a: [a,, b]", 1, 7, "empty entry"), ("a: [,]", 1, 5, "empty entry"),
-    ("a: {k:v}", 1, 5, "key: value"), ("a: {k}", 1, 5, "key: value"), ("a: {k: }", 1, 8, "missing value"),
+    ("a: {k:v}", 1, 5, "key: value"), ("a: {k}", 1, 5, "key: value"),
+    ("a: {k: }", 1, 8, "missing value"),
     ("a: [k: v]", 1, 6, "pairs"), ("a: [?x]", 1, 5, "complex keys"),
     ("a: [a,\nb]", 1, 7, "same line"), ("[a #b]", 1, 4, "same line"),
     ("a: [a] b", 1, 8, "after the value"), ("a: [a]b", 1, 7, "after the value"),
@@ -701,6 +703,8 @@ def contract_violation(text):
                 and error.column >= 1 and str(error).startswith(
                     "fuzz.yaml:%d:%d: " % (error.line, error.column))):
             return "badly located error: %s" % error
+        if "; " not in error.message:
+            return "error without a hint ('what; how to fix'): %s" % error
         return None
     theirs = pyyaml_outcome(text)
     if theirs[0] != "ok":
@@ -1346,8 +1350,7 @@ class ReferenceExampleTests(unittest.TestCase):
     never a value that differs from yaml.safe_load."""
 
     def cases(self):
-        for text in REFERENCE_EXAMPLES:
-            yield text
+        yield from REFERENCE_EXAMPLES
         for scalar in REFERENCE_SCALARS:
             for form in ("x: %s", "%s: x", "- %s", "[%s]", "{k: %s}"):
                 yield form % scalar
@@ -1369,6 +1372,58 @@ class ReferenceExampleTests(unittest.TestCase):
                 self.assertIsNone(contract_violation(text))
                 count += 1
         self.assertGreater(count, 700)
+
+
+class PathologicalInputTests(unittest.TestCase):
+    """Huge or deeply nested input: a located ConfigError or the right value,
+    never RecursionError, ValueError or quadratic regex backtracking."""
+
+    def assert_rejected(self, text):
+        with self.assertRaises(run_job.ConfigError) as caught:
+            run_job.load_yaml(text)
+        self.assertGreaterEqual(caught.exception.line, 1)
+
+    def test_deep_nesting(self):
+        self.assert_rejected("[" * 5000)
+        self.assert_rejected("{a: " * 5000)
+        self.assert_rejected("- " * 5000 + "x")
+        self.assert_rejected("".join(" " * i + "k:\n" for i in range(500)))
+        self.assertEqual(run_job.load_yaml("- " * 30 + "x"),
+                         run_job.load_yaml("- " * 29 + "[x]"))
+
+    def test_long_numbers_and_lines(self):
+        self.assert_rejected("a: " + "1" * 5000)  # int() refuses > 4300 digits
+        self.assertEqual(run_job.load_yaml("a: 0x" + "f" * 5000)["a"], 16 ** 5000 - 1)
+        self.assertEqual(run_job.load_yaml("a: " + "1" * 400 + ".5")["a"], float("inf"))
+        self.assert_rejected("x" * 100000 + ": v")
+        self.assertEqual(run_job.load_yaml("k: " + "w " * 50000 + "end")["k"],
+                         "w " * 50000 + "end")
+
+    def test_long_space_runs_in_quoted_text(self):
+        for quote in "'\"":
+            text = "a: %sx%sy\n  z%s" % (quote, " " * 200000, quote)
+            self.assertEqual(run_job.load_yaml(text)["a"], "x" + " " * 200000 + "y z")
+
+
+class PlainScalarPatternTests(unittest.TestCase):
+    def test_fast_plain_pattern_matches_its_definition(self):
+        """The plain-scalar regex, written as runs between colons for speed,
+        ends exactly where the definition (one character at a time: ':' only
+        before a non-space, ' #' ends it) ends, on every short string."""
+        import itertools
+        char = r"(?:[^ \t:]|:(?=[^ \t]))"
+        first = r"(?:[^ \t\-?:,\[\]{}#&*!|>'\"%@`]|[-?:](?=[^ \t]))"
+        definition = re.compile(first + char + r"*(?: +(?!#)" + char + r"+)*")
+        continuation = re.compile(char + r"+(?: +(?!#)" + char + r"+)*")
+        for length in range(7):
+            for letters in itertools.product("a: #\t-", repeat=length):
+                text = "".join(letters)
+                for fast, slow in ((run_job._PLAIN, definition),
+                                   (run_job._PLAIN_CONTINUATION, continuation)):
+                    expected = slow.match(text)
+                    actual = fast.match(text)
+                    self.assertEqual(actual and actual.end(),
+                                     expected and expected.end(), repr(text))
 
 
 if __name__ == "__main__":

@@ -6,21 +6,28 @@
 Runs everything with the system interpreter (as on a server) and prints, for
 each case, run-job's figure, the reference's and their ratio against the goal:
 
-  start-up   a run of a /bin/true job (median of N) against `python3 -c pass`
-             (goal <= 2.5x) and against `flock -n LOCK timeout 600 /bin/true
-             >LOG 2>&1` in sh (for information);
+  start-up   a run of a /bin/true job (median of N, interleaved) against
+             `python3 -c pass` (goal <= 2.5x) and, for information, against
+             `flock -n LOCK timeout 600 /bin/true >LOG 2>&1` in sh;
   capture    200 MB of 100-byte lines (goal <= 2x) and 50 MB of 2-byte lines
              (goal <= 20x) against the same command redirected to a file by sh;
-  memory     peak RSS of those run-job runs against `python3 -c pass`
-             (goal <= 1.5x), each process's VmHWM read by itself at its end.
+  memory     peak RSS of run-job in those runs against `python3 -c pass`
+             (goal <= 1.5x): each process's VmHWM, read by itself at its end
+             (wait4's ru_maxrss would count the forked bench before exec).
 
-run-job is driven through its entry point execute_job by a small driver
-script (the command line is not involved), with a GlobalConfig and a Job
-built in code; logs, locks and state go to a temporary directory.
+run-job is measured three ways, all with a global config, job files, logs,
+locks and state in a temporary directory:
+  script    `python3 run_job.py --config CFG NAME`: what /usr/bin/run-job is,
+            a script, compiled from source on every run;
+  module    the same command line through a 3-line stub importing run_job.py
+            from a directory where it was byte-compiled (compileall);
+  runner    execute_job called by a small driver with a GlobalConfig and a Job
+            built in code: the runner alone, no configuration loading.
 """
 
 import os
 import py_compile
+import pwd
 import shutil
 import signal
 import statistics
@@ -31,36 +38,66 @@ import time
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = "/usr/bin/python3"
 
-DRIVER = r"""
+# Each writes its own /proc/self/status to ROOT/rss when done.
+DUMP_STATUS = """
+def dump_status(root):
+    with open("/proc/self/status", "rb") as status, open(root + "/rss", "wb") as rss:
+        rss.write(status.read())
+"""
+
+RUNNER = DUMP_STATUS + r"""
 import sys
-sys.path.insert(0, %r)
-import run_job
 root = sys.argv[1]
+sys.path.insert(0, root + "/lib")
+import run_job
 config = run_job.GlobalConfig(output_directory=root + "/out", run_directory=root + "/run",
                               state_directory=root + "/state")
-job = run_job.Job("bench", commands=[sys.argv[2:]], timeout=600)
+job = run_job.Job(sys.argv[2], commands=[sys.argv[3:]], timeout=600)
 code = run_job.execute_job(config, job, live=False)
-with open("/proc/self/status", "rb") as status, open(root + "/rss", "wb") as rss:
-    rss.write(status.read())
+dump_status(root)
 sys.exit(code)
 """
 
-# The reference for memory: python3 -c pass, and a look at its own peak.
-PYTHON_PASS_RSS = "open(%r, 'wb').write(open('/proc/self/status', 'rb').read())"
+MODULE = DUMP_STATUS + r"""
+import sys
+root = sys.argv[1]
+sys.path.insert(0, root + "/lib")
+from run_job import main
+code = main(sys.argv[2:])
+dump_status(root)
+sys.exit(code)
+"""
+
+# Only for the peak RSS of the script: runpy compiles it as `python3 FILE` does.
+SCRIPT_RSS = DUMP_STATUS + r"""
+import runpy, sys
+root = sys.argv[1]
+sys.argv = [sys.argv[2]] + sys.argv[3:]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    dump_status(root)
+"""
+
+CONFIG = """user: {user}
+job_directory: {root}/jobs
+output_directory: {root}/out
+run_directory: {root}/run
+state_directory: {root}/state
+"""
 
 
-def peak_rss(status_file):
-    """VmHWM in KiB from a copy of /proc/PID/status. Not wait4's ru_maxrss: that
-    counts the pages of the forked bench process before it exec'd."""
-    with open(status_file, "rb") as status:
+def peak_rss(root):
+    """VmHWM in KiB from the copy of /proc/PID/status a process left in ROOT."""
+    with open(os.path.join(root, "rss"), "rb") as status:
         for line in status:
             if line.startswith(b"VmHWM:"):
                 return int(line.split()[1])
-    raise ValueError("no VmHWM in " + status_file)
+    raise ValueError("no VmHWM")
 
 
 def run(argv, stdout=None):
-    """(seconds, peak RSS in KiB, exit status) of one run of ARGV."""
+    """(seconds, exit status) of one run of ARGV."""
     started = time.perf_counter()
     pid = os.fork()
     if pid == 0:
@@ -73,77 +110,113 @@ def run(argv, stdout=None):
             os.execv(argv[0], argv)
         finally:
             os._exit(127)
-    _, status, usage = os.wait4(pid, 0)
-    return time.perf_counter() - started, usage.ru_maxrss, status
+    _, status = os.waitpid(pid, 0)
+    return time.perf_counter() - started, status
 
 
-def median_run(argv, count):
-    results = [run(argv) for _ in range(count)]
-    return statistics.median(r[0] for r in results), max(r[1] for r in results)
+def write(path, text):
+    with open(path, "w") as output:
+        output.write(text)
+
+
+def set_up(root):
+    for name in ("jobs", "out", "run", "state", "lib"):
+        os.mkdir(os.path.join(root, name))
+    os.chmod(root, 0o755)
+    shutil.copy(os.path.join(HERE, "run_job.py"), os.path.join(root, "lib"))
+    py_compile.compile(os.path.join(root, "lib", "run_job.py"), doraise=True)
+    for name, text in (("runner.py", RUNNER), ("module.py", MODULE),
+                       ("script_rss.py", SCRIPT_RSS)):
+        write(os.path.join(root, name), text)
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    write(os.path.join(root, "config.yaml"), CONFIG.format(user=user, root=root))
+    os.chmod(os.path.join(root, "config.yaml"), 0o644)
+
+
+def commands(root, name, argv):
+    """The three ways of running job NAME whose command is ARGV."""
+    config = ["--config", os.path.join(root, "config.yaml"), name]
+    line = " ".join('"%s"' % word for word in argv)  # read back by shlex
+    write(os.path.join(root, "jobs", name + ".yaml"),
+          "command: '%s'\ntimeout: 10m\n" % line.replace("'", "''"))
+    return {"script": [PYTHON, os.path.join(root, "lib", "run_job.py")] + config,
+            "module": [PYTHON, os.path.join(root, "module.py"), root] + config,
+            "runner": [PYTHON, os.path.join(root, "runner.py"), root, name] + argv,
+            "script-rss": [PYTHON, os.path.join(root, "script_rss.py"), root,
+                           os.path.join(root, "lib", "run_job.py")] + config}
+
+
+def row(label, ours, theirs, unit, goal):
+    scale, form = {"ms": (1e3, "%8.1fms"), "s": (1, "%9.2fs"), "KiB": (1, "%7dKiB")}[unit]
+    print(("%-48s " + form + " " + form + " %6.2fx %5s") % (
+        label, ours * scale, theirs * scale, ours / theirs, "%gx" % goal if goal else "-"))
 
 
 def main():
     quick = "--quick" in sys.argv
+    count = 10 if quick else 30
     root = tempfile.mkdtemp(prefix="bench-run-job-")
     try:
-        for name in ("out", "run", "state"):
-            os.mkdir(os.path.join(root, name))
-        # run_job.py as a module with its bytecode compiled, as after
-        # `python3 -m compileall`; PYTHONDONTWRITEBYTECODE would stop Python
-        # from caching it itself.
-        library = os.path.join(root, "lib")
-        os.mkdir(library)
-        shutil.copy(os.path.join(HERE, "run_job.py"), library)
-        py_compile.compile(os.path.join(library, "run_job.py"), doraise=True)
-        driver = os.path.join(root, "driver.py")
-        with open(driver, "w") as driver_file:
-            driver_file.write(DRIVER % library)
-        run_job = [PYTHON, driver, root]
-        count = 10 if quick else 40
-        run(run_job + ["/bin/true"])  # compile run_job.py's cache once
-        print("interpreter: %s (%s)" % (PYTHON, sys.version.split()[0]))
+        set_up(root)
+        ways = commands(root, "true", ["/bin/true"])
+        for way in ("script", "module", "runner"):
+            _, status = run(ways[way])
+            if status != 0:
+                print("run-job %s does not run (exit status %d): left out" % (way, status >> 8))
+                del ways[way]
+        flock = ["/bin/sh", "-c", "flock -n %s/flock.lock timeout 600 /bin/true >%s/flock.log 2>&1"
+                 % (root, root)]
+        references = {"python3 -c pass": [PYTHON, "-c", "pass"], "flock": flock}
+        timings = dict((key, []) for key in list(ways) + list(references))
+        for _ in range(count):  # interleaved: load from elsewhere hits all alike
+            for key, argv in list(ways.items()) + list(references.items()):
+                if key != "script-rss":
+                    timings[key].append(run(argv)[0])
+        median = dict((key, statistics.median(values)) for key, values in timings.items()
+                      if values)
+        print("interpreter %s (Python %s); medians of %d runs; %s"
+              % (PYTHON, sys.version.split()[0], count, time.strftime("%Y-%m-%d %H:%M")))
         print()
-        print("%-44s %10s %10s %7s %6s" % ("case", "run-job", "reference", "ratio", "goal"))
-        rss = []
-        # start-up: interleaved so that load from elsewhere hits both alike
-        timings = {"run-job": [], "python": [], "flock": []}
-        lock = os.path.join(root, "flock.lock")
-        log = os.path.join(root, "flock.log")
-        flock = ["/bin/sh", "-c", "flock -n %s timeout 600 /bin/true >%s 2>&1" % (lock, log)]
-        for _ in range(count):
-            for key, argv in (("run-job", run_job + ["/bin/true"]),
-                              ("python", [PYTHON, "-c", "pass"]), ("flock", flock)):
-                timings[key].append(run(argv)[0])
-        rss.append(peak_rss(os.path.join(root, "rss")))
-        run([PYTHON, "-c", PYTHON_PASS_RSS % os.path.join(root, "python-rss")])
-        python_rss = peak_rss(os.path.join(root, "python-rss"))
-        ours = statistics.median(timings["run-job"])
-        for key, label, goal in (("python", "/bin/true job vs python3 -c pass", 2.5),
-                                 ("flock", "/bin/true job vs flock+timeout in sh", None)):
-            theirs = statistics.median(timings[key])
-            print("%-44s %8.1fms %8.1fms %6.2fx %6s" % (
-                label, ours * 1e3, theirs * 1e3, ours / theirs, "%gx" % goal if goal else "-"))
+        print("%-48s %10s %10s %7s %5s" % ("case", "run-job", "reference", "ratio", "goal"))
+        for way in ("script", "module", "runner"):
+            if way in ways:
+                row("%s: /bin/true job vs python3 -c pass" % way, median[way],
+                    median["python3 -c pass"], "ms", 2.5)
+        for way in ("script", "module", "runner"):
+            if way in ways:
+                row("%s: /bin/true job vs flock+timeout in sh" % way, median[way],
+                    median["flock"], "ms", None)
+
+        rss = {}
+        write(os.path.join(root, "pass.py"), DUMP_STATUS + "import sys\ndump_status(sys.argv[1])\n")
+        run([PYTHON, os.path.join(root, "pass.py"), root])
+        python_rss = peak_rss(root)
+        for way in ("script-rss", "module", "runner"):
+            if way in ways or (way == "script-rss" and "script" in ways):
+                run(ways[way])
+                rss["%s, /bin/true" % way.replace("-rss", "")] = peak_rss(root)
+        capture_way = "module" if "module" in ways else "runner"
         for size, line, goal in ((200 * 10 ** 6, 100, 2.0), (50 * 10 ** 6, 2, 20.0)):
             if quick:
                 size //= 10
             producer = "yes %s | head -c %d" % ("x" * (line - 1), size)
             output = os.path.join(root, "sh.out")
-            theirs, _, _ = run(["/bin/sh", "-c", producer + " >" + output])
+            theirs, _ = run(["/bin/sh", "-c", producer + " >" + output])
             os.unlink(output)
-            ours, _, status = run(run_job + ["/bin/sh", "-c", producer])
+            name = "capture%d" % line
+            ours, status = run(commands(root, name, ["/bin/sh", "-c", producer])[capture_way])
             assert status == 0, status
-            rss.append(peak_rss(os.path.join(root, "rss")))
-            log_bytes = sum(os.path.getsize(os.path.join(root, "out", "bench", entry))
-                            for entry in os.listdir(os.path.join(root, "out", "bench")))
-            shutil.rmtree(os.path.join(root, "out", "bench"))
-            print("%-44s %8.2fs %9.2fs %6.2fx %6s" % (
-                "capture %d MB of %d-byte lines (log %d MB)" % (size // 10 ** 6, line,
-                                                             log_bytes // 10 ** 6),
-                ours, theirs, ours / theirs, "%gx" % goal))
-        print("peak RSS of each run-job run: %s KiB" % ", ".join(map(str, rss)))
-        print("%-44s %8dKiB %7dKiB %6.2fx %6s" % (
-            "peak RSS, worst run-job run vs python3 -c pass", max(rss), python_rss,
-            max(rss) / python_rss, "1.5x"))
+            rss["%s, %d MB, %d-byte lines" % (capture_way, size // 10 ** 6, line)] = \
+                peak_rss(root)
+            directory = os.path.join(root, "out", name)
+            log_bytes = sum(os.path.getsize(os.path.join(directory, entry))
+                            for entry in os.listdir(directory))
+            shutil.rmtree(directory)
+            row("%s: %d MB, %d-byte lines (log %d MB)" % (
+                capture_way, size // 10 ** 6, line, log_bytes // 10 ** 6),
+                ours, theirs, "s", goal)
+        for label, kilobytes in sorted(rss.items()):
+            row("peak RSS, %s" % label, kilobytes, python_rss, "KiB", 1.5)
     finally:
         shutil.rmtree(root)
 
