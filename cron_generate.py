@@ -168,7 +168,7 @@ def collect_entries(config):
     for name in run_job.list_job_names(config):
         try:
             entries.append(Entry(name, job=run_job.load_job(config, name)))
-        except ConfigError as error:
+        except run_job.ProcessControlError as error:  # refused files too
             entries.append(Entry(name, error=error))
     return entries
 
@@ -343,7 +343,8 @@ def generate(options):
     if not console:
         path = target_path(config)
         check_line_count(text, path)
-    status = run_job.EXIT_CONFIG if any(e.error for e in entries) else run_job.EXIT_OK
+    errors = [entry.error for entry in entries if entry.error is not None]
+    status = errors[0].exit_code if errors else run_job.EXIT_OK
     if options["check"]:
         return status
     if console:

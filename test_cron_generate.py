@@ -232,6 +232,18 @@ class GenerateTests(unittest.TestCase):
         self.assertRegex(err, r"bad\.yaml:2:\d+: .*job bad is left off the schedule")
         self.assertRegex(err, r"broken\.yaml:2:1: ")
 
+    def test_refused_job_file_is_skipped_and_the_rest_written(self):
+        box = self.sandbox
+        box.job("good", "command: /bin/true\nschedule: '0 1 * * *'\n")
+        box.job("writable", "command: /bin/true\nschedule: '0 2 * * *'\n")
+        os.chmod(os.path.join(box.job_directory, "writable.yaml"), 0o664)
+        code, out, err = box.run()
+        self.assertEqual(code, 77, err)
+        text = box.read_crontab()
+        self.assertEqual(job_lines(text), ["0 1 * * * %s /usr/bin/run-job --job good" % service_user()])
+        self.assertIn("# Skipping invalid job writable: ", text)
+        self.assertIn("writable.yaml", err)
+
     def test_check_validates_without_writing(self):
         box = self.sandbox
         box.job("good", "command: /bin/true\nschedule: '0 0 */2 * 5'\n")
