@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""cron-generate: write every scheduled job into /etc/cron.d/process-control.
+
+Developers change schedules through audited job files; nobody needs write
+access to cron. Configuration and job loading come from run_job (one source
+of truth for what a valid job is): run_job.py beside this script in the
+source tree, or the installed run-job beside /usr/bin/cron-generate.
+"""
+
+import os
+import re
+import sys
+
+
+def _load_run_job():
+    """Import run_job from beside this file, never from elsewhere on sys.path."""
+    if "run_job" in sys.modules:
+        return sys.modules["run_job"]
+    here = os.path.dirname(os.path.realpath(__file__))
+    for candidate in ("run_job.py", "run-job"):
+        path = os.path.join(here, candidate)
+        if os.path.isfile(path):
+            break
+    else:
+        sys.stderr.write("cron-generate: cannot find run-job or run_job.py in %s; "
+                         "install both scripts together (make install)\n" % here)
+        sys.exit(70)
+    import importlib.machinery
+    import importlib.util
+    loader = importlib.machinery.SourceFileLoader("run_job", path)
+    spec = importlib.util.spec_from_loader("run_job", loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["run_job"] = module
+    # No __pycache__ beside /usr/bin/run-job.
+    dont_write, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    try:
+        loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = dont_write
+    return module
+
+
+run_job = _load_run_job()
+ConfigError = run_job.ConfigError
+
+USAGE = """\
+usage: cron-generate [--config FILE] [--stdout | --check]
+
+Write a crontab entry for every enabled, scheduled job to the configured
+output_crontab (default /etc/cron.d/process-control), atomically, and only
+when something changed.
+
+options:
+  -c, --config FILE  global configuration (default: $PROCESS_CONTROL_CONFIG,
+                     else /etc/process-control.yaml, else built-in defaults)
+  --stdout           print the crontab instead of writing it
+  --check            validate the configuration and every job; write nothing
+  -h, --help         show this help
+  --version          show the version
+
+exit status: 0 written, unchanged or valid; 64 usage; 77 refused (a job
+would run as root); 78 configuration error (invalid jobs are listed as
+skipped and the rest is still written).
+"""
+
+
+# ---- what Debian cron accepts --------------------------------------------------
+
+# Beyond these, cron rejects or silently truncates a line, or ignores the file.
+CRON_MAX_LINE = 998
+CRON_MAX_LINES = 10000
+CRON_FILE_NAME = re.compile(r"[A-Za-z0-9_-]+\Z")
+CRON_USER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\Z")
+SAFE_RUNNER_PATH = re.compile(r"/[A-Za-z0-9_./+-]+\Z")
+ENVIRONMENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+MAILTO_VALUE = re.compile(r"[A-Za-z0-9_.+@,-]*\Z")
+TEMPLATE_FIELDS = ("source", "schedule", "user", "command")
+DEFAULT_TEMPLATE = "# Generated from {source}\n{schedule} {user} {command}\n"
+
+
+def check_user(config):
+    """The user every entry runs as: it must exist, and be root only by name."""
+    import pwd
+    where = config.source or "built-in defaults"
+    if not isinstance(config.user, str) or not CRON_USER_NAME.match(config.user):
+        raise ConfigError("user %r is not a name cron can read; set user: to a "
+                          "plain user name" % (config.user,), where)
+    try:
+        uid = pwd.getpwnam(config.user).pw_uid
+    except KeyError:
+        raise ConfigError("user %r does not exist; create it (useradd --system %s) or "
+                          "set user: to the service user" % (config.user, config.user),
+                          where)
+    if uid == 0 and config.user != "root":
+        raise run_job.RefusedError(
+            "%s: user %r is root under another name; jobs run as root only with an "
+            "explicit 'user: root'" % (where, config.user))
+
+
+def check_runner_path(config):
+    where = config.source or "built-in defaults"
+    if not isinstance(config.runner_path, str) or not SAFE_RUNNER_PATH.match(config.runner_path):
+        raise ConfigError("runner_path %r must be an absolute path of letters, digits and "
+                          "_ . / + - only, as cron and sh would read anything else "
+                          "differently" % (config.runner_path,), where)
+
+
+def check_template(template, where):
+    import string
+    for _, field, spec, conversion in string.Formatter().parse(template):
+        if field is None:
+            continue
+        if field not in TEMPLATE_FIELDS or spec or conversion:
+            raise ConfigError("cron_template: unknown placeholder {%s}; use {source}, "
+                              "{schedule}, {user} and {command} only" % field, where)
+
+
+def environment_lines(config):
+    """MAILTO= and cron_environment lines, quoted where cron would trim."""
+    where = config.source or "built-in defaults"
+    lines = []
+    if config.mailto is not None:
+        if not isinstance(config.mailto, str) or not MAILTO_VALUE.match(config.mailto):
+            raise ConfigError("mailto %r: write addresses separated by commas, without "
+                              "blanks, or '' to send no mail" % (config.mailto,), where)
+        lines.append("MAILTO=%s" % (config.mailto or '""'))
+    for name, value in (config.cron_environment or {}).items():
+        lines.append("%s=%s" % (name, environment_value(name, value, where)))
+    return lines
+
+
+def environment_value(name, value, where):
+    if not isinstance(name, str) or not ENVIRONMENT_NAME.match(name):
+        raise ConfigError("cron_environment: %r is not a variable name cron reads; use "
+                          "letters, digits and _" % (name,), where)
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ConfigError("cron_environment: %s must be a string" % name, where)
+    value = str(value)
+    if "\n" in value or "\r" in value or "\x00" in value:
+        raise ConfigError("cron_environment: %s holds a line break; cron reads one "
+                          "line per setting" % name, where)
+    # cron trims blanks around a value and strips one pair of matching quotes.
+    if value == "" or value != value.strip() or value[:1] in "'\"" or value[-1:] in "'\"":
+        if '"' in value:
+            raise ConfigError("cron_environment: %s needs quoting for cron but holds a "
+                              "double quote; simplify the value" % name, where)
+        value = '"%s"' % value
+    return value
+
+
+# ---- rendering -----------------------------------------------------------------
+
+class Entry(object):
+    """One job file's place in the crontab: scheduled, skipped, or invalid."""
+
+    def __init__(self, name, job=None, error=None):
+        self.name = name
+        self.job = job
+        self.error = error
+
+    @property
+    def scheduled(self):
+        return self.job is not None and self.job.schedule is not None and not self.job.disabled
+
+
+def collect_entries(config):
+    entries = []
+    for name in run_job.list_job_names(config):
+        try:
+            entries.append(Entry(name, job=run_job.load_job(config, name)))
+        except run_job.ProcessControlError as error:  # refused files too
+            entries.append(Entry(name, error=error))
+    return entries
+
+
+def render_crontab(config, entries):
+    template = config.cron_template or DEFAULT_TEMPLATE
+    lines = [
+        "# Generated by cron-generate from the job files in %s" % config.job_directory,
+        "# Do not edit: change the job files, then run cron-generate again.",
+    ]
+    lines.extend(environment_lines(config))
+    text = "\n".join(lines) + "\n"
+    for entry in entries:
+        text += render_entry(config, template, entry)
+    return text
+
+
+def render_entry(config, template, entry):
+    if entry.error is not None:
+        reason = " ".join(str(entry.error).split())
+        return one_line("# Skipping invalid job %s: %s" % (entry.name, reason)) + "\n"
+    if not entry.scheduled:
+        return "# Skipping disabled job %s\n" % entry.name
+    values = {
+        "source": entry.job.source,
+        "schedule": entry.job.schedule.expression,
+        "user": config.user,
+        "command": "%s --job %s" % (config.runner_path, entry.name),
+    }
+    for key, value in values.items():
+        if "\n" in value or "\r" in value or (key != "source" and "%" in value):
+            raise ConfigError("%s of job %s holds a line break or %%, which cron would "
+                              "misread" % (key, entry.name), entry.job.source)
+    rendered = template.format(**values)
+    if not rendered.endswith("\n"):
+        rendered += "\n"
+    return rendered
+
+
+def one_line(text):
+    text = text.replace("\r", " ").replace("\n", " ")
+    return text if len(text) <= CRON_MAX_LINE else text[:CRON_MAX_LINE - 3] + "..."
+
+
+def validate_crontab(text, config):
+    """Any line Debian cron would reject or misread, as one error."""
+    where = config.output_crontab
+    if not text.endswith("\n"):
+        raise ConfigError("the crontab must end in a newline", where)
+    for number, line in enumerate(text.split("\n")[:-1], 1):
+        problem = cron_line_problem(line, config.user)
+        if problem:
+            raise ConfigError("generated line %d: %s; check cron_template and the job "
+                              "files" % (number, problem), where)
+
+
+def cron_line_problem(line, user):
+    stripped = line.lstrip(" \t")
+    if "\r" in line:
+        return "a carriage return"
+    if len(line) > CRON_MAX_LINE:
+        return "longer than %d characters" % CRON_MAX_LINE
+    if stripped == "" or stripped.startswith("#"):
+        return None
+    if ENVIRONMENT_LINE.match(stripped):
+        return None
+    fields = stripped.split(None, 6)
+    if len(fields) < 7:
+        return "not a cron entry of five time fields, a user and a command"
+    try:
+        run_job.Schedule(" ".join(fields[:5]))
+    except ConfigError as error:
+        return "schedule: %s" % error.message
+    if fields[5] != user:
+        return "runs as %r, not the service user %r" % (fields[5], user)
+    if UNESCAPED_PERCENT.search(fields[6]):
+        return "an unescaped % in the command, which cron turns into a newline"
+    return None
+
+
+ENVIRONMENT_LINE = re.compile(r"""(?:[A-Za-z_][A-Za-z0-9_]*|'[^']*'|"[^"]*")[ \t]*=""")
+UNESCAPED_PERCENT = re.compile(r"(?<!\\)%")
+
+
+# ---- writing -------------------------------------------------------------------
+
+def check_line_count(text, path):
+    count = text.count("\n")
+    if count > CRON_MAX_LINES:
+        raise ConfigError("%d lines; Debian cron ignores a file of more than %d lines, so "
+                          "disable or remove jobs" % (count, CRON_MAX_LINES), path)
+
+
+def target_path(config):
+    path = config.output_crontab
+    where = config.source or "built-in defaults"
+    if not isinstance(path, str) or not os.path.isabs(path):
+        raise ConfigError("output_crontab %r must be an absolute path or 'console'"
+                          % (path,), where)
+    if not CRON_FILE_NAME.match(os.path.basename(path)):
+        raise ConfigError("output_crontab %s: cron ignores files whose names hold "
+                          "anything but letters, digits, _ and -; rename it" % path, where)
+    return path
+
+
+def read_existing(path):
+    """The current bytes and stat of path, or None; a symlink counts as different."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(), os.fstat(handle.fileno())
+
+
+def is_current(existing, data):
+    if existing is None:
+        return False
+    content, status = existing
+    owner_ok = os.geteuid() != 0 or status.st_uid == 0
+    return content == data and (status.st_mode & 0o7777) == 0o644 and owner_ok
+
+
+# ---- the command line ----------------------------------------------------------
+
+def parse_arguments(argv):
+    options = {"config": None, "stdout": False, "check": False}
+    arguments = list(argv)
+    while arguments:
+        argument = arguments.pop(0)
+        if argument in ("-h", "--help"):
+            options["help"] = True
+        elif argument == "--version":
+            options["version"] = True
+        elif argument in ("--stdout", "--check"):
+            options[argument[2:]] = True
+        elif argument in ("-c", "--config"):
+            if not arguments:
+                raise run_job.UsageError("%s needs a file name" % argument)
+            options["config"] = arguments.pop(0)
+        elif argument.startswith("--config="):
+            options["config"] = argument.split("=", 1)[1]
+        else:
+            raise run_job.UsageError("unexpected argument %r; cron-generate takes no "
+                                     "arguments (see --help)" % argument)
+    if options["stdout"] and options["check"]:
+        raise run_job.UsageError("--stdout and --check exclude each other")
+    return options
+
+
+def report_problems(entries, config):
+    for entry in entries:
+        if entry.error is not None:
+            sys.stderr.write("cron-generate: %s; job %s is left off the schedule\n"
+                             % (entry.error, entry.name))
+        elif entry.scheduled:
+            for warning in run_job.schedule_warnings(entry.job):
+                sys.stderr.write("cron-generate: %s\n" % warning)
+
+
+def generate(options):
+    config = run_job.load_global_config(options["config"])
+    check_user(config)
+    check_runner_path(config)
+    if config.cron_template is not None:
+        check_template(config.cron_template, config.source)
+    entries = collect_entries(config)
+    report_problems(entries, config)
+    text = render_crontab(config, entries)
+    validate_crontab(text, config)
+    console = options["stdout"] or config.output_crontab == "console"
+    if not console:
+        path = target_path(config)
+        check_line_count(text, path)
+    errors = [entry.error for entry in entries if entry.error is not None]
+    status = errors[0].exit_code if errors else run_job.EXIT_OK
+    if options["check"]:
+        return status
+    if console:
+        sys.stdout.write(text)
+        return status
+    data = text.encode("utf-8")
+    if is_current(read_existing(path), data):
+        print("cron-generate: %s is up to date" % path)
+        return status
+    run_job.write_file_atomic(path, data, 0o644)  # a leading dot: cron ignores the temporary
+    scheduled = sum(1 for entry in entries if entry.scheduled)
+    print("cron-generate: wrote %s (%d scheduled, %d skipped)"
+          % (path, scheduled, len(entries) - scheduled))
+    return status
+
+
+def main(argv=None):
+    if argv is None:
+        argv = sys.argv[1:]
+    try:
+        options = parse_arguments(argv)
+        if options.get("help"):
+            sys.stdout.write(USAGE)
+            return run_job.EXIT_OK
+        if options.get("version"):
+            print("cron-generate %s" % run_job.VERSION)
+            return run_job.EXIT_OK
+        return generate(options)
+    except run_job.ProcessControlError as error:
+        sys.stderr.write("cron-generate: %s\n" % error)
+        if isinstance(error, run_job.UsageError):
+            sys.stderr.write(USAGE)
+        return error.exit_code
+    except OSError as error:
+        sys.stderr.write("cron-generate: %s\n" % error)
+        return run_job.EXIT_REFUSED if error.errno in (1, 13) else run_job.EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
