@@ -272,12 +272,18 @@ while :; do sleep 1; done
 
 class LockTests(RunnerTestCase):
     def test_fifty_simultaneous_launches_run_the_command_once(self):
-        go = self.path("go")
-        job = self.job([["sh", "-c", "echo ran >> %s; sleep 1" % self.path("ran")]])
+        go, release = self.path("go"), self.path("release")
+        # The run holds the lock until every other launch has given up, so a
+        # slow launcher on a loaded machine cannot arrive after it ended.
+        job = self.job([["sh", "-c", "echo ran >> %s; while [ ! -e %s ]; do sleep 0.05; done"
+                         % (self.path("ran"), release)]])
         os.mkdir(self.path("ready"))
         launches = [self.launch(job, go=go, ready=self.path("ready", "")) for _ in range(50)]
         wait_for(lambda: len(os.listdir(self.path("ready"))) == 50, 30)
         with open(go, "w"):
+            pass
+        wait_for(lambda: sum(process.poll() is not None for process in launches) == 49, 60)
+        with open(release, "w"):
             pass
         codes = sorted(process.wait(timeout=30) for process in launches)
         self.assertEqual(codes, [0] + [75] * 49)
