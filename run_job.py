@@ -140,6 +140,8 @@ class _LazyPattern(object):
         self.name = name
 
     def __get__(self, instance, owner):
+        if instance is None:
+            return self
         import re  # lazily: see the class docstring
         pattern = re.compile(self.source)
         setattr(instance, self.name, pattern)
@@ -300,6 +302,19 @@ def _unexpected(doc, index, column):
 
 # -- input layer ---------------------------------------------------------------
 
+_ASCII_ALLOWED = bytes(range(0x20, 0x7F)) + b"\t\n\r"
+
+
+def _is_clean_ascii(text):
+    """Whether text is ASCII free of BAD_CHARACTER's characters: found
+    without regular expressions, to keep `re` off a plain run's start-up."""
+    try:
+        data = text.encode("ascii")
+    except UnicodeEncodeError:
+        return False
+    return not data.translate(None, _ASCII_ALLOWED)
+
+
 def _decode(text, source):
     """Text as str with '\\n' line breaks; refuses non-UTF-8 and odd characters."""
     if not isinstance(text, str):
@@ -318,8 +333,10 @@ def _decode(text, source):
                 "UTF-8" % (data[error.start], error.start), source, line, column)
     if text.startswith("\ufeff"):
         text = text[1:]
-    bad = _RX.BAD_CHARACTER.search(text)
-    if bad is None and "\r" in text:
+    bad = None
+    if not _is_clean_ascii(text):
+        bad = _RX.BAD_CHARACTER.search(text)
+    if bad is None and text.count("\r") != text.count("\r\n"):
         bad = _RX.LONE_CR.search(text)
     if bad is not None:
         position = bad.start()
@@ -432,6 +449,103 @@ def _is_sequence_entry(line, column):
         column + 1 == len(line) or line[column + 1] == " ")
 
 
+# The common lines of SIMPLE_ENTRY and SIMPLE_ITEM, recognised with str
+# methods: a plain run then needs no regular expression (and no `re`). Each
+# returns what the pattern's match would give, or None to leave the line to
+# the pattern (it may still match): they accept only what they can be sure of.
+
+_SIMPLE_KEY_FIRST = ("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_SIMPLE_KEY_CHARACTERS = _SIMPLE_KEY_FIRST + "0123456789-"
+_NOT_PLAIN_FIRST = frozenset("-?:,[]{}#&*!|>'\"%@`\t")
+
+
+class _SimpleMatch(object):
+    """Stands for a SIMPLE_ENTRY or SIMPLE_ITEM match: group(n), start(n)."""
+
+    __slots__ = ("groups", "value_start")
+
+    def __init__(self, groups, value_start):
+        self.groups = groups
+        self.value_start = value_start
+
+    def group(self, number):
+        return self.groups[number]
+
+    def start(self, number):
+        if self.groups[number] is None:
+            return -1
+        return self.value_start + (number == 4 or number == 5)
+
+
+def _simple_entry(line, column):
+    """SIMPLE_ENTRY's match of 'key: value' at column, or None."""
+    colon = line.find(":", column)
+    if colon <= column or colon - column > _MAX_KEY_SPAN or \
+            line[column] not in _SIMPLE_KEY_FIRST or \
+            line[column:colon].strip(_SIMPLE_KEY_CHARACTERS):
+        return None
+    key = line[column:colon]
+    if colon + 1 == len(line):
+        return _SimpleMatch((None, key, None, None, None, None, None), -1)
+    if line[colon + 1] != " ":
+        return None
+    return _simple_value_match(line, colon + 1, key, True)
+
+
+def _simple_item(line, column):
+    """SIMPLE_ITEM's match of '- value' at column, or None."""
+    if not line.startswith("- ", column):
+        return None
+    return _simple_value_match(line, column + 1, "-", False)
+
+
+def _simple_value_match(line, after, first_group, optional):
+    """The rest of a simple line from after (a space): ' +VALUE' (optional
+    for an entry), then ' +#...' or spaces to the end."""
+    value = line[after:].lstrip(" ")
+    start = len(line) - len(value)
+    if not value or value[0] == "#":
+        if not optional:
+            return None
+        return _SimpleMatch((None, first_group, None, None, None, None,
+                             "#" if value else None), -1)
+    char = value[0]
+    if char == "'" or char == '"':
+        end = value.find(char, 1)
+        if end < 0:
+            return None
+        inner = value[1:end]
+        if char == '"' and "\\" in inner:
+            return None
+        comment = _simple_comment(value[end + 1:])
+        if comment is None:
+            return None
+        if char == "'":
+            groups = (None, first_group, value[:end + 1], None, inner, None)
+        else:
+            groups = (None, first_group, value[:end + 1], None, None, inner)
+        return _SimpleMatch(groups + (comment or None,), start)
+    if char in _NOT_PLAIN_FIRST:
+        return None
+    cut = value.find(" #")
+    text = value if cut < 0 else value[:cut]
+    if ":" in text or "\t" in text:
+        return None
+    text = text.rstrip(" ")
+    return _SimpleMatch((None, first_group, text, text, None, None,
+                         None if cut < 0 else "#"), start)
+
+
+def _simple_comment(rest):
+    """After a quoted value: "" for spaces to the end, "#" for a comment
+    after a space, None for anything else."""
+    if not rest.strip(" "):
+        return ""
+    if rest[0] == " " and rest.lstrip(" ")[0] == "#":
+        return "#"
+    return None
+
+
 def _parse_block_node(doc, index, column, parent_indent, path):
     """A node that may be a block collection, starting at (index, column)."""
     if len(path) > _MAX_DEPTH:
@@ -440,7 +554,8 @@ def _parse_block_node(doc, index, column, parent_indent, path):
     line = doc.lines[index]
     if _is_sequence_entry(line, column):
         return _parse_block_sequence(doc, index, column, path)
-    if _RX.BLOCK_KEY.match(line, column):
+    if _simple_entry(line, column) is not None or \
+            _RX.BLOCK_KEY.match(line, column):
         return _parse_block_mapping(doc, index, column, path)
     return _parse_inline_value(doc, index, column, parent_indent, path)
 
@@ -453,7 +568,8 @@ def _parse_block_sequence(doc, index, column, path):
     marks = doc.marks
     while True:
         item_path = path + (len(items),)
-        simple = _RX.SIMPLE_ITEM.match(lines[index], column)
+        line = lines[index]
+        simple = _simple_item(line, column) or _RX.SIMPLE_ITEM.match(line, column)
         if simple is not None:
             marks[item_path] = (index + 1, simple.start(2) + 1)
             value, index = _simple_value(doc, index, column, simple)
@@ -502,7 +618,7 @@ def _parse_block_mapping(doc, index, column, path):
     count = len(lines)
     while True:
         line = lines[index]
-        simple = _RX.SIMPLE_ENTRY.match(line, column)
+        simple = _simple_entry(line, column) or _RX.SIMPLE_ENTRY.match(line, column)
         if simple is not None and simple.group(1) not in _SPECIAL_WORDS:
             key = simple.group(1)
             key_path = path + (key,)
@@ -763,8 +879,16 @@ def _plain_value(doc, index, column, text):
     return text
 
 
+# Every character that any of the number and timestamp patterns can match:
+# a scalar with another one (10m, 1.5x, 3rd) is a string, decided without them.
+_NUMBER_CHARACTERS = "0123456789+-._: \tabcdefABCDEFinINoxTtZ"
+
+
 def _plain_number(doc, index, column, text):
-    if _RX.INT_DECIMAL.match(text):
+    if text.strip(_NUMBER_CHARACTERS):
+        return text
+    if (not text.strip("0123456789") and (text[0] != "0" or len(text) == 1)) \
+            or _RX.INT_DECIMAL.match(text):
         if len(text) > 4000:  # int() refuses more than 4300 digits
             _fail(doc, index, column, "integer with more than 4000 digits; "
                   "quote it")
@@ -1992,9 +2116,47 @@ def parse_mapping(value, key, origin):
     return value
 
 
+_SHELL_BLANKS = " \t\r\n"  # shlex's whitespace; other characters are word characters
+
+
+def split_command_line(line):
+    """shlex.split(line), without shlex (whose `re` costs a plain run 5 ms)
+    unless the line has a backslash or an unclosed quote: words split at
+    shlex's blanks, a quoted part joined to its word as is, '' an empty word."""
+    if "\\" in line:
+        import shlex
+        return shlex.split(line)
+    words = []
+    word = []
+    in_word = False
+    position = 0
+    length = len(line)
+    while position < length:
+        char = line[position]
+        if char in _SHELL_BLANKS:
+            if in_word:
+                words.append("".join(word))
+                word = []
+                in_word = False
+        elif char == "'" or char == '"':
+            end = line.find(char, position + 1)
+            if end < 0:
+                import shlex
+                return shlex.split(line)  # raises its "No closing quotation"
+            word.append(line[position + 1:end])
+            in_word = True
+            position = end
+        else:
+            word.append(char)
+            in_word = True
+        position += 1
+    if in_word:
+        words.append("".join(word))
+    return words
+
+
 def parse_commands(value, key, origin):
     """A command line, or a list of them run in sequence: a list of argvs."""
-    import shlex
     lines = [value] if isinstance(value, str) else value
     if not isinstance(lines, list) or not lines:
         raise type_error(key, "a command line or a list of them", value, origin)
@@ -2005,7 +2167,7 @@ def parse_commands(value, key, origin):
             raise type_error(key, "a list of command lines (strings)", line,
                              origin, *subpath)
         try:
-            argv = shlex.split(line)
+            argv = split_command_line(line)
         except ValueError as error:
             raise origin.error("`%s`: %s" % (key, str(error).lower()), *subpath)
         if not argv:
