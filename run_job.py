@@ -11,6 +11,7 @@ code from here.
 # start-up: each costs a plain run well under 0.1 ms. Anything heavier is
 # imported where it is needed, with the reason.
 import fcntl
+import gc
 import os
 import pwd
 import select
@@ -3611,7 +3612,12 @@ class JobRun(object):
     def _pump(self, timeout):
         """Wait up to TIMEOUT seconds (None: no limit) for output or a signal,
         and log the output. Return whether output was read."""
-        milliseconds = -1 if timeout is None else max(0, int(timeout * 1000) + 1)
+        if timeout is None:
+            milliseconds = -1
+        elif timeout <= 0:
+            milliseconds = 0  # only what is there already: rounding up would wait 1 ms
+        else:
+            milliseconds = int(timeout * 1000) + 1  # not to wake just before a deadline
         got_output = False
         for fd, _ in self.poller.poll(milliseconds):
             if fd == self.wakeup[0]:
@@ -4355,4 +4361,10 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_code = main()
+    # Exiting, the interpreter collects every object the gc tracks, only to
+    # end the process: 1.5 ms of a plain run. Frozen (3.7+), they are left out;
+    # nothing here needs a finalizer at exit (standard streams are flushed).
+    if hasattr(gc, "freeze"):
+        gc.freeze()
+    sys.exit(exit_code)
