@@ -3302,7 +3302,7 @@ def _prctl_function():
 
         return Prctl(("prctl", Library())), CInt, CULong, _ctypes.byref
     except (ImportError, AttributeError, TypeError, OSError):
-        import ctypes
+        import ctypes  # the whole of it, only where the C half alone would not do
         libc = ctypes.CDLL(None, use_errno=True)
         return libc.prctl, ctypes.c_int, ctypes.c_ulong, ctypes.byref
 
@@ -3903,7 +3903,7 @@ def append_history(path, line, max_bytes=HISTORY_MAX_BYTES):
 def read_job_state(config, name):
     """The last recorded outcome of job NAME as a dict (keys RECORD_KEYS), or
     None when it never ran."""
-    import json
+    import json  # lazily: a plain run writes state without it (json imports re)
     path = state_path(config, name)
     try:
         with open(path, "rb") as state_file:
@@ -3924,7 +3924,7 @@ def read_job_state(config, name):
 
 def read_history(config, name):
     """Every recorded run of job NAME, oldest first (rotated file included)."""
-    import json
+    import json  # lazily: as in read_job_state
     records = []
     path = history_path(config, name)
     for each in (path + ".1", path):
@@ -4014,7 +4014,7 @@ def show_status(config, only_running, out, err, now=None):
     names, problems = scan_job_directory(config)
     write_problems(problems, err)
     if names and now is None:
-        import datetime
+        import datetime  # lazily: only the reports need it (1.2 ms)
         now = datetime.datetime.now()
     for name in names:
         running = running_info(config, name)
