@@ -460,37 +460,33 @@ _SIMPLE_KEY_CHARACTERS = _SIMPLE_KEY_FIRST + "0123456789-"
 _NOT_PLAIN_FIRST = frozenset("-?:,[]{}#&*!|>'\"%@`\t")
 
 
-class _SimpleMatch(object):
-    """Stands for a SIMPLE_ENTRY or SIMPLE_ITEM match: group(n), start(n)."""
+class _SimpleMatch(tuple):
+    """Stands for a SIMPLE_ENTRY or SIMPLE_ITEM match: (None, groups 1 to 6,
+    start of the value), read through group(n) and start(n)."""
 
-    __slots__ = ("groups", "value_start")
-
-    def __init__(self, groups, value_start):
-        self.groups = groups
-        self.value_start = value_start
-
-    def group(self, number):
-        return self.groups[number]
+    __slots__ = ()
+    group = tuple.__getitem__  # the match's groups are at their numbers
 
     def start(self, number):
-        if self.groups[number] is None:
+        if self[number] is None:
             return -1
-        return self.value_start + (number == 4 or number == 5)
+        return self[7] + (number == 4 or number == 5)
 
 
 def _simple_entry(line, column):
     """SIMPLE_ENTRY's match of 'key: value' at column, or None."""
     colon = line.find(":", column)
-    if colon <= column or colon - column > _MAX_KEY_SPAN or \
-            line[column] not in _SIMPLE_KEY_FIRST or \
-            line[column:colon].strip(_SIMPLE_KEY_CHARACTERS):
+    if colon <= column or colon - column > _MAX_KEY_SPAN:
         return None
     key = line[column:colon]
-    if colon + 1 == len(line):
-        return _SimpleMatch((None, key, None, None, None, None, None), -1)
-    if line[colon + 1] != " ":
+    if key[0] not in _SIMPLE_KEY_FIRST or key.strip(_SIMPLE_KEY_CHARACTERS):
         return None
-    return _simple_value_match(line, colon + 1, key, True)
+    after = colon + 1
+    if after == len(line):
+        return _SimpleMatch((None, key, None, None, None, None, None, -1))
+    if line[after] != " ":
+        return None
+    return _simple_value_match(line, after, key, True)
 
 
 def _simple_item(line, column):
@@ -504,37 +500,41 @@ def _simple_value_match(line, after, first_group, optional):
     """The rest of a simple line from after (a space): ' +VALUE' (optional
     for an entry), then ' +#...' or spaces to the end."""
     value = line[after:].lstrip(" ")
-    start = len(line) - len(value)
     if not value or value[0] == "#":
         if not optional:
             return None
         return _SimpleMatch((None, first_group, None, None, None, None,
-                             "#" if value else None), -1)
+                             "#" if value else None, -1))
+    start = len(line) - len(value)
     char = value[0]
-    if char == "'" or char == '"':
-        end = value.find(char, 1)
-        if end < 0:
+    if char not in _NOT_PLAIN_FIRST:
+        cut = value.find(" #")
+        if cut < 0:
+            if ":" in value or "\t" in value:
+                return None
+            text = value.rstrip(" ")
+            return _SimpleMatch((None, first_group, text, text, None, None, None, start))
+        text = value[:cut]
+        if ":" in text or "\t" in text:
             return None
-        inner = value[1:end]
-        if char == '"' and "\\" in inner:
-            return None
-        comment = _simple_comment(value[end + 1:])
-        if comment is None:
-            return None
-        if char == "'":
-            groups = (None, first_group, value[:end + 1], None, inner, None)
-        else:
-            groups = (None, first_group, value[:end + 1], None, None, inner)
-        return _SimpleMatch(groups + (comment or None,), start)
-    if char in _NOT_PLAIN_FIRST:
+        text = text.rstrip(" ")
+        return _SimpleMatch((None, first_group, text, text, None, None, "#", start))
+    if char != "'" and char != '"':
         return None
-    cut = value.find(" #")
-    text = value if cut < 0 else value[:cut]
-    if ":" in text or "\t" in text:
+    end = value.find(char, 1)
+    if end < 0:
         return None
-    text = text.rstrip(" ")
-    return _SimpleMatch((None, first_group, text, text, None, None,
-                         None if cut < 0 else "#"), start)
+    inner = value[1:end]
+    if char == '"' and "\\" in inner:
+        return None
+    comment = _simple_comment(value[end + 1:])
+    if comment is None:
+        return None
+    if char == "'":
+        return _SimpleMatch((None, first_group, value[:end + 1], None, inner, None,
+                             comment or None, start))
+    return _SimpleMatch((None, first_group, value[:end + 1], None, None, inner,
+                         comment or None, start))
 
 
 def _simple_comment(rest):
