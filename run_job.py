@@ -4365,6 +4365,7 @@ if __name__ == "__main__":
     # Exiting, the interpreter collects every object the gc tracks, only to
     # end the process: 1.5 ms of a plain run. Frozen (3.7+), they are left out;
     # nothing here needs a finalizer at exit (standard streams are flushed).
-    if hasattr(gc, "freeze"):
-        gc.freeze()
+    freeze = getattr(gc, "freeze", None)  # Python 3.7+
+    if freeze is not None:
+        freeze()
     sys.exit(exit_code)
