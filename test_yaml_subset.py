@@ -1418,8 +1418,8 @@ class PlainScalarPatternTests(unittest.TestCase):
         for length in range(7):
             for letters in itertools.product("a: #\t-", repeat=length):
                 text = "".join(letters)
-                for fast, slow in ((run_job._PLAIN, definition),
-                                   (run_job._PLAIN_CONTINUATION, continuation)):
+                for fast, slow in ((run_job._RX.PLAIN, definition),
+                                   (run_job._RX.PLAIN_CONTINUATION, continuation)):
                     expected = slow.match(text)
                     actual = fast.match(text)
                     self.assertEqual(actual and actual.end(),
