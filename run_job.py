@@ -2117,6 +2117,18 @@ def parse_mapping(value, key, origin):
     return value
 
 
+def parse_logging(value, key, origin):
+    """The original's logging.config.dictConfig mapping. Only its shape is
+    checked here: applying it may open files or sockets, which --check must
+    not do; a run applies it (run_events)."""
+    value = parse_mapping(value, key, origin)
+    if value is not None and (type(value.get("version")) is not int
+                              or value["version"] != 1):
+        raise origin.error("`%s` needs `version: 1`, as Python's logging.config."
+                           "dictConfig requires" % key)
+    return value
+
+
 _SHELL_BLANKS = " \t\r\n"  # shlex's whitespace; other characters are word characters
 
 
@@ -2305,7 +2317,7 @@ GLOBAL_KEY_PARSERS = {
     "cron_template": parse_optional_text,
     "output_crontab": parse_crontab_path,
     "default_job_config": parse_default_job_config,
-    "logging": parse_mapping,
+    "logging": parse_logging,
     "mailto": parse_optional_text,
     "cron_environment": parse_environment,
 }
@@ -3715,23 +3727,28 @@ class JobRun(object):
             self._pump(0.05)
 
 
-def execute_job(config, job, slow_start=False, live=None):
+def execute_job(config, job, slow_start=False, live=None, events=None):
     """Run JOB under its lock; log, record and report the outcome. Return
     the exit code: 0 success (or still running with allow_overtime), 1 failed
     or killed, 124 timed out; raise LockHeldError when still running. LIVE
-    (default: whether stdout is a terminal) also shows the output. Must be the
+    (default: whether stdout is a terminal) also shows the output; EVENTS, a
+    logger (see run_events), hears of the start and the outcome. Must be the
     only thing in this process that has child processes."""
     _ensure_standard_fds()  # before the lock, which must not become fd 0, 1 or 2
-    lock = acquire_lock(config, job)
+    try:
+        lock = acquire_lock(config, job)
+    except LockHeldError as error:
+        log_event(events, LOG_WARNING, str(error))
+        raise
     if lock is None:
         return EXIT_OK
     try:
-        return _execute_locked(config, job, lock, slow_start, live)
+        return _execute_locked(config, job, lock, slow_start, live, events)
     finally:
         lock.close()
 
 
-def _execute_locked(config, job, lock, slow_start, live):
+def _execute_locked(config, job, lock, slow_start, live, events):
     start = time.time()
     if live is None:
         live = os.isatty(1)
@@ -3743,6 +3760,8 @@ def _execute_locked(config, job, lock, slow_start, live):
     run = JobRun(job, lock, log, live, start)
     try:
         _log_header(log, job, commands, start)
+        log_event(events, LOG_INFO, "job %s started (pid %d); log %s"
+                  % (job.name, os.getpid(), log.path))
         run.open()
         outcome = run.run(commands)
         duration = time.monotonic() - run.started
@@ -3753,6 +3772,8 @@ def _execute_locked(config, job, lock, slow_start, live):
         # Still under our signal handlers: a SIGTERM now cannot lose the record.
         record_run(config, job.name, outcome, start, duration, log.path)
         report_outcome(job, outcome, duration, log.path, run.stderr_tail, live)
+        log_event(events, LOG_INFO if outcome.status == "success" else LOG_ERROR,
+                  outcome_sentence(job, outcome, duration, log.path))
     finally:
         run.close()
         log.close()
@@ -3778,17 +3799,22 @@ def _log_footer(log, outcome, duration):
     log.note("duration", "%.3f" % duration)
 
 
+def outcome_sentence(job, outcome, duration, log_path):
+    if outcome.status == "success":
+        return "job %s succeeded after %.1fs; log %s" % (job.name, duration, log_path)
+    verb = {"failed": "failed", "timeout": "timed out", "killed": "was killed"}
+    return "job %s %s (%s) after %.1fs; log %s" % (
+        job.name, verb[outcome.status], outcome.reason, duration, log_path)
+
+
 def report_outcome(job, outcome, duration, log_path, stderr_tail, live):
     """Quiet on success unless on a terminal (cron mails any output); on
     failure one summary line and the tail of the job's stderr, on stderr."""
+    text = "run-job: %s\n" % outcome_sentence(job, outcome, duration, log_path)
     if outcome.status == "success":
         if live:
-            _write_stderr("run-job: job %s succeeded after %.1fs; log %s\n"
-                          % (job.name, duration, log_path))
+            _write_stderr(text)
         return
-    verb = {"failed": "failed", "timeout": "timed out", "killed": "was killed"}
-    text = "run-job: job %s %s (%s) after %.1fs; log %s\n" % (
-        job.name, verb[outcome.status], outcome.reason, duration, log_path)
     if stderr_tail and not live:
         lines = stderr_tail.splitlines(True)[-STDERR_TAIL_LINES:]
         tail = b"".join(lines)
@@ -3986,6 +4012,37 @@ def record_run(config, name, outcome, start, duration, log_path):
     except (OSError, ProcessControlError) as error:
         _write_stderr("run-job: job %s: cannot record the run in %s: %s\n" % (
             name, config.state_directory, getattr(error, "strerror", None) or error))
+
+
+LOG_INFO, LOG_WARNING, LOG_ERROR = 20, 30, 40  # logging's levels, without importing it
+
+
+def run_events(config):
+    """The logger named process-control, configured by the global `logging`
+    mapping (syslog in the original's example), or None without one. Called
+    as the service user, so that file handlers open files as that user."""
+    if config.logging is None:
+        return None
+    import logging.config
+    try:
+        logging.config.dictConfig(config.logging)
+    except (ValueError, TypeError, AttributeError, ImportError) as error:
+        reason = str(error)
+        if error.__cause__ is not None:  # dictConfig wraps what went wrong
+            reason += ": %s" % error.__cause__
+        raise config.error("`logging`: %s; see Python's logging.config dictConfig "
+                           "schema" % " ".join(reason.split()), "logging")
+    return logging.getLogger("process-control")
+
+
+def log_event(events, level, text):
+    """One line to the configured logger; a broken handler never fails a run."""
+    if events is None:
+        return
+    try:
+        events.log(level, text)
+    except Exception as error:  # logging's own handlers report through handleError
+        _write_stderr("run-job: logging: %s\n" % error)
 
 
 # ---- 9. reporting ----------------------------------------------------------------
@@ -4205,6 +4262,10 @@ MODULES_AFTER_SWITCH = {
 }
 
 
+# With a `logging` config: what dictConfig and the original's SysLogHandler need.
+LOGGING_MODULES = ("logging", "logging.config", "logging.handlers")
+
+
 class Invocation(object):
     """What the command line asks for."""
 
@@ -4302,12 +4363,16 @@ def run_command(config, invocation):
         become_service_user(config, MODULES_AFTER_SWITCH[action])
         return kill_job(config, name)
     ensure_directories(config)
-    become_service_user(config, MODULES_AFTER_SWITCH[action])
+    modules = MODULES_AFTER_SWITCH[action]
+    if config.logging is not None:
+        modules += LOGGING_MODULES
+    become_service_user(config, modules)
+    events = run_events(config)
     job = load_job(config, name)
     if invocation.slow_start and job.slow_start_commands is None:
         raise UsageError("job %s has no slow_start_command; run it without "
                          "--slow-start" % name)
-    return execute_job(config, job, slow_start=invocation.slow_start)
+    return execute_job(config, job, slow_start=invocation.slow_start, events=events)
 
 
 def report_command(config, invocation):

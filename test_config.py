@@ -596,6 +596,103 @@ class RunTests(SandboxTest):
         code, out, err = self.sandbox.run("fails")
         self.assertEqual(code, 1)
         self.assertFalse(os.path.exists(self.sandbox.path("second")))  # stops at the first failure
+class LoggingConfigTests(SandboxTest):
+    """The original's `logging` key: a dictConfig whose process-control logger
+    hears of each run's start and outcome."""
+
+    def write_logging_config(self, events, user=CURRENT_USER, handler_class="logging.FileHandler"):
+        self.sandbox.write_config(user=user, extra=(
+            "logging:\n"
+            "  version: 1\n"
+            "  formatters:\n"
+            "    plain:\n"
+            "      format: '%%(name)s %%(levelname)s %%(message)s'\n"
+            "  handlers:\n"
+            "    events:\n"
+            "      class: %s\n"
+            "      filename: %s\n"
+            "      formatter: plain\n"
+            "  loggers:\n"
+            "    process-control:\n"
+            "      handlers: [events]\n"
+            "      level: INFO\n" % (handler_class, events)))
+
+    def read_events(self, path):
+        with open(path) as stream:
+            return stream.read().splitlines()
+
+    def test_runs_and_outcomes_reach_the_configured_logger(self):
+        events = self.sandbox.path("events.log")
+        self.write_logging_config(events)
+        self.sandbox.write_job("ok", "command: /bin/true\n")
+        self.sandbox.write_job("bad", "command: /bin/sh -c 'exit 3'\n")
+        self.assertEqual(self.sandbox.run("ok")[0], 0)
+        self.assertEqual(self.sandbox.run("bad")[0], 1)
+        lines = self.read_events(events)
+        self.assertEqual(len(lines), 4, lines)
+        self.assertRegex(lines[0], r"^process-control INFO job ok started \(pid \d+\); log .*/ok-")
+        self.assertRegex(lines[1], r"^process-control INFO job ok succeeded after ")
+        self.assertRegex(lines[2], r"^process-control INFO job bad started ")
+        self.assertRegex(lines[3], r"^process-control ERROR job bad failed \(exit status 3\) after ")
+
+    def test_a_run_finding_the_lock_held_is_a_warning(self):
+        events = self.sandbox.path("events.log")
+        self.write_logging_config(events)
+        started = self.sandbox.path("started")
+        self.sandbox.write_job("slow", "command: /bin/sh -c 'touch %s; sleep 30'\n" % started)
+        first = subprocess.Popen([sys.executable, RUN_JOB, "--config", self.sandbox.config, "slow"],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        self.addCleanup(first.wait)
+        self.addCleanup(first.terminate)
+        deadline = time.time() + 10
+        while not os.path.exists(started) and time.time() < deadline:
+            time.sleep(0.01)
+        self.assertEqual(self.sandbox.run("slow")[0], 75)
+        self.assertTrue(any(line.startswith("process-control WARNING job slow is still running")
+                            for line in self.read_events(events)), self.read_events(events))
+
+    def test_without_version_1_the_config_is_invalid(self):
+        self.sandbox.write_config(extra="logging:\n  handlers: {}\n")
+        code, out, err = self.sandbox.run("--check")
+        self.assertEqual(code, 78)
+        self.assertRegex(err, r"process-control\.yaml:6:1: `logging` needs `version: 1`")
+
+    def test_a_logging_config_that_python_refuses_stops_the_run(self):
+        marker = self.sandbox.path("ran")
+        self.write_logging_config(self.sandbox.path("events.log"), handler_class="no.such.Handler")
+        self.sandbox.write_job("job", "command: /bin/touch %s\n" % marker)
+        code, out, err = self.sandbox.run("job")
+        self.assertEqual(code, 78, err)
+        self.assertEqual(len(err.splitlines()), 1, err)
+        self.assertRegex(err, r"process-control\.yaml:6:1: `logging`: .*no\.such\.Handler.*dictConfig")
+        self.assertFalse(os.path.exists(marker))
+
+    def test_a_plain_run_without_logging_imports_no_logging(self):
+        self.sandbox.write_job("job", "command: /bin/true\n")
+        probe = ("import sys, run_job; code = run_job.main(['--config', %r, 'job']); "
+                 "print(code, 'logging' in sys.modules)" % self.sandbox.config)
+        out = subprocess.check_output([sys.executable, "-c", probe], cwd=HERE,
+                                      stdin=subprocess.DEVNULL).decode()
+        self.assertEqual(out.split(), ["0", "False"])
+
+    @root_only
+    def test_logging_after_the_switch_to_the_service_user(self):
+        # The pyenv interpreter is unreadable to nobody: logging's modules must
+        # be imported before the switch, and the file opened as nobody.
+        shared = self.sandbox.path("shared")
+        os.mkdir(shared)
+        os.chmod(shared, 0o777)
+        events = os.path.join(shared, "events.log")
+        self.write_logging_config(events, user=UNPRIVILEGED,
+                                  handler_class="logging.handlers.WatchedFileHandler")
+        self.sandbox.write_job("ok", "command: /bin/true\n")
+        code, out, err = self.sandbox.run("ok")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(os.stat(events).st_uid, pwd.getpwnam(UNPRIVILEGED).pw_uid)
+        self.assertEqual(len(self.read_events(events)), 2)
+
+
 class ReportTests(SandboxTest):
     def test_list_jobs(self):
         for name in ("beta", "alpha"):
