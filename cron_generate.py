@@ -58,9 +58,10 @@ options:
   -h, --help         show this help
   --version          show the version
 
-exit status: 0 written, unchanged or valid; 64 usage; 77 refused (a job
-would run as root); 78 configuration error (invalid jobs are listed as
-skipped and the rest is still written).
+exit status: 0 written, unchanged or valid; 64 usage; 77 refused (an unsafe
+job directory, or a user that is root under another name; nothing written);
+78 configuration error (invalid jobs are listed as skipped and the rest is
+still written).
 """
 
 
@@ -81,69 +82,72 @@ DEFAULT_TEMPLATE = "# Generated from {source}\n{schedule} {user} {command}\n"
 def check_user(config):
     """The user every entry runs as: it must exist, and be root only by name."""
     import pwd
-    where = config.source or "built-in defaults"
     if not isinstance(config.user, str) or not CRON_USER_NAME.match(config.user):
-        raise ConfigError("user %r is not a name cron can read; set user: to a "
-                          "plain user name" % (config.user,), where)
+        raise config.error("user %r is not a name cron can read; set user: to a "
+                           "plain user name" % (config.user,), "user")
     try:
         uid = pwd.getpwnam(config.user).pw_uid
     except KeyError:
-        raise ConfigError("user %r does not exist; create it (useradd --system %s) or "
-                          "set user: to the service user" % (config.user, config.user),
-                          where)
+        raise config.error("user %r does not exist; create it (useradd --system %s) or "
+                           "set user: to the service user" % (config.user, config.user),
+                           "user")
     if uid == 0 and config.user != "root":
-        raise run_job.RefusedError(
-            "%s: user %r is root under another name; jobs run as root only with an "
-            "explicit 'user: root'" % (where, config.user))
+        raise run_job.RefusedError(str(config.error(
+            "user %r is root under another name; jobs run as root only with an "
+            "explicit 'user: root'" % config.user, "user")))
 
 
 def check_runner_path(config):
-    where = config.source or "built-in defaults"
     if not isinstance(config.runner_path, str) or not SAFE_RUNNER_PATH.match(config.runner_path):
-        raise ConfigError("runner_path %r must be an absolute path of letters, digits and "
-                          "_ . / + - only, as cron and sh would read anything else "
-                          "differently" % (config.runner_path,), where)
+        raise config.error("runner_path %r must be an absolute path of letters, digits and "
+                           "_ . / + - only, as cron and sh would read anything else "
+                           "differently" % (config.runner_path,), "runner_path")
 
 
-def check_template(template, where):
+def check_template(config):
     import string
-    for _, field, spec, conversion in string.Formatter().parse(template):
+    for _, field, spec, conversion in string.Formatter().parse(config.cron_template):
         if field is None:
             continue
         if field not in TEMPLATE_FIELDS or spec or conversion:
-            raise ConfigError("cron_template: unknown placeholder {%s}; use {source}, "
-                              "{schedule}, {user} and {command} only" % field, where)
+            raise config.error("cron_template: unknown placeholder {%s}; use {source}, "
+                               "{schedule}, {user} and {command} only" % field,
+                               "cron_template")
 
 
 def environment_lines(config):
     """MAILTO= and cron_environment lines, quoted where cron would trim."""
-    where = config.source or "built-in defaults"
     lines = []
     if config.mailto is not None:
         if not isinstance(config.mailto, str) or not MAILTO_VALUE.match(config.mailto):
-            raise ConfigError("mailto %r: write addresses separated by commas, without "
-                              "blanks, or '' to send no mail" % (config.mailto,), where)
+            raise config.error("mailto %r: write addresses separated by commas, without "
+                               "blanks, or '' to send no mail" % (config.mailto,), "mailto")
         lines.append("MAILTO=%s" % (config.mailto or '""'))
     for name, value in (config.cron_environment or {}).items():
-        lines.append("%s=%s" % (name, environment_value(name, value, where)))
+        try:
+            lines.append("%s=%s" % (name, environment_value(name, value)))
+        except ConfigError as error:
+            raise config.error(error.message, "cron_environment", name)
     return lines
 
 
-def environment_value(name, value, where):
+def environment_value(name, value):
+    """VALUE as cron_environment writes it; ConfigError (no position) if cron
+    cannot carry it."""
     if not isinstance(name, str) or not ENVIRONMENT_NAME.match(name):
         raise ConfigError("cron_environment: %r is not a variable name cron reads; use "
-                          "letters, digits and _" % (name,), where)
+                          "letters, digits and _" % (name,))
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ConfigError("cron_environment: %s must be a string" % name, where)
+        raise ConfigError("cron_environment: %s must be a string" % name)
     value = str(value)
     if "\n" in value or "\r" in value or "\x00" in value:
         raise ConfigError("cron_environment: %s holds a line break; cron reads one "
-                          "line per setting" % name, where)
+                          "line per setting" % name)
     # cron trims blanks around a value and strips one pair of matching quotes.
     if value == "" or value != value.strip() or value[:1] in "'\"" or value[-1:] in "'\"":
         if '"' in value:
             raise ConfigError("cron_environment: %s needs quoting for cron but holds a "
-                              "double quote; simplify the value" % name, where)
+                              "double quote; simplify the value" % name)
         value = '"%s"' % value
     return value
 
@@ -151,12 +155,14 @@ def environment_value(name, value, where):
 # ---- rendering -----------------------------------------------------------------
 
 class Entry(object):
-    """One job file's place in the crontab: scheduled, skipped, or invalid."""
+    """One job file's place in the crontab: scheduled, skipped, or invalid.
+    `label` is "job", or "job file" for a file whose name is no job name."""
 
-    def __init__(self, name, job=None, error=None):
+    def __init__(self, name, job=None, error=None, label="job"):
         self.name = name
         self.job = job
         self.error = error
+        self.label = label
 
     @property
     def scheduled(self):
@@ -164,13 +170,22 @@ class Entry(object):
 
 
 def collect_entries(config):
-    entries = []
-    for name in run_job.list_job_names(config):
+    """An Entry per .yaml file in the job directory, in name order."""
+    names, bad_files = run_job.scan_job_directory(config)
+    entries = [Entry(printable(error.file_name), error=error, label="job file")
+               for error in bad_files]
+    for name in names:
         try:
             entries.append(Entry(name, job=run_job.load_job(config, name)))
         except run_job.ProcessControlError as error:  # refused files too
             entries.append(Entry(name, error=error))
-    return entries
+    return sorted(entries, key=lambda entry: entry.name)
+
+
+def printable(text):
+    """TEXT on one line: control characters shown as escapes, so that a file
+    name can never start a crontab line of its own."""
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
 
 
 def render_crontab(config, entries):
@@ -188,8 +203,8 @@ def render_crontab(config, entries):
 
 def render_entry(config, template, entry):
     if entry.error is not None:
-        reason = " ".join(str(entry.error).split())
-        return one_line("# Skipping invalid job %s: %s" % (entry.name, reason)) + "\n"
+        return one_line("# Skipping invalid %s %s: %s"
+                        % (entry.label, entry.name, printable(str(entry.error)))) + "\n"
     if not entry.scheduled:
         return "# Skipping disabled job %s\n" % entry.name
     values = {
@@ -233,8 +248,9 @@ def cron_line_problem(line, user):
         return "longer than %d characters" % CRON_MAX_LINE
     if stripped == "" or stripped.startswith("#"):
         return None
-    if ENVIRONMENT_LINE.match(stripped):
-        return None
+    setting = ENVIRONMENT_LINE.match(stripped)
+    if setting:
+        return environment_line_problem(stripped[setting.end():].strip(" \t"))
     fields = stripped.split(None, 6)
     if len(fields) < 7:
         return "not a cron entry of five time fields, a user and a command"
@@ -246,6 +262,16 @@ def cron_line_problem(line, user):
         return "runs as %r, not the service user %r" % (fields[5], user)
     if UNESCAPED_PERCENT.search(fields[6]):
         return "an unescaped % in the command, which cron turns into a newline"
+    return None
+
+
+def environment_line_problem(value):
+    """cron reads `NAME=` as a broken job line and an unclosed quote as an
+    error: either way it ignores the whole file."""
+    if value == "":
+        return "an empty setting, which cron reads as a broken entry; write NAME=\"\""
+    if value[0] in "'\"" and (len(value) < 2 or value[-1] != value[0]):
+        return "a setting with an unclosed quote"
     return None
 
 
@@ -264,13 +290,13 @@ def check_line_count(text, path):
 
 def target_path(config):
     path = config.output_crontab
-    where = config.source or "built-in defaults"
     if not isinstance(path, str) or not os.path.isabs(path):
-        raise ConfigError("output_crontab %r must be an absolute path or 'console'"
-                          % (path,), where)
+        raise config.error("output_crontab %r must be an absolute path or 'console'"
+                           % (path,), "output_crontab")
     if not CRON_FILE_NAME.match(os.path.basename(path)):
-        raise ConfigError("output_crontab %s: cron ignores files whose names hold "
-                          "anything but letters, digits, _ and -; rename it" % path, where)
+        raise config.error("output_crontab %s: cron ignores files whose names hold "
+                           "anything but letters, digits, _ and -; rename it" % path,
+                           "output_crontab")
     return path
 
 
@@ -307,7 +333,8 @@ def parse_arguments(argv):
             options[argument[2:]] = True
         elif argument in ("-c", "--config"):
             if not arguments:
-                raise run_job.UsageError("%s needs a file name" % argument)
+                raise run_job.UsageError("%s needs a file name; see cron-generate --help"
+                                     % argument)
             options["config"] = arguments.pop(0)
         elif argument.startswith("--config="):
             options["config"] = argument.split("=", 1)[1]
@@ -315,15 +342,16 @@ def parse_arguments(argv):
             raise run_job.UsageError("unexpected argument %r; cron-generate takes no "
                                      "arguments (see --help)" % argument)
     if options["stdout"] and options["check"]:
-        raise run_job.UsageError("--stdout and --check exclude each other")
+        raise run_job.UsageError("--stdout and --check exclude each other; see "
+                                 "cron-generate --help")
     return options
 
 
 def report_problems(entries, config):
     for entry in entries:
         if entry.error is not None:
-            sys.stderr.write("cron-generate: %s; job %s is left off the schedule\n"
-                             % (entry.error, entry.name))
+            sys.stderr.write("cron-generate: %s; %s %s is left off the schedule\n"
+                             % (printable(str(entry.error)), entry.label, entry.name))
         elif entry.scheduled:
             for warning in run_job.schedule_warnings(entry.job):
                 sys.stderr.write("cron-generate: %s\n" % warning)
@@ -331,10 +359,11 @@ def report_problems(entries, config):
 
 def generate(options):
     config = run_job.load_global_config(options["config"])
+    run_job.job_directory_path(config)  # refused: keep the crontab cron has
     check_user(config)
     check_runner_path(config)
     if config.cron_template is not None:
-        check_template(config.cron_template, config.source)
+        check_template(config)
     entries = collect_entries(config)
     report_problems(entries, config)
     text = render_crontab(config, entries)
@@ -343,8 +372,8 @@ def generate(options):
     if not console:
         path = target_path(config)
         check_line_count(text, path)
-    errors = [entry.error for entry in entries if entry.error is not None]
-    status = errors[0].exit_code if errors else run_job.EXIT_OK
+    invalid = any(entry.error is not None for entry in entries)
+    status = run_job.EXIT_CONFIG if invalid else run_job.EXIT_OK
     if options["check"]:
         return status
     if console:
@@ -375,8 +404,6 @@ def main(argv=None):
         return generate(options)
     except run_job.ProcessControlError as error:
         sys.stderr.write("cron-generate: %s\n" % error)
-        if isinstance(error, run_job.UsageError):
-            sys.stderr.write(USAGE)
         return error.exit_code
     except OSError as error:
         sys.stderr.write("cron-generate: %s\n" % error)

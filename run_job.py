@@ -2609,9 +2609,11 @@ def scan_job_directory(config):
         if name and set(name) <= JOB_NAME_CHARACTERS:
             names.append(name)
         else:
-            problems.append(RefusedError(
+            problem = RefusedError(
                 "%s: not a job name (letters, digits, '_' and '-'); rename the file"
-                % os.path.join(directory, entry)))
+                % os.path.join(directory, entry))
+            problem.file_name = entry  # for cron-generate's "Skipping" line
+            problems.append(problem)
     return sorted(names), problems
 
 

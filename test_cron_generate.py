@@ -118,20 +118,26 @@ class RenderTests(unittest.TestCase):
 
     def test_environment_values_are_quoted_where_cron_would_trim(self):
         quote = cron_generate.environment_value
-        self.assertEqual(quote("PATH", "/usr/bin:/bin", "c"), "/usr/bin:/bin")
-        self.assertEqual(quote("EMPTY", "", "c"), '""')
-        self.assertEqual(quote("PADDED", "  x  ", "c"), '"  x  "')
-        self.assertEqual(quote("QUOTED", "'x'", "c"), "\"'x'\"")
+        self.assertEqual(quote("PATH", "/usr/bin:/bin"), "/usr/bin:/bin")
+        self.assertEqual(quote("EMPTY", ""), '""')
+        self.assertEqual(quote("PADDED", "  x  "), '"  x  "')
+        self.assertEqual(quote("QUOTED", "'x'"), "\"'x'\"")
         for name, value in (("A B", "x"), ("A=B", "x"), ("A", "x\ny"), ("A", "x\ry"),
                             ("A", '"x"'), ("A", ["x"]), ("A", True)):
             with self.assertRaises(run_job.ConfigError, msg=repr((name, value))):
-                quote(name, value, "c")
+                quote(name, value)
 
     def test_cron_line_problems(self):
         problem = cron_generate.cron_line_problem
         self.assertIsNone(problem("* * * * * u /usr/bin/run-job --job a", "u"))
         self.assertIsNone(problem("# anything % at all", "u"))
         self.assertIsNone(problem("PATH=/bin", "u"))
+        self.assertIsNone(problem('EMPTY=""', "u"))
+        self.assertIsNone(problem("  'QUOTED NAME' = 'x y'", "u"))
+        self.assertIn("empty setting", problem("FOO=", "u"))
+        self.assertIn("empty setting", problem("FOO =  ", "u"))
+        self.assertIn("unclosed quote", problem('FOO="x', "u"))
+        self.assertIn("unclosed quote", problem("FOO='", "u"))
         self.assertIn("five time fields", problem("* * * * u /x", "u"))
         self.assertIn("schedule", problem("5/10 * * * * u /x", "u"))
         self.assertIn("not the service user", problem("* * * * * root /x", "u"))
@@ -238,11 +244,68 @@ class GenerateTests(unittest.TestCase):
         box.job("writable", "command: /bin/true\nschedule: '0 2 * * *'\n")
         os.chmod(os.path.join(box.job_directory, "writable.yaml"), 0o664)
         code, out, err = box.run()
-        self.assertEqual(code, 77, err)
+        self.assertEqual(code, 78, err)
         text = box.read_crontab()
         self.assertEqual(job_lines(text), ["0 1 * * * %s /usr/bin/run-job --job good" % service_user()])
         self.assertIn("# Skipping invalid job writable: ", text)
         self.assertIn("writable.yaml", err)
+
+    def test_files_that_are_not_job_names_are_listed_and_reported(self):
+        box = self.sandbox
+        box.job("good", "command: /bin/true\nschedule: '0 1 * * *'\n")
+        for name in ("nightly.backup", "my job"):
+            box.job(name, "command: /bin/true\nschedule: '0 2 * * *'\n")
+        code, out, err = box.run()
+        self.assertEqual(code, 78, err)
+        text = box.read_crontab()
+        self.assertEqual(job_lines(text), ["0 1 * * * %s /usr/bin/run-job --job good" % service_user()])
+        self.assertIn("# Skipping invalid job file nightly.backup.yaml: ", text)
+        self.assertIn("# Skipping invalid job file my job.yaml: ", text)
+        self.assertIn("nightly.backup.yaml", err)
+        self.assertEqual(box.run("--check")[0], 78)
+
+    def test_an_unsafe_job_directory_leaves_the_crontab_alone(self):
+        box = self.sandbox
+        box.job("good", "command: /bin/true\nschedule: '0 1 * * *'\n")
+        self.assertEqual(box.run()[0], 0)
+        before = box.read_crontab()
+        os.chmod(box.job_directory, 0o777)
+        code, out, err = box.run()
+        self.assertEqual(code, 77, err)
+        self.assertEqual(len(err.splitlines()), 1, err)
+        self.assertEqual(box.read_crontab(), before)
+
+    def test_errors_in_global_values_name_line_and_column(self):
+        box = self.sandbox
+        box.job("a", "command: /bin/true\nschedule: '0 1 * * *'\n")
+        box.settings["runner_path"] = "'/usr/bin/run job'"
+        box.write_config("mailto: ''\n")
+        code, _, err = box.run()
+        self.assertEqual(code, 78)
+        self.assertRegex(err, r"process-control\.yaml:6:1: runner_path ")
+        box.settings["runner_path"] = "/usr/bin/run-job"
+        box.write_config("cron_environment:\n  BAD NAME: x\n")
+        code, _, err = box.run()
+        self.assertEqual(code, 78)
+        self.assertRegex(err, r"process-control\.yaml:9:3: cron_environment: 'BAD NAME'")
+
+    def test_an_empty_mailto_sends_no_mail(self):
+        box = self.sandbox
+        box.write_config("mailto: ''\n")
+        box.job("a", "command: /bin/true\nschedule: '0 1 * * *'\n")
+        code, _, err = box.run()
+        self.assertEqual(code, 0, err)
+        self.assertIn('MAILTO=""\n', box.read_crontab())
+
+    def test_a_template_cron_would_reject_is_refused(self):
+        box = self.sandbox
+        box.job("a", "command: /bin/true\nschedule: '0 1 * * *'\n")
+        for template in ('"{schedule} {user} {command}\\nFOO=\\n"',
+                         '"{schedule} {user} {command}\\nFOO=\\"x\\n"'):
+            box.write_config("cron_template: %s\n" % template)
+            code, _, err = box.run()
+            self.assertEqual(code, 78, (template, err))
+            self.assertFalse(os.path.exists(box.crontab))
 
     def test_check_validates_without_writing(self):
         box = self.sandbox
@@ -270,11 +333,15 @@ class GenerateTests(unittest.TestCase):
         self.assertIn("--job a\n", out)
         self.assertFalse(os.path.exists(box.crontab))
 
-    def test_usage_errors(self):
-        code, _, err = self.sandbox.run("extra")
-        self.assertEqual(code, 64)
-        self.assertIn("usage:", err)
-        self.assertEqual(self.sandbox.run("--stdout", "--check")[0], 64)
+    def test_usage_errors_are_one_line(self):
+        for arguments in (["extra"], ["--stdout", "--check"], ["--bogus"]):
+            code, _, err = self.sandbox.run(*arguments)
+            self.assertEqual(code, 64, arguments)
+            self.assertEqual(len(err.splitlines()), 1, err)
+            self.assertIn("--help", err)
+        code, out, _ = self.sandbox.run("--help")
+        self.assertEqual(code, 0)
+        self.assertIn("usage: cron-generate", out)
 
     def test_template_mailto_and_environment(self):
         box = self.sandbox
@@ -373,6 +440,45 @@ class GenerateTests(unittest.TestCase):
         code, _, err = box.run()
         self.assertEqual(code, 78, err)
         self.assertFalse(os.path.exists(box.crontab))
+
+
+class SeedExampleTests(unittest.TestCase):
+    """The seed README's example, from job files where the seed had them."""
+
+    directory = "/var/lib/process-control/barium"
+
+    def setUp(self):
+        if not IS_ROOT:
+            self.skipTest("writes /var/lib/process-control/barium: needs root")
+        if os.path.exists(self.directory):
+            self.skipTest("%s exists; not touching it" % self.directory)
+        created = "/var/lib/process-control"
+        if os.path.exists(created):
+            created = self.directory
+        os.makedirs(self.directory, 0o755)
+        self.addCleanup(shutil.rmtree, created)
+        self.sandbox = Sandbox(job_directory=self.directory, runner_path="/usr/bin/run-job")
+        self.addCleanup(self.sandbox.remove)
+
+    def test_seed_readme_lines_from_job_files(self):
+        jobs = {
+            "ingenico_wr1_audit_parse": "schedule: '0 3 * * *'\ndisabled: true\n",
+            "paypal_audit": "schedule: '35 19 * * *'\n",
+            "paypal_smashpig_job_runner": "schedule: 2-59/5 * * * *\n",
+        }
+        for name, text in jobs.items():
+            self.sandbox.write(os.path.join(self.directory, name + ".yaml"),
+                               "name: %s\ncommand: /usr/bin/env true\n%s" % (name, text))
+        code, out, err = self.sandbox.run("--stdout")
+        self.assertEqual(code, 0, err)
+        # The seed's service user was jenkins; ours is whatever exists here.
+        self.assertEqual(out.split("\n", 2)[2], (
+            "# Skipping disabled job ingenico_wr1_audit_parse\n"
+            "# Generated from /var/lib/process-control/barium/paypal_audit.yaml\n"
+            "35 19 * * * jenkins /usr/bin/run-job --job paypal_audit\n"
+            "# Generated from /var/lib/process-control/barium/paypal_smashpig_job_runner.yaml\n"
+            "2-59/5 * * * * jenkins /usr/bin/run-job --job paypal_smashpig_job_runner\n"
+        ).replace(" jenkins ", " %s " % service_user()))
 
 
 class LoadRunJobTests(unittest.TestCase):
