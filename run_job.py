@@ -3399,13 +3399,35 @@ def _exec_child(argv, environment, stdio, keep, dispositions, mask, error_w):
         for fd in keep - {error_w}:
             os.set_inheritable(fd, True)
         signals.pthread_sigmask(signals.SIG_SETMASK, mask)
-        os.execvpe(argv[0], argv, environment)
+        _exec_searching_path(argv, environment)
     except BaseException as error:
         try:
             message = getattr(error, "strerror", None) or str(error) or "error"
             os.write(error_w, message.encode("utf-8", "replace"))
         finally:
             os._exit(127)
+
+
+def _exec_searching_path(argv, environment):
+    """os.execvpe's search of the environment's PATH, without what it needs:
+    os.get_exec_path imports `warnings`, which the service user may not be
+    able to read (a pyenv interpreter under /root) once root has switched."""
+    command = argv[0]
+    if os.sep in command:
+        os.execve(command, argv, environment)
+    search = environment.get("PATH")
+    if search is None:
+        search = os.defpath
+    first_refusal = last_error = None
+    for directory in search.split(os.pathsep):
+        try:
+            os.execve(os.path.join(directory, command), argv, environment)
+        except (FileNotFoundError, NotADirectoryError) as error:
+            last_error = error
+        except OSError as error:  # e.g. not executable: reported unless found later
+            last_error = error
+            first_refusal = first_refusal or error
+    raise first_refusal or last_error
 
 
 class JobRun(object):

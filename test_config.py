@@ -820,6 +820,17 @@ class ServiceUserTests(SandboxTest):
         for name in ("log", "run", "state"):
             self.assertEqual(os.stat(self.sandbox.path(name)).st_uid, account.pw_uid, name)
 
+    def test_a_command_found_through_path_starts_after_the_switch(self):
+        # os.execvpe's PATH search imports `warnings` (not on 3.11's start-up):
+        # as nobody, with this interpreter, that import fails.
+        self.sandbox.write_config(user=UNPRIVILEGED)
+        self.sandbox.write_job("hello", "command: echo hello\n")
+        code, out, err = self.sandbox.run("hello", environ={"PATH": "/usr/bin:/bin"})
+        self.assertEqual((code, err), (0, ""))
+        logs = os.listdir(self.sandbox.path("log", "hello"))
+        with open(self.sandbox.path("log", "hello", logs[0]), "rb") as stream:
+            self.assertIn(b" O| hello\n", stream.read())
+
     def test_a_failure_after_the_switch_is_reported_and_recorded(self):
         # A failure takes the runner's longer path (the previous state is read):
         # still nothing imported after the switch.

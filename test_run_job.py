@@ -498,6 +498,26 @@ class RunningTests(RunnerTestCase):
                       % self.path("missing").encode(), stderr)
         self.assertEqual(run_job.read_job_state(self.config, "demo")["status"], "failed")
 
+    def test_a_command_is_searched_for_in_the_job_path(self):
+        # As execvp: a file found but not executable is passed over for a later
+        # one, and reported only when nothing later is found.
+        first, second = self.path("first"), self.path("second")
+        for directory in (first, second):
+            os.mkdir(directory)
+        for directory, mode in ((first, 0o644), (second, 0o755)):
+            with open(os.path.join(directory, "tool"), "w") as tool:
+                tool.write("#!/bin/sh\necho from %s\n" % os.path.basename(directory))
+            os.chmod(os.path.join(directory, "tool"), mode)
+        environment = {"PATH": "%s:/nonexistent:%s" % (first, second)}
+        self.assertEqual(self.run_job(self.job([["tool"]], environment=environment))[0], 0)
+        self.assertEqual(rebuild_streams(self.last_log())[b"O"], b"from second\n")
+        environment = {"PATH": "/nonexistent:%s" % first}
+        code, _, stderr = self.run_job(self.job([["tool"]], environment=environment))
+        self.assertEqual(code, 1)
+        self.assertIn(b"(cannot start tool: Permission denied)", stderr)
+        code, _, stderr = self.run_job(self.job([["tool"]], environment={"PATH": "/nonexistent"}))
+        self.assertIn(b"(cannot start tool: No such file or directory)", stderr)
+
     def test_death_by_signal_fails(self):
         code, _, stderr = self.run_job(self.job([["sh", "-c", "kill -SEGV $$"]]))
         self.assertEqual(code, 1)
