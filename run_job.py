@@ -4054,7 +4054,31 @@ def run_events(config):
             reason += ": %s" % error.__cause__
         raise config.error("`logging`: %s; see Python's logging.config dictConfig "
                            "schema" % " ".join(reason.split()), "logging")
-    return logging.getLogger("process-control")
+    events = logging.getLogger("process-control")
+    report_handler_errors_once(events)
+    return events
+
+
+def report_handler_errors_once(logger):
+    """A handler failing as it emits (no syslog socket, a full disk) makes
+    logging print a traceback per record: instead one line per run, and the
+    run goes on. Covers every handler that LOGGER's records reach."""
+    reported = []
+
+    def handle_error(handler):
+        def report(record):
+            if not reported:
+                reported.append(handler)
+                error = sys.exc_info()[1]
+                _write_stderr("run-job: logging: handler %s (%s) failed: %s; check it "
+                              "in the global config's `logging`\n"
+                              % (handler.get_name() or "?", type(handler).__name__,
+                                 " ".join(str(error).split()) or type(error).__name__))
+        return report
+    while logger is not None:
+        for handler in logger.handlers:
+            handler.handleError = handle_error(handler)
+        logger = logger.parent if logger.propagate else None
 
 
 def log_event(events, level, text):

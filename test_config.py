@@ -600,7 +600,8 @@ class LoggingConfigTests(SandboxTest):
     """The original's `logging` key: a dictConfig whose process-control logger
     hears of each run's start and outcome."""
 
-    def write_logging_config(self, events, user=CURRENT_USER, handler_class="logging.FileHandler"):
+    def write_logging_config(self, events, user=CURRENT_USER, handler_class="logging.FileHandler",
+                             target="filename"):
         self.sandbox.write_config(user=user, extra=(
             "logging:\n"
             "  version: 1\n"
@@ -610,12 +611,12 @@ class LoggingConfigTests(SandboxTest):
             "  handlers:\n"
             "    events:\n"
             "      class: %s\n"
-            "      filename: %s\n"
+            "      %s: %s\n"
             "      formatter: plain\n"
             "  loggers:\n"
             "    process-control:\n"
             "      handlers: [events]\n"
-            "      level: INFO\n" % (handler_class, events)))
+            "      level: INFO\n" % (handler_class, target, events)))
 
     def read_events(self, path):
         with open(path) as stream:
@@ -651,6 +652,29 @@ class LoggingConfigTests(SandboxTest):
         self.assertEqual(self.sandbox.run("slow")[0], 75)
         self.assertTrue(any(line.startswith("process-control WARNING job slow is still running")
                             for line in self.read_events(events)), self.read_events(events))
+
+    def test_a_handler_failing_at_emit_time_says_one_line_per_run(self):
+        # No syslog socket there: each record fails; logging would print a
+        # traceback for each on stderr.
+        self.write_logging_config(self.sandbox.path("no-syslog-here"),
+                                  handler_class="logging.handlers.SysLogHandler", target="address")
+        self.sandbox.write_job("ok", "command: /bin/true\n")
+        self.sandbox.write_job("bad", "command: /bin/sh -c 'exit 3'\n")
+        code, out, err = self.sandbox.run("ok")
+        self.assertEqual((code, out), (0, ""))
+        self.assert_one_error_line(err, "run-job: logging: handler events (SysLogHandler) failed: ")
+        code, out, err = self.sandbox.run("bad")
+        self.assertEqual(code, 1)
+        lines = err.splitlines()
+        self.assertEqual(len(lines), 2, err)
+        self.assertTrue(lines[0].startswith("run-job: logging: handler events "), err)
+        self.assertTrue(lines[1].startswith("run-job: job bad failed (exit status 3)"), err)
+        # A full disk: the records of the start and the outcome both fail.
+        self.write_logging_config("/dev/full")
+        code, out, err = self.sandbox.run("ok")
+        self.assertEqual((code, out), (0, ""))
+        self.assert_one_error_line(err, "handler events (FileHandler) failed: ",
+                                   "No space left on device")
 
     def test_without_version_1_the_config_is_invalid(self):
         self.sandbox.write_config(extra="logging:\n  handlers: {}\n")
