@@ -3408,18 +3408,27 @@ def _exec_child(argv, environment, stdio, keep, dispositions, mask, error_w):
             os._exit(127)
 
 
+def utf8_bytes(text):
+    """TEXT for exec: UTF-8 as in the job file, whatever the locale's
+    encoding; an escaped lone surrogate passes rather than failing the run."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
 def _exec_searching_path(argv, environment):
-    """os.execvpe's search of the environment's PATH, without what it needs:
-    os.get_exec_path imports `warnings`, which the service user may not be
-    able to read (a pyenv interpreter under /root) once root has switched."""
+    """os.execvpe's search of the environment's PATH (all bytes), without
+    what it needs: os.get_exec_path imports `warnings`, which the service user
+    may not be able to read (a pyenv interpreter under /root) after the switch."""
     command = argv[0]
-    if os.sep in command:
+    if b"/" in command:
         os.execve(command, argv, environment)
-    search = environment.get("PATH")
+    search = environment.get(b"PATH")
     if search is None:
-        search = os.defpath
+        search = os.defpath.encode()
     first_refusal = last_error = None
-    for directory in search.split(os.pathsep):
+    for directory in search.split(b":"):
         try:
             os.execve(os.path.join(directory, command), argv, environment)
         except (FileNotFoundError, NotADirectoryError) as error:
@@ -3457,8 +3466,10 @@ class JobRun(object):
         self.wakeup = None
         self.devnull = None
         self.subreaper_before = None
-        self.environment = dict(os.environ)
-        self.environment.update((str(key), str(value))
+        # As bytes: os.environb keeps what was inherited as it was, and job
+        # files are UTF-8 whatever the locale (3.6's C locale: ASCII).
+        self.environment = dict(os.environb)
+        self.environment.update((utf8_bytes(str(key)), utf8_bytes(str(value)))
                                 for key, value in job.environment.items())
 
     # -- setting up and tearing down
@@ -3604,7 +3615,8 @@ class JobRun(object):
                 os.close(error_w)
                 return None, error.strerror
             if pid == 0:
-                _exec_child(argv, self.environment, [self.devnull] + self.write_ends,
+                _exec_child([utf8_bytes(word) for word in argv], self.environment,
+                            [self.devnull] + self.write_ends,
                             [self.lock.fd], self.child_dispositions(), mask, error_w)
         finally:
             signals.pthread_sigmask(signals.SIG_SETMASK, mask)

@@ -596,6 +596,26 @@ class RunTests(SandboxTest):
         code, out, err = self.sandbox.run("fails")
         self.assertEqual(code, 1)
         self.assertFalse(os.path.exists(self.sandbox.path("second")))  # stops at the first failure
+
+# Cron's default environment has no LANG: the C locale, ASCII. Python 3.6 then
+# encodes with ASCII (3.7+ switches to UTF-8 unless PYTHONUTF8=0 says not to).
+C_LOCALE = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""}
+
+
+class CLocaleTests(SandboxTest):
+    """Job files are UTF-8: so are the job's arguments, its environment and
+    what run-job prints, whatever the locale."""
+
+    def test_arguments_and_environment_reach_the_job_as_utf8(self):
+        out = self.sandbox.path("out")
+        self.sandbox.write_job("cafe", "command: /bin/sh -c 'echo \"$0 $GREETING $INHERITED\" > %s' \u00e9\n"
+                                        "environment:\n  GREETING: h\u00e9llo\n" % out)
+        code, _, err = self.sandbox.run("cafe", environ=dict(C_LOCALE, INHERITED="na\u00efve"))
+        self.assertEqual((code, err), (0, ""))
+        with open(out, "rb") as stream:
+            self.assertEqual(stream.read().decode("utf-8"), "\u00e9 h\u00e9llo na\u00efve\n")
+
+
 class LoggingConfigTests(SandboxTest):
     """The original's `logging` key: a dictConfig whose process-control logger
     hears of each run's start and outcome."""
