@@ -10,8 +10,10 @@ code from here.
 # Only modules that are built in or already loaded by the interpreter's own
 # start-up: each costs a plain run well under 0.1 ms. Anything heavier is
 # imported where it is needed, with the reason.
+import codecs
 import fcntl
 import gc
+import io
 import os
 import pwd
 import select
@@ -4482,6 +4484,28 @@ def main(argv=None):
         sys.stderr.write("run-job: %s\n" % error)
         return EXIT_FAILED
 
+
+def utf8_standard_streams():
+    """Python 3.6 in the C locale (cron's environment has no LANG) prints in
+    ASCII: a job's non-ASCII description ended --status with a traceback. Job
+    files are UTF-8, so is what is printed. Only the interpreter's own streams
+    are replaced (the originals stay in sys.__stdout__, so their buffer stays
+    open); not a test's capture."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None or stream is not getattr(sys, "__%s__" % name):
+            continue
+        encoding = getattr(stream, "encoding", None)
+        if not encoding or codecs.lookup(encoding).name != "ascii":
+            continue
+        stream.flush()
+        setattr(sys, name, io.TextIOWrapper(stream.buffer, "utf-8", stream.errors,
+                                            line_buffering=stream.line_buffering))
+
+
+# At import, not in main: cron-generate imports this module and prints through
+# the same streams.
+utf8_standard_streams()
 
 if __name__ == "__main__":
     exit_code = main()

@@ -32,7 +32,7 @@ def root_only(test):
 
 
 def write_file(path, text, mode=0o644):
-    with open(path, "w") as stream:
+    with open(path, "w", encoding="utf-8") as stream:
         stream.write(text)
     os.chmod(path, mode)
 
@@ -610,10 +610,32 @@ class CLocaleTests(SandboxTest):
         out = self.sandbox.path("out")
         self.sandbox.write_job("cafe", "command: /bin/sh -c 'echo \"$0 $GREETING $INHERITED\" > %s' \u00e9\n"
                                         "environment:\n  GREETING: h\u00e9llo\n" % out)
-        code, _, err = self.sandbox.run("cafe", environ=dict(C_LOCALE, INHERITED="na\u00efve"))
+        inherited = os.fsdecode("na\u00efve".encode("utf-8"))  # whatever this test's locale
+        code, _, err = self.sandbox.run("cafe", environ=dict(C_LOCALE, INHERITED=inherited))
         self.assertEqual((code, err), (0, ""))
         with open(out, "rb") as stream:
             self.assertEqual(stream.read().decode("utf-8"), "\u00e9 h\u00e9llo na\u00efve\n")
+
+    def test_status_and_errors_print_utf8(self):
+        self.sandbox.write_job("cafe", "description: Caf\u00e9 cr\u00e8me\ncommand: /bin/true\n")
+        code, out, err = self.sandbox.run("--status", environ=C_LOCALE)
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(out.splitlines()[:2], ["cafe - cafe", "    Caf\u00e9 cr\u00e8me"])
+        self.sandbox.write_job("cafe", "command: /bin/true\nt\u00e2che: 1\n")
+        code, out, err = self.sandbox.run("cafe", environ=C_LOCALE)
+        self.assertEqual(code, 78)
+        self.assert_one_error_line(err, "t\u00e2che")
+
+    def test_cron_generate_prints_utf8(self):
+        self.sandbox.write_config(extra="cron_environment:\n  GREETING: h\u00e9llo\n")
+        self.sandbox.write_job("cafe", "command: /bin/true\nschedule: '0 * * * *'\n")
+        process = subprocess.Popen([sys.executable, os.path.join(HERE, "cron_generate.py"), "--config",
+                                    self.sandbox.config, "--stdout"], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   env=dict(os.environ, **C_LOCALE))
+        out, err = process.communicate(timeout=30)
+        self.assertEqual((process.returncode, err), (0, b""))
+        self.assertIn("GREETING=h\u00e9llo\n".encode("utf-8"), out)
 
 
 class LoggingConfigTests(SandboxTest):
