@@ -318,22 +318,27 @@ def _is_clean_ascii(text):
     return not data.translate(None, _ASCII_ALLOWED)
 
 
+def decode_utf8(data, source):
+    """DATA as text, or a ConfigError naming the first bad byte's line,
+    column and byte offset."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        start = data.rfind(b"\n", 0, error.start) + 1
+        line = data.count(b"\n", 0, error.start) + 1
+        column = len(data[start:error.start].decode("utf-8", "replace")) + 1
+        raise ConfigError(
+            "invalid UTF-8 byte 0x%02x (byte offset %d); save the file as "
+            "UTF-8" % (data[error.start], error.start), source, line, column)
+
+
 def _decode(text, source):
     """Text as str with '\\n' line breaks; refuses non-UTF-8 and odd characters."""
     if not isinstance(text, str):
         if not isinstance(text, (bytes, bytearray, memoryview)):
             raise TypeError("YAML text must be str or bytes, not %s"
                             % type(text).__name__)
-        data = bytes(text)
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as error:
-            start = data.rfind(b"\n", 0, error.start) + 1
-            line = data.count(b"\n", 0, error.start) + 1
-            column = len(data[start:error.start].decode("utf-8", "replace")) + 1
-            raise ConfigError(
-                "invalid UTF-8 byte 0x%02x (byte offset %d); save the file as "
-                "UTF-8" % (data[error.start], error.start), source, line, column)
+        text = decode_utf8(bytes(text), source)
     if text.startswith("\ufeff"):
         text = text[1:]
     bad = None
@@ -2392,7 +2397,7 @@ def read_config_text(path, named):
             raise RefusedError("%s: refused: a config named with --config or $%s must be "
                                "readable by everyone (chmod o+r)" % (path, CONFIG_PATH_VARIABLE))
         check_not_writable_by_others(path, status, "the config file")
-        return decode_text(read_descriptor(descriptor), path), status
+        return decode_utf8(read_descriptor(descriptor), path), status
     finally:
         os.close(descriptor)
 
@@ -2404,14 +2409,6 @@ def read_descriptor(descriptor):
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
-
-
-def decode_text(data, path):
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data[:error.start].count(b"\n") + 1
-        raise ConfigError("not UTF-8 text; save the file as UTF-8", path, line)
 
 
 def global_config_from(document, marks, path, status):
@@ -2533,7 +2530,7 @@ def read_job_text(path, config):
         if not stat.S_ISREG(status.st_mode):
             raise RefusedError("%s: refused: the job file is not a regular file" % path)
         check_trusted(path, status, config, "the job file")
-        return decode_text(read_descriptor(descriptor), path)
+        return decode_utf8(read_descriptor(descriptor), path)
     finally:
         os.close(descriptor)
 

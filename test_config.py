@@ -428,6 +428,34 @@ class JobTests(SandboxTest):
         with self.assertRaises(run_job.RefusedError) as caught:
             run_job.load_job(self.sandbox.load(), "job")
         self.assertIn("the job directory is writable by group or others", str(caught.exception))
+class EncodingTests(SandboxTest):
+    """A file that is not UTF-8 is refused at the first bad byte, as a line,
+    a column and the byte offset."""
+
+    def write_bytes(self, path, data):
+        with open(path, "wb") as stream:
+            stream.write(data)
+        os.chmod(path, 0o644)
+
+    def test_a_job_file_that_is_not_utf8(self):
+        job = self.sandbox.write_job("job", "")
+        self.write_bytes(job, b"command: /bin/true\ndescription: caf\xc3\xa9 cr\xe8me\n")
+        for args in (["job"], ["--check"]):
+            code, out, err = self.sandbox.run(*args)
+            self.assertEqual(code, 78, err)
+            self.assert_one_error_line(err, "%s:2:21: invalid UTF-8 byte 0xe8 (byte offset 40)" % job)
+
+    def test_a_global_config_that_is_not_utf8(self):
+        with open(self.sandbox.config, "rb") as stream:
+            text = stream.read()
+        self.write_bytes(self.sandbox.config, text + b"mailto: \xff@example.org\n")
+        line = text.count(b"\n") + 1
+        code, out, err = self.sandbox.run("--check")
+        self.assertEqual(code, 78, err)
+        self.assert_one_error_line(err, "%s:%d:9: invalid UTF-8 byte 0xff (byte offset %d)"
+                                   % (self.sandbox.config, line, len(text) + 8))
+
+
 class ExampleTests(SandboxTest):
     """The shipped examples load: they are what users copy."""
 
