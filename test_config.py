@@ -155,6 +155,25 @@ class GlobalConfigTests(SandboxTest):
         self.assertEqual(config.state_directory, "/var/lib/process-control-state")
         self.assertEqual(config.runner_path, "/usr/bin/run-job")  # no run-job beside run_job.py
 
+    def test_runner_path_defaults_to_the_run_job_beside_the_script(self):
+        # As installed: run-job and cron-generate side by side, the latter
+        # loading the former; cron then runs that run-job, not /usr/bin's.
+        bindir = self.sandbox.path("bin")
+        os.mkdir(bindir)
+        shutil.copy(RUN_JOB, os.path.join(bindir, "run-job"))
+        probe = ("import importlib.machinery, importlib.util, sys; "
+                 "loader = importlib.machinery.SourceFileLoader('run_job', sys.argv[1]); "
+                 "module = importlib.util.module_from_spec(importlib.util.spec_from_loader("
+                 "'run_job', loader)); loader.exec_module(module); "
+                 "print(module.load_global_config(sys.argv[2], {}).runner_path)")
+        out = subprocess.check_output([sys.executable, "-c", probe, os.path.join(bindir, "run-job"),
+                                       self.sandbox.config], stdin=subprocess.DEVNULL)
+        self.assertEqual(out.decode(), os.path.join(bindir, "run-job") + "\n")
+        self.sandbox.write_config(extra="runner_path: /opt/run-job\n")
+        out = subprocess.check_output([sys.executable, "-c", probe, os.path.join(bindir, "run-job"),
+                                       self.sandbox.config], stdin=subprocess.DEVNULL)
+        self.assertEqual(out.decode(), "/opt/run-job\n")
+
     def test_a_config_of_only_comments_means_the_defaults(self):
         self.sandbox.write_config_text("# user: someone\n\n   # job_directory: /x\n")
         config = run_job.read_global_config(self.sandbox.config, {})
@@ -285,6 +304,8 @@ class JobTests(SandboxTest):
         self.assertEqual(job.commands, [["/bin/true"]])
         self.assertIsNone(job.slow_start_commands)
         self.assertEqual(job.timeout, 600.0)
+        self.assertEqual(job.kill_grace, 10.0)  # the original's default
+        self.assertEqual(run_job.Job("other", commands=[["/bin/true"]]).kill_grace, 10.0)
         self.assertEqual(job.success_exit_codes, frozenset([0]))
         self.assertEqual((job.disabled, job.allow_overtime, job.fail_on_stderr), (False, False, False))
         self.assertEqual((job.tags, job.environment, job.schedule), ([], {}, None))
@@ -544,6 +565,21 @@ class RefusalTests(SandboxTest):
         self.assert_one_error_line(err, "readable by everyone")
         self.assertNotIn("job_directory", err)  # nothing of the private file is shown
 
+    @root_only
+    def test_a_job_file_or_directory_owned_by_another_user_is_refused(self):
+        # Trusted owners: root and the service user (root here), as cron's rule.
+        job = self.sandbox.write_job("job", "command: /bin/touch %s\n" % self.sandbox.path("ran"))
+        for path, what in ((job, "the job file"), (self.sandbox.jobs, "the job directory")):
+            with self.subTest(what=what):
+                os.chown(path, 12345, -1)
+                code, out, err = self.sandbox.run("job")
+                os.chown(path, 0, -1)
+                self.assertEqual(code, 77, err)
+                self.assert_one_error_line(err, "%s: refused: %s must be owned by root or the "
+                                           "service user root, not uid 12345" % (path, what))
+        self.assertFalse(os.path.exists(self.sandbox.path("ran")))
+        self.assertEqual(self.sandbox.run("job")[0], 0)
+
     def test_unknown_job_is_a_usage_error(self):
         code, out, err = self.sandbox.run("nosuchjob")
         self.assertEqual(code, 64)
@@ -617,6 +653,26 @@ class RunTests(SandboxTest):
         code, out, err = self.sandbox.run("--slow-start", "slow")
         self.assertEqual(code, 0, err)
         self.assertTrue(os.path.exists(marker))
+
+    def test_the_job_environment_overrides_what_is_inherited(self):
+        out = self.sandbox.path("out")
+        self.sandbox.write_job("job", "command: /bin/sh -c 'echo $GREETING $KEPT > %s'\n"
+                                      "environment:\n  GREETING: from-job\n" % out)
+        code, _, err = self.sandbox.run("job", environ={"GREETING": "inherited", "KEPT": "kept"})
+        self.assertEqual((code, err), (0, ""))
+        with open(out) as stream:
+            self.assertEqual(stream.read(), "from-job kept\n")
+
+    def test_logs_are_0644_whatever_the_umask(self):
+        self.sandbox.write_job("job", "command: /bin/echo hello\n")
+        code, _, err = self.sandbox.run("job", preexec_fn=lambda: os.umask(0o077))
+        self.assertEqual((code, err), (0, ""))
+        directory = self.sandbox.path("log", "job")
+        self.assertEqual(os.stat(directory).st_mode & 0o777, 0o755)
+        for name in os.listdir(directory):
+            self.assertEqual(os.stat(os.path.join(directory, name)).st_mode & 0o777, 0o644)
+        for name in os.listdir(self.sandbox.path("state")):
+            self.assertEqual(os.stat(self.sandbox.path("state", name)).st_mode & 0o777, 0o644, name)
 
     def test_failure_exits_1(self):
         self.sandbox.write_job("fails", "command:\n  - /bin/false\n  - /bin/touch %s\n"
