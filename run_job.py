@@ -3402,6 +3402,9 @@ def _exec_child(argv, environment, stdio, keep, dispositions, mask, error_w):
     except BaseException as error:
         try:
             message = getattr(error, "strerror", None) or str(error) or "error"
+            if isinstance(error, PermissionError) and error.filename is not None \
+                    and os.path.isdir(error.filename):
+                message = "it is a directory, not a program"  # exec says permission denied
             os.write(error_w, message.encode("utf-8", "replace"))
         finally:
             os._exit(127)

@@ -520,6 +520,15 @@ class RunningTests(RunnerTestCase):
         code, _, stderr = self.run_job(self.job([["tool"]], environment={"PATH": "/nonexistent"}))
         self.assertIn(b"(cannot start tool: No such file or directory)", stderr)
 
+    def test_a_directory_as_command_says_so(self):
+        os.mkdir(self.path("bin"))
+        os.mkdir(self.path("bin", "tool"))
+        for command, environment in ((self.path("bin"), {}), ("tool", {"PATH": self.path("bin")})):
+            code, _, stderr = self.run_job(self.job([[command]], environment=environment))
+            self.assertEqual(code, 1)
+            self.assertIn(b"(cannot start %s: it is a directory, not a program)" % command.encode(),
+                          stderr)
+
     def test_death_by_signal_fails(self):
         code, _, stderr = self.run_job(self.job([["sh", "-c", "kill -SEGV $$"]]))
         self.assertEqual(code, 1)
