@@ -1939,6 +1939,8 @@ CONFIG_PATH_VARIABLE = "PROCESS_CONTROL_CONFIG"
 FALLBACK_RUNNER_PATH = "/usr/bin/run-job"
 JOB_NAME_CHARACTERS = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+# A file name is at most 255 bytes: room for NAME-YYYYMMDD-HHMMSS-N.log.
+JOB_NAME_MAX_LENGTH = 200
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_KILL_GRACE = 10.0
 # The directories run-job writes into, with the mode it creates them with:
@@ -2471,8 +2473,15 @@ def trusted_owner_uids(config):
     return (0,) if account is None else (0, account.pw_uid)
 
 
+def is_job_name(name):
+    return 0 < len(name) <= JOB_NAME_MAX_LENGTH and set(name) <= JOB_NAME_CHARACTERS
+
+
 def check_job_name(name):
-    if not name or not set(name) <= JOB_NAME_CHARACTERS:
+    if len(name) > JOB_NAME_MAX_LENGTH:
+        raise RefusedError("refused job name %r... (%d characters): a job name is at most "
+                           "%d characters" % (name[:40], len(name), JOB_NAME_MAX_LENGTH))
+    if not is_job_name(name):
         raise RefusedError("refused job name %r: a job name is letters, digits, "
                            "'_' and '-'" % name[:80])
 
@@ -2605,12 +2614,12 @@ def scan_job_directory(config):
         if not entry.endswith(".yaml") or entry.startswith("."):
             continue
         name = entry[:-len(".yaml")]
-        if name and set(name) <= JOB_NAME_CHARACTERS:
+        if is_job_name(name):
             names.append(name)
         else:
             problems.append(RefusedError(
-                "%s: not a job name (letters, digits, '_' and '-'); rename the file"
-                % os.path.join(directory, entry)))
+                "%s: not a job name (letters, digits, '_' and '-', at most %d); rename "
+                "the file" % (os.path.join(directory, entry), JOB_NAME_MAX_LENGTH)))
     return sorted(names), problems
 
 

@@ -580,6 +580,18 @@ class RefusalTests(SandboxTest):
         self.assertFalse(os.path.exists(self.sandbox.path("ran")))
         self.assertEqual(self.sandbox.run("job")[0], 0)
 
+    def test_a_job_name_is_at_most_200_characters(self):
+        longest = "j" * 200
+        self.sandbox.write_job(longest, "command: /bin/true\n")
+        self.assertEqual(self.sandbox.run(longest), (0, "", ""))
+        for args in (["k" * 300], ["--kill-job", "k" * 201]):
+            with self.subTest(args=args):
+                code, out, err = self.sandbox.run(*args)
+                self.assertEqual(code, 77, err)
+                self.assert_one_error_line(err, "(%d characters): a job name is at most 200 "
+                                           "characters" % len(args[-1]))
+                self.assertLess(len(err), 160)
+
     def test_unknown_job_is_a_usage_error(self):
         code, out, err = self.sandbox.run("nosuchjob")
         self.assertEqual(code, 64)
