@@ -3026,7 +3026,7 @@ def kill_job(config, name):
     Return 0 when something was stopped, 1 when nothing was running."""
     path = lock_path(config, name)
     if not _lock_is_held(path):
-        print("run-job: job %s is not running" % name)
+        sys.stderr.write("run-job: job %s is not running\n" % name)
         return EXIT_FAILED
     record = read_lock_record(path) or {}
     kill_grace = record.get("kill_grace", 10.0)

@@ -1040,6 +1040,12 @@ class ServiceUserTests(SandboxTest):
         self.assertEqual(code, 78)
         self.assert_one_error_line(err, "service user 'process-control' does not exist")
         self.assertFalse(os.path.exists(self.sandbox.path("ran")))
+
+    def test_kill_job_with_nothing_running(self):
+        self.sandbox.write_job("idle", "command: /bin/true\n")
+        self.assertEqual(self.sandbox.run("--kill-job", "idle"),
+                         (1, "", "run-job: job idle is not running\n"))
+
     def test_status_as_root_reads_as_the_service_user(self):
         self.sandbox.write_config(user=UNPRIVILEGED)
         self.sandbox.write_job("job", "command: x\nschedule: '0 * * * *'\n")

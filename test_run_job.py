@@ -377,11 +377,11 @@ class LockTests(RunnerTestCase):
         self.assertEqual(sleeper.wait(timeout=5), -signal.SIGTERM)
         self.assertFalse(run_job.signal_verified(info, signal.SIGTERM))  # gone now
 
-    def test_kill_job_with_nothing_running_says_so_and_returns_1(self):
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
+    def test_kill_job_with_nothing_running_says_so_on_stderr_and_returns_1(self):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             self.assertEqual(run_job.kill_job(self.config, "demo"), 1)
-        self.assertEqual(out.getvalue(), "run-job: job demo is not running\n")
+        self.assertEqual((out.getvalue(), err.getvalue()), ("", "run-job: job demo is not running\n"))
 
     def test_a_symlink_as_lock_file_is_refused(self):
         os.symlink(self.path("elsewhere"), run_job.lock_path(self.config, "demo"))
