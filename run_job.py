@@ -3613,6 +3613,7 @@ class JobRun(object):
     def _spawn(self, argv):
         """Fork and exec ARGV; return (pid, None), or (None, why it cannot start)."""
         signals = self.signals
+        command = [utf8_bytes(word) for word in argv]  # not in the child: it must exec
         error_r, error_w = os.pipe()
         handled = [signum for signum, _ in self.saved_handlers]
         # Blocked across fork so that a signal between fork and exec is not
@@ -3626,8 +3627,7 @@ class JobRun(object):
                 os.close(error_w)
                 return None, error.strerror
             if pid == 0:
-                _exec_child([utf8_bytes(word) for word in argv], self.environment,
-                            [self.devnull] + self.write_ends,
+                _exec_child(command, self.environment, [self.devnull] + self.write_ends,
                             [self.lock.fd], self.child_dispositions(), mask, error_w)
         finally:
             signals.pthread_sigmask(signals.SIG_SETMASK, mask)
