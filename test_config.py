@@ -686,6 +686,11 @@ class RunTests(SandboxTest):
         for name in os.listdir(self.sandbox.path("state")):
             self.assertEqual(os.stat(self.sandbox.path("state", name)).st_mode & 0o777, 0o644, name)
 
+    def test_kill_job_with_nothing_running(self):
+        self.sandbox.write_job("idle", "command: /bin/true\n")
+        self.assertEqual(self.sandbox.run("--kill-job", "idle"),
+                         (1, "", "run-job: job idle is not running\n"))
+
     def test_failure_exits_1(self):
         self.sandbox.write_job("fails", "command:\n  - /bin/false\n  - /bin/touch %s\n"
                                % self.sandbox.path("second"))
@@ -1040,11 +1045,6 @@ class ServiceUserTests(SandboxTest):
         self.assertEqual(code, 78)
         self.assert_one_error_line(err, "service user 'process-control' does not exist")
         self.assertFalse(os.path.exists(self.sandbox.path("ran")))
-
-    def test_kill_job_with_nothing_running(self):
-        self.sandbox.write_job("idle", "command: /bin/true\n")
-        self.assertEqual(self.sandbox.run("--kill-job", "idle"),
-                         (1, "", "run-job: job idle is not running\n"))
 
     def test_status_as_root_reads_as_the_service_user(self):
         self.sandbox.write_config(user=UNPRIVILEGED)
