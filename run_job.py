@@ -10,8 +10,10 @@ code from here.
 # Only modules that are built in or already loaded by the interpreter's own
 # start-up: each costs a plain run well under 0.1 ms. Anything heavier is
 # imported where it is needed, with the reason.
+import codecs
 import fcntl
 import gc
+import io
 import os
 import pwd
 import select
@@ -316,22 +318,27 @@ def _is_clean_ascii(text):
     return not data.translate(None, _ASCII_ALLOWED)
 
 
+def decode_utf8(data, source):
+    """DATA as text, or a ConfigError naming the first bad byte's line,
+    column and byte offset."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        start = data.rfind(b"\n", 0, error.start) + 1
+        line = data.count(b"\n", 0, error.start) + 1
+        column = len(data[start:error.start].decode("utf-8", "replace")) + 1
+        raise ConfigError(
+            "invalid UTF-8 byte 0x%02x (byte offset %d); save the file as "
+            "UTF-8" % (data[error.start], error.start), source, line, column)
+
+
 def _decode(text, source):
     """Text as str with '\\n' line breaks; refuses non-UTF-8 and odd characters."""
     if not isinstance(text, str):
         if not isinstance(text, (bytes, bytearray, memoryview)):
             raise TypeError("YAML text must be str or bytes, not %s"
                             % type(text).__name__)
-        data = bytes(text)
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as error:
-            start = data.rfind(b"\n", 0, error.start) + 1
-            line = data.count(b"\n", 0, error.start) + 1
-            column = len(data[start:error.start].decode("utf-8", "replace")) + 1
-            raise ConfigError(
-                "invalid UTF-8 byte 0x%02x (byte offset %d); save the file as "
-                "UTF-8" % (data[error.start], error.start), source, line, column)
+        text = decode_utf8(bytes(text), source)
     if text.startswith("\ufeff"):
         text = text[1:]
     bad = None
@@ -1932,6 +1939,8 @@ CONFIG_PATH_VARIABLE = "PROCESS_CONTROL_CONFIG"
 FALLBACK_RUNNER_PATH = "/usr/bin/run-job"
 JOB_NAME_CHARACTERS = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+# A file name is at most 255 bytes: room for NAME-YYYYMMDD-HHMMSS-N.log.
+JOB_NAME_MAX_LENGTH = 200
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_KILL_GRACE = 10.0
 # The directories run-job writes into, with the mode it creates them with:
@@ -2390,7 +2399,7 @@ def read_config_text(path, named):
             raise RefusedError("%s: refused: a config named with --config or $%s must be "
                                "readable by everyone (chmod o+r)" % (path, CONFIG_PATH_VARIABLE))
         check_not_writable_by_others(path, status, "the config file")
-        return decode_text(read_descriptor(descriptor), path), status
+        return decode_utf8(read_descriptor(descriptor), path), status
     finally:
         os.close(descriptor)
 
@@ -2402,14 +2411,6 @@ def read_descriptor(descriptor):
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
-
-
-def decode_text(data, path):
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data[:error.start].count(b"\n") + 1
-        raise ConfigError("not UTF-8 text; save the file as UTF-8", path, line)
 
 
 def global_config_from(document, marks, path, status):
@@ -2472,8 +2473,15 @@ def trusted_owner_uids(config):
     return (0,) if account is None else (0, account.pw_uid)
 
 
+def is_job_name(name):
+    return 0 < len(name) <= JOB_NAME_MAX_LENGTH and set(name) <= JOB_NAME_CHARACTERS
+
+
 def check_job_name(name):
-    if not name or not set(name) <= JOB_NAME_CHARACTERS:
+    if len(name) > JOB_NAME_MAX_LENGTH:
+        raise RefusedError("refused job name %r... (%d characters): a job name is at most "
+                           "%d characters" % (name[:40], len(name), JOB_NAME_MAX_LENGTH))
+    if not is_job_name(name):
         raise RefusedError("refused job name %r: a job name is letters, digits, "
                            "'_' and '-'" % name[:80])
 
@@ -2531,7 +2539,7 @@ def read_job_text(path, config):
         if not stat.S_ISREG(status.st_mode):
             raise RefusedError("%s: refused: the job file is not a regular file" % path)
         check_trusted(path, status, config, "the job file")
-        return decode_text(read_descriptor(descriptor), path)
+        return decode_utf8(read_descriptor(descriptor), path)
     finally:
         os.close(descriptor)
 
@@ -2606,12 +2614,12 @@ def scan_job_directory(config):
         if not entry.endswith(".yaml") or entry.startswith("."):
             continue
         name = entry[:-len(".yaml")]
-        if name and set(name) <= JOB_NAME_CHARACTERS:
+        if is_job_name(name):
             names.append(name)
         else:
             problem = RefusedError(
-                "%s: not a job name (letters, digits, '_' and '-'); rename the file"
-                % os.path.join(directory, entry))
+                "%s: not a job name (letters, digits, '_' and '-', at most %d); rename "
+                "the file" % (os.path.join(directory, entry), JOB_NAME_MAX_LENGTH))
             problem.file_name = entry  # for cron-generate's "Skipping" line
             problems.append(problem)
     return sorted(names), problems
@@ -3020,7 +3028,7 @@ def kill_job(config, name):
     Return 0 when something was stopped, 1 when nothing was running."""
     path = lock_path(config, name)
     if not _lock_is_held(path):
-        print("run-job: job %s is not running" % name)
+        sys.stderr.write("run-job: job %s is not running\n" % name)
         return EXIT_FAILED
     record = read_lock_record(path) or {}
     kill_grace = record.get("kill_grace", 10.0)
@@ -3401,13 +3409,47 @@ def _exec_child(argv, environment, stdio, keep, dispositions, mask, error_w):
         for fd in keep - {error_w}:
             os.set_inheritable(fd, True)
         signals.pthread_sigmask(signals.SIG_SETMASK, mask)
-        os.execvpe(argv[0], argv, environment)
+        _exec_searching_path(argv, environment)
     except BaseException as error:
         try:
             message = getattr(error, "strerror", None) or str(error) or "error"
+            if isinstance(error, PermissionError) and error.filename is not None \
+                    and os.path.isdir(error.filename):
+                message = "it is a directory, not a program"  # exec says permission denied
             os.write(error_w, message.encode("utf-8", "replace"))
         finally:
             os._exit(127)
+
+
+def utf8_bytes(text):
+    """TEXT for exec: UTF-8 as in the job file, whatever the locale's
+    encoding; an escaped lone surrogate passes rather than failing the run."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
+def _exec_searching_path(argv, environment):
+    """os.execvpe's search of the environment's PATH (all bytes), without
+    what it needs: os.get_exec_path imports `warnings`, which the service user
+    may not be able to read (a pyenv interpreter under /root) after the switch."""
+    command = argv[0]
+    if b"/" in command:
+        os.execve(command, argv, environment)
+    search = environment.get(b"PATH")
+    if search is None:
+        search = os.defpath.encode()
+    first_refusal = last_error = None
+    for directory in search.split(b":"):
+        try:
+            os.execve(os.path.join(directory, command), argv, environment)
+        except (FileNotFoundError, NotADirectoryError) as error:
+            last_error = error
+        except OSError as error:  # e.g. not executable: reported unless found later
+            last_error = error
+            first_refusal = first_refusal or error
+    raise first_refusal or last_error
 
 
 class JobRun(object):
@@ -3437,8 +3479,10 @@ class JobRun(object):
         self.wakeup = None
         self.devnull = None
         self.subreaper_before = None
-        self.environment = dict(os.environ)
-        self.environment.update((str(key), str(value))
+        # As bytes: os.environb keeps what was inherited as it was, and job
+        # files are UTF-8 whatever the locale (3.6's C locale: ASCII).
+        self.environment = dict(os.environb)
+        self.environment.update((utf8_bytes(str(key)), utf8_bytes(str(value)))
                                 for key, value in job.environment.items())
 
     # -- setting up and tearing down
@@ -3571,6 +3615,7 @@ class JobRun(object):
     def _spawn(self, argv):
         """Fork and exec ARGV; return (pid, None), or (None, why it cannot start)."""
         signals = self.signals
+        command = [utf8_bytes(word) for word in argv]  # not in the child: it must exec
         error_r, error_w = os.pipe()
         handled = [signum for signum, _ in self.saved_handlers]
         # Blocked across fork so that a signal between fork and exec is not
@@ -3584,7 +3629,7 @@ class JobRun(object):
                 os.close(error_w)
                 return None, error.strerror
             if pid == 0:
-                _exec_child(argv, self.environment, [self.devnull] + self.write_ends,
+                _exec_child(command, self.environment, [self.devnull] + self.write_ends,
                             [self.lock.fd], self.child_dispositions(), mask, error_w)
         finally:
             signals.pthread_sigmask(signals.SIG_SETMASK, mask)
@@ -4034,7 +4079,31 @@ def run_events(config):
             reason += ": %s" % error.__cause__
         raise config.error("`logging`: %s; see Python's logging.config dictConfig "
                            "schema" % " ".join(reason.split()), "logging")
-    return logging.getLogger("process-control")
+    events = logging.getLogger("process-control")
+    report_handler_errors_once(events)
+    return events
+
+
+def report_handler_errors_once(logger):
+    """A handler failing as it emits (no syslog socket, a full disk) makes
+    logging print a traceback per record: instead one line per run, and the
+    run goes on. Covers every handler that LOGGER's records reach."""
+    reported = []
+
+    def handle_error(handler):
+        def report(record):
+            if not reported:
+                reported.append(handler)
+                error = sys.exc_info()[1]
+                _write_stderr("run-job: logging: handler %s (%s) failed: %s; check it "
+                              "in the global config's `logging`\n"
+                              % (handler.get_name() or "?", type(handler).__name__,
+                                 " ".join(str(error).split()) or type(error).__name__))
+        return report
+    while logger is not None:
+        for handler in logger.handlers:
+            handler.handleError = handle_error(handler)
+        logger = logger.parent if logger.propagate else None
 
 
 def log_event(events, level, text):
@@ -4426,6 +4495,28 @@ def main(argv=None):
         sys.stderr.write("run-job: %s\n" % error)
         return EXIT_FAILED
 
+
+def utf8_standard_streams():
+    """Python 3.6 in the C locale (cron's environment has no LANG) prints in
+    ASCII: a job's non-ASCII description ended --status with a traceback. Job
+    files are UTF-8, so is what is printed. Only the interpreter's own streams
+    are replaced (the originals stay in sys.__stdout__, so their buffer stays
+    open); not a test's capture."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None or stream is not getattr(sys, "__%s__" % name):
+            continue
+        encoding = getattr(stream, "encoding", None)
+        if not encoding or codecs.lookup(encoding).name != "ascii":
+            continue
+        stream.flush()
+        setattr(sys, name, io.TextIOWrapper(stream.buffer, "utf-8", stream.errors,
+                                            line_buffering=stream.line_buffering))
+
+
+# At import, not in main: cron-generate imports this module and prints through
+# the same streams.
+utf8_standard_streams()
 
 if __name__ == "__main__":
     exit_code = main()

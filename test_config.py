@@ -32,7 +32,7 @@ def root_only(test):
 
 
 def write_file(path, text, mode=0o644):
-    with open(path, "w") as stream:
+    with open(path, "w", encoding="utf-8") as stream:
         stream.write(text)
     os.chmod(path, mode)
 
@@ -154,6 +154,25 @@ class GlobalConfigTests(SandboxTest):
         self.assertEqual(config.run_directory, "/run/process-control")
         self.assertEqual(config.state_directory, "/var/lib/process-control-state")
         self.assertEqual(config.runner_path, "/usr/bin/run-job")  # no run-job beside run_job.py
+
+    def test_runner_path_defaults_to_the_run_job_beside_the_script(self):
+        # As installed: run-job and cron-generate side by side, the latter
+        # loading the former; cron then runs that run-job, not /usr/bin's.
+        bindir = self.sandbox.path("bin")
+        os.mkdir(bindir)
+        shutil.copy(RUN_JOB, os.path.join(bindir, "run-job"))
+        probe = ("import importlib.machinery, importlib.util, sys; "
+                 "loader = importlib.machinery.SourceFileLoader('run_job', sys.argv[1]); "
+                 "module = importlib.util.module_from_spec(importlib.util.spec_from_loader("
+                 "'run_job', loader)); loader.exec_module(module); "
+                 "print(module.load_global_config(sys.argv[2], {}).runner_path)")
+        out = subprocess.check_output([sys.executable, "-c", probe, os.path.join(bindir, "run-job"),
+                                       self.sandbox.config], stdin=subprocess.DEVNULL)
+        self.assertEqual(out.decode(), os.path.join(bindir, "run-job") + "\n")
+        self.sandbox.write_config(extra="runner_path: /opt/run-job\n")
+        out = subprocess.check_output([sys.executable, "-c", probe, os.path.join(bindir, "run-job"),
+                                       self.sandbox.config], stdin=subprocess.DEVNULL)
+        self.assertEqual(out.decode(), "/opt/run-job\n")
 
     def test_a_config_of_only_comments_means_the_defaults(self):
         self.sandbox.write_config_text("# user: someone\n\n   # job_directory: /x\n")
@@ -285,6 +304,8 @@ class JobTests(SandboxTest):
         self.assertEqual(job.commands, [["/bin/true"]])
         self.assertIsNone(job.slow_start_commands)
         self.assertEqual(job.timeout, 600.0)
+        self.assertEqual(job.kill_grace, 10.0)  # the original's default
+        self.assertEqual(run_job.Job("other", commands=[["/bin/true"]]).kill_grace, 10.0)
         self.assertEqual(job.success_exit_codes, frozenset([0]))
         self.assertEqual((job.disabled, job.allow_overtime, job.fail_on_stderr), (False, False, False))
         self.assertEqual((job.tags, job.environment, job.schedule), ([], {}, None))
@@ -428,6 +449,34 @@ class JobTests(SandboxTest):
         with self.assertRaises(run_job.RefusedError) as caught:
             run_job.load_job(self.sandbox.load(), "job")
         self.assertIn("the job directory is writable by group or others", str(caught.exception))
+class EncodingTests(SandboxTest):
+    """A file that is not UTF-8 is refused at the first bad byte, as a line,
+    a column and the byte offset."""
+
+    def write_bytes(self, path, data):
+        with open(path, "wb") as stream:
+            stream.write(data)
+        os.chmod(path, 0o644)
+
+    def test_a_job_file_that_is_not_utf8(self):
+        job = self.sandbox.write_job("job", "")
+        self.write_bytes(job, b"command: /bin/true\ndescription: caf\xc3\xa9 cr\xe8me\n")
+        for args in (["job"], ["--check"]):
+            code, out, err = self.sandbox.run(*args)
+            self.assertEqual(code, 78, err)
+            self.assert_one_error_line(err, "%s:2:21: invalid UTF-8 byte 0xe8 (byte offset 40)" % job)
+
+    def test_a_global_config_that_is_not_utf8(self):
+        with open(self.sandbox.config, "rb") as stream:
+            text = stream.read()
+        self.write_bytes(self.sandbox.config, text + b"mailto: \xff@example.org\n")
+        line = text.count(b"\n") + 1
+        code, out, err = self.sandbox.run("--check")
+        self.assertEqual(code, 78, err)
+        self.assert_one_error_line(err, "%s:%d:9: invalid UTF-8 byte 0xff (byte offset %d)"
+                                   % (self.sandbox.config, line, len(text) + 8))
+
+
 class ExampleTests(SandboxTest):
     """The shipped examples load: they are what users copy."""
 
@@ -516,6 +565,33 @@ class RefusalTests(SandboxTest):
         self.assert_one_error_line(err, "readable by everyone")
         self.assertNotIn("job_directory", err)  # nothing of the private file is shown
 
+    @root_only
+    def test_a_job_file_or_directory_owned_by_another_user_is_refused(self):
+        # Trusted owners: root and the service user (root here), as cron's rule.
+        job = self.sandbox.write_job("job", "command: /bin/touch %s\n" % self.sandbox.path("ran"))
+        for path, what in ((job, "the job file"), (self.sandbox.jobs, "the job directory")):
+            with self.subTest(what=what):
+                os.chown(path, 12345, -1)
+                code, out, err = self.sandbox.run("job")
+                os.chown(path, 0, -1)
+                self.assertEqual(code, 77, err)
+                self.assert_one_error_line(err, "%s: refused: %s must be owned by root or the "
+                                           "service user root, not uid 12345" % (path, what))
+        self.assertFalse(os.path.exists(self.sandbox.path("ran")))
+        self.assertEqual(self.sandbox.run("job")[0], 0)
+
+    def test_a_job_name_is_at_most_200_characters(self):
+        longest = "j" * 200
+        self.sandbox.write_job(longest, "command: /bin/true\n")
+        self.assertEqual(self.sandbox.run(longest), (0, "", ""))
+        for args in (["k" * 300], ["--kill-job", "k" * 201]):
+            with self.subTest(args=args):
+                code, out, err = self.sandbox.run(*args)
+                self.assertEqual(code, 77, err)
+                self.assert_one_error_line(err, "(%d characters): a job name is at most 200 "
+                                           "characters" % len(args[-1]))
+                self.assertLess(len(err), 160)
+
     def test_unknown_job_is_a_usage_error(self):
         code, out, err = self.sandbox.run("nosuchjob")
         self.assertEqual(code, 64)
@@ -590,17 +666,85 @@ class RunTests(SandboxTest):
         self.assertEqual(code, 0, err)
         self.assertTrue(os.path.exists(marker))
 
+    def test_the_job_environment_overrides_what_is_inherited(self):
+        out = self.sandbox.path("out")
+        self.sandbox.write_job("job", "command: /bin/sh -c 'echo $GREETING $KEPT > %s'\n"
+                                      "environment:\n  GREETING: from-job\n" % out)
+        code, _, err = self.sandbox.run("job", environ={"GREETING": "inherited", "KEPT": "kept"})
+        self.assertEqual((code, err), (0, ""))
+        with open(out) as stream:
+            self.assertEqual(stream.read(), "from-job kept\n")
+
+    def test_logs_are_0644_whatever_the_umask(self):
+        self.sandbox.write_job("job", "command: /bin/echo hello\n")
+        code, _, err = self.sandbox.run("job", preexec_fn=lambda: os.umask(0o077))
+        self.assertEqual((code, err), (0, ""))
+        directory = self.sandbox.path("log", "job")
+        self.assertEqual(os.stat(directory).st_mode & 0o777, 0o755)
+        for name in os.listdir(directory):
+            self.assertEqual(os.stat(os.path.join(directory, name)).st_mode & 0o777, 0o644)
+        for name in os.listdir(self.sandbox.path("state")):
+            self.assertEqual(os.stat(self.sandbox.path("state", name)).st_mode & 0o777, 0o644, name)
+
+    def test_kill_job_with_nothing_running(self):
+        self.sandbox.write_job("idle", "command: /bin/true\n")
+        self.assertEqual(self.sandbox.run("--kill-job", "idle"),
+                         (1, "", "run-job: job idle is not running\n"))
+
     def test_failure_exits_1(self):
         self.sandbox.write_job("fails", "command:\n  - /bin/false\n  - /bin/touch %s\n"
                                % self.sandbox.path("second"))
         code, out, err = self.sandbox.run("fails")
         self.assertEqual(code, 1)
         self.assertFalse(os.path.exists(self.sandbox.path("second")))  # stops at the first failure
+
+# Cron's default environment has no LANG: the C locale, ASCII. Python 3.6 then
+# encodes with ASCII (3.7+ switches to UTF-8 unless PYTHONUTF8=0 says not to).
+C_LOCALE = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""}
+
+
+class CLocaleTests(SandboxTest):
+    """Job files are UTF-8: so are the job's arguments, its environment and
+    what run-job prints, whatever the locale."""
+
+    def test_arguments_and_environment_reach_the_job_as_utf8(self):
+        out = self.sandbox.path("out")
+        self.sandbox.write_job("cafe", "command: /bin/sh -c 'echo \"$0 $GREETING $INHERITED\" > %s' \u00e9\n"
+                                        "environment:\n  GREETING: h\u00e9llo\n" % out)
+        inherited = os.fsdecode("na\u00efve".encode("utf-8"))  # whatever this test's locale
+        code, _, err = self.sandbox.run("cafe", environ=dict(C_LOCALE, INHERITED=inherited))
+        self.assertEqual((code, err), (0, ""))
+        with open(out, "rb") as stream:
+            self.assertEqual(stream.read().decode("utf-8"), "\u00e9 h\u00e9llo na\u00efve\n")
+
+    def test_status_and_errors_print_utf8(self):
+        self.sandbox.write_job("cafe", "description: Caf\u00e9 cr\u00e8me\ncommand: /bin/true\n")
+        code, out, err = self.sandbox.run("--status", environ=C_LOCALE)
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(out.splitlines()[:2], ["cafe - cafe", "    Caf\u00e9 cr\u00e8me"])
+        self.sandbox.write_job("cafe", "command: /bin/true\nt\u00e2che: 1\n")
+        code, out, err = self.sandbox.run("cafe", environ=C_LOCALE)
+        self.assertEqual(code, 78)
+        self.assert_one_error_line(err, "t\u00e2che")
+
+    def test_cron_generate_prints_utf8(self):
+        self.sandbox.write_config(extra="cron_environment:\n  GREETING: h\u00e9llo\n")
+        self.sandbox.write_job("cafe", "command: /bin/true\nschedule: '0 * * * *'\n")
+        process = subprocess.Popen([sys.executable, os.path.join(HERE, "cron_generate.py"), "--config",
+                                    self.sandbox.config, "--stdout"], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   env=dict(os.environ, **C_LOCALE))
+        out, err = process.communicate(timeout=30)
+        self.assertEqual((process.returncode, err), (0, b""))
+        self.assertIn("GREETING=h\u00e9llo\n".encode("utf-8"), out)
+
+
 class LoggingConfigTests(SandboxTest):
     """The original's `logging` key: a dictConfig whose process-control logger
     hears of each run's start and outcome."""
 
-    def write_logging_config(self, events, user=CURRENT_USER, handler_class="logging.FileHandler"):
+    def write_logging_config(self, events, user=CURRENT_USER, handler_class="logging.FileHandler",
+                             target="filename"):
         self.sandbox.write_config(user=user, extra=(
             "logging:\n"
             "  version: 1\n"
@@ -610,12 +754,12 @@ class LoggingConfigTests(SandboxTest):
             "  handlers:\n"
             "    events:\n"
             "      class: %s\n"
-            "      filename: %s\n"
+            "      %s: %s\n"
             "      formatter: plain\n"
             "  loggers:\n"
             "    process-control:\n"
             "      handlers: [events]\n"
-            "      level: INFO\n" % (handler_class, events)))
+            "      level: INFO\n" % (handler_class, target, events)))
 
     def read_events(self, path):
         with open(path) as stream:
@@ -651,6 +795,29 @@ class LoggingConfigTests(SandboxTest):
         self.assertEqual(self.sandbox.run("slow")[0], 75)
         self.assertTrue(any(line.startswith("process-control WARNING job slow is still running")
                             for line in self.read_events(events)), self.read_events(events))
+
+    def test_a_handler_failing_at_emit_time_says_one_line_per_run(self):
+        # No syslog socket there: each record fails; logging would print a
+        # traceback for each on stderr.
+        self.write_logging_config(self.sandbox.path("no-syslog-here"),
+                                  handler_class="logging.handlers.SysLogHandler", target="address")
+        self.sandbox.write_job("ok", "command: /bin/true\n")
+        self.sandbox.write_job("bad", "command: /bin/sh -c 'exit 3'\n")
+        code, out, err = self.sandbox.run("ok")
+        self.assertEqual((code, out), (0, ""))
+        self.assert_one_error_line(err, "run-job: logging: handler events (SysLogHandler) failed: ")
+        code, out, err = self.sandbox.run("bad")
+        self.assertEqual(code, 1)
+        lines = err.splitlines()
+        self.assertEqual(len(lines), 2, err)
+        self.assertTrue(lines[0].startswith("run-job: logging: handler events "), err)
+        self.assertTrue(lines[1].startswith("run-job: job bad failed (exit status 3)"), err)
+        # A full disk: the records of the start and the outcome both fail.
+        self.write_logging_config("/dev/full")
+        code, out, err = self.sandbox.run("ok")
+        self.assertEqual((code, out), (0, ""))
+        self.assert_one_error_line(err, "handler events (FileHandler) failed: ",
+                                   "No space left on device")
 
     def test_without_version_1_the_config_is_invalid(self):
         self.sandbox.write_config(extra="logging:\n  handlers: {}\n")
@@ -820,6 +987,17 @@ class ServiceUserTests(SandboxTest):
         for name in ("log", "run", "state"):
             self.assertEqual(os.stat(self.sandbox.path(name)).st_uid, account.pw_uid, name)
 
+    def test_a_command_found_through_path_starts_after_the_switch(self):
+        # os.execvpe's PATH search imports `warnings` (not on 3.11's start-up):
+        # as nobody, with this interpreter, that import fails.
+        self.sandbox.write_config(user=UNPRIVILEGED)
+        self.sandbox.write_job("hello", "command: echo hello\n")
+        code, out, err = self.sandbox.run("hello", environ={"PATH": "/usr/bin:/bin"})
+        self.assertEqual((code, err), (0, ""))
+        logs = os.listdir(self.sandbox.path("log", "hello"))
+        with open(self.sandbox.path("log", "hello", logs[0]), "rb") as stream:
+            self.assertIn(b" O| hello\n", stream.read())
+
     def test_a_failure_after_the_switch_is_reported_and_recorded(self):
         # A failure takes the runner's longer path (the previous state is read):
         # still nothing imported after the switch.
@@ -867,6 +1045,7 @@ class ServiceUserTests(SandboxTest):
         self.assertEqual(code, 78)
         self.assert_one_error_line(err, "service user 'process-control' does not exist")
         self.assertFalse(os.path.exists(self.sandbox.path("ran")))
+
     def test_status_as_root_reads_as_the_service_user(self):
         self.sandbox.write_config(user=UNPRIVILEGED)
         self.sandbox.write_job("job", "command: x\nschedule: '0 * * * *'\n")

@@ -31,10 +31,12 @@ class ErrorTests(unittest.TestCase):
 # ---- the lock, running, log, state (sections 6, 7, 8) -----------------------------
 
 import contextlib  # noqa: E402
+import errno  # noqa: E402
 import fcntl  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
+import resource  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
@@ -204,7 +206,7 @@ class RunnerTestCase(unittest.TestCase):
         return fields
 
     def launch(self, job, action="execute", stdout=subprocess.PIPE, closed_stdio=False,
-               **spec):
+               preexec_fn=None, **spec):
         """Start a driver; CLOSED_STDIO starts it with descriptors 0, 1, 2 closed."""
         spec.update(config=self.config_fields, job=job, action=action)
         spec_path = self.path("spec-%d.json" % len(self.launched))
@@ -213,8 +215,8 @@ class RunnerTestCase(unittest.TestCase):
         argv = [sys.executable, self.driver, spec_path]
         if closed_stdio:
             argv = ["sh", "-c", '"$@" <&- >&- 2>&-', "sh"] + argv
-        process = subprocess.Popen(argv, stdout=stdout,
-                                   stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE,
+                                   stdin=subprocess.DEVNULL, preexec_fn=preexec_fn)
         self.launched.append(process)
         return process
 
@@ -375,11 +377,11 @@ class LockTests(RunnerTestCase):
         self.assertEqual(sleeper.wait(timeout=5), -signal.SIGTERM)
         self.assertFalse(run_job.signal_verified(info, signal.SIGTERM))  # gone now
 
-    def test_kill_job_with_nothing_running_says_so_and_returns_1(self):
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
+    def test_kill_job_with_nothing_running_says_so_on_stderr_and_returns_1(self):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             self.assertEqual(run_job.kill_job(self.config, "demo"), 1)
-        self.assertEqual(out.getvalue(), "run-job: job demo is not running\n")
+        self.assertEqual((out.getvalue(), err.getvalue()), ("", "run-job: job demo is not running\n"))
 
     def test_a_symlink_as_lock_file_is_refused(self):
         os.symlink(self.path("elsewhere"), run_job.lock_path(self.config, "demo"))
@@ -498,6 +500,35 @@ class RunningTests(RunnerTestCase):
                       % self.path("missing").encode(), stderr)
         self.assertEqual(run_job.read_job_state(self.config, "demo")["status"], "failed")
 
+    def test_a_command_is_searched_for_in_the_job_path(self):
+        # As execvp: a file found but not executable is passed over for a later
+        # one, and reported only when nothing later is found.
+        first, second = self.path("first"), self.path("second")
+        for directory in (first, second):
+            os.mkdir(directory)
+        for directory, mode in ((first, 0o644), (second, 0o755)):
+            with open(os.path.join(directory, "tool"), "w") as tool:
+                tool.write("#!/bin/sh\necho from %s\n" % os.path.basename(directory))
+            os.chmod(os.path.join(directory, "tool"), mode)
+        environment = {"PATH": "%s:/nonexistent:%s" % (first, second)}
+        self.assertEqual(self.run_job(self.job([["tool"]], environment=environment))[0], 0)
+        self.assertEqual(rebuild_streams(self.last_log())[b"O"], b"from second\n")
+        environment = {"PATH": "/nonexistent:%s" % first}
+        code, _, stderr = self.run_job(self.job([["tool"]], environment=environment))
+        self.assertEqual(code, 1)
+        self.assertIn(b"(cannot start tool: Permission denied)", stderr)
+        code, _, stderr = self.run_job(self.job([["tool"]], environment={"PATH": "/nonexistent"}))
+        self.assertIn(b"(cannot start tool: No such file or directory)", stderr)
+
+    def test_a_directory_as_command_says_so(self):
+        os.mkdir(self.path("bin"))
+        os.mkdir(self.path("bin", "tool"))
+        for command, environment in ((self.path("bin"), {}), ("tool", {"PATH": self.path("bin")})):
+            code, _, stderr = self.run_job(self.job([[command]], environment=environment))
+            self.assertEqual(code, 1)
+            self.assertIn(b"(cannot start %s: it is a directory, not a program)" % command.encode(),
+                          stderr)
+
     def test_death_by_signal_fails(self):
         code, _, stderr = self.run_job(self.job([["sh", "-c", "kill -SEGV $$"]]))
         self.assertEqual(code, 1)
@@ -608,13 +639,26 @@ class LogTests(RunnerTestCase):
                                         ("exit", "4")])
         self.assertRegex(pairs[-1][1], r"^[0-9]+\.[0-9]{3}$")
 
-    def test_a_log_that_cannot_be_written_drops_output_and_fails_the_run(self):
+    def test_a_log_that_cannot_be_written_keeps_its_first_error(self):
         fd = os.open("/dev/full", os.O_WRONLY)
         log = run_job.RunLog(fd, "/dev/full")
         log.write(b"O", b"x\n" * 1000)
         log.note("outcome", "success")
         log.close()
         self.assertEqual(log.error, os.strerror(28))  # ENOSPC
+
+    def test_a_run_whose_log_cannot_be_written_fails(self):
+        # Files of at most 4 KiB (Python ignores SIGXFSZ: writes fail with
+        # EFBIG): the header fits, the job's 64 KiB of output does not.
+        def small_files():
+            resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        code, _, stderr = self.run_job(self.job([["sh", "-c", "head -c 65536 /dev/zero"]]),
+                                       preexec_fn=small_files)
+        self.assertEqual(code, 1, stderr)
+        self.assertIn(b"(cannot write the log: %s)" % os.strerror(errno.EFBIG).encode(), stderr)
+        state = run_job.read_job_state(self.config, "demo")
+        self.assertEqual((state["status"], state["reason"]),
+                         ("failed", "cannot write the log: %s" % os.strerror(errno.EFBIG)))
 
     def test_log_names_are_unique_within_a_second(self):
         start = time.mktime((2026, 3, 4, 5, 6, 7, 0, 0, -1))
