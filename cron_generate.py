@@ -393,6 +393,7 @@ def generate(options):
 def main(argv=None):
     if argv is None:
         argv = sys.argv[1:]
+    run_job.utf8_standard_streams()  # Python 3.6 in cron's C locale
     try:
         options = parse_arguments(argv)
         if options.get("help"):

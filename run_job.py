@@ -4080,6 +4080,8 @@ def run_events(config):
         raise config.error("`logging`: %s; see Python's logging.config dictConfig "
                            "schema" % " ".join(reason.split()), "logging")
     events = logging.getLogger("process-control")
+    if not events.hasHandlers():
+        return None  # else Python's last-resort handler prints to stderr
     report_handler_errors_once(events)
     return events
 
@@ -4478,6 +4480,7 @@ def main(argv=None):
     exit codes."""
     if argv is None:
         argv = sys.argv[1:]
+    utf8_standard_streams()
     invocation = None
     try:
         invocation = parse_command_line(argv)
@@ -4513,10 +4516,6 @@ def utf8_standard_streams():
         setattr(sys, name, io.TextIOWrapper(stream.buffer, "utf-8", stream.errors,
                                             line_buffering=stream.line_buffering))
 
-
-# At import, not in main: cron-generate imports this module and prints through
-# the same streams.
-utf8_standard_streams()
 
 if __name__ == "__main__":
     exit_code = main()

@@ -819,6 +819,13 @@ class LoggingConfigTests(SandboxTest):
         self.assert_one_error_line(err, "handler events (FileHandler) failed: ",
                                    "No space left on device")
 
+    def test_a_logging_config_without_handlers_stays_quiet(self):
+        self.sandbox.write_config(extra="logging:\n  version: 1\n")
+        self.sandbox.write_job("bad", "command: /bin/sh -c 'exit 3'\n")
+        code, out, err = self.sandbox.run("bad")
+        self.assertEqual(code, 1)
+        self.assertEqual(len(err.splitlines()), 1, err)  # the summary, not a log record too
+
     def test_without_version_1_the_config_is_invalid(self):
         self.sandbox.write_config(extra="logging:\n  handlers: {}\n")
         code, out, err = self.sandbox.run("--check")
