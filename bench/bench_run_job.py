@@ -32,6 +32,7 @@ import pwd
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -175,8 +176,10 @@ def main():
                     timings[key].append(run(argv)[0])
         median = dict((key, statistics.median(values)) for key, values in timings.items()
                       if values)
+        version = subprocess.check_output([PYTHON, "-c", "import platform; "
+                                           "print(platform.python_version())"]).decode().strip()
         print("interpreter %s (Python %s); medians of %d runs; %s"
-              % (PYTHON, sys.version.split()[0], count, time.strftime("%Y-%m-%d %H:%M")))
+              % (PYTHON, version, count, time.strftime("%Y-%m-%d %H:%M")))
         print()
         print("%-48s %10s %10s %7s %5s" % ("case", "run-job", "reference", "ratio", "goal"))
         for way in ("script", "module", "runner"):
