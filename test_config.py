@@ -118,6 +118,13 @@ class SandboxTest(unittest.TestCase):
         self.sandbox = Sandbox()
         self.addCleanup(self.sandbox.remove)
 
+    def wait_until_running(self, name):
+        config = self.sandbox.load()
+        deadline = time.monotonic() + 10
+        while run_job.running_info(config, name) is None:
+            self.assertLess(time.monotonic(), deadline, "job %s never started" % name)
+            time.sleep(0.02)
+
     def start_in_background(self, name):
         """run-job NAME as a child process, stopped at the end of the test."""
         process = subprocess.Popen([sys.executable, RUN_JOB, "--config", self.sandbox.config, name],
@@ -903,15 +910,12 @@ class ReportTests(SandboxTest):
         lines = out.splitlines()
         self.assertEqual(lines[1], "    schedule: * * * * * (disabled)")
         self.assertRegex(lines[3], r"^    schedule: \* \* \* \* \*, next run \d{4}-\d\d-\d\d \d\d:\d\d$")
+
     def test_a_running_job_in_status_then_killed(self):
         self.sandbox.write_job("sleeper", "name: Sleeper\ncommand: /bin/sleep 30\n")
         self.sandbox.write_job("idle", "command: /bin/true\n")
         process = self.start_in_background("sleeper")
-        config = self.sandbox.load()
-        deadline = time.monotonic() + 10
-        while run_job.running_info(config, "sleeper") is None:
-            self.assertLess(time.monotonic(), deadline, "the job never started")
-            time.sleep(0.02)
+        self.wait_until_running("sleeper")
         code, out, err = self.sandbox.run("--status")
         self.assertEqual((code, err), (0, ""))
         self.assertEqual(out.splitlines()[:2], ["idle - idle",
@@ -1023,11 +1027,7 @@ class ServiceUserTests(SandboxTest):
         self.sandbox.write_config(user=UNPRIVILEGED)
         self.sandbox.write_job("sleeper", "command: /bin/sleep 30\n")
         process = self.start_in_background("sleeper")
-        config = self.sandbox.load()
-        deadline = time.monotonic() + 10
-        while run_job.running_info(config, "sleeper") is None:
-            self.assertLess(time.monotonic(), deadline, "the job never started")
-            time.sleep(0.02)
+        self.wait_until_running("sleeper")
         code, out, err = self.sandbox.run("--status")
         self.assertEqual((code, err), (0, ""))
         self.assertIn("{pid: %d, status: running}" % process.pid, out)
