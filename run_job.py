@@ -2395,13 +2395,39 @@ def read_config_text(path, named):
         status = os.fstat(descriptor)
         if not stat.S_ISREG(status.st_mode):
             raise ConfigError("%s: the config is not a regular file" % path)
-        if named and not status.st_mode & stat.S_IROTH:
-            raise RefusedError("%s: refused: a config named with --config or $%s must be "
-                               "readable by everyone (chmod o+r)" % (path, CONFIG_PATH_VARIABLE))
+        if named:
+            check_readable_by_everyone(path, status)
         check_not_writable_by_others(path, status, "the config file")
         return decode_utf8(read_descriptor(descriptor), path), status
     finally:
         os.close(descriptor)
+
+
+def check_readable_by_everyone(path, status):
+    """Readable by everyone means the file's read bit for others and the
+    search bit of every directory on the way to it: a 0644 file under a 0700
+    home is as private as a 0600 one."""
+    if not status.st_mode & stat.S_IROTH:
+        raise named_config_refused(path, "chmod o+r %s" % path)
+    for directory in directories_leading_to(path):
+        if not os.stat(directory).st_mode & stat.S_IXOTH:
+            raise named_config_refused(path, "chmod o+x %s" % directory)
+
+
+def named_config_refused(path, fix):
+    return RefusedError("%s: refused: a config named with --config or $%s must be "
+                        "readable by everyone; %s" % (path, CONFIG_PATH_VARIABLE, fix))
+
+
+def directories_leading_to(path):
+    """Every directory passed through to reach path, through symbolic links too."""
+    directories = []
+    for route in (os.path.abspath(path), os.path.realpath(path)):
+        directory = os.path.dirname(route)
+        while directory not in directories:
+            directories.append(directory)
+            directory = os.path.dirname(directory)
+    return directories
 
 
 def read_descriptor(descriptor):
@@ -3440,16 +3466,20 @@ def _exec_searching_path(argv, environment):
     search = environment.get(b"PATH")
     if search is None:
         search = os.defpath.encode()
-    first_refusal = last_error = None
+    first_refusal = None
     for directory in search.split(b":"):
         try:
             os.execve(os.path.join(directory, command), argv, environment)
-        except (FileNotFoundError, NotADirectoryError) as error:
-            last_error = error
-        except OSError as error:  # e.g. not executable: reported unless found later
-            last_error = error
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except PermissionError as error:
+            # A program found but not executable is reported unless found
+            # later; a directory this user cannot search hides nothing found.
+            if os.access(directory or b".", os.X_OK):
+                first_refusal = first_refusal or error
+        except OSError as error:
             first_refusal = first_refusal or error
-    raise first_refusal or last_error
+    raise first_refusal or FileNotFoundError(2, os.strerror(2), command)
 
 
 class JobRun(object):
@@ -4210,10 +4240,11 @@ def outcome_summary(state):
     return summary + (" (%s)" % ", ".join(details) if details else "")
 
 
-def check_configuration(config, out, err):
+def check_configuration(config, out, err, as_root=False):
     """--check: every problem in the global config and the job files, one
-    line each; warnings do not fail. Returns EXIT_OK or EXIT_CONFIG."""
-    problems, warnings, names = configuration_problems(config)
+    line each; warnings do not fail. Returns EXIT_OK or EXIT_CONFIG. AS_ROOT:
+    started as root, whose runs create missing directories before switching."""
+    problems, warnings, names = configuration_problems(config, as_root)
     write_problems(problems, err)
     for warning in warnings:
         err.write("run-job: %s\n" % warning)
@@ -4223,7 +4254,7 @@ def check_configuration(config, out, err):
     return EXIT_CONFIG if problems else EXIT_OK
 
 
-def configuration_problems(config):
+def configuration_problems(config, as_root=False):
     """Return (problems, warnings, names) for --check."""
     problems, warnings = [], []
     if service_account(config) is None:
@@ -4231,11 +4262,12 @@ def configuration_problems(config):
                                      "or set `user`" % config.user, "user"))
     for key, mode in WRITTEN_DIRECTORIES:
         path = getattr(config, key)
-        if not os.path.isdir(path) and not can_create_directory(path):
+        if not (os.path.isdir(path) or can_create_directory(path, as_root)):
             warnings.append(config.error(
                 "warning: the %s %s does not exist and run-job cannot create it as %s; "
                 "create it: sudo install -d -o %s -m %o %s"
-                % (key.replace("_", " "), path, current_user_name(), config.user, mode,
+                % (key.replace("_", " "), path, "root" if as_root else current_user_name(),
+                   config.user, mode,
                    path), key))
     try:
         job_directory_path(config)
@@ -4253,12 +4285,12 @@ def configuration_problems(config):
     return problems, warnings, names
 
 
-def can_create_directory(path):
-    """Whether this process could create PATH (what a run would do)."""
+def can_create_directory(path, as_root):
+    """Whether a run could create PATH: as root, or as this process."""
     parent = os.path.dirname(os.path.abspath(path))
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
-    return os.path.isdir(parent) and os.access(parent, os.W_OK | os.X_OK)
+    return os.path.isdir(parent) and (as_root or os.access(parent, os.W_OK | os.X_OK))
 
 
 def current_user_name():
@@ -4451,14 +4483,14 @@ def run_command(config, invocation):
 def report_command(config, invocation):
     """The read-only commands: they never write, and work for anyone who can
     read the files. As root they still read as the service user."""
-    action = invocation.actions[0]
+    action, as_root = invocation.actions[0], os.geteuid() == 0
     if service_account(config) is not None:
         become_service_user(config, MODULES_AFTER_SWITCH[action])
     if action == "list":
         return list_jobs(config, invocation.only_running, sys.stdout, sys.stderr)
     if action == "status":
         return show_status(config, invocation.only_running, sys.stdout, sys.stderr)
-    return check_configuration(config, sys.stdout, sys.stderr)
+    return check_configuration(config, sys.stdout, sys.stderr, as_root)
 
 
 def dispatch(invocation, environ):

@@ -282,6 +282,23 @@ class GlobalConfigTests(SandboxTest):
         with self.assertRaises(run_job.RefusedError):
             run_job.load_global_config(None, {"PROCESS_CONTROL_CONFIG": self.sandbox.config})
 
+    def test_named_config_in_a_private_directory_is_refused(self):
+        # 0644 under a 0700 directory is as private as 0600, directly or through a link.
+        private = self.sandbox.path("private")
+        os.mkdir(private, 0o700)
+        hidden = os.path.join(private, "config.yaml")
+        os.rename(self.sandbox.config, hidden)
+        link = self.sandbox.path("link.yaml")
+        os.symlink(hidden, link)
+        for named in (hidden, link):
+            with self.subTest(named=named):
+                with self.assertRaises(run_job.RefusedError) as caught:
+                    run_job.load_global_config(named, {})
+                self.assertIn("readable by everyone; chmod o+x %s" % private,
+                              str(caught.exception))
+        os.chmod(private, 0o711)
+        self.assertEqual(run_job.load_global_config(link, {}).source, link)
+
     @root_only
     def test_config_owned_by_another_user_is_refused(self):
         os.chown(self.sandbox.config, pwd.getpwnam("daemon").pw_uid, 0)
@@ -959,6 +976,18 @@ class ReportTests(SandboxTest):
         self.assert_one_error_line(err, "process-control.yaml:4:1: warning: the run directory",
                                    "install -d -o %s -m 755" % CURRENT_USER)
 
+    @root_only
+    def test_check_as_root_knows_a_root_run_creates_directories(self):
+        # A root run creates them before switching: no warning, though the
+        # service user could not create them itself.
+        self.sandbox.write_config(user=UNPRIVILEGED)
+        self.sandbox.write_job("job", "command: x\n")
+        self.assertEqual(self.sandbox.run("--check")[:3], (0, "", ""))
+        code, out, err = self.sandbox.run("--check", **as_nobody(self.sandbox))
+        self.assertEqual(code, 0, err)
+        self.assertEqual(len(err.splitlines()), 3, err)
+        self.assertIn("cannot create it as %s" % UNPRIVILEGED, err)
+
     def test_check_warns_about_day_of_month_and_day_of_week(self):
         self.sandbox.make_directories()
         self.sandbox.write_job("monthly", "command: x\nschedule: '0 0 */2 * 1'\n")
@@ -1008,6 +1037,17 @@ class ServiceUserTests(SandboxTest):
         logs = os.listdir(self.sandbox.path("log", "hello"))
         with open(self.sandbox.path("log", "hello", logs[0]), "rb") as stream:
             self.assertIn(b" O| hello\n", stream.read())
+
+    def test_a_path_directory_the_service_user_cannot_search_hides_nothing(self):
+        # Root can search it; the service user cannot, so the program is not
+        # found there rather than refused (execvp would say "Permission denied").
+        self.sandbox.write_config(user=UNPRIVILEGED)
+        private = self.sandbox.path("private-bin")
+        os.mkdir(private, 0o700)
+        self.sandbox.write_job("missing", "command: no-such-tool-here\n")
+        code, out, err = self.sandbox.run("missing", environ={"PATH": private + ":/usr/bin:/bin"})
+        self.assertEqual(code, 1, err)
+        self.assertIn("cannot start no-such-tool-here: No such file or directory", err)
 
     def test_a_failure_after_the_switch_is_reported_and_recorded(self):
         # A failure takes the runner's longer path (the previous state is read):
