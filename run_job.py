@@ -34,6 +34,7 @@ EXIT_RUNNING = 75
 EXIT_REFUSED = 77
 EXIT_CONFIG = 78
 EXIT_TIMEOUT = 124
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 class ProcessControlError(Exception):
@@ -2177,6 +2178,10 @@ def split_command_line(line):
     return words
 
 
+NUL_MESSAGE = ("`%s` holds a NUL character (\\0), which no program can receive; "
+               "remove it")
+
+
 def parse_commands(value, key, origin):
     """A command line, or a list of them run in sequence: a list of argvs."""
     lines = [value] if isinstance(value, str) else value
@@ -2194,6 +2199,8 @@ def parse_commands(value, key, origin):
             raise origin.error("`%s`: %s" % (key, str(error).lower()), *subpath)
         if not argv:
             raise origin.error("`%s` is an empty command line" % key, *subpath)
+        if "\0" in line:
+            raise origin.error(NUL_MESSAGE % key, *subpath)
         commands.append(argv)
     return commands
 
@@ -2228,9 +2235,11 @@ def parse_environment(value, key, origin):
     for name, item in value.items():
         if not name or "=" in name or "\0" in name:
             raise origin.error("`%s`: %r is not a variable name" % (key, name[:80]), name)
-        if isinstance(item, (list, dict)) or "\0" in str(item):
+        if isinstance(item, (list, dict)):
             raise type_error("%s: %s" % (key, name), "a string or a number",
                              item, origin, name)
+        if "\0" in str(item):
+            raise origin.error(NUL_MESSAGE % ("%s: %s" % (key, name)), name)
         environment[name] = environment_text(item)
     return environment
 
@@ -2829,8 +2838,23 @@ def acquire_lock(config, job):
 def _still_running_message(name, record):
     if not record:
         return "job %s is still running; not starting another run" % name
+    if runner_died(record):
+        return ("job %s is still running: %s; not starting another run"
+                % (name, orphaned_run_text(name, record)))
     return ("job %s is still running (pid %d, started %s); not starting another run"
             % (name, record["pid"], _local_time_text(record["start"])))
+
+
+def runner_died(record):
+    """Whether the run-job that RECORD (of a held lock) names is gone: what
+    holds the lock then is what it left behind."""
+    return os.path.isdir("/proc/self") and not os.path.exists("/proc/%d" % record["pid"])
+
+
+def orphaned_run_text(name, record):
+    return ("its run-job (pid %d, started %s) died, leaving processes that hold the lock; "
+            "run-job --kill-job %s stops them" % (record["pid"], _local_time_text(record["start"]),
+                                                   name))
 
 
 def read_lock_record(path):
@@ -3482,6 +3506,9 @@ def _exec_searching_path(argv, environment):
     raise first_refusal or FileNotFoundError(2, os.strerror(2), command)
 
 
+POLL_MAX_MILLISECONDS = 2 ** 31 - 1
+
+
 class JobRun(object):
     """One run in flight: its lock, log, pipes and processes. As a child
     subreaper run-job is the parent of every orphan of the job, so "the job's
@@ -3706,7 +3733,9 @@ class JobRun(object):
         elif timeout <= 0:
             milliseconds = 0  # only what is there already: rounding up would wait 1 ms
         else:
-            milliseconds = int(timeout * 1000) + 1  # not to wake just before a deadline
+            # +1 not to wake just before a deadline; poll() takes at most
+            # 2**31-1 ms (24.8 days): a longer deadline is waited in turns.
+            milliseconds = min(int(timeout * 1000) + 1, POLL_MAX_MILLISECONDS)
         got_output = False
         for fd, _ in self.poller.poll(milliseconds):
             if fd == self.wakeup[0]:
@@ -4196,6 +4225,8 @@ def job_status_lines(config, name, running, now):
     elif running is not None:  # the run has not written its pid yet
         head += "%s{status: running}" % STATUS_INDENT
     lines = [head]
+    if running is not None and running.get("pid") is not None and runner_died(running):
+        lines.append(STATUS_INDENT + orphaned_run_text(name, running))
     if job.description:
         lines.extend(STATUS_INDENT + line.strip()
                      for line in job.description.strip().splitlines())
@@ -4336,6 +4367,7 @@ exit codes:
   77   refused: wrong user, unsafe permissions or path
   78   configuration error
   124  the job timed out
+  130  interrupted (Ctrl-C) while not running a job, e.g. during --kill-job
 """
 
 # option -> (attribute it sets, value it sets); None as value: takes an argument.
@@ -4522,6 +4554,9 @@ def main(argv=None):
         if invocation is not None and invocation.actions == ["check"]:
             return EXIT_CONFIG  # --check exits 0 or 78 whatever it found
         return error.exit_code
+    except KeyboardInterrupt:  # a run handles SIGINT itself: this is any other wait
+        sys.stderr.write("run-job: interrupted\n")
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # e.g. run-job --list-jobs | head -1
         # Point stdout at /dev/null so that the interpreter's final flush is quiet.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -8,6 +8,7 @@ user; the tests that switch users run only as root.
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -408,6 +409,10 @@ class JobTests(SandboxTest):
             ("command: x\ntags: [a, 2]\n", ":2:11: `tags` must be a string or a list of strings, not a number"),
             ("command: x\nfailure_threshold_for_mail: -1\n", ":2:1: `failure_threshold_for_mail` must be"),
             ("command: x\ntimeout: [1]\n", ":2:1: `timeout` must be seconds or a duration"),
+            ("command: \"/bin/echo a\\0b\"\n", ":1:1: `command` holds a NUL character"),
+            ("command: x\nslow_start_command: [x, \"y\\0\"]\n",
+             ":2:25: `slow_start_command` holds a NUL character"),
+            ("command: x\nenvironment:\n  A: \"a\\0\"\n", ":3:3: `environment: A` holds a NUL character"),
         )
         for text, expected in cases:
             with self.subTest(text=text):
@@ -927,6 +932,46 @@ class ReportTests(SandboxTest):
         lines = out.splitlines()
         self.assertEqual(lines[1], "    schedule: * * * * * (disabled)")
         self.assertRegex(lines[3], r"^    schedule: \* \* \* \* \*, next run \d{4}-\d\d-\d\d \d\d:\d\d$")
+
+    def test_status_and_a_refused_run_say_when_run_job_died(self):
+        self.sandbox.write_job("sleeper", "command: /bin/sleep 30\n")
+        process = self.start_in_background("sleeper")
+        self.wait_until_running("sleeper")
+        process.kill()
+        process.wait()
+        self.addCleanup(self.sandbox.run, "--kill-job", "sleeper")
+        died = ("its run-job (pid %d, started " % process.pid, "died, leaving processes that hold "
+                "the lock; run-job --kill-job sleeper stops them")
+        code, out, err = self.sandbox.run("sleeper")
+        self.assertEqual(code, 75)
+        self.assert_one_error_line(err, "job sleeper is still running: ", *died)
+        code, out, err = self.sandbox.run("--status")
+        self.assertEqual((code, err), (0, ""))
+        lines = out.splitlines()
+        self.assertEqual(lines[0], "sleeper - sleeper    {pid: %d, status: running}" % process.pid)
+        for fragment in died:
+            self.assertIn(fragment, lines[1])
+
+    def test_ctrl_c_while_kill_job_waits_is_one_line(self):
+        # The job ignores SIGTERM, so --kill-job waits out kill_grace: Ctrl-C
+        # there must say so in one line, not with a traceback.
+        termed = self.sandbox.path("termed")
+        self.sandbox.write_job("stubborn", "command: [\"/bin/sh -c 'trap \\\"touch %s\\\" TERM; "
+                                           "while :; do sleep 0.05; done'\"]\nkill_grace: 30\n" % termed)
+        self.start_in_background("stubborn")
+        self.wait_until_running("stubborn")
+        group = run_job.running_info(self.sandbox.load(), "stubborn")["pgid"]
+        self.addCleanup(os.killpg, group, signal.SIGKILL)
+        killer = subprocess.Popen([sys.executable, RUN_JOB, "--config", self.sandbox.config,
+                                   "--kill-job", "stubborn"], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(termed):
+            self.assertLess(time.monotonic(), deadline, "the job never got SIGTERM")
+            time.sleep(0.02)
+        killer.send_signal(signal.SIGINT)
+        out, err = killer.communicate(timeout=10)
+        self.assertEqual((killer.returncode, out, err), (130, b"", b"run-job: interrupted\n"))
 
     def test_a_running_job_in_status_then_killed(self):
         self.sandbox.write_job("sleeper", "name: Sleeper\ncommand: /bin/sleep 30\n")

@@ -470,6 +470,12 @@ class RunningTests(RunnerTestCase):
     def test_timeout_0_means_none(self):
         self.assertEqual(self.run_job(self.job([["sleep", "0.1"]], timeout=0))[0], 0)
 
+    def test_the_longest_timeout_is_waited_in_turns(self):
+        # poll() takes at most 2**31-1 ms (24.8 days); the longest duration
+        # a job file accepts must neither crash nor cut the run short.
+        longest = run_job.parse_duration("3650d")
+        self.assertEqual(self.run_job(self.job([["sleep", "0.1"]], timeout=longest))[0], 0)
+
     def test_environment_is_added_to_the_inherited_one(self):
         os.environ["RUN_JOB_TEST_INHERITED"] = "yes"
         self.addCleanup(os.environ.pop, "RUN_JOB_TEST_INHERITED")
