@@ -994,12 +994,31 @@ class ReportTests(SandboxTest):
         code, out, err = self.sandbox.run("--check")
         self.assertEqual(code, 0)
         self.assert_one_error_line(err, "monthly.yaml:2:1: warning: ")
+    def sandbox_listing(self):
+        """Every path in the sandbox, itself included: type and mode, size, mtime."""
+        listing = {}
+        for directory, subdirectories, files in os.walk(self.sandbox.root):
+            for path in [directory] + [os.path.join(directory, name) for name in subdirectories + files]:
+                status = os.lstat(path)
+                listing[path] = (status.st_mode, status.st_size, status.st_mtime_ns)
+        return listing
+
     def test_read_only_commands_never_write(self):
-        self.sandbox.write_job("job", "command: x\n")
-        before = sorted(os.listdir(self.sandbox.root))
-        for args in (["--list-jobs"], ["--status"], ["--check"], ["-s", "-r"]):
-            self.sandbox.run(*args)
-        self.assertEqual(sorted(os.listdir(self.sandbox.root)), before)
+        # One job ran (its log, state, history and lock exist), one never did
+        # (no lock file yet: reading its status must not create one).
+        self.sandbox.write_job("ran", "command: /bin/echo output\n")
+        self.sandbox.write_job("never", "command: /bin/true\n")
+        self.assertEqual(self.sandbox.run("ran"), (0, "", ""))
+        self.assertTrue(os.listdir(self.sandbox.path("log", "ran")))
+        self.assertTrue(os.listdir(self.sandbox.path("state")))
+        before = self.sandbox_listing()
+        for args in (["--list-jobs"], ["--status"], ["--check"], ["-s", "-r"], ["-l", "-r"]):
+            with self.subTest(args=args):
+                code, out, err = self.sandbox.run(*args)
+                self.assertEqual((code, err), (0, ""))
+                after = self.sandbox_listing()
+                self.assertEqual(sorted(path for path in set(before) | set(after)
+                                        if before.get(path) != after.get(path)), [])
 
 
 # ---- as root: the switch to the service user -----------------------------------------
