@@ -7,6 +7,7 @@ user; the tests that switch users run only as root.
 
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import sys
@@ -553,6 +554,15 @@ class UsageTests(SandboxTest):
                          "0 ", "1 ", "64 ", "75 ", "77 ", "78 ", "124 "):
             self.assertIn(fragment, out)
 
+    def test_the_readme_lists_the_exit_codes_of_the_help(self):
+        with open(os.path.join(HERE, "README.md"), encoding="utf-8") as stream:
+            section = stream.read().split("\n## Exit codes\n", 1)[1].split("\n## ", 1)[0]
+        documented = re.findall(r"^\| (\d+) \|", section, re.M)
+        code, out, err = self.sandbox.run("--help")
+        listed = re.findall(r"^  (\d+) +\S", out.split("\nexit codes:\n", 1)[1], re.M)
+        self.assertIn("77", listed)
+        self.assertEqual(documented, listed)
+
     def test_version(self):
         self.assertEqual(self.sandbox.run("--version"), (0, "run-job %s\n" % run_job.VERSION, ""))
 
@@ -603,6 +613,16 @@ class RefusalTests(SandboxTest):
                                            "service user root, not uid 12345" % (path, what))
         self.assertFalse(os.path.exists(self.sandbox.path("ran")))
         self.assertEqual(self.sandbox.run("job")[0], 0)
+
+    def test_a_job_directory_writable_by_its_group_is_refused_with_77(self):
+        marker = self.sandbox.path("ran")
+        self.sandbox.write_job("job", "command: /bin/touch %s\n" % marker)
+        os.chmod(self.sandbox.jobs, 0o775)
+        code, out, err = self.sandbox.run("job")
+        self.assertEqual(code, 77, err)
+        self.assert_one_error_line(err, "refused: the job directory is writable by group or others",
+                                   "chmod go-w")
+        self.assertFalse(os.path.exists(marker))
 
     def test_a_job_name_is_at_most_200_characters(self):
         longest = "j" * 200
