@@ -1117,6 +1117,26 @@ class ServiceUserTests(SandboxTest):
         self.assertNotIn(b"Traceback", err)
         self.assertIn("last status: killed", self.sandbox.run("--status")[1])
 
+    def test_the_job_file_is_read_only_after_the_switch(self):
+        # Root could read a root-only job file; the service user cannot.
+        self.sandbox.write_config(user=UNPRIVILEGED)
+        job = self.sandbox.write_job("private", "command: /bin/true\n", mode=0o600)
+        code, out, err = self.sandbox.run("private")
+        self.assertEqual(code, 77, err)
+        self.assert_one_error_line(err, "%s: cannot read the job file: permission denied"
+                                   % os.path.realpath(job))
+
+    def test_status_as_another_user_shows_a_job_running_as_the_service_user(self):
+        # nobody can neither list daemon's /proc/PID/fd nor open the lock file to write.
+        self.sandbox.write_config(user="daemon")
+        self.sandbox.write_job("sleeper", "command: /bin/sleep 30\n")
+        process = self.start_in_background("sleeper")
+        self.wait_until_running("sleeper")
+        code, out, err = self.sandbox.run("--status", **as_nobody(self.sandbox))
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(out.splitlines(), ["sleeper - sleeper    {pid: %d, status: running}"
+                                            % process.pid])
+
     def test_nothing_runs_as_root_unless_configured(self):
         try:
             pwd.getpwnam("process-control")
