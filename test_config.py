@@ -7,6 +7,7 @@ user; the tests that switch users run only as root.
 
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -558,6 +559,15 @@ class UsageTests(SandboxTest):
                          "0 ", "1 ", "64 ", "75 ", "77 ", "78 ", "124 "):
             self.assertIn(fragment, out)
 
+    def test_the_readme_lists_the_exit_codes_of_the_help(self):
+        with open(os.path.join(HERE, "README.md"), encoding="utf-8") as stream:
+            section = stream.read().split("\n## Exit codes\n", 1)[1].split("\n## ", 1)[0]
+        documented = re.findall(r"^\| (\d+) \|", section, re.M)
+        code, out, err = self.sandbox.run("--help")
+        listed = re.findall(r"^  (\d+) +\S", out.split("\nexit codes:\n", 1)[1], re.M)
+        self.assertIn("77", listed)
+        self.assertEqual(documented, listed)
+
     def test_version(self):
         self.assertEqual(self.sandbox.run("--version"), (0, "run-job %s\n" % run_job.VERSION, ""))
 
@@ -608,6 +618,16 @@ class RefusalTests(SandboxTest):
                                            "service user root, not uid 12345" % (path, what))
         self.assertFalse(os.path.exists(self.sandbox.path("ran")))
         self.assertEqual(self.sandbox.run("job")[0], 0)
+
+    def test_a_job_directory_writable_by_its_group_is_refused_with_77(self):
+        marker = self.sandbox.path("ran")
+        self.sandbox.write_job("job", "command: /bin/touch %s\n" % marker)
+        os.chmod(self.sandbox.jobs, 0o775)
+        code, out, err = self.sandbox.run("job")
+        self.assertEqual(code, 77, err)
+        self.assert_one_error_line(err, "refused: the job directory is writable by group or others",
+                                   "chmod go-w")
+        self.assertFalse(os.path.exists(marker))
 
     def test_a_job_name_is_at_most_200_characters(self):
         longest = "j" * 200
@@ -1039,12 +1059,31 @@ class ReportTests(SandboxTest):
         code, out, err = self.sandbox.run("--check")
         self.assertEqual(code, 0)
         self.assert_one_error_line(err, "monthly.yaml:2:1: warning: ")
+    def sandbox_listing(self):
+        """Every path in the sandbox, itself included: type and mode, size, mtime."""
+        listing = {}
+        for directory, subdirectories, files in os.walk(self.sandbox.root):
+            for path in [directory] + [os.path.join(directory, name) for name in subdirectories + files]:
+                status = os.lstat(path)
+                listing[path] = (status.st_mode, status.st_size, status.st_mtime_ns)
+        return listing
+
     def test_read_only_commands_never_write(self):
-        self.sandbox.write_job("job", "command: x\n")
-        before = sorted(os.listdir(self.sandbox.root))
-        for args in (["--list-jobs"], ["--status"], ["--check"], ["-s", "-r"]):
-            self.sandbox.run(*args)
-        self.assertEqual(sorted(os.listdir(self.sandbox.root)), before)
+        # One job ran (its log, state, history and lock exist), one never did
+        # (no lock file yet: reading its status must not create one).
+        self.sandbox.write_job("ran", "command: /bin/echo output\n")
+        self.sandbox.write_job("never", "command: /bin/true\n")
+        self.assertEqual(self.sandbox.run("ran"), (0, "", ""))
+        self.assertTrue(os.listdir(self.sandbox.path("log", "ran")))
+        self.assertTrue(os.listdir(self.sandbox.path("state")))
+        before = self.sandbox_listing()
+        for args in (["--list-jobs"], ["--status"], ["--check"], ["-s", "-r"], ["-l", "-r"]):
+            with self.subTest(args=args):
+                code, out, err = self.sandbox.run(*args)
+                self.assertEqual((code, err), (0, ""))
+                after = self.sandbox_listing()
+                self.assertEqual(sorted(path for path in set(before) | set(after)
+                                        if before.get(path) != after.get(path)), [])
 
 
 # ---- as root: the switch to the service user -----------------------------------------
@@ -1122,6 +1161,26 @@ class ServiceUserTests(SandboxTest):
         self.assertEqual(process.returncode, 1)
         self.assertNotIn(b"Traceback", err)
         self.assertIn("last status: killed", self.sandbox.run("--status")[1])
+
+    def test_the_job_file_is_read_only_after_the_switch(self):
+        # Root could read a root-only job file; the service user cannot.
+        self.sandbox.write_config(user=UNPRIVILEGED)
+        job = self.sandbox.write_job("private", "command: /bin/true\n", mode=0o600)
+        code, out, err = self.sandbox.run("private")
+        self.assertEqual(code, 77, err)
+        self.assert_one_error_line(err, "%s: cannot read the job file: permission denied"
+                                   % os.path.realpath(job))
+
+    def test_status_as_another_user_shows_a_job_running_as_the_service_user(self):
+        # nobody can neither list daemon's /proc/PID/fd nor open the lock file to write.
+        self.sandbox.write_config(user="daemon")
+        self.sandbox.write_job("sleeper", "command: /bin/sleep 30\n")
+        process = self.start_in_background("sleeper")
+        self.wait_until_running("sleeper")
+        code, out, err = self.sandbox.run("--status", **as_nobody(self.sandbox))
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(out.splitlines(), ["sleeper - sleeper    {pid: %d, status: running}"
+                                            % process.pid])
 
     def test_nothing_runs_as_root_unless_configured(self):
         try:

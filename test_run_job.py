@@ -377,6 +377,41 @@ class LockTests(RunnerTestCase):
         self.assertEqual(sleeper.wait(timeout=5), -signal.SIGTERM)
         self.assertFalse(run_job.signal_verified(info, signal.SIGTERM))  # gone now
 
+    def test_a_process_group_is_signalled_only_while_its_member_is_the_same_one(self):
+        leader = subprocess.Popen(["sleep", "30"], start_new_session=True)
+        self.addCleanup(leader.wait)
+        self.addCleanup(leader.kill)
+        info = run_job.read_process(leader.pid)
+        self.assertEqual(info.pgrp, leader.pid)
+        recycled = run_job.ProcessInfo(info.pid, info.ppid, info.pgrp, info.state, info.start + 1)
+        self.assertFalse(run_job.signal_verified(recycled, signal.SIGTERM, group=True))
+        self.assertTrue(run_job.signal_verified(info, signal.SIGTERM, group=True))
+        self.assertEqual(leader.wait(timeout=5), -signal.SIGTERM)
+
+    def test_kill_job_never_signals_a_recorded_pid_that_holds_no_lock(self):
+        # run-job died (kill -9) and its pid went to an unrelated process, still
+        # named by the lock record: only the lock's holders may be signalled.
+        orphaned = self.launch(self.job([["sh", "-c", "echo $$ > %s; touch %s.done; exec sleep 30"
+                                          % (self.path("pids"), self.path("pids"))]]))
+        job_pid, = self.read_pids("pids")
+        orphaned.kill()
+        orphaned.wait()
+        stranger = subprocess.Popen(["sleep", "30"], start_new_session=True)
+        self.addCleanup(stranger.wait)
+        self.addCleanup(stranger.kill)
+        path = run_job.lock_path(self.config, "demo")
+        record = run_job.read_lock_record(path)
+        self.assertEqual(record["pid"], orphaned.pid)
+        recycled = run_job.JobLock(path, os.open(path, os.O_WRONLY))
+        recycled.describe(stranger.pid, stranger.pid, record["start"], record["kill_grace"],
+                          record["log"])
+        recycled.close()
+        self.assertEqual(run_job.read_lock_record(path)["pid"], stranger.pid)
+        self.assertEqual(self.launch({"name": "demo"}, action="kill").wait(timeout=20), 0)
+        self.assertIsNone(stranger.poll())
+        self.assertFalse(alive(job_pid))
+        self.assertTrue(self.lock_is_free())
+
     def test_kill_job_with_nothing_running_says_so_on_stderr_and_returns_1(self):
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

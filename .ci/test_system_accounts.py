@@ -1,7 +1,8 @@
 """Behaviours that need accounts of their own: run by .ci/run as root, not by
 `make test` (they add users and groups to the machine, and remove them).
 
-- cron-generate refuses a service user that is root under another name;
+- cron-generate and run-job refuse a service user that is root under another
+  name;
 - run-job, started as root, gives the job the service user's supplementary
   groups.
 """
@@ -37,10 +38,8 @@ class SystemAccountTests(unittest.TestCase):
         self.jobs = os.path.join(self.root, "jobs")
         os.mkdir(self.jobs, 0o755)
         self.config = os.path.join(self.root, "process-control.yaml")
-        self.script = os.path.join(self.root, "run_job.py")
-        shutil.copy(os.path.join(SOURCE, "run_job.py"), self.script)
-        shutil.copy(os.path.join(SOURCE, "cron_generate.py"), self.root)
         for name in ("run_job.py", "cron_generate.py"):
+            shutil.copy(os.path.join(SOURCE, name), self.root)
             os.chmod(os.path.join(self.root, name), 0o644)
 
     def account(self, name, *options):
@@ -60,18 +59,35 @@ class SystemAccountTests(unittest.TestCase):
                            "run_directory: run\nstate_directory: state\n"
                            "output_crontab: %s/process-control\n" % (user, self.root))
 
+    def run_script(self, script, *arguments):
+        """(exit code, stderr) of SCRIPT beside the config, run with --config."""
+        process = subprocess.Popen(
+            [SYSTEM_PYTHON, os.path.join(self.root, script), "--config", self.config]
+            + list(arguments), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = process.communicate(timeout=60)
+        return process.returncode, err
+
     def test_cron_generate_refuses_root_under_another_name(self):
         # A locked account with no shell: it exists only for this test.
         self.account("pc-root-alias", "--non-unique", "--uid", "0", "--gid", "0")
         self.write_config("pc-root-alias")
         write(os.path.join(self.jobs, "a.yaml"), "command: /bin/true\nschedule: '0 1 * * *'\n")
-        process = subprocess.Popen(
-            [SYSTEM_PYTHON, os.path.join(self.root, "cron_generate.py"), "--config", self.config],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        out, err = process.communicate(timeout=60)
-        self.assertEqual(process.returncode, 77, err)
+        code, err = self.run_script("cron_generate.py")
+        self.assertEqual(code, 77, err)
         self.assertIn(b"root under another name", err)
         self.assertFalse(os.path.exists(os.path.join(self.root, "process-control")))
+
+    def test_run_job_refuses_root_under_another_name(self):
+        self.account("pc-root-alias", "--non-unique", "--uid", "0", "--gid", "0")
+        self.write_config("pc-root-alias")
+        marker = os.path.join(self.root, "ran")
+        write(os.path.join(self.jobs, "a.yaml"), "command: /bin/touch %s\n" % marker)
+        code, err = self.run_script("run_job.py", "a")
+        self.assertEqual(code, 77, err)
+        self.assertEqual(err.count(b"\n"), 1, err)
+        self.assertTrue(err.startswith(b"run-job: "), err)
+        self.assertIn(b"pc-root-alias", err)
+        self.assertFalse(os.path.exists(marker))
 
     def test_the_job_gets_the_service_users_supplementary_groups(self):
         self.group("pc-extra")
@@ -82,10 +98,8 @@ class SystemAccountTests(unittest.TestCase):
         os.chmod(report, 0o777)
         write(os.path.join(self.jobs, "ids.yaml"),
               "command: /bin/sh -c 'id -Gn > %s/groups'\n" % report)
-        process = subprocess.Popen([SYSTEM_PYTHON, self.script, "--config", self.config, "ids"],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        out, err = process.communicate(timeout=60)
-        self.assertEqual(process.returncode, 0, err)
+        code, err = self.run_script("run_job.py", "ids")
+        self.assertEqual(code, 0, err)
         with open(os.path.join(report, "groups")) as handle:
             groups = handle.read().split()
         self.assertIn("pc-extra", groups)
