@@ -86,15 +86,12 @@ def check_user(config):
         raise config.error("user %r is not a name cron can read; set user: to a "
                            "plain user name" % (config.user,), "user")
     try:
-        uid = pwd.getpwnam(config.user).pw_uid
+        account = pwd.getpwnam(config.user)
     except KeyError:
         raise config.error("user %r does not exist; create it (useradd --system %s) or "
                            "set user: to the service user" % (config.user, config.user),
                            "user")
-    if uid == 0 and config.user != "root":
-        raise run_job.RefusedError(str(config.error(
-            "user %r is root under another name; jobs run as root only with an "
-            "explicit 'user: root'" % config.user, "user")))
+    run_job.check_not_root_alias(config, account)
 
 
 def check_runner_path(config):

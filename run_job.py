@@ -2693,7 +2693,16 @@ def require_service_account(config):
         raise config.error("the service user %r does not exist; create it (adduser "
                            "--system %s) or set `user`" % (config.user, config.user),
                            "user")
+    check_not_root_alias(config, account)
     return account
+
+
+def check_not_root_alias(config, account):
+    """Nothing runs as root unless the config says `user: root` in so many words."""
+    if account.pw_uid == 0 and config.user != "root":
+        raise RefusedError(str(config.error(
+            "user %r is root under another name; jobs run as root only with an "
+            "explicit 'user: root'" % config.user, "user")))
 
 
 def require_service_user(config, command):
@@ -4288,9 +4297,10 @@ def check_configuration(config, out, err, as_root=False):
 def configuration_problems(config, as_root=False):
     """Return (problems, warnings, names) for --check."""
     problems, warnings = [], []
-    if service_account(config) is None:
-        problems.append(config.error("the service user %r does not exist; create it "
-                                     "or set `user`" % config.user, "user"))
+    try:
+        require_service_account(config)
+    except (ConfigError, RefusedError) as error:
+        problems.append(error)
     for key, mode in WRITTEN_DIRECTORIES:
         path = getattr(config, key)
         if not (os.path.isdir(path) or can_create_directory(path, as_root)):

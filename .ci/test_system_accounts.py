@@ -82,12 +82,19 @@ class SystemAccountTests(unittest.TestCase):
         self.write_config("pc-root-alias")
         marker = os.path.join(self.root, "ran")
         write(os.path.join(self.jobs, "a.yaml"), "command: /bin/touch %s\n" % marker)
-        code, err = self.run_script("run_job.py", "a")
-        self.assertEqual(code, 77, err)
-        self.assertEqual(err.count(b"\n"), 1, err)
-        self.assertTrue(err.startswith(b"run-job: "), err)
-        self.assertIn(b"pc-root-alias", err)
+        refusal = (b"user 'pc-root-alias' is root under another name; jobs run as root "
+                   b"only with an explicit 'user: root'\n")
+        for arguments, code in ((["a"], 77), (["--kill-job", "a"], 77), (["--status"], 77),
+                                (["--check"], 78)):
+            with self.subTest(arguments=arguments):
+                got, err = self.run_script("run_job.py", *arguments)
+                self.assertEqual(got, code, err)
+                self.assertEqual(err.count(b"\n"), 1, err)
+                self.assertTrue(err.startswith(b"run-job: %s:1:1: " % self.config.encode()), err)
+                self.assertTrue(err.endswith(refusal), err)
         self.assertFalse(os.path.exists(marker))
+        for name in ("log", "run", "state"):  # refused before creating anything
+            self.assertFalse(os.path.exists(os.path.join(self.root, name)), name)
 
     def test_the_job_gets_the_service_users_supplementary_groups(self):
         self.group("pc-extra")
