@@ -3247,31 +3247,37 @@ class RunLog(object):
         one record per line, the piece after the last newline marked "+"."""
         stamp = self._stamp() + tag
         whole = stamp + b"| "
-        lines = data.count(b"\n")
-        if lines * len(whole) <= RECORDS_MAX:
-            self._write_records(stamp, whole, data)
+        limit = RECORDS_MAX // len(whole)
+        # One capped replace() stamps every line (it finds newlines with
+        # memchr; bytes.count would scan ten times slower): the cap bounds the
+        # memory that records take however short the lines.
+        records = data.replace(b"\n", b"\n" + whole, limit)
+        if len(records) - len(data) < limit * len(whole):
+            self._write_records(stamp, whole, data, records)
             return
-        # Short lines: the prefix multiplies the bytes, so stamp the chunk in
-        # slices cut after a newline, to bound the memory that records take.
-        step = max(1, len(data) * RECORDS_MAX // (lines * len(whole)))
+        # Short lines: stamp the chunk in slices cut after a newline.
+        records = None
+        step = max(1, len(data) * limit // data.count(b"\n"))
         start = 0
         while start < len(data):
             end = data.rfind(b"\n", start, start + step) + 1
             if end <= start:
                 end = data.find(b"\n", start + step) + 1 or len(data)
-            self._write_records(stamp, whole, data[start:end])
+            piece = data[start:end]
+            self._write_records(stamp, whole, piece, piece.replace(b"\n", b"\n" + whole))
             start = end
 
-    def _write_records(self, stamp, whole, data):
-        cut = data.rfind(b"\n") + 1
+    def _write_records(self, stamp, whole, data, records):
+        """Write DATA as RECORDS, its newlines already followed by WHOLE: the
+        prefix of the first line is added, the one after the last newline left
+        out (through memoryviews: no copy) or replaced by the "+" mark."""
+        tail = len(data) - data.rfind(b"\n") - 1
+        body = len(records) - tail
         buffers = []
-        if cut:
-            # The prefix that replace() puts after the last newline is left
-            # out through a memoryview: no copy of the records.
-            records = data[:cut].replace(b"\n", b"\n" + whole)
-            buffers += [whole, memoryview(records)[:-len(whole)]]
-        if cut < len(data):
-            buffers += [stamp + b"+ ", memoryview(data)[cut:], b"\n"]
+        if tail < len(data):
+            buffers += [whole, memoryview(records)[:body - len(whole)]]
+        if tail:
+            buffers += [stamp + b"+ ", memoryview(records)[body:], b"\n"]
         if self.error is None:
             try:
                 _write_buffers(self.fd, buffers)

@@ -43,6 +43,7 @@ import signal  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+import tracemalloc  # noqa: E402
 
 # Runs execute_job or kill_job in a process of its own, as run-job would:
 # argv[1] is a JSON spec {"config", "job", "action", "live", "slow_start", "rss"},
@@ -658,6 +659,20 @@ class LogTests(RunnerTestCase):
             with open(path, "rb") as written:
                 records = written.read()
             self.assertEqual(rebuild_streams(records) if records else streams, streams, case)
+
+    def test_stamping_short_lines_takes_bounded_memory(self):
+        # Each newline gains a ~30-byte prefix: a chunk of empty lines would
+        # swell thirtyfold if stamped at once.
+        log = run_job.RunLog(os.open(os.devnull, os.O_WRONLY), os.devnull)
+        self.addCleanup(log.close)
+        data = b"\n" * (2 * run_job.READ_SIZE)
+        tracemalloc.start()
+        try:
+            log.write(b"O", data)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        self.assertLess(peak, 2 * run_job.RECORDS_MAX)
 
     def test_records_are_in_the_order_read(self):
         script = "echo a; sleep 0.05; echo b >&2; sleep 0.05; printf c"
