@@ -11,6 +11,7 @@ code from here.
 # start-up: each costs a plain run well under 0.1 ms. Anything heavier is
 # imported where it is needed, with the reason.
 import codecs
+import errno
 import fcntl
 import gc
 import io
@@ -2855,9 +2856,12 @@ def _still_running_message(name, record):
 
 
 def runner_died(record):
-    """Whether the run-job that RECORD (of a held lock) names is gone: what
-    holds the lock then is what it left behind."""
-    return os.path.isdir("/proc/self") and not os.path.exists("/proc/%d" % record["pid"])
+    """Whether the run-job that RECORD (of a held lock) names is gone (or a
+    zombie): what holds the lock then is what it left behind."""
+    if not os.path.isdir("/proc/self"):
+        return False  # no way to tell
+    runner = read_process(record["pid"])
+    return runner is None or runner.state in ("Z", "X")
 
 
 def orphaned_run_text(name, record):
@@ -3193,6 +3197,7 @@ STDERR_TAIL_BYTES = 4096
 STDERR_TAIL_LINES = 20
 KILL_WAIT = 2.0          # seconds to wait after SIGKILL before giving up
 DRAIN_WAIT = 0.5         # seconds to wait for end of output once the tree is gone
+POLL_MAX_MILLISECONDS = 2 ** 31 - 1  # poll()'s longest wait, 24.8 days
 _SHELL_SAFE = ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                "0123456789@%+=:,./-_")
 
@@ -3251,11 +3256,13 @@ class RunLog(object):
         # One capped replace() stamps every line (it finds newlines with
         # memchr; bytes.count would scan ten times slower): the cap bounds the
         # memory that records take however short the lines.
-        records = data.replace(b"\n", b"\n" + whole, limit)
+        marked = b"\n" + whole
+        records = data.replace(b"\n", marked, limit)
         if len(records) - len(data) < limit * len(whole):
             self._write_records(stamp, whole, data, records)
             return
-        # Short lines: stamp the chunk in slices cut after a newline.
+        # Short lines: stamp the chunk in slices cut after a newline (and let
+        # the capped attempt go first: it is as large as a slice's records).
         records = None
         step = max(1, len(data) * limit // data.count(b"\n"))
         start = 0
@@ -3264,7 +3271,7 @@ class RunLog(object):
             if end <= start:
                 end = data.find(b"\n", start + step) + 1 or len(data)
             piece = data[start:end]
-            self._write_records(stamp, whole, piece, piece.replace(b"\n", b"\n" + whole))
+            self._write_records(stamp, whole, piece, piece.replace(b"\n", marked))
             start = end
 
     def _write_records(self, stamp, whole, data, records):
@@ -3518,10 +3525,7 @@ def _exec_searching_path(argv, environment):
                 first_refusal = first_refusal or error
         except OSError as error:
             first_refusal = first_refusal or error
-    raise first_refusal or FileNotFoundError(2, os.strerror(2), command)
-
-
-POLL_MAX_MILLISECONDS = 2 ** 31 - 1
+    raise first_refusal or FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), command)
 
 
 class JobRun(object):
@@ -4314,8 +4318,7 @@ def configuration_problems(config, as_root=False):
                 "warning: the %s %s does not exist and run-job cannot create it as %s; "
                 "create it: sudo install -d -o %s -m %o %s"
                 % (key.replace("_", " "), path, "root" if as_root else current_user_name(),
-                   config.user, mode,
-                   path), key))
+                   config.user, mode, path), key))
     try:
         job_directory_path(config)
         names, name_problems = scan_job_directory(config)

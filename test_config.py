@@ -958,10 +958,17 @@ class ReportTests(SandboxTest):
         process = self.start_in_background("sleeper")
         self.wait_until_running("sleeper")
         process.kill()
-        process.wait()
         self.addCleanup(self.sandbox.run, "--kill-job", "sleeper")
         died = ("its run-job (pid %d, started " % process.pid, "died, leaving processes that hold "
                 "the lock; run-job --kill-job sleeper stops them")
+        deadline = time.monotonic() + 10
+        while run_job.read_process(process.pid).state != "Z":  # not reaped yet: dead all the same
+            self.assertLess(time.monotonic(), deadline, "run-job never died")
+            time.sleep(0.01)
+        code, out, err = self.sandbox.run("sleeper")
+        self.assertEqual(code, 75)
+        self.assert_one_error_line(err, "job sleeper is still running: ", *died)
+        process.wait()
         code, out, err = self.sandbox.run("sleeper")
         self.assertEqual(code, 75)
         self.assert_one_error_line(err, "job sleeper is still running: ", *died)
