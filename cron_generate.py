@@ -44,19 +44,19 @@ run_job = _load_run_job()
 ConfigError = run_job.ConfigError
 
 USAGE = """\
-usage: cron-generate [--config FILE] [--stdout | --check]
+usage: cron-generate [-c FILE] [--stdout | --check]
 
 Write a crontab entry for every enabled, scheduled job to the configured
 output_crontab (default /etc/cron.d/process-control), atomically, and only
 when something changed.
 
 options:
-  -c, --config FILE  global configuration (default: $PROCESS_CONTROL_CONFIG,
-                     else /etc/process-control.yaml, else built-in defaults)
-  --stdout           print the crontab instead of writing it
-  --check            validate the configuration and every job; write nothing
-  -h, --help         show this help
-  --version          show the version
+  -c FILE, --config FILE  the global config (default: $PROCESS_CONTROL_CONFIG,
+                          else /etc/process-control.yaml, else built-in defaults)
+  --stdout                print the crontab instead of writing it
+  --check                 validate the global config and every job file; write nothing
+  --version               print the version
+  -h, --help              print this help
 
 exit status: 0 written, unchanged or valid; 64 usage; 77 refused (an unsafe
 job directory, or a user that is root under another name; nothing written);
@@ -80,18 +80,12 @@ DEFAULT_TEMPLATE = "# Generated from {source}\n{schedule} {user} {command}\n"
 
 
 def check_user(config):
-    """The user every entry runs as: it must exist, and be root only by name."""
-    import pwd
+    """The user every entry runs as: it must exist, and be root only by name,
+    as run-job checks it (with the same advice)."""
     if not isinstance(config.user, str) or not CRON_USER_NAME.match(config.user):
         raise config.error("user %r is not a name cron can read; set user: to a "
                            "plain user name" % (config.user,), "user")
-    try:
-        account = pwd.getpwnam(config.user)
-    except KeyError:
-        raise config.error("user %r does not exist; create it (useradd --system %s) or "
-                           "set user: to the service user" % (config.user, config.user),
-                           "user")
-    run_job.check_not_root_alias(config, account)
+    run_job.require_service_account(config)
 
 
 def check_runner_path(config):
@@ -331,13 +325,19 @@ def parse_arguments(argv):
         elif argument in ("-c", "--config"):
             if not arguments:
                 raise run_job.UsageError("%s needs a file name; see cron-generate --help"
-                                     % argument)
+                                         % argument)
             options["config"] = arguments.pop(0)
         elif argument.startswith("--config="):
             options["config"] = argument.split("=", 1)[1]
+        elif argument.startswith("-c"):  # -cFILE, as run-job reads it too
+            options["config"] = argument[2:]
+        elif argument.startswith("-") and argument != "-":
+            raise run_job.UsageError("unknown option %s; see cron-generate --help"
+                                     % argument[:40])
         else:
-            raise run_job.UsageError("unexpected argument %r; cron-generate takes no "
-                                     "arguments (see --help)" % argument)
+            raise run_job.UsageError("unexpected argument %r: cron-generate schedules every "
+                                     "job and takes only the options -c FILE, --stdout and "
+                                     "--check; see cron-generate --help" % argument[:80])
     if options["stdout"] and options["check"]:
         raise run_job.UsageError("--stdout and --check exclude each other; see "
                                  "cron-generate --help")

@@ -2691,9 +2691,9 @@ def ensure_directories(config):
 def require_service_account(config):
     account = service_account(config)
     if account is None:
-        raise config.error("the service user %r does not exist; create it (adduser "
-                           "--system %s) or set `user`" % (config.user, config.user),
-                           "user")
+        raise config.error("the service user %r does not exist; create it (useradd "
+                           "--system %s) or set user: to the account jobs run as"
+                           % (config.user, config.user), "user")
     check_not_root_alias(config, account)
     return account
 
@@ -2710,8 +2710,10 @@ def require_service_user(config, command):
     """Only the service user (or root, who becomes it) may run or kill jobs."""
     account = require_service_account(config)
     if os.geteuid() not in (0, account.pw_uid):
-        raise RefusedError("jobs run as the service user %s; run this as that user: "
-                           "sudo -u %s %s" % (config.user, config.user, command))
+        # runuser is in util-linux, on every Debian system; sudo may not be installed.
+        raise RefusedError("jobs run as the service user %s; run it as root, or as %s "
+                           "(runuser -u %s -- %s)" % (config.user, config.user,
+                                                      config.user, command))
 
 
 def preload_modules(names):
@@ -3088,9 +3090,12 @@ def kill_job(config, name):
     with SIGTERM (it stops the whole tree and records the run as killed);
     processes left by a run-job that died are found by the lock they hold,
     stopped, and their run recorded as killed here.
-    Return 0 when something was stopped, 1 when nothing was running."""
+    Return 0 when something was stopped, 1 when nothing was running; raise
+    UsageError when there is no such job either. A run whose job file was
+    removed meanwhile is still stopped: the lock, not the file, says it runs."""
     path = lock_path(config, name)
     if not _lock_is_held(path):
+        job_file_path(config, name)  # no job file: no such job (64)
         sys.stderr.write("run-job: job %s is not running\n" % name)
         return EXIT_FAILED
     record = read_lock_record(path) or {}
@@ -3136,7 +3141,8 @@ def _record_orphaned_run(config, name, record):
                 log.close()
             except (OSError, RefusedError):
                 pass  # the state below still says what happened
-        record_run(config, name, outcome, record["start"], duration, record["log"])
+        record_run(config, name, outcome, record["start"], duration, record["log"],
+                   pid=record["pid"])  # that run's run-job, not this one
     except BlockingIOError:
         pass
     finally:
@@ -4119,17 +4125,20 @@ def _recorded_start_time(config, name):
         return 0.0
 
 
-def run_record(config, name, outcome, start, duration, log_path):
+def run_record(config, name, outcome, start, duration, log_path, pid):
     values = (name, outcome.status, outcome.reason, outcome.exit_code,
               outcome.signal, _iso_time(start), round(start, 3), duration, log_path,
-              os.getpid(), _consecutive_failures(config, name, outcome.status))
+              pid, _consecutive_failures(config, name, outcome.status))
     return dict(zip(RECORD_KEYS, values))
 
 
-def record_run(config, name, outcome, start, duration, log_path):
+def record_run(config, name, outcome, start, duration, log_path, pid=None):
     """Record a run of job NAME in state and history; a failure to do so is
-    reported on stderr but does not change the run's exit code."""
-    record = run_record(config, name, outcome, start, duration, log_path)
+    reported on stderr but does not change the run's exit code. PID: the
+    run's run-job, when not this process (--kill-job recording a dead one's run)."""
+    if pid is None:
+        pid = os.getpid()
+    record = run_record(config, name, outcome, start, duration, log_path, pid)
     line = json_line(record).encode("utf-8", "surrogateescape")
     try:
         write_file_atomic(state_path(config, name), line)
@@ -4263,6 +4272,29 @@ def job_status_lines(config, name, running, now):
     return lines
 
 
+def show_named_status(config, names, only_running, out, err):
+    """--status NAME...: those jobs, in the order named. A name without a job
+    file is a usage error, reported (as ls does) after the others are shown."""
+    import datetime  # lazily, as show_status
+    now = datetime.datetime.now()
+    unknown = []
+    for name in names:
+        try:
+            job_file_path(config, name)
+        except UsageError as error:
+            unknown.append(error)
+            continue
+        except RefusedError:
+            pass  # shown as invalid below, as show_status shows it
+        running = running_info(config, name)
+        if only_running and running is None:
+            continue
+        for line in job_status_lines(config, name, running, now):
+            out.write(line + "\n")
+    write_problems(unknown, err)
+    return EXIT_USAGE if unknown else EXIT_OK
+
+
 def schedule_summary(job, now):
     summary = "schedule: %s" % job.schedule_expression
     if job.disabled:
@@ -4364,16 +4396,17 @@ HELP = """\
 run-job: run a declared job as the service user, never twice at once, within
 its deadline, with every byte of its output logged.
 
-usage: run-job [--config FILE] [options] [NAME]
+usage: run-job [-c FILE] [options] [NAME]
 
   NAME, -j NAME, --job NAME     run job NAME (JOB_DIRECTORY/NAME.yaml)
   -w, --slow-start              run the job's slow_start_command instead
   -k NAME, --kill-job NAME      stop a running job and its whole process tree
   -l, --list-jobs               print every job name, one per line
-  -s, --status                  print each job's status, schedule and last outcome
+  -s, --status [NAME...]        print each job's (or each NAME's) status,
+                                schedule and last outcome
   -r, --only-running            with -l or -s: only the running jobs
   --check                       validate the global config and every job file
-  --config FILE                 the global config (default: $PROCESS_CONTROL_CONFIG,
+  -c FILE, --config FILE        the global config (default: $PROCESS_CONTROL_CONFIG,
                                 else /etc/process-control.yaml, else built-in defaults)
   --version                     print the version
   -h, --help                    print this help
@@ -4381,7 +4414,7 @@ usage: run-job [--config FILE] [options] [NAME]
 exit codes:
   0    success, or a quiet policy skip
   1    the job failed or was killed
-  64   usage error
+  64   usage error, or no job by that name
   75   the job is still running from a previous run (lock held)
   77   refused: wrong user, unsafe permissions or path
   78   configuration error
@@ -4400,7 +4433,7 @@ OPTIONS = {
     "-w": ("slow_start", True), "--slow-start": ("slow_start", True),
     "-j": ("run", None), "--job": ("run", None),
     "-k": ("kill", None), "--kill-job": ("kill", None),
-    "--config": ("config_path", None),
+    "-c": ("config_path", None), "--config": ("config_path", None),
 }
 
 # Modules imported before giving up root, by command: see preload_modules.
@@ -4428,6 +4461,7 @@ class Invocation(object):
     def __init__(self):
         self.actions = []
         self.job = None
+        self.names = []  # the words that are not options: job names
         self.slow_start = False
         self.only_running = False
         self.config_path = None
@@ -4475,16 +4509,13 @@ def parse_command_line(argv):
     while index < len(argv):
         word = argv[index]
         if word == "--":  # the rest are job names, even if they start with -
-            for name in argv[index + 1:]:
-                invocation.actions.append("run")
-                invocation.job = name
+            invocation.names.extend(argv[index + 1:])
             break
         if word.startswith("-") and word != "-":
             option, value, index = split_option(argv, index)
             index = apply_option(invocation, option, value, argv, index)
         else:
-            invocation.actions.append("run")
-            invocation.job = word
+            invocation.names.append(word)
             index += 1
     return check_invocation(invocation)
 
@@ -4495,6 +4526,9 @@ def check_invocation(invocation):
         if wins in actions:
             invocation.actions = [wins]
             return invocation
+    if not actions and invocation.names:  # run-job NAME
+        actions.append("run")
+        invocation.job = invocation.names.pop(0)
     if not actions:
         raise UsageError("name a job to run, or an action such as --status; "
                          "see run-job --help")
@@ -4505,7 +4539,48 @@ def check_invocation(invocation):
     if invocation.only_running and actions[0] not in ("list", "status"):
         raise UsageError("--only-running applies only to --list-jobs and --status; "
                          "see run-job --help")
+    check_names(invocation)
     return invocation
+
+
+# The actions that take no job name, by option, for their usage error.
+ACTION_OPTIONS = {"list": "--list-jobs", "check": "--check"}
+
+
+def check_names(invocation):
+    """Only --status takes any number of job names; each named job must be a
+    job's name, not its file's."""
+    action, names = invocation.actions[0], invocation.names
+    quoted = ", ".join(repr(name) for name in names)[:80]  # one line, whatever they hold
+    if names and action in ("run", "kill"):
+        raise UsageError("one job at a time, not %r and %s; see run-job --help"
+                         % (invocation.job[:80], quoted))
+    if names and action in ACTION_OPTIONS:
+        raise UsageError("%s takes no job name, not %s; see run-job --help"
+                         % (ACTION_OPTIONS[action], quoted))
+    if action in ("run", "kill"):
+        check_not_a_file_name(invocation.job, action)
+    for name in names:
+        check_not_a_file_name(name, action)
+        check_job_name(name)
+
+
+# How check_not_a_file_name says to name the job instead.
+NAME_HINTS = {"run": ("run the job", "run-job %s"),
+              "kill": ("stop the job", "run-job --kill-job %s"),
+              "status": ("show the job", "run-job --status %s")}
+
+
+def check_not_a_file_name(word, action):
+    """`run-job ticker.yaml`, or a path to it: the job is called ticker."""
+    if not word.endswith(".yaml"):
+        return
+    file_name = os.path.basename(word)
+    name = file_name[:-len(".yaml")]
+    if is_job_name(name):
+        what, command = NAME_HINTS[action]
+        raise UsageError("%s is a file name; %s by its name: %s"
+                         % (file_name, what, command % name))
 
 
 def run_command(config, invocation):
@@ -4539,6 +4614,9 @@ def report_command(config, invocation):
         become_service_user(config, MODULES_AFTER_SWITCH[action])
     if action == "list":
         return list_jobs(config, invocation.only_running, sys.stdout, sys.stderr)
+    if action == "status" and invocation.names:
+        return show_named_status(config, invocation.names, invocation.only_running,
+                                 sys.stdout, sys.stderr)
     if action == "status":
         return show_status(config, invocation.only_running, sys.stdout, sys.stderr)
     return check_configuration(config, sys.stdout, sys.stderr, as_root)

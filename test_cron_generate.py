@@ -334,14 +334,30 @@ class GenerateTests(unittest.TestCase):
         self.assertFalse(os.path.exists(box.crontab))
 
     def test_usage_errors_are_one_line(self):
-        for arguments in (["extra"], ["--stdout", "--check"], ["--bogus"]):
+        for arguments in (["extra"], ["--stdout", "--check"], ["--bogus"], ["-c"]):
             code, _, err = self.sandbox.run(*arguments)
             self.assertEqual(code, 64, arguments)
             self.assertEqual(len(err.splitlines()), 1, err)
-            self.assertIn("--help", err)
+            self.assertIn("see cron-generate --help", err)
+        # Options exist: an argument is not "no arguments", an unknown option is unknown.
+        self.assertEqual(self.sandbox.run("extra")[2],
+                         "cron-generate: unexpected argument 'extra': cron-generate schedules "
+                         "every job and takes only the options -c FILE, --stdout and --check; "
+                         "see cron-generate --help\n")
+        self.assertEqual(self.sandbox.run("--bogus")[2],
+                         "cron-generate: unknown option --bogus; see cron-generate --help\n")
         code, out, _ = self.sandbox.run("--help")
         self.assertEqual(code, 0)
         self.assertIn("usage: cron-generate", out)
+
+    def test_c_FILE_as_run_job_reads_it(self):
+        self.sandbox.job("a", "command: /bin/true\nschedule: '0 1 * * *'\n")
+        for arguments in (["-c", self.sandbox.config], ["-c" + self.sandbox.config]):
+            process = subprocess.run([sys.executable, CRON_GENERATE, "--stdout"] + arguments,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL, universal_newlines=True)
+            self.assertEqual((process.returncode, process.stderr), (0, ""), arguments)
+            self.assertIn("--job a", process.stdout)
 
     def test_template_mailto_and_environment(self):
         box = self.sandbox
