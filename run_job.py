@@ -2548,8 +2548,8 @@ def job_file_path(config, name):
     try:
         link = os.lstat(path)
     except FileNotFoundError:
-        raise UsageError("no job named %s: %s does not exist (run-job --list-jobs "
-                         "lists the jobs)" % (name, path))
+        raise UsageError("no job named %s: %s does not exist; run-job --list-jobs "
+                         "lists the jobs" % (name, path))
     except OSError as error:
         raise RefusedError("%s: cannot read the job file: %s" % (path, error.strerror))
     if stat.S_ISLNK(link.st_mode):

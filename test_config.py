@@ -604,11 +604,9 @@ class OperatorTests(SandboxTest):
 
     def test_kill_job_of_no_such_job_is_a_usage_error(self):
         self.sandbox.write_job("idle", "command: /bin/true\n")
-        code, out, err = self.sandbox.run("--kill-job", "nosuch")
-        self.assertEqual((code, out), (64, ""))
-        self.assert_one_error_line(err, "no job named nosuch: %s does not exist"
-                                   % os.path.join(self.sandbox.jobs, "nosuch.yaml"),
-                                   "run-job --list-jobs lists the jobs")
+        self.assertEqual(self.sandbox.run("--kill-job", "nosuch"), (64, "", (
+            "run-job: no job named nosuch: %s does not exist; run-job --list-jobs lists the jobs\n"
+            % os.path.join(self.sandbox.jobs, "nosuch.yaml"))))
         self.assertEqual(self.sandbox.run("-k", "idle"), (1, "", "run-job: job idle is not running\n"))
 
     def test_kill_job_stops_a_run_whose_job_file_was_removed(self):
