@@ -365,13 +365,13 @@ def report_out_of_date(path, data, entries):
         warn("%s does not exist; run cron-generate" % path)
     elif existing[0] != data:
         warn("%s is out of date (%s); run cron-generate"
-             % (path, "; ".join(drift_descriptions(existing[0], entries))))
+             % (path, "; ".join(drift_descriptions(path, existing[0], entries))))
 
 
-def drift_descriptions(installed, entries):
-    """What the INSTALLED crontab (bytes) runs differently from ENTRIES."""
+def drift_descriptions(path, installed, entries):
+    """What the crontab PATH, INSTALLED (bytes), runs differently from ENTRIES."""
     crontab = run_job.InstalledCrontab(
-        None, run_job.crontab_job_lines(installed.decode("utf-8", "replace")))
+        path, run_job.crontab_job_lines(installed.decode("utf-8", "replace")))
     descriptions = []
     for entry in entries:
         if entry.job is not None:

@@ -4396,8 +4396,9 @@ def job_crontab_problem(job, crontab):
     """How JOB's lines in CRONTAB (an InstalledCrontab that was read) differ
     from what cron-generate would write for it, or None."""
     if crontab.jobs is None:
-        return "no crontab installed: %s does not exist" % crontab.path if is_scheduled(job) \
-            else None
+        if is_scheduled(job):
+            return "no crontab installed: %s does not exist" % crontab.path
+        return None
     schedules = crontab.jobs.get(job.name, [])
     if None in schedules:
         return "written by an older cron-generate"
@@ -4438,7 +4439,6 @@ def crontab_status_lines(crontab, names):
         return ["crontab: %s is out of date (%s); run cron-generate"
                 % (crontab.path, orphans_problem(orphans))]
     return []
-
 
 
 def write_problems(problems, err):

@@ -217,6 +217,23 @@ class ScheduledRunTests(DriftTest):
         self.assertIn("last_skip", self.box.state("tick"))
 
 
+class RenderTests(unittest.TestCase):
+    def test_the_longest_name_with_a_long_schedule_stays_within_cron_lines(self):
+        import cron_generate
+        name = "n" * run_job.JOB_NAME_MAX_LENGTH
+        schedule = ("0,5,10,15,20,25,30,35,40,45,50,55 0,2,4,6,8,10,12,14,16,18,20,22 "
+                    "1,8,15,22,29 1,3,5,7,9,11 mon-fri")
+        config = run_job.GlobalConfig(user="nobody", runner_path="/usr/local/bin/run-job")
+        entry = cron_generate.Entry(name, job=run_job.Job(
+            name, source="/var/lib/process-control/%s.yaml" % name,
+            schedule=run_job.Schedule(schedule), commands=[["/bin/true"]]))
+        text = cron_generate.render_crontab(config, [entry])
+        cron_generate.validate_crontab(text, config)
+        line = text.splitlines()[-1]
+        self.assertTrue(line.endswith(" --job %s --scheduled '%s'" % (name, schedule)), line)
+        self.assertLessEqual(max(len(each) for each in text.splitlines()), cron_generate.CRON_MAX_LINE)
+
+
 class StateTests(unittest.TestCase):
     def test_a_skip_keeps_the_run_and_replaces_an_earlier_skip(self):
         run = run_job.json_line({"job": "a", "status": "failed", "consecutive_failures": 3})
