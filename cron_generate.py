@@ -54,7 +54,8 @@ options:
   -c, --config FILE  global configuration (default: $PROCESS_CONTROL_CONFIG,
                      else /etc/process-control.yaml, else built-in defaults)
   --stdout           print the crontab instead of writing it
-  --check            validate the configuration and every job; write nothing
+  --check            validate the configuration and every job, and warn when
+                     the installed crontab is out of date; write nothing
   -h, --help         show this help
   --version          show the version
 
