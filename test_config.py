@@ -78,6 +78,10 @@ class Sandbox(object):
         return os.path.join(self.root, *parts)
 
     def write_config(self, user=CURRENT_USER, extra="", mode=0o644):
+        # The reports compare the installed crontab with the job files: none
+        # here (console) unless EXTRA names one, never the machine's own.
+        if "output_crontab:" not in extra:
+            extra += "output_crontab: console\n"
         write_file(self.config,
                    "user: %s\n"
                    "job_directory: jobs\n"
