@@ -4463,6 +4463,7 @@ def configuration_problems(config):
     if account is not None:
         problems.extend(directory_problems(config, account))
         warnings.extend(logging_warnings(config, account))
+    warnings.extend(run_directory_warnings(config))
     try:
         job_directory_path(config)
         names, name_problems = scan_job_directory(config)
@@ -4561,6 +4562,23 @@ def directory_problem(path, account):
         return ("would be out of the service user's reach: %s is not searchable by %s "
                 "(chmod o+x %s)" % (blocked, account.pw_name, blocked))
     return None
+
+
+TMPFILES_LINE = "d %s 0755 %s %s -"
+
+
+def run_directory_warnings(config):
+    """/run is emptied at boot, and the service user cannot recreate a
+    directory there: the first cron run after a reboot would fail."""
+    path = os.path.realpath(config.run_directory)
+    if path != "/run" and not path.startswith("/run/"):
+        return []
+    return [config.error(
+        "warning: the run directory %s is under /run, which is emptied at boot, and the "
+        "service user cannot recreate it; install the tmpfiles.d line `%s` as "
+        "/etc/tmpfiles.d/process-control.conf, or leave `run_directory` to its default "
+        "(persistent: flock locks never go stale)"
+        % (path, TMPFILES_LINE % (path, config.user, config.user)), "run_directory")]
 
 
 def job_key_error(job, key, message):
@@ -4699,20 +4717,22 @@ def logging_warnings(config, account):
     for name, handler in handlers.items():
         if not isinstance(handler, dict):
             continue
-        problem = handler_problem(handler, account)
+        key, problem = handler_problem(handler, account)
         if problem is not None:
-            warnings.append(config.error("warning: `logging`: handler %s: %s"
-                                         % (name, problem), "logging", "handlers", name))
+            warnings.append(config.error("warning: `logging`: handler %s: %s" % (name, problem),
+                                         "logging", "handlers", name, key))
     return warnings
 
 
 def handler_problem(handler, account):
+    """(the handler's key at fault, the problem), or (None, None). A
+    SysLogHandler without `address` sends UDP to localhost: nothing to check."""
     kind = str(handler.get("class", "")).rpartition(".")[2]
     if kind == "SysLogHandler" and isinstance(handler.get("address"), str):
-        return syslog_socket_problem(handler["address"], account)
+        return "address", syslog_socket_problem(handler["address"], account)
     if kind.endswith("FileHandler") and isinstance(handler.get("filename"), str):
-        return log_file_problem(handler["filename"], account)
-    return None
+        return "filename", log_file_problem(handler["filename"], account)
+    return None, None
 
 
 def syslog_socket_problem(address, account):
