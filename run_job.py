@@ -4573,12 +4573,18 @@ def run_directory_warnings(config):
     path = os.path.realpath(config.run_directory)
     if path != "/run" and not path.startswith("/run/"):
         return []
+    import grp  # loaded before the switch (MODULES_AFTER_SWITCH)
+    account = service_account(config)
+    try:
+        group = grp.getgrgid(account.pw_gid).gr_name
+    except (AttributeError, KeyError):  # no such user (reported), or a bare gid
+        group = config.user
     return [config.error(
         "warning: the run directory %s is under /run, which is emptied at boot, and the "
         "service user cannot recreate it; install the tmpfiles.d line `%s` as "
         "/etc/tmpfiles.d/process-control.conf, or leave `run_directory` to its default "
         "(persistent: flock locks never go stale)"
-        % (path, TMPFILES_LINE % (path, config.user, config.user)), "run_directory")]
+        % (path, TMPFILES_LINE % (path, config.user, group)), "run_directory")]
 
 
 def job_key_error(job, key, message):
@@ -4699,6 +4705,8 @@ def shell_syntax_warnings(job):
 def timeout_warnings(job):
     """The original process-control counted `timeout` in minutes."""
     written = job.written.get("timeout")
+    if isinstance(written, str) and written.replace(".", "", 1).isdigit():
+        written = float(written) if "." in written else int(written)  # "30": no unit either
     if not is_number(written) or not 0 < written < 60:
         return []
     return [job_key_error(job, "timeout", (
@@ -4819,14 +4827,15 @@ OPTIONS = {
 # Job files are read after the switch: `re` (the YAML section's patterns,
 # compiled on first use), datetime (date values), shlex (command lines with a
 # backslash or an unclosed quote), difflib (unknown keys); _ctypes: prctl for
-# the runner's child subreaper; json: --status reads the state files. Signals
-# come from _signal, which is built in.
+# the runner's child subreaper; json: --status reads the state files; grp:
+# --check names the service user's group. Signals come from _signal, which is
+# built in.
 MODULES_AFTER_SWITCH = {
     "run": ("re", "datetime", "shlex", "difflib", "_ctypes"),
     "kill": (),
     "list": (),
     "status": ("re", "datetime", "shlex", "difflib", "json"),
-    "check": ("re", "datetime", "shlex", "difflib"),
+    "check": ("re", "datetime", "shlex", "difflib", "grp"),
 }
 
 

@@ -193,8 +193,9 @@ class DirectoryCreationTests(DeployTest):
         self.assertIn("process-control.yaml:4:1: warning: the run directory /run/process-control-test-",
                       line)
         self.assertIn("emptied at boot", line)
+        group = grp.getgrgid(pwd.getpwnam(CURRENT_USER).pw_gid).gr_name
         self.assertIn("`d /run/process-control-test-%d 0755 %s %s -`"
-                      % (os.getpid(), CURRENT_USER, CURRENT_USER), line)
+                      % (os.getpid(), CURRENT_USER, group), line)
 
     def test_the_tmpfiles_example_matches_the_warning(self):
         with open(os.path.join(HERE, "examples", "tmpfiles.d", "process-control.conf")) as stream:
@@ -461,6 +462,9 @@ class ShellSyntaxTests(DeployTest):
         self.assertEqual(code, 0)
         self.assert_lines(err, 1, "job.yaml:2:1: warning: `timeout: 30`: the original process-control "
                           "counted minutes: 30 now means 30 seconds; write 30s, or 30m for 30 minutes")
+        self.sandbox.write_job("job", "command: /bin/true\ntimeout: '20'\n")
+        code, out, err = self.sandbox.run("--check")
+        self.assert_lines(err, 1, "job.yaml:2:1: warning: `timeout: 20`")
         self.sandbox.write_job("job", "command: /bin/true\n")
         self.sandbox.write_config(extra="default_job_config:\n  timeout: 45\n")
         code, out, err = self.sandbox.run("--check")
