@@ -8,6 +8,7 @@ as root and as an ordinary user (the current user is then the service user).
 """
 
 import grp
+import multiprocessing
 import os
 import pwd
 import socket
@@ -145,26 +146,36 @@ class FirstDeploymentTests(DeployTest):
         self.assertEqual(self.sandbox.cron_generate("--check"), (0, "", ""))
 
 
+def create_in_step(barrier, root, failures):
+    """In a child process: make_directory on 200 fresh paths, one at a time
+    in step with the others; put the errors on FAILURES."""
+    config = run_job.GlobalConfig(source=os.path.join(root, "process-control.yaml"))
+    errors = []
+    for number in range(200):
+        barrier.wait(30)
+        try:
+            run_job.make_directory(config, "state_directory",
+                                   os.path.join(root, "race%d" % number, "state"), 0o755)
+        except run_job.ConfigError as error:
+            errors.append(str(error))
+    failures.put(errors[:3])
+
+
 class DirectoryCreationTests(DeployTest):
     def test_directories_created_by_another_run_first_are_no_error(self):
-        # Many first runs at once, each creating the missing directories: the
-        # one that comes second must find them made, never exit 78.
-        for round_number in range(3):
-            for name in ("log", "state"):
-                if os.path.isdir(self.sandbox.path(name)):
-                    os.system("rm -rf %s" % self.sandbox.path(name))
-            self.sandbox.write_config(directories={"output": "log/deep/er", "run": "state/locks",
-                                                   "state": "state"})
-            names = ["job%d" % number for number in range(8)]
-            for name in names:
-                self.sandbox.write_job(name, "command: /bin/true\n")
-            processes = [subprocess.Popen([sys.executable, os.path.join(HERE, "run_job.py"),
-                                           "--config", self.sandbox.config, name],
-                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE) for name in names]
-            for process in processes:
-                out, err = process.communicate(timeout=30)
-                self.assertEqual((process.returncode, err), (0, b""), round_number)
+        # Four processes create the same directories in step (a barrier before
+        # each): the ones that come second must find them made, never fail.
+        barrier = multiprocessing.Barrier(4)
+        failures = multiprocessing.Queue()
+        workers = [multiprocessing.Process(target=create_in_step,
+                                           args=(barrier, self.sandbox.root, failures))
+                   for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        counts = [failures.get(timeout=60) for _ in workers]
+        for worker in workers:
+            worker.join(10)
+        self.assertEqual(counts, [[]] * 4)
 
     def test_make_directory_reports_what_is_in_the_way(self):
         config = run_job.GlobalConfig(source=self.sandbox.config)
