@@ -4536,31 +4536,35 @@ def directory_problems(config, account):
     state directories, at their keys. A missing one is no problem when root
     can create it: cron-generate, run as root at every deployment, does."""
     problems = []
-    for key, path, mode, gid in written_directories(config, account):
+    for key, path, _, _ in written_directories(config, account):
         problem = directory_problem(path, account)
         if problem is not None:
-            problems.append(config.error("the %s %s %s; cron's runs of every job would "
-                                         "fail" % (key.replace("_", " "), path, problem), key))
+            what, fix = problem
+            problems.append(config.error("the %s %s %s, so every cron run would fail; %s"
+                                         % (key.replace("_", " "), path, what, fix), key))
     return problems
 
 
 def directory_problem(path, account):
+    """(what is wrong, how to fix it) for the directory PATH, or None."""
+    name = account.pw_name
     if os.path.isdir(path):
         blocked = unsearchable_directory(os.path.dirname(path), account)
-        if blocked is None and service_user_can(path, account, os.W_OK | os.X_OK):
-            return None
         if blocked is not None:
-            return ("is out of the service user's reach: %s is not searchable by %s "
-                    "(chmod o+x %s)" % (blocked, account.pw_name, blocked))
-        return ("is not writable by the service user %s (chown %s %s)"
-                % (account.pw_name, account.pw_name, path))
+            return ("is out of the service user's reach: %s is not searchable by %s"
+                    % (blocked, name), "chmod o+x %s" % blocked)
+        if not service_user_can(path, account, os.W_OK | os.X_OK):
+            return ("is not writable by the service user %s" % name,
+                    "chown %s %s" % (name, path))
+        return None
     parent = nearest_existing(path)
     if not os.path.isdir(parent):
-        return "cannot be created: %s is not a directory (remove it)" % parent
+        return ("cannot be created: %s is not a directory" % parent,
+                "remove it or choose another path")
     blocked = unsearchable_directory(parent, account)
     if blocked is not None:
-        return ("would be out of the service user's reach: %s is not searchable by %s "
-                "(chmod o+x %s)" % (blocked, account.pw_name, blocked))
+        return ("would be out of the service user's reach: %s is not searchable by %s"
+                % (blocked, name), "chmod o+x %s" % blocked)
     return None
 
 
@@ -4640,7 +4644,7 @@ def executable_problem(path, account):
     if not os.path.exists(path):
         return "%s does not exist; install it or correct the path" % path
     if os.path.isdir(path):
-        return "%s is a directory, not a program" % path
+        return "%s is a directory, not a program; give the program's path" % path
     blocked = unsearchable_directory(os.path.dirname(path), account)
     if blocked is not None:
         return ("the service user %s cannot reach %s: %s is not searchable (chmod o+x %s)"
