@@ -2828,10 +2828,10 @@ def require_service_user(config, command):
     """Only the service user (or root, who becomes it) may run or kill jobs."""
     account = require_service_account(config)
     if os.geteuid() not in (0, account.pw_uid):
-        # runuser is in util-linux, on every Debian system; sudo may not be installed.
-        raise RefusedError("jobs run as the service user %s; run it as root, or as %s "
-                           "(runuser -u %s -- %s)" % (config.user, config.user,
-                                                      config.user, command))
+        # No tool named: sudo may not be installed, and runuser is root's only.
+        raise RefusedError("jobs run as the service user %s; run `%s` as root (run-job "
+                           "switches to %s itself) or as %s"
+                           % (config.user, command, config.user, config.user))
 
 
 def preload_modules(names):

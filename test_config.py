@@ -833,7 +833,7 @@ class RefusalTests(SandboxTest):
                 code, out, err = self.sandbox.run(*args, **options)
                 self.assertEqual(code, 77, err)
                 self.assert_one_error_line(err, "service user %s" % service_user,
-                                           "run it as root, or as %s (runuser -u %s -- run-job "
+                                           "as root (run-job switches to %s itself) or as %s"
                                            % (service_user, service_user))
                 self.assertNotIn("sudo", err)
         self.assertFalse(os.path.exists(self.sandbox.path("ran")))
