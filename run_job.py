@@ -4630,7 +4630,7 @@ def run_as_script(kind, value, traceback):
     """sys.excepthook of run-job run as a script, where main runs.
 
     CPython keeps the syntax tree of a script given on its command line
-    (about 10 MB for these 4,600 lines) until the script's last line has run,
+    (about 9 MiB for these 4,600 lines) until the script's last line has run,
     and that would be for as long as the job runs. An exception ends the
     script's execution, the interpreter frees the tree and hands the exception
     to sys.excepthook: from there on, that memory is free for malloc_trim
