@@ -215,7 +215,8 @@ def timed_with_peak(argv):
 class Report(object):
     """The table: each figure against its reference and goal."""
 
-    UNITS = {"ms": (1e3, "%8.1fms"), "s": (1, "%8.3fs"), "KiB": (1, "%7dKiB")}
+    UNITS = {"ms": (1e3, "%8.1fms", "%.1f"), "s": (1, "%8.3fs", "%.3f"),
+             "KiB": (1, "%7dKiB", "%d")}
 
     def __init__(self):
         self.missed = []
@@ -223,22 +224,22 @@ class Report(object):
                                                "ratio", "goal", "run-job min..max"))
 
     def row(self, label, ours, theirs, unit, goal=None):
-        scale, form = self.UNITS[unit]
+        scale, form, compact = self.UNITS[unit]
         mine, reference = statistics.median(ours), statistics.median(theirs)
         ratio = mine / reference
         verdict = ""
         if goal is not None and ratio > goal:
             verdict = "  MISSED"
             self.missed.append(label)
-        print(("%-46s " + form + " " + form + " %6.2fx %6s  " + form.strip() + ".."
-               + form.strip() + "%s") % (
-            label, mine * scale, reference * scale, ratio,
-            "<=%gx" % goal if goal else "-", min(ours) * scale, max(ours) * scale, verdict))
+        print(("%-46s " + form + " " + form + " %6.2fx %6s  " + compact + ".." + compact
+               + "%s%s") % (label, mine * scale, reference * scale, ratio,
+                            "<=%gx" % goal if goal else "-", min(ours) * scale,
+                            max(ours) * scale, unit, verdict))
 
     def faster(self, label, ours, theirs):
         """A figure where run-job is expected to win: how many times faster."""
         mine, reference = statistics.median(ours), statistics.median(theirs)
-        print("%-46s %8.3fs %8.3fs %5.1fx faster  %.3fs..%.3fs" % (
+        print("%-46s %8.3fs %8.3fs %5.1fx faster  %.3f..%.3fs" % (
             label, mine, reference, reference / mine, min(ours), max(ours)))
 
 
