@@ -2850,7 +2850,7 @@ def linux_prctl():
     if not sys.platform.startswith("linux"):
         return None
     try:
-        prctl, _, c_ulong, _ = _prctl_function()
+        prctl, _, c_ulong, _ = _c_function("prctl")
     except (ImportError, OSError, AttributeError, TypeError):
         return None
     return prctl, c_ulong
@@ -3489,7 +3489,7 @@ def _set_child_subreaper(on):
     if not sys.platform.startswith("linux"):
         return None
     try:
-        prctl, c_int, c_ulong, byref = _prctl_function()
+        prctl, c_int, c_ulong, byref = _c_function("prctl")
     except (ImportError, OSError, AttributeError, TypeError):
         return None
     previous = c_int(0)
@@ -3502,10 +3502,12 @@ def _set_child_subreaper(on):
     return bool(previous.value)
 
 
-def _prctl_function():
-    """prctl(2) through _ctypes, the C half of ctypes: the Python half costs a
-    plain run 1.2 ms (struct, endianness, many classes) for this one call.
-    The few names used here are what ctypes itself is built on since 2.5."""
+def _c_function(name):
+    """(function NAME of the C library returning an int, c_int, c_ulong,
+    byref) through _ctypes, the C half of ctypes: the Python half costs a
+    plain run 1.2 ms (struct, endianness, many classes) for a call or two.
+    The few names used here are what ctypes itself is built on since 2.5.
+    Raises AttributeError when the C library has no NAME."""
     try:
         import _ctypes
 
@@ -3515,18 +3517,33 @@ def _prctl_function():
         class CULong(_ctypes._SimpleCData):
             _type_ = "L"
 
-        class Prctl(_ctypes.CFuncPtr):
+        class Function(_ctypes.CFuncPtr):
             _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
             _restype_ = CInt
 
         class Library(object):
             _handle = _ctypes.dlopen(None, os.RTLD_NOW)
 
-        return Prctl(("prctl", Library())), CInt, CULong, _ctypes.byref
+        library = Library()
     except (ImportError, AttributeError, TypeError, OSError):
         import ctypes  # the whole of it, only where the C half alone would not do
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl, ctypes.c_int, ctypes.c_ulong, ctypes.byref
+        return getattr(libc, name), ctypes.c_int, ctypes.c_ulong, ctypes.byref
+    return Function((name, library)), CInt, CULong, _ctypes.byref
+
+
+def release_free_memory():
+    """Give the C heap's free pages back to the system (glibc's malloc_trim;
+    nothing elsewhere). run-job stays resident as long as its job runs, and
+    loading leaves freed memory behind: the compiler's, when run as a script
+    (see run_as_script), which free() alone keeps for reuse."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        trim, _, c_ulong, _ = _c_function("malloc_trim")  # size_t is unsigned long on Linux
+    except (ImportError, OSError, AttributeError, TypeError):
+        return  # not glibc
+    trim(c_ulong(0))
 
 
 def _ensure_standard_fds():
@@ -3798,6 +3815,8 @@ class JobRun(object):
             self.log.note("status", "%d cannot start: %s" % (number, error))
             return Outcome("failed", "cannot start %s: %s" % (argv[0], error)), None
         self.lock.describe(os.getpid(), pid, self.start, self.job.kill_grace, self.log.path)
+        if number == 1:  # done loading: from now on only the waiting, while the job execs
+            release_free_memory()
         stderr_before = self.stderr_bytes
         status = self._wait(pid)
         if status is None:
@@ -5161,9 +5180,9 @@ OPTIONS = {
 # Job files are read after the switch: `re` (the YAML section's patterns,
 # compiled on first use), datetime (date values), shlex (command lines with a
 # backslash or an unclosed quote), difflib (unknown keys); _ctypes: prctl for
-# the runner's child subreaper; json: --status reads the state files; grp:
-# --check names the service user's group. Signals come from _signal, which is
-# built in.
+# the runner's child subreaper, and malloc_trim; json: --status reads the state
+# files; grp: --check names the service user's group. Signals come from
+# _signal, which is built in.
 MODULES_AFTER_SWITCH = {
     "run": ("re", "datetime", "shlex", "difflib", "_ctypes"),
     "kill": (),
@@ -5419,8 +5438,29 @@ def utf8_standard_streams():
                                             line_buffering=stream.line_buffering))
 
 
-if __name__ == "__main__":
-    exit_code = main()
+class ScriptCompiled(Exception):
+    """Ends the script's own execution: see run_as_script."""
+
+
+def run_as_script(kind, value, traceback):
+    """sys.excepthook of run-job run as a script, where main runs.
+
+    CPython keeps the syntax tree of a script given on its command line
+    (about 9 MiB for these 4,600 lines) until the script's last line has run,
+    and that would be for as long as the job runs. An exception ends the
+    script's execution, the interpreter frees the tree and hands the exception
+    to sys.excepthook: from there on, that memory is free for malloc_trim
+    (release_free_memory) to give back. Unlike an atexit function, this runs
+    before the interpreter starts shutting down, when fork is still allowed."""
+    sys.excepthook = sys.__excepthook__
+    if kind is not ScriptCompiled:
+        sys.__excepthook__(kind, value, traceback)
+        return
+    try:
+        exit_code = main()
+    except Exception:  # a bug: its traceback, as if uncaught
+        sys.__excepthook__(*sys.exc_info())
+        exit_code = EXIT_FAILED
     # Exiting, the interpreter collects every object the gc tracks, only to
     # end the process: 1.5 ms of a plain run. Frozen (3.7+), they are left out;
     # nothing here needs a finalizer at exit (standard streams are flushed).
@@ -5428,3 +5468,8 @@ if __name__ == "__main__":
     if freeze is not None:
         freeze()
     sys.exit(exit_code)
+
+
+if __name__ == "__main__":
+    sys.excepthook = run_as_script
+    raise ScriptCompiled()

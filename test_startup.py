@@ -9,6 +9,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -201,6 +202,88 @@ class AfterTheSwitchTests(test_config.SandboxTest):
         code, out, err = self.sandbox.run("unknown")
         self.assertEqual(code, 78, err)
         self.assert_one_error_line(err, "did you mean `timeout`?")
+
+
+
+def is_glibc():
+    try:
+        return bool(os.confstr("CS_GNU_LIBC_VERSION"))
+    except (ValueError, OSError):
+        return False
+
+
+def memory_figures(pid):
+    """(VmRSS, VmHWM) of process PID in KiB: resident now, and at its peak."""
+    figures = {}
+    with open("/proc/%d/status" % pid, "rb") as status:
+        for line in status:
+            key, _, value = line.partition(b":")
+            if key in (b"VmRSS", b"VmHWM"):
+                figures[key] = int(value.split()[0])
+    return figures[b"VmRSS"], figures[b"VmHWM"]
+
+
+# Makes 40 MB of C heap free but resident, as compiling a script does: blocks
+# of 1,000 bytes (malloc's, not pymalloc's), then one kept above them, so that
+# freeing them cannot simply shrink the heap from its top.
+FRAGMENTED_RUN = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+import run_job
+blocks = [bytes(1000) for _ in range(40000)]
+kept = bytes(1000)
+del blocks
+sys.exit(run_job.main(sys.argv[2:]))
+"""
+
+
+@unittest.skipUnless(is_glibc(), "malloc_trim is glibc's")
+class FreedMemoryTests(test_config.SandboxTest):
+    """While its job runs, run-job gives back what loading freed."""
+
+    def setUp(self):
+        super().setUp()
+        self.sandbox.make_directories()
+        self.sandbox.write_job("sleeper", "command: /bin/sleep 30\n")
+
+    def test_malloc_trim_is_found_and_returns(self):
+        trim, _, c_ulong, _ = run_job._c_function("malloc_trim")
+        self.assertIn(trim(c_ulong(0)), (0, 1))
+
+    def resident_and_peak_while_the_job_runs(self, process, margin):
+        """Once the job has started, (VmRSS, VmHWM) of PROCESS as soon as they
+        are MARGIN KiB apart, or after a few seconds however far apart."""
+        config = self.sandbox.load()
+        deadline = time.monotonic() + 10
+        while not (run_job.running_info(config, "sleeper") or {}).get("pgid"):
+            if process.poll() is not None:
+                self.fail("run-job ended: %s" % process.stderr.read().decode())
+            self.assertLess(time.monotonic(), deadline, "the job never started")
+            time.sleep(0.02)
+        deadline = time.monotonic() + 3
+        resident, peak = memory_figures(process.pid)
+        while peak - resident < margin and time.monotonic() < deadline:
+            time.sleep(0.02)
+            resident, peak = memory_figures(process.pid)
+        return resident, peak
+
+    def test_the_script_gives_back_what_its_compiler_freed(self):
+        # `python3 run_job.py` as installed: CPython compiles the script at
+        # every start; its syntax tree alone is several MB.
+        process = self.start_in_background("sleeper")
+        resident, peak = self.resident_and_peak_while_the_job_runs(process, 4096)
+        self.assertGreater(peak - resident, 4096, (resident, peak))
+
+    def test_a_heap_freed_before_the_run_is_given_back(self):
+        process = subprocess.Popen(
+            [sys.executable, "-c", FRAGMENTED_RUN, HERE, "--config", self.sandbox.config,
+             "sleeper"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, cwd=self.sandbox.root)
+        self.addCleanup(process.stderr.close)
+        self.addCleanup(process.wait)
+        self.addCleanup(process.terminate)
+        resident, peak = self.resident_and_peak_while_the_job_runs(process, 20480)
+        self.assertGreater(peak - resident, 20480, (resident, peak))
 
 
 if __name__ == "__main__":

@@ -1,32 +1,36 @@
 #!/usr/bin/python3
-"""Speed and memory of run-job, side by side with what it replaces.
+"""Speed and memory of run-job as installed, side by side with what it replaces.
 
     /usr/bin/python3 bench/bench_run_job.py [--quick]
 
-Runs everything with the system interpreter (as on a server) and prints, for
-each case, run-job's figure, the reference's and their ratio against the goal:
+Installs run-job with `make install DESTDIR=TMP` (a copy of run_job.py as
+TMP/usr/bin/run-job, compiled by CPython at every start) and runs it with the
+system interpreter, as on a server, with a global config, job files, logs,
+locks and state in a temporary directory. Prints, for each figure, run-job's
+median, the reference's, their ratio, the goal and run-job's min and max:
 
-  start-up   a run of a /bin/true job (median of N, interleaved) against
-             `python3 -c pass` (goal <= 2.5x) and, for information, against
-             `flock -n LOCK timeout 600 /bin/true >LOG 2>&1` in sh;
-  capture    200 MB of 100-byte lines (goal <= 2x) and 50 MB of 2-byte lines
-             (goal <= 20x) against the same command redirected to a file by sh
-             (medians of 3);
-  memory     peak RSS of run-job in those runs against `python3 -c pass`
-             (goal <= 1.5x): each process's VmHWM, read by itself at its end
-             (wait4's ru_maxrss would count the forked bench before exec).
+  start-up   a /bin/true job against `python3 -c pass`; for information also
+             against `flock -n LOCK timeout 600 /bin/true >LOG 2>&1` in sh, and
+             run_job imported byte-compiled by a 3-line stub (the module form);
+  memory     run-job's resident memory (VmRSS) while its job sleeps (goal
+             <= 1.6x `python3 -c pass`'s) and its peak (VmHWM, goal <= 2.2x),
+             read from /proc by this bench, also while it captures output;
+  capture    a producer writing N-byte lines straight to its stdout, captured
+             by run-job against `PRODUCER | cat > FILE` in sh, the limit for
+             anything that reads a pipe and writes a file (goals: <= 2x for
+             100-byte lines, <= 15x for 2-byte lines, whose stamped records are
+             14.5x their bytes): each side's time less its time for an empty
+             output, that is without the start-ups; for information against
+             `head -c LOG_SIZE /dev/zero > FILE`, writing the log's bytes alone;
+  ts         a job's whole run against `PRODUCER | ts > FILE`, per-line
+             timestamps by moreutils' ts, start-ups included (skipped when ts
+             is not installed).
 
-run-job is measured three ways, all with a global config, job files, logs,
-locks and state in a temporary directory:
-  script    `python3 run_job.py --config CFG NAME`: what /usr/bin/run-job is,
-            a script, compiled from source on every run;
-  module    the same command line through a 3-line stub importing run_job.py
-            from a directory where it was byte-compiled (compileall);
-  runner    execute_job called by a small driver with a GlobalConfig and a Job
-            built in code: the runner alone, no configuration loading.
+Exits 1 if a goal is missed, else 0.
 """
 
 import os
+import platform
 import py_compile
 import pwd
 import shutil
@@ -40,45 +44,19 @@ import time
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = "/usr/bin/python3"
 
-# Each writes its own /proc/self/status to ROOT/rss when done.
-DUMP_STATUS = """
-def dump_status(root):
-    with open("/proc/self/status", "rb") as status, open(root + "/rss", "wb") as rss:
-        rss.write(status.read())
+# Writes SIZE bytes of LINE-byte lines to fd 1 itself, in 1 MB writes.
+PRODUCER = """import os, sys
+size, line = int(sys.argv[1]), int(sys.argv[2])
+chunk = memoryview((b"x" * (line - 1) + b"\\n") * (1048576 // line))
+while size > 0:
+    size -= os.write(1, chunk[:size])
 """
 
-RUNNER = DUMP_STATUS + r"""
-import sys
-root = sys.argv[1]
-sys.path.insert(0, root + "/lib")
-import run_job
-config = run_job.GlobalConfig(output_directory=root + "/out", run_directory=root + "/run",
-                              state_directory=root + "/state")
-job = run_job.Job(sys.argv[2], commands=[sys.argv[3:]], timeout=600)
-code = run_job.execute_job(config, job, live=False)
-dump_status(root)
-sys.exit(code)
-"""
-
-MODULE = DUMP_STATUS + r"""
-import sys
-root = sys.argv[1]
-sys.path.insert(0, root + "/lib")
+# The module form: run_job imported from a directory where it is byte-compiled.
+MODULE = """import sys
+sys.path.insert(0, sys.argv.pop(1))
 from run_job import main
-code = main(sys.argv[2:])
-dump_status(root)
-sys.exit(code)
-"""
-
-# Only for the peak RSS of the script: runpy compiles it as `python3 FILE` does.
-SCRIPT_RSS = DUMP_STATUS + r"""
-import runpy, sys
-root = sys.argv[1]
-sys.argv = [sys.argv[2]] + sys.argv[3:]
-try:
-    runpy.run_path(sys.argv[0], run_name="__main__")
-finally:
-    dump_status(root)
+sys.exit(main(sys.argv[1:]))
 """
 
 CONFIG = """user: {user}
@@ -88,37 +66,30 @@ run_directory: {root}/run
 state_directory: {root}/state
 """
 
-
-def peak_rss(root):
-    """VmHWM in KiB from the copy of /proc/PID/status a process left in ROOT."""
-    with open(os.path.join(root, "rss"), "rb") as status:
-        for line in status:
-            if line.startswith(b"VmHWM:"):
-                return int(line.split()[1])
-    raise ValueError("no VmHWM")
+PASS_STATUS = "import sys; sys.stdout.write(open('/proc/self/status').read())"
 
 
-def run(argv, stdout=None):
-    """(seconds, exit status) of one run of ARGV."""
-    started = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # Python ignores it
-            if stdout is not None:
-                fd = os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-                os.dup2(fd, 1)
-                os.dup2(fd, 2)
-            os.execv(argv[0], argv)
-        finally:
-            os._exit(127)
-    _, status = os.waitpid(pid, 0)
-    return time.perf_counter() - started, status
-
-
-def write(path, text):
+def write(path, text, mode=0o644):
     with open(path, "w") as output:
         output.write(text)
+    os.chmod(path, mode)
+
+
+def install(root):
+    """The installed run-job as a command line run by the system interpreter."""
+    destination = os.path.join(root, "dest")
+    script = os.path.join(destination, "usr", "bin", "run-job")
+    made = subprocess.call(["make", "-s", "-C", HERE, "install", "DESTDIR=" + destination,
+                            "PREFIX=/usr", "PYTHON=" + PYTHON],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if made != 0 or not os.path.isfile(script):
+        print("(make install failed: run_job.py copied as run-job instead)")
+        os.makedirs(os.path.dirname(script), exist_ok=True)
+        shutil.copy(os.path.join(HERE, "run_job.py"), script)
+    with open(script) as source:
+        shebang = source.readline().split()
+    options = [word for word in shebang[1:] if word.startswith("-")]
+    return [PYTHON] + options + [script]
 
 
 def set_up(root):
@@ -127,108 +98,300 @@ def set_up(root):
     os.chmod(root, 0o755)
     shutil.copy(os.path.join(HERE, "run_job.py"), os.path.join(root, "lib"))
     py_compile.compile(os.path.join(root, "lib", "run_job.py"), doraise=True)
-    for name, text in (("runner.py", RUNNER), ("module.py", MODULE),
-                       ("script_rss.py", SCRIPT_RSS)):
-        write(os.path.join(root, name), text)
+    write(os.path.join(root, "module.py"), MODULE)
+    write(os.path.join(root, "producer.py"), PRODUCER)
     user = pwd.getpwuid(os.geteuid()).pw_name
     write(os.path.join(root, "config.yaml"), CONFIG.format(user=user, root=root))
-    os.chmod(os.path.join(root, "config.yaml"), 0o644)
+    installed = install(root)
+    config = ["--config", os.path.join(root, "config.yaml")]
+    return {"installed": installed + config,
+            "module": [PYTHON, os.path.join(root, "module.py"), os.path.join(root, "lib")]
+            + config}
 
 
-def commands(root, name, argv):
-    """The three ways of running job NAME whose command is ARGV."""
-    config = ["--config", os.path.join(root, "config.yaml"), name]
-    line = " ".join('"%s"' % word for word in argv)  # read back by shlex
+def write_job(root, name, command):
     write(os.path.join(root, "jobs", name + ".yaml"),
-          "command: '%s'\ntimeout: 10m\n" % line.replace("'", "''"))
-    return {"script": [PYTHON, os.path.join(root, "lib", "run_job.py")] + config,
-            "module": [PYTHON, os.path.join(root, "module.py"), root] + config,
-            "runner": [PYTHON, os.path.join(root, "runner.py"), root, name] + argv,
-            "script-rss": [PYTHON, os.path.join(root, "script_rss.py"), root,
-                           os.path.join(root, "lib", "run_job.py")] + config}
+          "command: '%s'\ntimeout: 10m\n" % command.replace("'", "''"))
 
 
-def row(label, ours, theirs, unit, goal):
-    scale, form = {"ms": (1e3, "%8.1fms"), "s": (1, "%9.2fs"), "KiB": (1, "%7dKiB")}[unit]
-    print(("%-48s " + form + " " + form + " %6.2fx %5s") % (
-        label, ours * scale, theirs * scale, ours / theirs, "%gx" % goal if goal else "-"))
+def start(argv, stdout=None):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # Python ignores it
+            fd = os.open(stdout or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            os.execv(argv[0], argv)
+        finally:
+            os._exit(127)
+    return pid
+
+
+def run(argv, stdout=None):
+    """Seconds one run of ARGV takes; raises if it fails."""
+    started = time.perf_counter()
+    _, status = os.waitpid(start(argv, stdout), 0)
+    seconds = time.perf_counter() - started
+    if status != 0:
+        raise RuntimeError("%s: wait status %d" % (" ".join(argv), status))
+    return seconds
+
+
+def memory(pid):
+    """(VmRSS, VmHWM) of PID in KiB, or None once it is gone."""
+    figures = {}
+    try:
+        with open("/proc/%d/status" % pid, "rb") as status:
+            for line in status:
+                key, _, value = line.partition(b":")
+                if key in (b"VmRSS", b"VmHWM"):
+                    figures[key] = int(value.split()[0])
+    except OSError:
+        return None
+    if len(figures) < 2:
+        return None  # a zombie has no memory left to show
+    return figures[b"VmRSS"], figures[b"VmHWM"]
+
+
+def children(pid):
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry, "rb") as stat:
+                    fields = stat.read().rpartition(b")")[2].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def command_name(pid):
+    try:
+        with open("/proc/%d/comm" % pid, "rb") as comm:
+            return comm.read().strip()
+    except OSError:
+        return b""
+
+
+def memory_while_sleeping(argv):
+    """(VmRSS, VmHWM) of run-job ARGV, whose job is `sleep`, 0.1 s after the
+    job started (its start is when run-job gives freed memory back)."""
+    pid = start(argv)
+    try:
+        deadline = time.monotonic() + 10
+        while not any(command_name(child) == b"sleep" for child in children(pid)):
+            if time.monotonic() > deadline or os.waitpid(pid, os.WNOHANG)[0]:
+                raise RuntimeError("%s: the sleep job never started" % " ".join(argv))
+            time.sleep(0.005)
+        time.sleep(0.1)
+        return memory(pid)
+    finally:
+        os.kill(pid, signal.SIGTERM)  # run-job stops its job and records it
+        os.waitpid(pid, 0)
+
+
+def timed_with_peak(argv):
+    """(seconds, VmHWM in KiB sampled until the end) of one run of ARGV."""
+    started = time.perf_counter()
+    pid = start(argv)
+    peak = 0
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        figures = memory(pid)
+        if figures is not None:
+            peak = max(peak, figures[1])
+        time.sleep(0.01)
+    seconds = time.perf_counter() - started
+    if status != 0:
+        raise RuntimeError("%s: wait status %d" % (" ".join(argv), status))
+    return seconds, peak
+
+
+class Report(object):
+    """The table: each figure against its reference and goal."""
+
+    UNITS = {"ms": (1e3, "%8.1fms", "%.1f"), "s": (1, "%8.3fs", "%.3f"),
+             "KiB": (1, "%7dKiB", "%d")}
+
+    def __init__(self):
+        self.missed = []
+        print("%-46s %10s %10s %7s %6s  %s" % ("figure (medians)", "run-job", "reference",
+                                               "ratio", "goal", "run-job min..max"))
+
+    def row(self, label, ours, theirs, unit, goal=None):
+        scale, form, compact = self.UNITS[unit]
+        mine, reference = statistics.median(ours), statistics.median(theirs)
+        ratio = mine / reference
+        verdict = ""
+        if goal is not None and ratio > goal:
+            verdict = "  MISSED"
+            self.missed.append(label)
+        print(("%-46s " + form + " " + form + " %6.2fx %6s  " + compact + ".." + compact
+               + "%s%s") % (label, mine * scale, reference * scale, ratio,
+                            "<=%gx" % goal if goal else "-", min(ours) * scale,
+                            max(ours) * scale, unit, verdict))
+
+    def faster(self, label, ours, theirs):
+        """A figure where run-job is expected to win: how many times faster."""
+        mine, reference = statistics.median(ours), statistics.median(theirs)
+        print("%-46s %8.3fs %8.3fs %5.1fx faster  %.3f..%.3fs" % (
+            label, mine, reference, reference / mine, min(ours), max(ours)))
+
+
+def machine():
+    model = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    version = subprocess.check_output(
+        [PYTHON, "-c", "import platform; print(platform.python_version())"]).decode().strip()
+    return "%s, %d cores, load %.2f; %s (Python %s); %s" % (
+        model, os.cpu_count() or 0, os.getloadavg()[0], PYTHON, version,
+        time.strftime("%Y-%m-%d %H:%M"))
+
+
+def start_up(report, root, ways, count):
+    write_job(root, "true", "/bin/true")
+    flock = ["/bin/sh", "-c", "flock -n %s/flock.lock timeout 600 /bin/true >%s/flock.log 2>&1"
+             % (root, root)]
+    cases = [("installed", ways["installed"] + ["true"]), ("module", ways["module"] + ["true"]),
+             ("python3 -c pass", [PYTHON, "-c", "pass"]), ("flock", flock)]
+    times = dict((name, []) for name, _ in cases)
+    for _ in range(count):  # interleaved: load from elsewhere hits all alike
+        for name, argv in cases:
+            times[name].append(run(argv))
+    python = times["python3 -c pass"]
+    report.row("start-up: /bin/true job vs python3 -c pass", times["installed"], python, "ms")
+    report.row("  module form (for information)", times["module"], python, "ms")
+    report.row("  vs flock+timeout in sh", times["installed"], times["flock"], "ms")
+
+
+def python_memory(count):
+    """VmRSS and VmHWM lists of `python3 -c pass`, as it reads them itself."""
+    resident, peak = [], []
+    for _ in range(count):
+        status = subprocess.check_output([PYTHON, "-c", PASS_STATUS]).decode()
+        figures = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        resident.append(int(figures["VmRSS"].split()[0]))
+        peak.append(int(figures["VmHWM"].split()[0]))
+    return resident, peak
+
+
+def memory_figures(report, root, ways, count):
+    write_job(root, "sleeper", "/bin/sleep 10")
+    python_resident, python_peak = python_memory(count)
+    for way in ("installed", "module"):
+        figures = [memory_while_sleeping(ways[way] + ["sleeper"]) for _ in range(count)]
+        resident, peak = [f[0] for f in figures], [f[1] for f in figures]
+        if way == "installed":
+            report.row("resident while the job sleeps", resident, python_resident, "KiB", 1.6)
+            report.row("peak RSS, sleep job", peak, python_peak, "KiB", 2.2)
+        else:
+            report.row("  module form: resident while it sleeps", resident, python_resident,
+                       "KiB")
+            report.row("  module form: peak RSS", peak, python_peak, "KiB")
+    return python_peak
+
+
+def capture_times(root, ways, name, argv, repeats):
+    """Seconds of (sh, run-job, run-job's peak RSS) capturing what ARGV writes."""
+    output = os.path.join(root, "sh.out")
+    write_job(root, name, " ".join(argv))
+    theirs, ours, peaks = [], [], []
+    for _ in range(repeats):  # interleaved
+        theirs.append(run(["/bin/sh", "-c", "%s | cat > %s" % (" ".join(argv), output)]))
+        os.unlink(output)
+        seconds, peak = timed_with_peak(ways["installed"] + [name])
+        ours.append(seconds)
+        peaks.append(peak)
+        directory = os.path.join(root, "out", name)
+        logged = sum(os.path.getsize(os.path.join(directory, entry))
+                     for entry in os.listdir(directory))
+        shutil.rmtree(directory)
+    return theirs, ours, peaks, logged
+
+
+def captures(report, root, ways, quick, python_peak):
+    """Throughput: each side's time for N bytes less its time for none (the
+    start-up of sh, cat, the producer and run-job), medians of interleaved runs."""
+    producer = [PYTHON, os.path.join(root, "producer.py")]
+    repeats = 3 if quick else 5
+    empty_theirs, empty_ours, _, _ = capture_times(root, ways, "empty", producer + ["0", "1"],
+                                                   repeats)
+    sh_start, our_start = statistics.median(empty_theirs), statistics.median(empty_ours)
+    all_peaks = []
+    for megabytes, line, goal in ((100 if quick else 200, 100, 2.0),
+                                  (20 if quick else 50, 2, 15.0)):
+        argv = producer + [str(megabytes * 10 ** 6), str(line)]
+        theirs, ours, peaks, logged = capture_times(root, ways, "capture%d" % line, argv,
+                                                    repeats)
+        all_peaks += peaks
+        ours = [t - our_start for t in ours]
+        report.row("capture %d MB of %d-byte lines (log %d MB)" % (
+            megabytes, line, logged // 10 ** 6), ours, [t - sh_start for t in theirs], "s", goal)
+        output = os.path.join(root, "zero.out")
+        writes = []
+        for _ in range(repeats):
+            writes.append(run(["/bin/sh", "-c", "head -c %d /dev/zero > %s" % (logged, output)]))
+            os.unlink(output)
+        report.row("  vs writing the log's bytes: head -c %d MB" % (logged // 10 ** 6),
+                   ours, writes, "s")
+    report.row("peak RSS while capturing", all_peaks, python_peak, "KiB", 2.2)
+
+
+def against_ts(report, root, ways, quick):
+    ts = shutil.which("ts")
+    if ts is None:
+        print("ts (moreutils) is not installed: the comparison with ts is skipped")
+        return
+    producer = [PYTHON, os.path.join(root, "producer.py")]
+    output = os.path.join(root, "ts.out")
+    for megabytes, line in ((10 if quick else 50, 100), (0.5 if quick else 2, 2)):
+        argv = producer + [str(int(megabytes * 10 ** 6)), str(line)]
+        name = "stamp%d" % line
+        write_job(root, name, " ".join(argv))
+        ours, theirs = [], []
+        for _ in range(3):
+            theirs.append(run(["/bin/sh", "-c", "%s | %s > %s" % (" ".join(argv), ts, output)]))
+            os.unlink(output)
+            ours.append(run(ways["installed"] + [name]))
+            shutil.rmtree(os.path.join(root, "out", name))
+        report.faster("stamp %s lines of %d bytes vs ts" % (
+            "{:,}".format(int(megabytes * 10 ** 6) // line), line), ours, theirs)
 
 
 def main():
     quick = "--quick" in sys.argv
-    count = 10 if quick else 30
     root = tempfile.mkdtemp(prefix="bench-run-job-")
     try:
-        set_up(root)
-        ways = commands(root, "true", ["/bin/true"])
-        for way in ("script", "module", "runner"):
-            _, status = run(ways[way])
-            if status != 0:
-                print("run-job %s does not run (exit status %d): left out" % (way, status >> 8))
-                del ways[way]
-        flock = ["/bin/sh", "-c", "flock -n %s/flock.lock timeout 600 /bin/true >%s/flock.log 2>&1"
-                 % (root, root)]
-        references = {"python3 -c pass": [PYTHON, "-c", "pass"], "flock": flock}
-        timings = dict((key, []) for key in list(ways) + list(references))
-        for _ in range(count):  # interleaved: load from elsewhere hits all alike
-            for key, argv in list(ways.items()) + list(references.items()):
-                if key != "script-rss":
-                    timings[key].append(run(argv)[0])
-        median = dict((key, statistics.median(values)) for key, values in timings.items()
-                      if values)
-        version = subprocess.check_output([PYTHON, "-c", "import platform; "
-                                           "print(platform.python_version())"]).decode().strip()
-        print("interpreter %s (Python %s); medians of %d runs; %s"
-              % (PYTHON, version, count, time.strftime("%Y-%m-%d %H:%M")))
+        ways = set_up(root)
+        print("run-job installed: %s" % " ".join(ways["installed"][:-2]).replace(root, "TMP"))
+        print("%s; %s mode" % (machine(), "quick" if quick else "full"))
         print()
-        print("%-48s %10s %10s %7s %5s" % ("case", "run-job", "reference", "ratio", "goal"))
-        for way in ("script", "module", "runner"):
-            if way in ways:
-                row("%s: /bin/true job vs python3 -c pass" % way, median[way],
-                    median["python3 -c pass"], "ms", 2.5)
-        for way in ("script", "module", "runner"):
-            if way in ways:
-                row("%s: /bin/true job vs flock+timeout in sh" % way, median[way],
-                    median["flock"], "ms", None)
-
-        rss = {}
-        write(os.path.join(root, "pass.py"), DUMP_STATUS + "import sys\ndump_status(sys.argv[1])\n")
-        run([PYTHON, os.path.join(root, "pass.py"), root])
-        python_rss = peak_rss(root)
-        for way in ("script-rss", "module", "runner"):
-            if way in ways or (way == "script-rss" and "script" in ways):
-                run(ways[way])
-                rss["%s, /bin/true" % way.replace("-rss", "")] = peak_rss(root)
-        capture_way = "module" if "module" in ways else "runner"
-        for size, line, goal in ((200 * 10 ** 6, 100, 2.0), (50 * 10 ** 6, 2, 20.0)):
-            if quick:
-                size //= 10
-            producer = "yes %s | head -c %d" % ("x" * (line - 1), size)
-            output = os.path.join(root, "sh.out")
-            name = "capture%d" % line
-            argv = commands(root, name, ["/bin/sh", "-c", producer])[capture_way]
-            times = {"ours": [], "theirs": []}
-            for _ in range(1 if quick else 3):  # medians, interleaved
-                times["theirs"].append(run(["/bin/sh", "-c", producer + " >" + output])[0])
-                os.unlink(output)
-                seconds, status = run(argv)
-                assert status == 0, status
-                times["ours"].append(seconds)
-                key = "%s, %d MB, %d-byte lines" % (capture_way, size // 10 ** 6, line)
-                rss[key] = max(rss.get(key, 0), peak_rss(root))
-                directory = os.path.join(root, "out", name)
-                log_bytes = sum(os.path.getsize(os.path.join(directory, entry))
-                                for entry in os.listdir(directory))
-                shutil.rmtree(directory)
-            ours, theirs = statistics.median(times["ours"]), statistics.median(times["theirs"])
-            row("%s: %d MB, %d-byte lines (log %d MB)" % (
-                capture_way, size // 10 ** 6, line, log_bytes // 10 ** 6),
-                ours, theirs, "s", goal)
-        for label, kilobytes in sorted(rss.items()):
-            row("peak RSS, %s" % label, kilobytes, python_rss, "KiB", 1.5)
+        report = Report()
+        start_up(report, root, ways, 10 if quick else 30)
+        python_peak = memory_figures(report, root, ways, 3 if quick else 7)
+        captures(report, root, ways, quick, python_peak)
+        against_ts(report, root, ways, quick)
     finally:
         shutil.rmtree(root)
+    print()
+    if report.missed:
+        print("GOAL MISSED: %s" % "; ".join(label.strip() for label in report.missed))
+        return 1
+    print("goals met")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
