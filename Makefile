@@ -73,7 +73,7 @@ lint-man:
 	done
 	@for page in $(MAN1) $(MAN5); do \
 	    out=$$(groff -ww -z -man $$page 2>&1) && [ -z "$$out" ] || { echo "$$out"; exit 1; }; \
-	    mandoc -T lint -W warning $$page || exit 1; \
+	    mandoc -T lint $$page || exit 1; \
 	done
 	@echo "man pages: groff -ww and mandoc -T lint are clean"
 
