@@ -148,6 +148,12 @@ class DocumentationTests(unittest.TestCase):
             self.assertIn(option, completion, "completion/cron-generate does not offer %s" % option)
 
 
+    def test_the_pages_name_the_scripts_version(self):
+        for page in MAN_PAGES:
+            title = read(page).split("\n", 1)[0]
+            self.assertIn('"process-control %s"' % run_job.VERSION, title, page)
+
+
 class ManLintTests(unittest.TestCase):
     def lint(self, tool, command):
         if shutil.which(tool) is None:
