@@ -44,19 +44,20 @@ run_job = _load_run_job()
 ConfigError = run_job.ConfigError
 
 USAGE = """\
-usage: cron-generate [--config FILE] [--stdout | --check]
+usage: cron-generate [-c FILE] [--stdout | --check]
 
 Write a crontab entry for every enabled, scheduled job to the configured
 output_crontab (default /etc/cron.d/process-control), atomically, and only
 when something changed.
 
 options:
-  -c, --config FILE  global configuration (default: $PROCESS_CONTROL_CONFIG,
-                     else /etc/process-control.yaml, else built-in defaults)
-  --stdout           print the crontab instead of writing it
-  --check            validate the configuration and every job; write nothing
-  -h, --help         show this help
-  --version          show the version
+  -c FILE, --config FILE  the global config (default: $PROCESS_CONTROL_CONFIG,
+                          else /etc/process-control.yaml, else built-in defaults)
+  --stdout                print the crontab instead of writing it
+  --check                 validate the global config and every job file, and warn
+                          when the installed crontab is out of date; write nothing
+  --version               print the version
+  -h, --help              print this help
 
 exit status: 0 written, unchanged or valid; 64 usage; 77 refused (an unsafe
 job directory, or a user that is root under another name; nothing written);
@@ -80,18 +81,12 @@ DEFAULT_TEMPLATE = "# Generated from {source}\n{schedule} {user} {command}\n"
 
 
 def check_user(config):
-    """The user every entry runs as: it must exist, and be root only by name."""
-    import pwd
+    """The user every entry runs as: it must exist, and be root only by name,
+    as run-job checks it (with the same advice)."""
     if not isinstance(config.user, str) or not CRON_USER_NAME.match(config.user):
         raise config.error("user %r is not a name cron can read; set user: to a "
                            "plain user name" % (config.user,), "user")
-    try:
-        account = pwd.getpwnam(config.user)
-    except KeyError:
-        raise config.error("user %r does not exist; create it (useradd --system %s) or "
-                           "set user: to the service user" % (config.user, config.user),
-                           "user")
-    run_job.check_not_root_alias(config, account)
+    run_job.require_service_account(config)
 
 
 def check_runner_path(config):
@@ -163,7 +158,7 @@ class Entry(object):
 
     @property
     def scheduled(self):
-        return self.job is not None and self.job.schedule is not None and not self.job.disabled
+        return self.job is not None and run_job.is_scheduled(self.job)
 
 
 def collect_entries(config):
@@ -203,12 +198,16 @@ def render_entry(config, template, entry):
         return one_line("# Skipping invalid %s %s: %s"
                         % (entry.label, entry.name, printable(str(entry.error)))) + "\n"
     if not entry.scheduled:
-        return "# Skipping disabled job %s\n" % entry.name
+        return "# Skipping %s job %s\n" % (
+            "disabled" if entry.job.disabled else "unscheduled", entry.name)
+    expression = entry.job.schedule_expression
+    # A valid Schedule holds neither, so single quotes carry it through sh.
+    assert "'" not in expression and "%" not in expression, expression
     values = {
         "source": entry.job.source,
-        "schedule": entry.job.schedule.expression,
+        "schedule": expression,
         "user": config.user,
-        "command": "%s --job %s" % (config.runner_path, entry.name),
+        "command": job_command(config, entry.name, expression),
     }
     for key, value in values.items():
         if "\n" in value or "\r" in value or (key != "source" and "%" in value):
@@ -218,6 +217,12 @@ def render_entry(config, template, entry):
     if not rendered.endswith("\n"):
         rendered += "\n"
     return rendered
+
+
+def job_command(config, name, expression):
+    """The command of job NAME's line: run-job sees the schedule the line was
+    written for, and skips a start the job file no longer asks for."""
+    return "%s --job %s --scheduled '%s'" % (config.runner_path, name, expression)
 
 
 def one_line(text):
@@ -298,13 +303,12 @@ def target_path(config):
 
 
 def read_existing(path):
-    """The current bytes and stat of path, or None; a symlink counts as different."""
+    """The current bytes and stat of path, or None; anything but a regular
+    file (a symlink, a FIFO) counts as different, and is replaced."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
+        return run_job.read_crontab_file(path)
+    except run_job.ProcessControlError:
         return None
-    with os.fdopen(fd, "rb") as handle:
-        return handle.read(), os.fstat(handle.fileno())
 
 
 def is_current(existing, data):
@@ -331,17 +335,62 @@ def parse_arguments(argv):
         elif argument in ("-c", "--config"):
             if not arguments:
                 raise run_job.UsageError("%s needs a file name; see cron-generate --help"
-                                     % argument)
+                                         % argument)
             options["config"] = arguments.pop(0)
         elif argument.startswith("--config="):
             options["config"] = argument.split("=", 1)[1]
+        elif argument.startswith("-c"):  # -cFILE, as run-job reads it too
+            options["config"] = argument[2:]
+        elif argument.startswith("-") and argument != "-":
+            raise run_job.UsageError("unknown option %s; see cron-generate --help"
+                                     % argument[:40])
         else:
-            raise run_job.UsageError("unexpected argument %r; cron-generate takes no "
-                                     "arguments (see --help)" % argument)
+            raise run_job.UsageError("unexpected argument %r: cron-generate schedules every "
+                                     "job and takes only the options -c FILE, --stdout and "
+                                     "--check; see cron-generate --help" % argument[:80])
     if options["stdout"] and options["check"]:
         raise run_job.UsageError("--stdout and --check exclude each other; see "
                                  "cron-generate --help")
     return options
+
+
+def report_out_of_date(path, data, entries):
+    """--check: warn when the installed crontab is not DATA, saying which
+    jobs it runs differently from their job files."""
+    try:
+        existing = run_job.read_crontab_file(path)
+    except run_job.ProcessControlError as error:
+        warn("%s; run cron-generate" % error)
+        return
+    if existing is None:
+        warn("%s does not exist; run cron-generate" % path)
+    elif existing[0] != data:
+        warn("%s is out of date (%s); run cron-generate"
+             % (path, "; ".join(drift_descriptions(path, existing[0], entries))))
+
+
+def drift_descriptions(path, installed, entries):
+    """What the crontab PATH, INSTALLED (bytes), runs differently from ENTRIES."""
+    crontab = run_job.InstalledCrontab(
+        path, run_job.crontab_job_lines(installed.decode("utf-8", "replace")))
+    descriptions = []
+    for entry in entries:
+        if entry.job is not None:
+            problem = run_job.job_crontab_problem(entry.job, crontab)
+        elif crontab.jobs.get(entry.name):  # the new crontab skips an invalid job
+            problem = "invalid, still in the crontab"
+        else:
+            problem = None
+        if problem is not None:
+            descriptions.append("job %s: %s" % (entry.name, problem))
+    orphans = run_job.crontab_orphans(crontab, [entry.name for entry in entries])
+    if orphans:
+        descriptions.append(run_job.orphans_problem(orphans))
+    return descriptions or ["its text differs from what the config and job files generate"]
+
+
+def warn(text):
+    sys.stderr.write("cron-generate: warning: %s\n" % text)
 
 
 def report_problems(entries, config):
@@ -371,12 +420,14 @@ def generate(options):
         check_line_count(text, path)
     invalid = any(entry.error is not None for entry in entries)
     status = run_job.EXIT_CONFIG if invalid else run_job.EXIT_OK
+    data = text.encode("utf-8")
     if options["check"]:
+        if config.output_crontab != "console":
+            report_out_of_date(path, data, entries)
         return status
     if console:
         sys.stdout.write(text)
         return status
-    data = text.encode("utf-8")
     if is_current(read_existing(path), data):
         print("cron-generate: %s is up to date" % path)
         return status

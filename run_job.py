@@ -2542,8 +2542,8 @@ def job_file_path(config, name):
     try:
         link = os.lstat(path)
     except FileNotFoundError:
-        raise UsageError("no job named %s: %s does not exist (run-job --list-jobs "
-                         "lists the jobs)" % (name, path))
+        raise UsageError("no job named %s: %s does not exist; run-job --list-jobs "
+                         "lists the jobs" % (name, path))
     except OSError as error:
         raise RefusedError("%s: cannot read the job file: %s" % (path, error.strerror))
     if stat.S_ISLNK(link.st_mode):
@@ -2685,9 +2685,9 @@ def ensure_directories(config):
 def require_service_account(config):
     account = service_account(config)
     if account is None:
-        raise config.error("the service user %r does not exist; create it (adduser "
-                           "--system %s) or set `user`" % (config.user, config.user),
-                           "user")
+        raise config.error("the service user %r does not exist; create it (useradd "
+                           "--system %s) or set user: to the account jobs run as"
+                           % (config.user, config.user), "user")
     check_not_root_alias(config, account)
     return account
 
@@ -2704,8 +2704,10 @@ def require_service_user(config, command):
     """Only the service user (or root, who becomes it) may run or kill jobs."""
     account = require_service_account(config)
     if os.geteuid() not in (0, account.pw_uid):
-        raise RefusedError("jobs run as the service user %s; run this as that user: "
-                           "sudo -u %s %s" % (config.user, config.user, command))
+        # runuser is in util-linux, on every Debian system; sudo may not be installed.
+        raise RefusedError("jobs run as the service user %s; run it as root, or as %s "
+                           "(runuser -u %s -- %s)" % (config.user, config.user,
+                                                      config.user, command))
 
 
 def preload_modules(names):
@@ -3082,9 +3084,12 @@ def kill_job(config, name):
     with SIGTERM (it stops the whole tree and records the run as killed);
     processes left by a run-job that died are found by the lock they hold,
     stopped, and their run recorded as killed here.
-    Return 0 when something was stopped, 1 when nothing was running."""
+    Return 0 when something was stopped, 1 when nothing was running; raise
+    UsageError when there is no such job either. A run whose job file was
+    removed meanwhile is still stopped: the lock, not the file, says it runs."""
     path = lock_path(config, name)
     if not _lock_is_held(path):
+        job_file_path(config, name)  # no job file: no such job (64)
         sys.stderr.write("run-job: job %s is not running\n" % name)
         return EXIT_FAILED
     record = read_lock_record(path) or {}
@@ -3130,7 +3135,8 @@ def _record_orphaned_run(config, name, record):
                 log.close()
             except (OSError, RefusedError):
                 pass  # the state below still says what happened
-        record_run(config, name, outcome, record["start"], duration, record["log"])
+        record_run(config, name, outcome, record["start"], duration, record["log"],
+                   pid=record["pid"])  # that run's run-job, not this one
     except BlockingIOError:
         pass
     finally:
@@ -4032,11 +4038,14 @@ def write_file_atomic(path, data, mode=0o644):
 
 def append_history(path, line, max_bytes=HISTORY_MAX_BYTES):
     """Append LINE (bytes) to the history file PATH, first moving a file that
-    would grow past MAX_BYTES to PATH.1. Callers hold the job's lock."""
+    would grow past MAX_BYTES to PATH.1. Callers hold the job's lock, unless
+    MAX_BYTES is None: then the file is never moved, and one O_APPEND write
+    cannot mix with another's."""
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
     fd = _open_regular_file(path, flags)
     try:
-        if os.fstat(fd).st_size and os.fstat(fd).st_size + len(line) > max_bytes:
+        size = os.fstat(fd).st_size
+        if max_bytes is not None and size and size + len(line) > max_bytes:
             os.rename(path, path + ".1")
             os.close(fd)
             fd = _open_regular_file(path, flags)
@@ -4086,44 +4095,50 @@ def read_history(config, name):
     return records
 
 
-def _consecutive_failures(config, name, status):
-    """0 after a success, else one more than the last record says. The count
-    ends the line json_line wrote, so no json module: a plain run needs none,
-    and a failed run after the switch to the service user should not either."""
-    if status == "success":
-        return 0
-    try:
-        with open(state_path(config, name), "rb") as state_file:
-            tail = state_file.read().rstrip()[-40:]
-        key, _, count = tail.rpartition(b":")
-        return int(count.rstrip(b"}")) + 1 if key.endswith(b'"consecutive_failures"') else 1
-    except (OSError, ValueError):
-        return 1
-
-
-def _recorded_start_time(config, name):
-    """start_time of the last recorded run, 0 if none: read from the line that
-    json_line wrote, without the json module, which --kill-job does not load."""
+def _recorded_number(config, name, key):
+    """The number recorded for KEY in job NAME's state, or None. Read from the
+    line json_line wrote, without the json module: a plain run needs none, a
+    failed run after the switch to the service user should not either, and
+    --kill-job does not load it. String values escape their quotes, so only a
+    key is preceded by `"KEY": `."""
     try:
         with open(state_path(config, name), "rb") as state_file:
             text = state_file.read()
-        value = text.split(b'"start_time": ', 1)[1].split(b",", 1)[0]
-        return float(value)
+        value = text.split(b'"' + key.encode("ascii") + b'": ', 1)[1]
+        number = float(value.split(b",", 1)[0].split(b"}", 1)[0])
     except (OSError, IndexError, ValueError):
-        return 0.0
+        return None
+    return number if abs(number) < float("inf") else None  # neither NaN nor infinite
 
 
-def run_record(config, name, outcome, start, duration, log_path):
+def _consecutive_failures(config, name, status):
+    """0 after a success, else one more than the last record says."""
+    if status == "success":
+        return 0
+    count = _recorded_number(config, name, "consecutive_failures")
+    return 1 if count is None else int(count) + 1
+
+
+def _recorded_start_time(config, name):
+    """start_time of the last recorded run, 0 if none."""
+    start = _recorded_number(config, name, "start_time")
+    return 0.0 if start is None else start
+
+
+def run_record(config, name, outcome, start, duration, log_path, pid):
     values = (name, outcome.status, outcome.reason, outcome.exit_code,
               outcome.signal, _iso_time(start), round(start, 3), duration, log_path,
-              os.getpid(), _consecutive_failures(config, name, outcome.status))
+              pid, _consecutive_failures(config, name, outcome.status))
     return dict(zip(RECORD_KEYS, values))
 
 
-def record_run(config, name, outcome, start, duration, log_path):
+def record_run(config, name, outcome, start, duration, log_path, pid=None):
     """Record a run of job NAME in state and history; a failure to do so is
-    reported on stderr but does not change the run's exit code."""
-    record = run_record(config, name, outcome, start, duration, log_path)
+    reported on stderr but does not change the run's exit code. PID: the
+    run's run-job, when not this process (--kill-job recording a dead one's run)."""
+    if pid is None:
+        pid = os.getpid()
+    record = run_record(config, name, outcome, start, duration, log_path, pid)
     line = json_line(record).encode("utf-8", "surrogateescape")
     try:
         write_file_atomic(state_path(config, name), line)
@@ -4190,9 +4205,243 @@ def log_event(events, level, text):
         _write_stderr("run-job: logging: %s\n" % error)
 
 
+# A generated crontab line names the schedule it was written for: `run-job
+# --job NAME --scheduled 'EXPR'`. A start by a line that the job file no longer
+# asks for (the job is disabled, unscheduled or rescheduled) is skipped as a
+# quiet policy skip and recorded: the history gets a line with status
+# "skipped", the state keeps the last run's record and gains `last_skip` (local
+# time) and `last_skip_reason`, so it shows the skips since that run.
+
+CRONTAB_OUT_OF_DATE = "the crontab is out of date: run cron-generate"
+STATE_SKIP_MARK = b', "last_skip": '
+
+
+def normalised_schedule(expression):
+    """EXPRESSION as compared: its fields separated by one space."""
+    return " ".join(expression.split())
+
+
+def scheduled_skip_reason(job, scheduled):
+    """Why a start by the crontab line for schedule SCHEDULED must not run
+    JOB, or None when the job file still asks for that line."""
+    if job.disabled:
+        why = "disabled"
+    elif job.schedule is None:
+        why = "unscheduled"
+    elif normalised_schedule(job.schedule_expression) != normalised_schedule(scheduled):
+        why = "rescheduled: the crontab says '%s', the job file says '%s'" % (
+            scheduled, job.schedule_expression)
+    else:
+        return None
+    return "%s; %s" % (why, CRONTAB_OUT_OF_DATE)
+
+
+def skip_scheduled_start(config, job, reason, events=None):
+    """Skip a start of JOB by an out-of-date crontab line: nothing runs,
+    nothing is printed, no job log; recorded, and told to EVENTS."""
+    log_event(events, LOG_WARNING, "job %s: scheduled start skipped: %s" % (job.name, reason))
+    try:
+        record_skip(config, job.name, reason, time.time())
+    except (OSError, ProcessControlError) as error:
+        _write_stderr("run-job: job %s: cannot record the skipped start in %s: %s\n" % (
+            job.name, config.state_directory, getattr(error, "strerror", None) or error))
+    return EXIT_OK
+
+
+def record_skip(config, name, reason, now):
+    """Record a skipped start of job NAME in its history and state, under the
+    job's lock as a run records itself: the state is read and rewritten, which
+    must not lose a run's record written meanwhile. While a run holds the lock
+    only the history hears of the skip; the run's own record follows."""
+    line = json_line({"job": name, "status": "skipped", "reason": reason,
+                      "start": _iso_time(now), "start_time": round(now, 3),
+                      "pid": os.getpid()}).encode("utf-8", "surrogateescape")
+    fd = _open_regular_file(lock_path(config, name), os.O_RDWR | os.O_CREAT)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            append_history(history_path(config, name), line, max_bytes=None)
+            return
+        append_history(history_path(config, name), line)
+        path = state_path(config, name)
+        write_file_atomic(path, state_with_skip(_read_state_bytes(path), name, now, reason))
+    finally:
+        os.close(fd)
+
+
+def _read_state_bytes(path):
+    """The state record PATH as bytes, b"" when there is none."""
+    try:
+        fd = _open_regular_file(path, os.O_RDONLY, None)
+    except FileNotFoundError:
+        return b""
+    try:
+        return read_descriptor(fd)
+    finally:
+        os.close(fd)
+
+
+def state_with_skip(text, name, now, reason):
+    """The state record TEXT (as json_line wrote it, or b"") with the skip
+    fields set after the last run's, an earlier skip's replaced. Text that is
+    no record of job NAME is replaced by one holding only the skip."""
+    head = text.rstrip().split(STATE_SKIP_MARK, 1)[0]
+    if head.endswith(b"}"):
+        head = head[:-1]
+    own_start = b'{"job": ' + _json_string(name).encode("utf-8", "surrogateescape")
+    if not head.startswith(own_start):
+        head = own_start
+    skip = json_line({"last_skip": _iso_time(now), "last_skip_reason": reason})
+    return head + b", " + skip[1:].encode("utf-8", "surrogateescape")
+
+
 # ---- 9. reporting ----------------------------------------------------------------
 
 STATUS_INDENT = "    "
+
+# The installed crontab, compared with what cron-generate would write from the
+# job files: a scheduled, enabled job has exactly one line with its schedule,
+# any other job none. cron-generate writes at most 10,000 lines of 998
+# characters; a file larger than that is none of its own.
+CRONTAB_MAX_BYTES = 10000 * 999
+CRONTAB_JOB_PATTERN = r"(?:^|\s)--job (\S+)(?: --scheduled '([^']*)')?"
+
+
+class InstalledCrontab(object):
+    """What the installed crontab runs. `path` is None when output_crontab is
+    console (nothing to compare). `jobs` maps each job name to the schedules
+    of its lines (None for a line from a cron-generate that wrote no
+    --scheduled), or is None when no crontab is installed; `error` says why
+    the file cannot be compared, or is None."""
+
+    def __init__(self, path, jobs=None, error=None):
+        self.path = path
+        self.jobs = jobs
+        self.error = error
+
+
+def read_crontab_file(path):
+    """(bytes, stat) of the crontab PATH, or None when there is none. Read
+    as cron-generate writes it: a regular file, not through a symlink (it
+    replaces one), never blocking on a FIFO, at most CRONTAB_MAX_BYTES; else
+    ProcessControlError saying what is there."""
+    try:
+        fd = _open_regular_file(path, os.O_RDONLY, None)
+    except FileNotFoundError:
+        return None
+    except RefusedError:
+        raise ProcessControlError("%s is not a regular file, as cron-generate writes" % path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise ProcessControlError("%s is a symlink, not the file cron-generate writes"
+                                      % path)
+        raise ProcessControlError("cannot read %s: %s" % (path, error.strerror))
+    try:
+        status = os.fstat(fd)
+        data = _read_at_most(fd, CRONTAB_MAX_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > CRONTAB_MAX_BYTES:
+        raise ProcessControlError("%s is larger than any crontab cron-generate writes (%d "
+                                  "bytes)" % (path, CRONTAB_MAX_BYTES))
+    return data, status
+
+
+def _read_at_most(fd, limit):
+    chunks, size = [], 0
+    while size < limit:
+        chunk = os.read(fd, min(65536, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def crontab_job_lines(text):
+    """{job name: [the schedule of each of its lines]} for the lines of
+    crontab TEXT that run `--job NAME`; None for a line without the
+    `--scheduled 'EXPR'` that cron-generate now writes."""
+    import re  # lazily: only the reports read a crontab
+    pattern = re.compile(CRONTAB_JOB_PATTERN)
+    jobs = {}
+    for line in text.splitlines():
+        words = line.split(None, 1)
+        if not words or words[0].startswith("#") or "=" in words[0]:
+            continue  # a blank line, a comment or an environment setting
+        match = pattern.search(line)
+        if match:
+            jobs.setdefault(match.group(1), []).append(match.group(2))
+    return jobs
+
+
+def read_installed_crontab(config):
+    """The InstalledCrontab at config.output_crontab."""
+    path = config.output_crontab
+    if path == "console":
+        return InstalledCrontab(None)
+    try:
+        found = read_crontab_file(path)
+    except ProcessControlError as error:
+        return InstalledCrontab(path, error=str(error))
+    if found is None:
+        return InstalledCrontab(path)
+    return InstalledCrontab(path, crontab_job_lines(found[0].decode("utf-8", "replace")))
+
+
+def is_scheduled(job):
+    """Whether cron-generate writes a line for JOB."""
+    return job.schedule is not None and not job.disabled
+
+
+def job_crontab_problem(job, crontab):
+    """How JOB's lines in CRONTAB (an InstalledCrontab that was read) differ
+    from what cron-generate would write for it, or None."""
+    if crontab.jobs is None:
+        if is_scheduled(job):
+            return "no crontab installed: %s does not exist" % crontab.path
+        return None
+    schedules = crontab.jobs.get(job.name, [])
+    if None in schedules:
+        return "written by an older cron-generate"
+    listed = ", ".join("'%s'" % schedule for schedule in schedules)
+    if not is_scheduled(job):
+        if not schedules:
+            return None
+        return "%s, still scheduled %s" % (
+            "disabled" if job.disabled else "no schedule in the job file", listed)
+    if not schedules:
+        return "scheduled '%s', but not in the crontab" % job.schedule_expression
+    if len(schedules) > 1:
+        return "%d lines: %s" % (len(schedules), listed)
+    if normalised_schedule(schedules[0]) != normalised_schedule(job.schedule_expression):
+        return "rescheduled to '%s', still scheduled %s" % (job.schedule_expression, listed)
+    return None
+
+
+def crontab_orphans(crontab, names):
+    """The jobs CRONTAB runs that have no job file (are not among NAMES)."""
+    return sorted(set(crontab.jobs or ()) - set(names))
+
+
+def orphans_problem(orphans):
+    return "it runs %s, which %s no job file" % (
+        ", ".join(orphans), "has" if len(orphans) == 1 else "have")
+
+
+def crontab_status_lines(crontab, names):
+    """--status's closing lines about the crontab itself, not one job."""
+    if crontab.path is None:
+        return []
+    if crontab.error is not None:
+        return ["crontab: cannot compare it with the job files: %s; run cron-generate"
+                % crontab.error]
+    orphans = crontab_orphans(crontab, names)
+    if orphans:
+        return ["crontab: %s is out of date (%s); run cron-generate"
+                % (crontab.path, orphans_problem(orphans))]
+    return []
 
 
 def write_problems(problems, err):
@@ -4210,24 +4459,50 @@ def list_jobs(config, only_running, out, err):
     return EXIT_OK
 
 
-def show_status(config, only_running, out, err, now=None):
-    """--status: each job in the original's format; an invalid job file shows
-    as invalid without hiding the others."""
-    names, problems = scan_job_directory(config)
-    write_problems(problems, err)
+def show_status(config, names, only_running, out, err, now=None):
+    """--status [NAME...]: each job (or each named one, in the order named) in
+    the original's format; an invalid job file shows as invalid without hiding
+    the others. A name without a job file is a usage error, reported (as ls
+    does) after the others are shown."""
+    unknown, named = [], bool(names)
+    if named:
+        names, unknown = existing_job_names(config, names)
+    else:
+        names, problems = scan_job_directory(config)
+        write_problems(problems, err)
     if names and now is None:
         import datetime  # lazily: only the reports need it (1.2 ms)
         now = datetime.datetime.now()
+    crontab = read_installed_crontab(config)
     for name in names:
         running = running_info(config, name)
         if only_running and running is None:
             continue
-        for line in job_status_lines(config, name, running, now):
+        for line in job_status_lines(config, name, running, now, crontab):
             out.write(line + "\n")
-    return EXIT_OK
+    if not only_running and not named:  # lines of jobs without a file
+        for line in crontab_status_lines(crontab, names):
+            out.write(line + "\n")
+    write_problems(unknown, err)
+    return EXIT_USAGE if unknown else EXIT_OK
 
 
-def job_status_lines(config, name, running, now):
+def existing_job_names(config, names):
+    """(the NAMES that have a job file, a UsageError for each other one)."""
+    found, unknown = [], []
+    for name in names:
+        try:
+            job_file_path(config, name)
+        except UsageError as error:
+            unknown.append(error)
+            continue
+        except RefusedError:
+            pass  # shown as invalid, as a scan shows it
+        found.append(name)
+    return found, unknown
+
+
+def job_status_lines(config, name, running, now, crontab):
     try:
         job = load_job(config, name)
     except (ConfigError, RefusedError, UsageError) as error:
@@ -4247,13 +4522,27 @@ def job_status_lines(config, name, running, now):
         lines.append(STATUS_INDENT + "tags: " + ", ".join(job.tags))
     if job.schedule is not None:
         lines.append(STATUS_INDENT + schedule_summary(job, now))
+    if crontab.path is not None and crontab.error is None:
+        problem = job_crontab_problem(job, crontab)
+        if problem is not None:
+            lines.append(STATUS_INDENT + "crontab: out of date (%s); run cron-generate" % problem)
     try:
         state = read_job_state(config, name)
     except ProcessControlError as error:  # one unreadable record hides nothing else
         lines.append(STATUS_INDENT + "last status: unknown: %s" % error)
     else:
-        if state:
-            lines.append(STATUS_INDENT + "last status: " + outcome_summary(state))
+        lines.extend(STATUS_INDENT + line for line in state_summaries(state or {}))
+    return lines
+
+
+def state_summaries(state):
+    """The last run's outcome and the last skipped start since, as recorded."""
+    lines = []
+    if "status" in state:
+        lines.append("last status: " + outcome_summary(state))
+    if "last_skip" in state:
+        lines.append("last skipped start: %s (%s)"
+                     % (state["last_skip"], state.get("last_skip_reason")))
     return lines
 
 
@@ -4319,6 +4608,7 @@ def configuration_problems(config, as_root=False):
     except (ConfigError, RefusedError) as error:
         return problems + [error], warnings, []
     problems.extend(name_problems)
+    jobs = []
     for name in names:
         try:
             job = load_job(config, name)
@@ -4326,7 +4616,39 @@ def configuration_problems(config, as_root=False):
             problems.append(error)
             continue
         warnings.extend(schedule_warnings(job))
+        jobs.append(job)
+    warnings.extend(crontab_warnings(config, read_installed_crontab(config), jobs, names))
     return problems, warnings, names
+
+
+def crontab_warnings(config, crontab, jobs, names):
+    """--check's warnings where CRONTAB is not what the job files generate:
+    one per job that differs, one for lines of jobs with no job file."""
+    if crontab.path is None:
+        return []
+    if crontab.error is not None:
+        return [config.error("warning: cannot compare the crontab with the job files: %s; "
+                             "run cron-generate" % crontab.error, "output_crontab")]
+    if crontab.jobs is None:
+        if not any(is_scheduled(job) for job in jobs):
+            return []
+        return [config.error("warning: no crontab installed: %s does not exist; run "
+                             "cron-generate" % crontab.path, "output_crontab")]
+    warnings = []
+    for job in jobs:
+        problem = job_crontab_problem(job, crontab)
+        if problem is not None:
+            source, line, column = job.positions.get(
+                "disabled" if job.disabled else "schedule", (job.source, None, None))
+            warnings.append(ConfigError("warning: the crontab %s is out of date (%s); run "
+                                        "cron-generate" % (crontab.path, problem),
+                                        source, line, column))
+    orphans = crontab_orphans(crontab, names)
+    if orphans:
+        warnings.append(config.error("warning: the crontab %s is out of date (%s); run "
+                                     "cron-generate" % (crontab.path, orphans_problem(orphans)),
+                                     "output_crontab"))
+    return warnings
 
 
 def can_create_directory(path, as_root):
@@ -4358,16 +4680,20 @@ HELP = """\
 run-job: run a declared job as the service user, never twice at once, within
 its deadline, with every byte of its output logged.
 
-usage: run-job [--config FILE] [options] [NAME]
+usage: run-job [-c FILE] [options] [NAME]
 
   NAME, -j NAME, --job NAME     run job NAME (JOB_DIRECTORY/NAME.yaml)
   -w, --slow-start              run the job's slow_start_command instead
+  --scheduled EXPR              run as the crontab line for schedule EXPR does:
+                                skip quietly (and record why) when the job file
+                                no longer asks for that line
   -k NAME, --kill-job NAME      stop a running job and its whole process tree
   -l, --list-jobs               print every job name, one per line
-  -s, --status                  print each job's status, schedule and last outcome
+  -s, --status [NAME...]        print each job's (or each NAME's) status,
+                                schedule and last outcome
   -r, --only-running            with -l or -s: only the running jobs
   --check                       validate the global config and every job file
-  --config FILE                 the global config (default: $PROCESS_CONTROL_CONFIG,
+  -c FILE, --config FILE        the global config (default: $PROCESS_CONTROL_CONFIG,
                                 else /etc/process-control.yaml, else built-in defaults)
   --version                     print the version
   -h, --help                    print this help
@@ -4375,7 +4701,7 @@ usage: run-job [--config FILE] [options] [NAME]
 exit codes:
   0    success, or a quiet policy skip
   1    the job failed or was killed
-  64   usage error
+  64   usage error, or no job by that name
   75   the job is still running from a previous run (lock held)
   77   refused: wrong user, unsafe permissions or path
   78   configuration error
@@ -4392,9 +4718,10 @@ OPTIONS = {
     "--check": ("action", "check"),
     "-r": ("only_running", True), "--only-running": ("only_running", True),
     "-w": ("slow_start", True), "--slow-start": ("slow_start", True),
+    "--scheduled": ("scheduled", None),
     "-j": ("run", None), "--job": ("run", None),
     "-k": ("kill", None), "--kill-job": ("kill", None),
-    "--config": ("config_path", None),
+    "-c": ("config_path", None), "--config": ("config_path", None),
 }
 
 # Modules imported before giving up root, by command: see preload_modules.
@@ -4422,7 +4749,9 @@ class Invocation(object):
     def __init__(self):
         self.actions = []
         self.job = None
+        self.names = []  # the words that are not options: job names
         self.slow_start = False
+        self.scheduled = None
         self.only_running = False
         self.config_path = None
 
@@ -4455,8 +4784,8 @@ def apply_option(invocation, option, value, argv, index):
         if index >= len(argv):
             raise UsageError("%s needs a value; see run-job --help" % option)
         value, index = argv[index], index + 1
-    if attribute == "config_path":
-        invocation.config_path = value
+    if attribute in ("config_path", "scheduled"):
+        setattr(invocation, attribute, value)
     else:
         invocation.actions.append(attribute)
         invocation.job = value
@@ -4469,16 +4798,13 @@ def parse_command_line(argv):
     while index < len(argv):
         word = argv[index]
         if word == "--":  # the rest are job names, even if they start with -
-            for name in argv[index + 1:]:
-                invocation.actions.append("run")
-                invocation.job = name
+            invocation.names.extend(argv[index + 1:])
             break
         if word.startswith("-") and word != "-":
             option, value, index = split_option(argv, index)
             index = apply_option(invocation, option, value, argv, index)
         else:
-            invocation.actions.append("run")
-            invocation.job = word
+            invocation.names.append(word)
             index += 1
     return check_invocation(invocation)
 
@@ -4489,6 +4815,9 @@ def check_invocation(invocation):
         if wins in actions:
             invocation.actions = [wins]
             return invocation
+    if not actions and invocation.names:  # run-job NAME
+        actions.append("run")
+        invocation.job = invocation.names.pop(0)
     if not actions:
         raise UsageError("name a job to run, or an action such as --status; "
                          "see run-job --help")
@@ -4496,10 +4825,53 @@ def check_invocation(invocation):
         raise UsageError("one job or action at a time; see run-job --help")
     if invocation.slow_start and actions[0] != "run":
         raise UsageError("--slow-start applies only to running a job; see run-job --help")
+    if invocation.scheduled is not None and actions[0] != "run":
+        raise UsageError("--scheduled applies only to running a job; see run-job --help")
     if invocation.only_running and actions[0] not in ("list", "status"):
         raise UsageError("--only-running applies only to --list-jobs and --status; "
                          "see run-job --help")
+    check_names(invocation)
     return invocation
+
+
+# The actions that take no job name, by option, for their usage error.
+ACTION_OPTIONS = {"list": "--list-jobs", "check": "--check"}
+
+
+def check_names(invocation):
+    """Only --status takes any number of job names; each named job must be a
+    job's name, not its file's."""
+    action, names = invocation.actions[0], invocation.names
+    quoted = ", ".join(repr(name) for name in names)[:80]  # one line, whatever they hold
+    if names and action in ("run", "kill"):
+        raise UsageError("one job at a time, not %r and %s; see run-job --help"
+                         % (invocation.job[:80], quoted))
+    if names and action in ACTION_OPTIONS:
+        raise UsageError("%s takes no job name, not %s; see run-job --help"
+                         % (ACTION_OPTIONS[action], quoted))
+    if action in ("run", "kill"):
+        check_not_a_file_name(invocation.job, action)
+    for name in names:
+        check_not_a_file_name(name, action)
+        check_job_name(name)
+
+
+# How check_not_a_file_name says to name the job instead.
+NAME_HINTS = {"run": ("run the job", "run-job %s"),
+              "kill": ("stop the job", "run-job --kill-job %s"),
+              "status": ("show the job", "run-job --status %s")}
+
+
+def check_not_a_file_name(word, action):
+    """`run-job ticker.yaml`, or a path to it: the job is called ticker."""
+    if not word.endswith(".yaml"):
+        return
+    file_name = os.path.basename(word)
+    name = file_name[:-len(".yaml")]
+    if is_job_name(name):
+        what, command = NAME_HINTS[action]
+        raise UsageError("%s is a file name; %s by its name: %s"
+                         % (file_name, what, command % name))
 
 
 def run_command(config, invocation):
@@ -4518,11 +4890,26 @@ def run_command(config, invocation):
         modules += LOGGING_MODULES
     become_service_user(config, modules)
     events = run_events(config)
-    job = load_job(config, name)
+    job = load_scheduled_job(config, name, invocation.scheduled)
+    if invocation.scheduled is not None:
+        reason = scheduled_skip_reason(job, invocation.scheduled)
+        if reason is not None:
+            return skip_scheduled_start(config, job, reason, events)
     if invocation.slow_start and job.slow_start_commands is None:
         raise UsageError("job %s has no slow_start_command; run it without "
                          "--slow-start" % name)
     return execute_job(config, job, slow_start=invocation.slow_start, events=events)
+
+
+def load_scheduled_job(config, name, scheduled):
+    """load_job; a crontab line (SCHEDULED is not None) for a job that has
+    no file any more says that the crontab is out of date."""
+    try:
+        return load_job(config, name)
+    except UsageError as error:
+        if scheduled is None:
+            raise
+        raise UsageError("%s; %s" % (error, CRONTAB_OUT_OF_DATE))
 
 
 def report_command(config, invocation):
@@ -4534,7 +4921,8 @@ def report_command(config, invocation):
     if action == "list":
         return list_jobs(config, invocation.only_running, sys.stdout, sys.stderr)
     if action == "status":
-        return show_status(config, invocation.only_running, sys.stdout, sys.stderr)
+        return show_status(config, invocation.names, invocation.only_running,
+                           sys.stdout, sys.stderr)
     return check_configuration(config, sys.stdout, sys.stderr, as_root)
 
 

@@ -22,6 +22,7 @@ sys.path.insert(0, HERE)
 import run_job  # noqa: E402
 
 RUN_JOB = os.path.join(HERE, "run_job.py")
+CRON_GENERATE = os.path.join(HERE, "cron_generate.py")
 IS_ROOT = os.geteuid() == 0
 CURRENT_USER = pwd.getpwuid(os.geteuid()).pw_name
 # Debian's interpreter: other users cannot read the pyenv build under /root.
@@ -77,6 +78,10 @@ class Sandbox(object):
         return os.path.join(self.root, *parts)
 
     def write_config(self, user=CURRENT_USER, extra="", mode=0o644):
+        # The reports compare the installed crontab with the job files: none
+        # here (console) unless EXTRA names one, never the machine's own.
+        if "output_crontab:" not in extra:
+            extra += "output_crontab: console\n"
         write_file(self.config,
                    "user: %s\n"
                    "job_directory: jobs\n"
@@ -544,7 +549,8 @@ class ExampleTests(SandboxTest):
 class UsageTests(SandboxTest):
     def test_usage_errors_exit_64(self):
         for args in ([], ["--bogus"], ["-x"], ["-s", "-l"], ["a", "b"], ["-w", "-s"], ["-r", "job"],
-                     ["--job"], ["--status=yes"], ["-j", "a", "-k", "b"]):
+                     ["--job"], ["--status=yes"], ["-j", "a", "-k", "b"], ["-l", "a"],
+                     ["--check", "a"], ["-k", "a", "b"], ["-j", "a", "b"], ["-c"]):
             with self.subTest(args=args):
                 code, out, err = self.sandbox.run(*args)
                 self.assertEqual(code, 64)
@@ -582,6 +588,176 @@ class UsageTests(SandboxTest):
                          (["status"], True, "/c.yaml"))
         self.assertEqual(parse(["--", "job"]).job, "job")
         self.assertEqual(parse(["--check", "--help"]).actions, ["help"])
+def help_options(text):
+    """{long option: its short forms} from the option lines of a --help text."""
+    options = {}
+    for line in text.splitlines():
+        if not line.startswith("  -") and not line.startswith("  NAME, -"):
+            continue
+        words = [word.split()[0] for word in line.strip().split("  ")[0].split(", ")]
+        longs = [word for word in words if word.startswith("--")]
+        shorts = tuple(word for word in words if word.startswith("-") and word not in longs)
+        for option in longs:
+            options[option] = shorts
+    return options
+
+
+class OperatorTests(SandboxTest):
+    """What a new operator stumbled on (issue 8): the command line says what
+    was meant, and both scripts say it alike."""
+
+    def test_kill_job_of_no_such_job_is_a_usage_error(self):
+        self.sandbox.write_job("idle", "command: /bin/true\n")
+        self.assertEqual(self.sandbox.run("--kill-job", "nosuch"), (64, "", (
+            "run-job: no job named nosuch: %s does not exist; run-job --list-jobs lists the jobs\n"
+            % os.path.join(self.sandbox.jobs, "nosuch.yaml"))))
+        self.assertEqual(self.sandbox.run("-k", "idle"), (1, "", "run-job: job idle is not running\n"))
+
+    def test_kill_job_stops_a_run_whose_job_file_was_removed(self):
+        path = self.sandbox.write_job("sleeper", "command: /bin/sleep 30\n")
+        process = self.start_in_background("sleeper")
+        self.wait_until_running("sleeper")
+        os.remove(path)
+        self.assertEqual(self.sandbox.run("--kill-job", "sleeper"), (0, "", ""))
+        self.assertEqual(process.wait(timeout=20), 1)
+        state = run_job.read_job_state(self.sandbox.load(), "sleeper")
+        self.assertEqual((state["status"], state["pid"]), ("killed", process.pid))
+        code, out, err = self.sandbox.run("--kill-job", "sleeper")  # now neither file nor run
+        self.assertEqual(code, 64)
+        self.assert_one_error_line(err, "no job named sleeper")
+
+    def test_kill_job_records_the_dead_run_job_s_pid_not_its_own(self):
+        path = self.sandbox.write_job("sleeper", "command: /bin/sleep 30\n")
+        process = self.start_in_background("sleeper")
+        self.wait_until_running("sleeper")
+        process.kill()  # SIGKILL: the sleep, left behind, holds the lock
+        process.wait()
+        os.remove(path)  # and its file is gone too: still killable
+        killer = subprocess.Popen([sys.executable, RUN_JOB, "--config", self.sandbox.config,
+                                   "--kill-job", "sleeper"], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = killer.communicate(timeout=30)
+        self.assertEqual((killer.returncode, out, err), (0, b"", b""))
+        config = self.sandbox.load()
+        self.assertIsNone(run_job.running_info(config, "sleeper"))
+        state = run_job.read_job_state(config, "sleeper")
+        self.assertEqual((state["status"], state["pid"]), ("killed", process.pid))
+        self.assertIn("run-job (pid %d) had died" % process.pid, state["reason"])
+        self.assertEqual([record["pid"] for record in run_job.read_history(config, "sleeper")],
+                         [process.pid])
+
+    def test_status_shows_only_the_named_jobs_in_the_order_named(self):
+        for name in ("alpha", "beta", "gamma"):
+            self.sandbox.write_job(name, "command: x\n")
+        self.sandbox.write_job("broken", "command: x\ntimout: 3\n")
+        self.assertEqual(self.sandbox.run("--status", "gamma", "alpha"),
+                         (0, "gamma - gamma\nalpha - alpha\n", ""))
+        self.assertEqual(self.sandbox.run("-s", "broken"), (0, (
+            "broken ***Invalid configuration***\n"
+            "    %s/broken.yaml:2:1: unknown key `timout`; did you mean `timeout`?\n"
+            % self.sandbox.jobs), ""))
+        code, out, err = self.sandbox.run("beta", "--status", "nosuch", "alpha")
+        self.assertEqual((code, out), (64, "beta - beta\nalpha - alpha\n"))
+        self.assert_one_error_line(err, "no job named nosuch: %s does not exist"
+                                   % os.path.join(self.sandbox.jobs, "nosuch.yaml"),
+                                   "run-job --list-jobs lists the jobs")
+        code, out, err = self.sandbox.run("--status", "../beta")
+        self.assertEqual((code, out), (77, ""))
+        self.assert_one_error_line(err, "refused job name '../beta'")
+
+    def test_status_of_named_jobs_with_only_running(self):
+        self.sandbox.write_job("sleeper", "command: /bin/sleep 30\n")
+        self.sandbox.write_job("idle", "command: /bin/true\n")
+        self.assertEqual(self.sandbox.run("-r", "--status", "idle", "sleeper"), (0, "", ""))
+        process = self.start_in_background("sleeper")
+        self.wait_until_running("sleeper")
+        self.assertEqual(self.sandbox.run("-sr", "idle", "sleeper"),
+                         (0, "sleeper - sleeper    {pid: %d, status: running}\n" % process.pid, ""))
+        code, out, err = self.sandbox.run("-sr", "sleeper", "nosuch")
+        self.assertEqual((code, out.splitlines()[0]),
+                         (64, "sleeper - sleeper    {pid: %d, status: running}" % process.pid))
+        self.assert_one_error_line(err, "no job named nosuch")
+
+    def test_a_job_file_name_suggests_the_job_name(self):
+        marker = self.sandbox.path("ran")
+        self.sandbox.write_job("ticker", "command: /bin/touch %s\n" % marker)
+        self.sandbox.write_job("alpha", "command: x\n")
+        run = "run the job by its name: run-job ticker"
+        cases = (
+            (["ticker.yaml"], run),
+            (["jobs/ticker.yaml"], run),
+            ([os.path.join(self.sandbox.jobs, "ticker.yaml")], run),
+            (["/var/lib/process-control/ticker.yaml"], run),
+            (["-j", "ticker.yaml"], run),
+            (["-w", "--job=ticker.yaml"], run),
+            (["--", "ticker.yaml"], run),
+            (["--kill-job", "ticker.yaml"], "stop the job by its name: run-job --kill-job ticker"),
+            (["-kjobs/ticker.yaml"], "stop the job by its name: run-job --kill-job ticker"),
+            (["--status", "ticker.yaml"], "show the job by its name: run-job --status ticker"),
+            (["-s", "alpha", "jobs/ticker.yaml"], "show the job by its name: run-job --status ticker"),
+        )
+        for args, hint in cases:
+            with self.subTest(args=args):
+                self.assertEqual(self.sandbox.run(*args),
+                                 (64, "", "run-job: ticker.yaml is a file name; %s\n" % hint))
+        self.assertFalse(os.path.exists(marker))
+        self.assertEqual(self.sandbox.run("ticker"), (0, "", ""))
+        self.assertTrue(os.path.exists(marker))
+
+    def test_c_is_the_short_form_of_config(self):
+        self.sandbox.write_job("alpha", "command: x\n")
+        for args in (["-c", self.sandbox.config], ["-c" + self.sandbox.config],
+                     ["-lc", self.sandbox.config]):
+            with self.subTest(args=args):
+                arguments = args if "-lc" in args else args + ["--list-jobs"]
+                self.assertEqual(self.sandbox.run(*arguments, with_config=False),
+                                 (0, "alpha\n", ""))
+
+    def test_both_scripts_help_lists_the_same_options_alike(self):
+        helps = []
+        for script in (RUN_JOB, CRON_GENERATE):
+            process = subprocess.run([sys.executable, script, "--help"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, universal_newlines=True)
+            self.assertEqual((process.returncode, process.stderr), (0, ""))
+            self.assertIn("  -c FILE, --config FILE  ", process.stdout)
+            helps.append(help_options(process.stdout))
+        run_job_options, cron_generate_options = helps
+        shared = sorted(set(run_job_options) & set(cron_generate_options))
+        self.assertEqual(shared, ["--check", "--config", "--help", "--version"])
+        for option in shared:
+            self.assertEqual(run_job_options[option], cron_generate_options[option], option)
+        self.assertEqual(run_job_options["--config"], ("-c",))
+
+    def test_a_missing_service_user_gets_useradd_advice(self):
+        self.sandbox.write_config(user="no-such-user-pc")
+        self.sandbox.write_job("job", "command: /bin/true\n")
+        advice = "the service user 'no-such-user-pc' does not exist; create it (useradd --system " \
+                 "no-such-user-pc) or set user: to the account jobs run as"
+        for args in (["job"], ["--kill-job", "job"]):
+            with self.subTest(args=args):
+                code, out, err = self.sandbox.run(*args)
+                self.assertEqual(code, 78)
+                self.assert_one_error_line(err, advice)
+
+    @root_only
+    def test_check_and_cron_generate_give_the_same_advice_for_a_missing_user(self):
+        # As another user, both refuse the config first (its owner is no
+        # trusted user when the service user does not exist).
+        self.sandbox.write_config(user="no-such-user-pc")
+        code, out, err = self.sandbox.run("--check")
+        self.assertEqual(code, 78)
+        self.assertIn("run-job: %s:1:1: the service user 'no-such-user-pc' does not exist; create "
+                      "it (useradd --system no-such-user-pc) or set user: to the account jobs run "
+                      "as\n" % self.sandbox.config, err)
+        process = subprocess.run([sys.executable, CRON_GENERATE, "-c", self.sandbox.config, "--check"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 universal_newlines=True)
+        self.assertEqual((process.returncode, process.stdout), (78, ""))
+        self.assertEqual(process.stderr, "cron-generate: %s:1:1: the service user 'no-such-user-pc' "
+                         "does not exist; create it (useradd --system no-such-user-pc) or set user: "
+                         "to the account jobs run as\n" % self.sandbox.config)
+
+
 class RefusalTests(SandboxTest):
     def test_unsafe_paths_are_refused_with_77(self):
         outside = self.sandbox.path("outside.yaml")
@@ -657,7 +833,9 @@ class RefusalTests(SandboxTest):
                 code, out, err = self.sandbox.run(*args, **options)
                 self.assertEqual(code, 77, err)
                 self.assert_one_error_line(err, "service user %s" % service_user,
-                                           "sudo -u %s run-job" % service_user)
+                                           "run it as root, or as %s (runuser -u %s -- run-job "
+                                           % (service_user, service_user))
+                self.assertNotIn("sudo", err)
         self.assertFalse(os.path.exists(self.sandbox.path("ran")))
 
     def test_config_errors_exit_78_on_one_line(self):

@@ -111,9 +111,10 @@ class RenderTests(unittest.TestCase):
         self.assertEqual(body, (
             "# Skipping disabled job ingenico_wr1_audit_parse\n"
             "# Generated from /var/lib/process-control/barium/paypal_audit.yaml\n"
-            "35 19 * * * jenkins /usr/bin/run-job --job paypal_audit\n"
+            "35 19 * * * jenkins /usr/bin/run-job --job paypal_audit --scheduled '35 19 * * *'\n"
             "# Generated from /var/lib/process-control/barium/paypal_smashpig_job_runner.yaml\n"
-            "2-59/5 * * * * jenkins /usr/bin/run-job --job paypal_smashpig_job_runner\n"))
+            "2-59/5 * * * * jenkins /usr/bin/run-job --job paypal_smashpig_job_runner"
+            " --scheduled '2-59/5 * * * *'\n"))
         cron_generate.validate_crontab(text, config)
 
     def test_environment_values_are_quoted_where_cron_would_trim(self):
@@ -175,11 +176,11 @@ class GenerateTests(unittest.TestCase):
         body = text.split("\n", 2)[2]
         self.assertEqual(body, (
             "# Generated from %(d)s/alpha.yaml\n"
-            "30 12 * * * %(u)s /usr/bin/run-job --job alpha\n"
-            "# Skipping disabled job middle\n"
+            "30 12 * * * %(u)s /usr/bin/run-job --job alpha --scheduled '30 12 * * *'\n"
+            "# Skipping unscheduled job middle\n"
             "# Skipping disabled job off\n"
             "# Generated from %(d)s/zeta.yaml\n"
-            "*/5 * * * * %(u)s /usr/bin/run-job --job zeta\n") % {"d": box.job_directory, "u": user})
+            "*/5 * * * * %(u)s /usr/bin/run-job --job zeta --scheduled '*/5 * * * *'\n") % {"d": box.job_directory, "u": user})
         status = os.stat(box.crontab)
         self.assertEqual(stat.S_IMODE(status.st_mode), 0o644)
         if IS_ROOT:
@@ -231,7 +232,7 @@ class GenerateTests(unittest.TestCase):
         code, out, err = box.run()
         self.assertEqual(code, 78)
         text = box.read_crontab()
-        self.assertIn("/usr/bin/run-job --job good\n", text)
+        self.assertIn("/usr/bin/run-job --job good --scheduled '0 1 * * *'\n", text)
         self.assertEqual(len(job_lines(text)), 1)
         self.assertRegex(text, r"# Skipping invalid job bad: .*bad\.yaml:2:\d+: ")
         self.assertRegex(text, r"# Skipping invalid job broken: .*broken\.yaml:2:1: ")
@@ -246,7 +247,8 @@ class GenerateTests(unittest.TestCase):
         code, out, err = box.run()
         self.assertEqual(code, 78, err)
         text = box.read_crontab()
-        self.assertEqual(job_lines(text), ["0 1 * * * %s /usr/bin/run-job --job good" % service_user()])
+        self.assertEqual(job_lines(text), ["0 1 * * * %s /usr/bin/run-job --job good --scheduled "
+                                           "'0 1 * * *'" % service_user()])
         self.assertIn("# Skipping invalid job writable: ", text)
         self.assertIn("writable.yaml", err)
 
@@ -258,7 +260,8 @@ class GenerateTests(unittest.TestCase):
         code, out, err = box.run()
         self.assertEqual(code, 78, err)
         text = box.read_crontab()
-        self.assertEqual(job_lines(text), ["0 1 * * * %s /usr/bin/run-job --job good" % service_user()])
+        self.assertEqual(job_lines(text), ["0 1 * * * %s /usr/bin/run-job --job good --scheduled "
+                                           "'0 1 * * *'" % service_user()])
         self.assertIn("# Skipping invalid job file nightly.backup.yaml: ", text)
         self.assertIn("# Skipping invalid job file my job.yaml: ", text)
         self.assertIn("nightly.backup.yaml", err)
@@ -324,24 +327,41 @@ class GenerateTests(unittest.TestCase):
         box.job("a", "command: /bin/true\nschedule: '0 1 * * *'\n")
         code, out, err = box.run("--stdout")
         self.assertEqual(code, 0, err)
-        self.assertIn("0 1 * * * %s /usr/bin/run-job --job a\n" % service_user(), out)
+        self.assertIn("0 1 * * * %s /usr/bin/run-job --job a --scheduled '0 1 * * *'\n"
+                      % service_user(), out)
         self.assertFalse(os.path.exists(box.crontab))
         box.settings["output_crontab"] = "console"
         box.write_config()
         code, out, err = box.run()
         self.assertEqual(code, 0, err)
-        self.assertIn("--job a\n", out)
+        self.assertIn("--job a --scheduled '0 1 * * *'\n", out)
         self.assertFalse(os.path.exists(box.crontab))
 
     def test_usage_errors_are_one_line(self):
-        for arguments in (["extra"], ["--stdout", "--check"], ["--bogus"]):
+        for arguments in (["extra"], ["--stdout", "--check"], ["--bogus"], ["-c"]):
             code, _, err = self.sandbox.run(*arguments)
             self.assertEqual(code, 64, arguments)
             self.assertEqual(len(err.splitlines()), 1, err)
-            self.assertIn("--help", err)
+            self.assertIn("see cron-generate --help", err)
+        # Options exist: an argument is not "no arguments", an unknown option is unknown.
+        self.assertEqual(self.sandbox.run("extra")[2],
+                         "cron-generate: unexpected argument 'extra': cron-generate schedules "
+                         "every job and takes only the options -c FILE, --stdout and --check; "
+                         "see cron-generate --help\n")
+        self.assertEqual(self.sandbox.run("--bogus")[2],
+                         "cron-generate: unknown option --bogus; see cron-generate --help\n")
         code, out, _ = self.sandbox.run("--help")
         self.assertEqual(code, 0)
         self.assertIn("usage: cron-generate", out)
+
+    def test_c_FILE_as_run_job_reads_it(self):
+        self.sandbox.job("a", "command: /bin/true\nschedule: '0 1 * * *'\n")
+        for arguments in (["-c", self.sandbox.config], ["-c" + self.sandbox.config]):
+            process = subprocess.run([sys.executable, CRON_GENERATE, "--stdout"] + arguments,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL, universal_newlines=True)
+            self.assertEqual((process.returncode, process.stderr), (0, ""), arguments)
+            self.assertIn("--job a", process.stdout)
 
     def test_template_mailto_and_environment(self):
         box = self.sandbox
@@ -356,7 +376,7 @@ class GenerateTests(unittest.TestCase):
         self.assertIn("MAILTO=ops@example.org,dev@example.org", lines)
         self.assertIn("PATH=/usr/local/bin:/usr/bin:/bin", lines)
         self.assertIn('GREETING="  padded  "', lines)
-        self.assertIn("0 1 * * * %s /usr/bin/run-job --job a # from %s/a.yaml"
+        self.assertIn("0 1 * * * %s /usr/bin/run-job --job a --scheduled '0 1 * * *' # from %s/a.yaml"
                       % (service_user(), box.job_directory), lines)
 
     def test_unknown_template_placeholder_is_a_config_error(self):
@@ -400,7 +420,8 @@ class GenerateTests(unittest.TestCase):
         box.job("a", "command: /bin/true\nschedule: '0 1 * * *'\n")
         code, _, err = box.run()
         self.assertEqual(code, 0, err)
-        self.assertIn("0 1 * * * root /usr/bin/run-job --job a\n", box.read_crontab())
+        self.assertIn("0 1 * * * root /usr/bin/run-job --job a --scheduled '0 1 * * *'\n",
+                      box.read_crontab())
 
     def test_injection_never_adds_a_crontab_line(self):
         box = self.sandbox
@@ -419,7 +440,8 @@ class GenerateTests(unittest.TestCase):
         code, out, err = box.run()
         self.assertEqual(code, 78, err)
         text = box.read_crontab()
-        self.assertEqual(job_lines(text), ["0 1 * * * %s /usr/bin/run-job --job good" % service_user()])
+        self.assertEqual(job_lines(text), ["0 1 * * * %s /usr/bin/run-job --job good --scheduled "
+                                           "'0 1 * * *'" % service_user()])
         for name in attempts:
             self.assertIn("# Skipping invalid job %s: " % name, text)
 
@@ -475,9 +497,10 @@ class SeedExampleTests(unittest.TestCase):
         self.assertEqual(out.split("\n", 2)[2], (
             "# Skipping disabled job ingenico_wr1_audit_parse\n"
             "# Generated from /var/lib/process-control/barium/paypal_audit.yaml\n"
-            "35 19 * * * jenkins /usr/bin/run-job --job paypal_audit\n"
+            "35 19 * * * jenkins /usr/bin/run-job --job paypal_audit --scheduled '35 19 * * *'\n"
             "# Generated from /var/lib/process-control/barium/paypal_smashpig_job_runner.yaml\n"
-            "2-59/5 * * * * jenkins /usr/bin/run-job --job paypal_smashpig_job_runner\n"
+            "2-59/5 * * * * jenkins /usr/bin/run-job --job paypal_smashpig_job_runner"
+            " --scheduled '2-59/5 * * * *'\n"
         ).replace(" jenkins ", " %s " % service_user()))
 
 

@@ -35,6 +35,7 @@ import errno  # noqa: E402
 import fcntl  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
+import pwd  # noqa: E402
 import random  # noqa: E402
 import resource  # noqa: E402
 import re  # noqa: E402
@@ -347,6 +348,7 @@ class LockTests(RunnerTestCase):
         state = run_job.read_job_state(self.config, "demo")  # recorded by kill_job
         self.assertEqual((state["status"], state["log"]), ("killed", self.logs()[0]))
         self.assertIn("run-job (pid %d) had died" % orphaned.pid, state["reason"])
+        self.assertEqual(state["pid"], orphaned.pid)  # that run's run-job, not the killer
         self.assertEqual(notes(self.last_log())[-3:-1], [("outcome", "killed"),
                                                          ("reason", state["reason"])])
         self.assertEqual(self.run_job(self.job([["true"]])), (0, b"", b""))
@@ -414,9 +416,17 @@ class LockTests(RunnerTestCase):
         self.assertTrue(self.lock_is_free())
 
     def test_kill_job_with_nothing_running_says_so_on_stderr_and_returns_1(self):
+        jobs = self.path("jobs")
+        os.mkdir(jobs)
+        with open(os.path.join(jobs, "demo.yaml"), "w") as job_file:
+            job_file.write("command: /bin/true\n")
+        config = run_job.GlobalConfig(job_directory=jobs, user=pwd.getpwuid(os.geteuid()).pw_name,
+                                      **self.config_fields)
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            self.assertEqual(run_job.kill_job(self.config, "demo"), 1)
+            self.assertEqual(run_job.kill_job(config, "demo"), 1)
+            with self.assertRaisesRegex(run_job.UsageError, "^no job named nosuch: "):
+                run_job.kill_job(config, "nosuch")  # no file, no lock: no such job
         self.assertEqual((out.getvalue(), err.getvalue()), ("", "run-job: job demo is not running\n"))
 
     def test_a_symlink_as_lock_file_is_refused(self):
@@ -805,13 +815,62 @@ class StateTests(RunnerTestCase):
             self.assertEqual((decoded["none"], decoded["flag"]), (None, True))
 
 
+SAMPLE_TESTS = """
+import unittest
+
+
+class Sample(unittest.TestCase):
+    def test_runs(self):
+        pass
+
+    @unittest.skip("needs a frobnicator")
+    def test_skipped(self):
+        pass
+
+
+@unittest.skip("the whole class:\\n  over two lines")
+class Whole(unittest.TestCase):
+    def test_first(self):
+        pass
+"""
+
+
+class SummaryTests(unittest.TestCase):
+    def test_make_test_says_why_each_skipped_test_was_skipped(self):
+        # This file's run_all, as `make test` runs it, beside a sample test file.
+        directory = tempfile.mkdtemp(prefix="run-job-test-summary-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        shutil.copy(os.path.join(HERE, "run_job.py"), directory)
+        shutil.copy(os.path.abspath(__file__), os.path.join(directory, "runner.py"))
+        with open(os.path.join(directory, "test_sample.py"), "w") as sample:
+            sample.write(SAMPLE_TESTS)
+        process = subprocess.run([sys.executable, "runner.py"], cwd=directory, stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 universal_newlines=True, timeout=60)
+        self.assertEqual(process.returncode, 0, process.stderr)
+        self.assertEqual(process.stdout, (
+            "skipped: test_sample.Sample.test_skipped: needs a frobnicator\n"
+            "skipped: test_sample.Whole.test_first: the whole class: over two lines\n"
+            "tests: 1 passed, 0 failed, 2 skipped\n"))
+
+
+def skip_lines(skipped):
+    """`skipped: TEST_ID: REASON` for each (test, reason) that unittest skipped;
+    a module or class skipped whole has no test method: its id says which."""
+    return ["skipped: %s: %s" % (test.id(), " ".join(str(reason).split()))
+            for test, reason in skipped]
+
+
 def run_all():
-    """Discover every test_*.py beside this file and print one summary line."""
+    """Discover every test_*.py beside this file; print why each skipped test
+    was skipped, then one summary line."""
     suite = unittest.defaultTestLoader.discover(HERE, pattern="test_*.py", top_level_dir=HERE)
     result = unittest.TextTestRunner(verbosity=int(os.environ.get("VERBOSE", "1"))).run(suite)
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
     skipped = len(result.skipped)
     passed = result.testsRun - failed - skipped
+    for line in skip_lines(result.skipped):
+        print(line)
     print("tests: %d passed, %d failed, %d skipped" % (passed, failed, skipped))
     return 0 if failed == 0 and result.testsRun > 0 else 1
 
