@@ -403,6 +403,33 @@ def report_problems(entries, config):
                 sys.stderr.write("cron-generate: %s\n" % warning)
 
 
+def create_directories(config):
+    """As root, at every deployment: the output, state and run directories,
+    owned by the service user, who could not create them under root's
+    /var/log and /var/lib on its first cron run. One that cannot be made is
+    reported by the warnings that follow."""
+    account = run_job.service_account(config)
+    for key, path, mode, gid in run_job.written_directories(config, account):
+        try:
+            if run_job.ensure_directory(config, account, key, path, mode, gid):
+                print("cron-generate: created %s (owner %s, mode %04o)"
+                      % (path, config.user, mode))
+        except (run_job.ProcessControlError, OSError):
+            pass
+
+
+def report_service_user_problems(entries, config):
+    """What would make the service user's cron runs fail: warnings, as the
+    job's program, say, may be deployed next; run-job --check fails on them."""
+    account = run_job.service_account(config)
+    problems = run_job.directory_problems(config, account)
+    for entry in entries:
+        if entry.scheduled:
+            problems.extend(run_job.command_problems(config, entry.job, account))
+    for problem in problems:
+        sys.stderr.write("cron-generate: warning: %s\n" % printable(str(problem)))
+
+
 def generate(options):
     config = run_job.load_global_config(options["config"])
     run_job.job_directory_path(config)  # refused: keep the crontab cron has
@@ -418,6 +445,9 @@ def generate(options):
     if not console:
         path = target_path(config)
         check_line_count(text, path)
+    if not options["check"] and not console and os.geteuid() == 0:
+        create_directories(config)
+    report_service_user_problems(entries, config)
     invalid = any(entry.error is not None for entry in entries)
     status = run_job.EXIT_CONFIG if invalid else run_job.EXIT_OK
     data = text.encode("utf-8")

@@ -1939,10 +1939,15 @@ JOB_NAME_CHARACTERS = frozenset(
 JOB_NAME_MAX_LENGTH = 200
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_KILL_GRACE = 10.0
-# The directories run-job writes into, with the mode it creates them with:
-# job output may be private, run and state are read by --status for anyone.
+# The directories run-job writes into, with the mode they are created with:
+# job output may be private (with `log_group`, 02750: the setgid bit gives
+# every job's log directory and log file that group), run and state are read
+# by --status for anyone.
 WRITTEN_DIRECTORIES = (("output_directory", 0o750), ("run_directory", 0o755),
                        ("state_directory", 0o755))
+LOG_GROUP_DIRECTORY_MODE = 0o2750
+LOG_DIRECTORY_MODE = 0o750
+LOG_FILE_MODE = 0o640
 
 
 class GlobalConfig(object):
@@ -1953,12 +1958,13 @@ class GlobalConfig(object):
     def __init__(self, source=None, user="process-control",
                  job_directory="/var/lib/process-control",
                  output_directory="/var/log/process-control",
-                 run_directory="/run/process-control",
+                 run_directory="/var/lib/process-control-state/locks",
                  state_directory="/var/lib/process-control-state",
                  runner_path=FALLBACK_RUNNER_PATH, cron_template=None,
                  output_crontab="/etc/cron.d/process-control",
                  default_job_config=None, logging=None, mailto=None,
-                 cron_environment=None, marks=None, source_status=None):
+                 cron_environment=None, log_group=None, marks=None,
+                 source_status=None):
         self.source = source
         self.user = user
         self.job_directory = job_directory
@@ -1972,6 +1978,7 @@ class GlobalConfig(object):
         self.logging = logging
         self.mailto = mailto
         self.cron_environment = cron_environment or {}
+        self.log_group = log_group
         self.marks = marks or {}
         self.source_status = source_status
 
@@ -1986,7 +1993,8 @@ class Job(object):
     run in sequence; timeout and kill_grace are seconds (timeout 0 means
     none); `schedule` is a Schedule or None, written as
     `schedule_expression`; `positions` maps each key to the (source, line,
-    column) it was set at, the global config's for default_job_config."""
+    column) it was set at, the global config's for default_job_config;
+    `written` maps each key to its value as written, for --check's advice."""
 
     def __init__(self, name, source=None, description=None, commands=(),
                  slow_start_commands=None, schedule=None, disabled=False,
@@ -1994,7 +2002,7 @@ class Job(object):
                  environment=None, tags=(), allow_overtime=False,
                  fail_on_stderr=False, success_exit_codes=(0,), failmail=None,
                  failure_threshold_for_mail=None, verbose_name=None,
-                 schedule_expression=None, positions=None):
+                 schedule_expression=None, positions=None, written=None):
         self.name = name
         self.source = source
         self.verbose_name = verbose_name or name
@@ -2016,6 +2024,7 @@ class Job(object):
         self.failmail = failmail
         self.failure_threshold_for_mail = failure_threshold_for_mail
         self.positions = positions or {}
+        self.written = written or {}
 
 
 def located_error(message, source, marks, path):
@@ -2320,6 +2329,21 @@ def parse_default_job_config(value, key, origin):
     return value
 
 
+def parse_log_group(value, key, origin):
+    """The group that may read the logs: it must exist on this machine."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise type_error(key, "a group name", value, origin)
+    import grp  # only with log_group: a plain run without it needs none
+    try:
+        grp.getgrnam(value)
+    except KeyError:
+        raise origin.error("`%s`: there is no group %r; create it (groupadd %s) or "
+                           "set `%s` to an existing group" % (key, value[:80], value, key))
+    return value
+
+
 GLOBAL_KEY_PARSERS = {
     "user": parse_user,
     "job_directory": parse_path,
@@ -2333,6 +2357,7 @@ GLOBAL_KEY_PARSERS = {
     "logging": parse_logging,
     "mailto": parse_optional_text,
     "cron_environment": parse_environment,
+    "log_group": parse_log_group,
 }
 
 
@@ -2625,7 +2650,8 @@ def job_from_document(config, name, path, document, marks):
         failmail=fields.get("failmail"),
         failure_threshold_for_mail=fields.get("failure_threshold_for_mail"),
         positions=dict((key, origin.position()) for key, (value, origin)
-                       in settings.items()))
+                       in settings.items()),
+        written=dict((key, value) for key, (value, origin) in settings.items()))
 
 
 def scan_job_directory(config):
@@ -2662,24 +2688,116 @@ def list_job_names(config):
 
 # ---- 5. privileges ---------------------------------------------------------------
 
-def ensure_directories(config):
-    """Create the missing output, run and state directories, owned by the
-    service user when run as root; otherwise say how to create them."""
-    account = service_account(config)
+def written_directories(config, account):
+    """(key, path, mode, gid) of each directory runs write into, parents
+    first (the run directory lies inside the state directory by default).
+    GID, the group they are made with: the service user's, `log_group` for
+    the output directory; None without a service user."""
+    layout = []
     for key, mode in WRITTEN_DIRECTORIES:
-        path = getattr(config, key)
+        gid = None if account is None else account.pw_gid
+        if key == "output_directory" and config.log_group is not None:
+            import grp  # already loaded by parse_log_group
+            gid = grp.getgrnam(config.log_group).gr_gid
+            mode = LOG_GROUP_DIRECTORY_MODE
+        layout.append((key, getattr(config, key), mode, gid))
+    return sorted(layout, key=lambda item: item[1])
+
+
+def ensure_directories(config):
+    """Create the missing output, run and state directories; as root, owned
+    by the service user (the output directory's group: `log_group`), and an
+    output directory that is already the service user's gets the group and
+    mode the config asks for. Otherwise say how to create them."""
+    account = service_account(config)
+    for key, path, mode, gid in written_directories(config, account):
+        ensure_directory(config, account, key, path, mode, gid)
+
+
+def ensure_directory(config, account, key, path, mode, gid):
+    """One of written_directories(); return whether this call created it."""
+    as_root = os.geteuid() == 0 and account is not None
+    created = make_directory(config, key, path, mode)
+    if created and as_root:
+        os.chown(path, account.pw_uid, gid, follow_symlinks=False)
+        os.chmod(path, mode)  # after chown, which may clear the setgid bit
+    elif as_root and key == "output_directory":
+        align_output_directory(path, account, mode, gid)
+    return created
+
+
+def make_directory(config, key, path, mode):
+    """Create PATH, and its missing parents, with MODE; return whether this
+    call created it. Another run creating it first is success, not an error."""
+    if os.path.isdir(path):
+        return False
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.mkdir(path, mode & 0o777)
+    except FileExistsError:
         if os.path.isdir(path):
-            continue
-        try:
-            os.makedirs(path, mode)
-            os.chmod(path, mode)
-            if os.geteuid() == 0 and account is not None:
-                os.chown(path, account.pw_uid, account.pw_gid)
-        except OSError:
-            raise config.error(
-                "the %s %s does not exist and cannot be created; create it: "
-                "sudo install -d -o %s -m %o %s"
-                % (key.replace("_", " "), path, config.user, mode, path), key)
+            return False
+        if os.path.lexists(path):
+            raise config.error("the %s %s is not a directory; remove it or set `%s`"
+                               % (key.replace("_", " "), path, key), key)
+        raise cannot_create_error(config, key, path, mode)  # a parent is a file
+    except OSError:
+        raise cannot_create_error(config, key, path, mode)
+    os.chmod(path, mode)  # mkdir obeys the umask
+    return True
+
+
+def cannot_create_error(config, key, path, mode):
+    group = "" if key != "output_directory" or config.log_group is None \
+        else "-g %s " % config.log_group
+    return config.error(
+        "the %s %s does not exist and cannot be created; create it: "
+        "sudo install -d -o %s %s-m %o %s"
+        % (key.replace("_", " "), path, config.user, group, mode, path), key)
+
+
+def align_output_directory(path, account, mode, gid):
+    """As root: an output directory of the service user's made before
+    `log_group` was set or changed gets the group and mode now asked for, and
+    so do its per-job directories, so that new logs get the group. What is
+    not the service user's, or a symlink, is left as it is."""
+    descriptor = open_own_directory(path, account)
+    if descriptor is None:
+        return
+    try:
+        align_directory(descriptor, gid, mode)
+        names = os.listdir(descriptor)
+    finally:
+        os.close(descriptor)
+    for name in names:
+        job_directory = open_own_directory(os.path.join(path, name), account)
+        if job_directory is not None:
+            try:
+                align_directory(job_directory, gid, LOG_DIRECTORY_MODE | (mode & stat.S_ISGID))
+            finally:
+                os.close(job_directory)
+
+
+def open_own_directory(path, account):
+    """A descriptor of directory PATH (not through a symlink) if the service
+    user owns it, else None."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        descriptor = os.open(path, flags)
+    except OSError:
+        return None
+    if os.fstat(descriptor).st_uid != account.pw_uid:
+        os.close(descriptor)
+        return None
+    return descriptor
+
+
+def align_directory(descriptor, gid, mode):
+    status = os.fstat(descriptor)
+    if status.st_gid != gid:
+        os.fchown(descriptor, -1, gid)
+    if stat.S_IMODE(os.fstat(descriptor).st_mode) != mode:
+        os.fchmod(descriptor, mode)
 
 
 def require_service_account(config):
@@ -2704,10 +2822,10 @@ def require_service_user(config, command):
     """Only the service user (or root, who becomes it) may run or kill jobs."""
     account = require_service_account(config)
     if os.geteuid() not in (0, account.pw_uid):
-        # runuser is in util-linux, on every Debian system; sudo may not be installed.
-        raise RefusedError("jobs run as the service user %s; run it as root, or as %s "
-                           "(runuser -u %s -- %s)" % (config.user, config.user,
-                                                      config.user, command))
+        # No tool named: sudo may not be installed, and runuser is root's only.
+        raise RefusedError("jobs run as the service user %s; run `%s` as root (run-job "
+                           "switches to %s itself) or as %s"
+                           % (config.user, command, config.user, config.user))
 
 
 def preload_modules(names):
@@ -3318,11 +3436,15 @@ def _write_all(fd, data):
             written += os.write(fd, view[written:])
 
 
-def _ensure_directory(path, mode=0o755):
-    """Create directory PATH with MODE unless it exists; refuse a symlink."""
+def _ensure_directory(path, mode):
+    """Create directory PATH with MODE unless it exists; refuse a symlink. In
+    a setgid output directory (`log_group`) the new one inherits the group
+    and the setgid bit, which a chmod without it would clear."""
     try:
         os.mkdir(path, mode)
-        os.chmod(path, mode)  # mkdir obeys the umask
+        created = os.lstat(path).st_mode
+        if stat.S_IMODE(created) & 0o777 != mode:  # the umask took bits away
+            os.chmod(path, mode | (created & stat.S_ISGID))
     except FileExistsError:
         pass
     except OSError as error:
@@ -3336,20 +3458,20 @@ def open_run_log(config, name, start):
     """Create OUTPUT_DIRECTORY/NAME/NAME-YYYYMMDD-HHMMSS[-N].log (local time of
     START, N counting runs that started within the same second)."""
     directory = os.path.join(config.output_directory, name)
-    _ensure_directory(directory)
+    _ensure_directory(directory, LOG_DIRECTORY_MODE)
     base = os.path.join(directory, "%s-%s" % (
         name, time.strftime("%Y%m%d-%H%M%S", time.localtime(start))))
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     for number in range(10000):
         path = "%s-%d.log" % (base, number) if number else base + ".log"
         try:
-            fd = os.open(path, flags, 0o644)
+            fd = os.open(path, flags, LOG_FILE_MODE)
         except FileExistsError:
             continue
         except OSError as error:
             raise RefusedError("%s: cannot create the log: %s; check output_directory"
                                % (path, error.strerror))
-        os.fchmod(fd, 0o644)  # the umask may have taken bits away
+        os.fchmod(fd, LOG_FILE_MODE)  # the umask may have taken bits away
         return RunLog(fd, path)
     raise RefusedError("%s: too many logs in one second" % base)
 
@@ -3892,13 +4014,19 @@ def _execute_locked(config, job, lock, slow_start, live, events):
         duration = time.monotonic() - run.started
         if log.error is not None and outcome.status == "success":
             outcome = Outcome("failed", "cannot write the log: %s" % log.error)
+        # Before the footer and the record, which note a handler's failure.
+        log_event(events, LOG_INFO if outcome.status == "success" else LOG_ERROR,
+                  outcome_sentence(job, outcome, duration, log.path))
+        logging_error = None if events is None else events.failure
+        if logging_error is not None:
+            log.note("logging", logging_error)
         _log_footer(log, outcome, duration)
         log.close()
         # Still under our signal handlers: a SIGTERM now cannot lose the record.
-        record_run(config, job.name, outcome, start, duration, log.path)
-        report_outcome(job, outcome, duration, log.path, run.stderr_tail, live)
-        log_event(events, LOG_INFO if outcome.status == "success" else LOG_ERROR,
-                  outcome_sentence(job, outcome, duration, log.path))
+        record_run(config, job.name, outcome, start, duration, log.path,
+                   logging_error=logging_error)
+        report_outcome(job, outcome, duration, log.path, run.stderr_tail, live,
+                       logging_error)
     finally:
         run.close()
         log.close()
@@ -3932,10 +4060,15 @@ def outcome_sentence(job, outcome, duration, log_path):
         job.name, verb[outcome.status], outcome.reason, duration, log_path)
 
 
-def report_outcome(job, outcome, duration, log_path, stderr_tail, live):
-    """Quiet on success unless on a terminal (cron mails any output); on
-    failure one summary line and the tail of the job's stderr, on stderr."""
+def report_outcome(job, outcome, duration, log_path, stderr_tail, live,
+                   logging_error=None):
+    """Quiet on success unless on a terminal (cron mails any output), even
+    when a `logging` handler failed (the log and the state say so); on
+    failure one summary line, the handler's failure in one more, and the
+    tail of the job's stderr, on stderr."""
     text = "run-job: %s\n" % outcome_sentence(job, outcome, duration, log_path)
+    if logging_error is not None and (live or outcome.status != "success"):
+        text += "run-job: logging: %s\n" % logging_error
     if outcome.status == "success":
         if live:
             _write_stderr(text)
@@ -3969,8 +4102,10 @@ def _write_stderr(text):
 # written here without the json module to keep it off a plain run.
 
 HISTORY_MAX_BYTES = 1 << 20
+# consecutive_failures stays last: _consecutive_failures reads it from the end.
 RECORD_KEYS = ("job", "status", "reason", "exit_code", "signal", "start",
-               "start_time", "duration", "log", "pid", "consecutive_failures")
+               "start_time", "duration", "log", "pid", "logging_error",
+               "consecutive_failures")
 
 
 def state_path(config, name):
@@ -4125,20 +4260,23 @@ def _recorded_start_time(config, name):
     return 0.0 if start is None else start
 
 
-def run_record(config, name, outcome, start, duration, log_path, pid):
+def run_record(config, name, outcome, start, duration, log_path, pid, logging_error=None):
     values = (name, outcome.status, outcome.reason, outcome.exit_code,
               outcome.signal, _iso_time(start), round(start, 3), duration, log_path,
-              pid, _consecutive_failures(config, name, outcome.status))
+              pid, logging_error, _consecutive_failures(config, name, outcome.status))
     return dict(zip(RECORD_KEYS, values))
 
 
-def record_run(config, name, outcome, start, duration, log_path, pid=None):
+def record_run(config, name, outcome, start, duration, log_path, pid=None,
+               logging_error=None):
     """Record a run of job NAME in state and history; a failure to do so is
     reported on stderr but does not change the run's exit code. PID: the
-    run's run-job, when not this process (--kill-job recording a dead one's run)."""
+    run's run-job, when not this process (--kill-job recording a dead one's
+    run); LOGGING_ERROR: how a `logging` handler failed during the run, or None."""
     if pid is None:
         pid = os.getpid()
-    record = run_record(config, name, outcome, start, duration, log_path, pid)
+    record = run_record(config, name, outcome, start, duration, log_path, pid,
+                        logging_error)
     line = json_line(record).encode("utf-8", "surrogateescape")
     try:
         write_file_atomic(state_path(config, name), line)
@@ -4151,10 +4289,25 @@ def record_run(config, name, outcome, start, duration, log_path, pid=None):
 LOG_INFO, LOG_WARNING, LOG_ERROR = 20, 30, 40  # logging's levels, without importing it
 
 
+class RunEvents(object):
+    """The logger named process-control and how its handlers failed: a
+    failure never reaches stderr on its own (cron would mail a successful
+    run's output); the run notes it in its log and state record instead."""
+
+    def __init__(self, logger):
+        self.logger = logger
+        self.failure = None  # the first failure of the run, one line
+
+    def fail(self, text):
+        if self.failure is None:
+            self.failure = " ".join(text.split())
+
+
 def run_events(config):
-    """The logger named process-control, configured by the global `logging`
-    mapping (syslog in the original's example), or None without one. Called
-    as the service user, so that file handlers open files as that user."""
+    """The RunEvents of the logger named process-control, configured by the
+    global `logging` mapping (syslog in the original's example), or None
+    without one. Called as the service user, so that file handlers open files
+    as that user."""
     if config.logging is None:
         return None
     import logging.config
@@ -4166,29 +4319,25 @@ def run_events(config):
             reason += ": %s" % error.__cause__
         raise config.error("`logging`: %s; see Python's logging.config dictConfig "
                            "schema" % " ".join(reason.split()), "logging")
-    events = logging.getLogger("process-control")
-    if not events.hasHandlers():
+    logger = logging.getLogger("process-control")
+    if not logger.hasHandlers():
         return None  # else Python's last-resort handler prints to stderr
-    report_handler_errors_once(events)
+    events = RunEvents(logger)
+    record_handler_errors(logger, events)
     return events
 
 
-def report_handler_errors_once(logger):
+def record_handler_errors(logger, events):
     """A handler failing as it emits (no syslog socket, a full disk) makes
-    logging print a traceback per record: instead one line per run, and the
-    run goes on. Covers every handler that LOGGER's records reach."""
-    reported = []
-
+    logging print a traceback per record: instead the failure goes to
+    EVENTS, and the run goes on. Covers every handler LOGGER's records reach."""
     def handle_error(handler):
-        def report(record):
-            if not reported:
-                reported.append(handler)
-                error = sys.exc_info()[1]
-                _write_stderr("run-job: logging: handler %s (%s) failed: %s; check it "
-                              "in the global config's `logging`\n"
-                              % (handler.get_name() or "?", type(handler).__name__,
-                                 " ".join(str(error).split()) or type(error).__name__))
-        return report
+        def record(log_record):
+            error = sys.exc_info()[1]
+            events.fail("handler %s (%s) failed: %s; check it in the global config's "
+                        "`logging`" % (handler.get_name() or "?", type(handler).__name__,
+                                       str(error) or type(error).__name__))
+        return record
     while logger is not None:
         for handler in logger.handlers:
             handler.handleError = handle_error(handler)
@@ -4200,9 +4349,9 @@ def log_event(events, level, text):
     if events is None:
         return
     try:
-        events.log(level, text)
+        events.logger.log(level, text)
     except Exception as error:  # logging's own handlers report through handleError
-        _write_stderr("run-job: logging: %s\n" % error)
+        events.fail("%s: %s" % (type(error).__name__, error))
 
 
 # A generated crontab line names the schedule it was written for: `run-job
@@ -4536,10 +4685,13 @@ def job_status_lines(config, name, running, now, crontab):
 
 
 def state_summaries(state):
-    """The last run's outcome and the last skipped start since, as recorded."""
+    """The last run's outcome, a failing `logging` handler, and the last
+    skipped start since, as recorded."""
     lines = []
     if "status" in state:
         lines.append("last status: " + outcome_summary(state))
+    if state.get("logging_error"):
+        lines.append("logging: %s" % state["logging_error"])
     if "last_skip" in state:
         lines.append("last skipped start: %s (%s)"
                      % (state["last_skip"], state.get("last_skip_reason")))
@@ -4573,11 +4725,10 @@ def outcome_summary(state):
     return summary + (" (%s)" % ", ".join(details) if details else "")
 
 
-def check_configuration(config, out, err, as_root=False):
+def check_configuration(config, out, err):
     """--check: every problem in the global config and the job files, one
-    line each; warnings do not fail. Returns EXIT_OK or EXIT_CONFIG. AS_ROOT:
-    started as root, whose runs create missing directories before switching."""
-    problems, warnings, names = configuration_problems(config, as_root)
+    line each; warnings do not fail. Returns EXIT_OK or EXIT_CONFIG."""
+    problems, warnings, names = configuration_problems(config)
     write_problems(problems, err)
     for warning in warnings:
         err.write("run-job: %s\n" % warning)
@@ -4587,21 +4738,18 @@ def check_configuration(config, out, err, as_root=False):
     return EXIT_CONFIG if problems else EXIT_OK
 
 
-def configuration_problems(config, as_root=False):
-    """Return (problems, warnings, names) for --check."""
-    problems, warnings = [], []
+def configuration_problems(config):
+    """Return (problems, warnings, names) for --check. The problems include
+    what would certainly make the service user's runs fail under cron."""
+    problems, warnings, account = [], [], None
     try:
-        require_service_account(config)
+        account = require_service_account(config)
     except (ConfigError, RefusedError) as error:
         problems.append(error)
-    for key, mode in WRITTEN_DIRECTORIES:
-        path = getattr(config, key)
-        if not (os.path.isdir(path) or can_create_directory(path, as_root)):
-            warnings.append(config.error(
-                "warning: the %s %s does not exist and run-job cannot create it as %s; "
-                "create it: sudo install -d -o %s -m %o %s"
-                % (key.replace("_", " "), path, "root" if as_root else current_user_name(),
-                   config.user, mode, path), key))
+    if account is not None:
+        problems.extend(directory_problems(config, account))
+        warnings.extend(logging_warnings(config, account))
+    warnings.extend(run_directory_warnings(config))
     try:
         job_directory_path(config)
         names, name_problems = scan_job_directory(config)
@@ -4615,7 +4763,11 @@ def configuration_problems(config, as_root=False):
         except (ConfigError, RefusedError, UsageError) as error:
             problems.append(error)
             continue
+        if account is not None:
+            problems.extend(command_problems(config, job, account))
         warnings.extend(schedule_warnings(job))
+        warnings.extend(shell_syntax_warnings(job))
+        warnings.extend(timeout_warnings(job))
         jobs.append(job)
     warnings.extend(crontab_warnings(config, read_installed_crontab(config), jobs, names))
     return problems, warnings, names
@@ -4651,19 +4803,294 @@ def crontab_warnings(config, crontab, jobs, names):
     return warnings
 
 
-def can_create_directory(path, as_root):
-    """Whether a run could create PATH: as root, or as this process."""
-    parent = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    return os.path.isdir(parent) and (as_root or os.access(parent, os.W_OK | os.X_OK))
+# What the service user will meet under cron, checked by run-job --check (as
+# errors) and by cron-generate (as warnings), whoever runs them.
+
+CRON_DEFAULT_PATH = "/usr/bin:/bin"  # Debian cron's PATH for a job
 
 
-def current_user_name():
+def service_user_can(path, account, mode):
+    """Whether the service user ACCOUNT may access PATH for MODE (os.R_OK,
+    os.W_OK, os.X_OK or'ed): exact (os.access) when this process is that
+    user, else read from the owner, group and mode bits and the account's
+    groups (ACLs aside)."""
+    if os.geteuid() == account.pw_uid:
+        return os.access(path, mode)
     try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        return "uid %d" % os.geteuid()
+        status = os.stat(path)
+    except OSError:
+        return False
+    if account.pw_uid == 0:  # root needs an x bit to execute, nothing else
+        return not mode & os.X_OK or stat.S_ISDIR(status.st_mode) \
+            or bool(status.st_mode & 0o111)
+    if status.st_uid == account.pw_uid:
+        bits = status.st_mode >> 6
+    elif status.st_gid in os.getgrouplist(account.pw_name, account.pw_gid):
+        bits = status.st_mode >> 3
+    else:
+        bits = status.st_mode
+    return bits & mode == mode
+
+
+def unsearchable_directory(directory, account):
+    """The first directory from / down to DIRECTORY that the service user
+    cannot search, or None."""
+    parts = os.path.abspath(directory).split(os.sep)
+    for length in range(1, len(parts) + 1):
+        step = os.sep.join(parts[:length]) or os.sep
+        if not service_user_can(step, account, os.X_OK):
+            return step
+    return None
+
+
+def nearest_existing(path):
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.lexists(parent):
+        parent = os.path.dirname(parent)
+    return parent
+
+
+def directory_problems(config, account):
+    """What keeps the service user from writing into the output, run and
+    state directories, at their keys. A missing one is no problem when root
+    can create it: cron-generate, run as root at every deployment, does."""
+    problems = []
+    for key, path, _, _ in written_directories(config, account):
+        problem = directory_problem(path, account)
+        if problem is not None:
+            what, fix = problem
+            problems.append(config.error("the %s %s %s, so every cron run would fail; %s"
+                                         % (key.replace("_", " "), path, what, fix), key))
+    return problems
+
+
+def directory_problem(path, account):
+    """(what is wrong, how to fix it) for the directory PATH, or None."""
+    name = account.pw_name
+    if os.path.isdir(path):
+        blocked = unsearchable_directory(os.path.dirname(path), account)
+        if blocked is not None:
+            return ("is out of the service user's reach: %s is not searchable by %s"
+                    % (blocked, name), "chmod o+x %s" % blocked)
+        if not service_user_can(path, account, os.W_OK | os.X_OK):
+            return ("is not writable by the service user %s" % name,
+                    "chown %s %s" % (name, path))
+        return None
+    parent = nearest_existing(path)
+    if not os.path.isdir(parent):
+        return ("cannot be created: %s is not a directory" % parent,
+                "remove it or choose another path")
+    blocked = unsearchable_directory(parent, account)
+    if blocked is not None:
+        return ("would be out of the service user's reach: %s is not searchable by %s"
+                % (blocked, name), "chmod o+x %s" % blocked)
+    return None
+
+
+TMPFILES_LINE = "d %s 0755 %s %s -"
+
+
+def run_directory_warnings(config):
+    """/run is emptied at boot, and the service user cannot recreate a
+    directory there: the first cron run after a reboot would fail."""
+    path = os.path.realpath(config.run_directory)
+    if path != "/run" and not path.startswith("/run/"):
+        return []
+    import grp  # loaded before the switch (MODULES_AFTER_SWITCH)
+    account = service_account(config)
+    try:
+        group = grp.getgrgid(account.pw_gid).gr_name
+    except (AttributeError, KeyError):  # no such user (reported), or a bare gid
+        group = config.user
+    return [config.error(
+        "warning: the run directory %s is under /run, which is emptied at boot, and the "
+        "service user cannot recreate it; install the tmpfiles.d line `%s` as "
+        "/etc/tmpfiles.d/process-control.conf, or leave `run_directory` to its default "
+        "(persistent: flock locks never go stale)"
+        % (path, TMPFILES_LINE % (path, config.user, group)), "run_directory")]
+
+
+def job_key_error(job, key, message):
+    """A ConfigError at KEY of JOB, where it was written."""
+    source, line, column = job.positions.get(key, (job.source, None, None))
+    return ConfigError(message, source, line, column)
+
+
+def job_search_path(config, job):
+    """The PATH a job has under cron: its own `environment`'s, else the
+    crontab's (cron_environment), else cron's default."""
+    for environment in (job.environment, config.cron_environment):
+        if "PATH" in environment:
+            return str(environment["PATH"])
+    return CRON_DEFAULT_PATH
+
+
+def command_problems(config, job, account):
+    """Every command of `command` and `slow_start_command` whose program does
+    not exist or that the service user cannot execute."""
+    problems = []
+    search = job_search_path(config, job)
+    for key, commands in (("command", job.commands),
+                          ("slow_start_command", job.slow_start_commands or ())):
+        for argv in commands:
+            problem = program_problem(argv[0], search, account)
+            if problem is not None:
+                problems.append(job_key_error(job, key, "`%s`: %s" % (key, problem)))
+    return problems
+
+
+def program_problem(program, search, account):
+    """Why the service user cannot start PROGRAM, searched as exec does, or None."""
+    if "/" in program:  # cron starts a job in the service user's home
+        return executable_problem(os.path.join(account.pw_dir, program), account)
+    refused = None
+    for directory in search.split(":"):
+        candidate = os.path.join(account.pw_dir, directory or ".", program)
+        if not os.path.isfile(candidate):
+            continue
+        problem = executable_problem(candidate, account)
+        if problem is None:
+            return None
+        refused = refused or problem
+    if refused is not None:
+        return refused
+    return ("program %s is not found in PATH %s, the PATH the job has under cron; give "
+            "its full path, or set PATH in `environment` or `cron_environment`"
+            % (program, search))
+
+
+def executable_problem(path, account):
+    if not os.path.exists(path):
+        return "%s does not exist; install it or correct the path" % path
+    if os.path.isdir(path):
+        return "%s is a directory, not a program; give the program's path" % path
+    blocked = unsearchable_directory(os.path.dirname(path), account)
+    if blocked is not None:
+        return ("the service user %s cannot reach %s: %s is not searchable (chmod o+x %s)"
+                % (account.pw_name, path, blocked, blocked))
+    if not service_user_can(path, account, os.X_OK):
+        return "the service user %s cannot execute %s; chmod a+x %s" % (
+            account.pw_name, path, path)
+    return None
+
+
+SHELLS = frozenset(("sh", "bash", "dash", "ash", "ksh", "mksh", "zsh", "busybox"))
+
+
+def shell_syntax(line):
+    """The first piece of shell syntax in command line LINE that a shell
+    would act on but split_command_line passes on literally, or None: `$VAR`
+    and backquotes outside single quotes, redirections, pipes, `;`, `&` and
+    globs outside any quotes."""
+    quote = None
+    position = 0
+    while position < len(line):
+        char = line[position]
+        following = line[position + 1:position + 2]
+        if quote == "'":
+            if char == "'":
+                quote = None
+        elif char == "\\":
+            position += 1  # the next character is taken literally
+        elif char == '"':
+            quote = None if quote else '"'
+        elif char == "`":
+            return char
+        elif char == "$" and (following.isalnum() or following in ("_", "{", "(")):
+            end = position + 1
+            while end < len(line) and (line[end].isalnum() or line[end] == "_"):
+                end += 1
+            return line[position:max(end, position + 2)]
+        elif quote is None and char == "'":
+            quote = "'"
+        elif quote is None and char in "<>|;&*?[":
+            return char + following if following == char and char in "&|>" else char
+        position += 1
+    return None
+
+
+def shell_syntax_warnings(job):
+    warnings = []
+    for key in ("command", "slow_start_command"):
+        written = job.written.get(key)
+        lines = [written] if isinstance(written, str) else written or []
+        for line in lines:
+            argv = split_command_line(line)
+            syntax = shell_syntax(line)
+            if syntax is None or os.path.basename(argv[0]) in SHELLS:
+                continue
+            warnings.append(job_key_error(
+                job, key, "warning: `%s`: `%s` is passed to %s literally, without a shell; "
+                "to use the shell write /bin/sh -c '...'" % (key, syntax, argv[0])))
+    return warnings
+
+
+def timeout_warnings(job):
+    """The original process-control counted `timeout` in minutes."""
+    written = job.written.get("timeout")
+    if isinstance(written, str) and written.replace(".", "", 1).isdigit():
+        written = float(written) if "." in written else int(written)  # "30": no unit either
+    if not is_number(written) or not 0 < written < 60:
+        return []
+    return [job_key_error(job, "timeout", (
+        "warning: `timeout: %s`: the original process-control counted minutes: %s now "
+        "means %s seconds; write %ss, or %sm for %s minutes")
+        % ((written,) * 6))]
+
+
+def logging_warnings(config, account):
+    """The `logging` handlers that cannot work on this machine, as far as can
+    be told without applying the config (which opens files and sockets)."""
+    handlers = (config.logging or {}).get("handlers")
+    if not isinstance(handlers, dict):
+        return []
+    warnings = []
+    for name, handler in handlers.items():
+        if not isinstance(handler, dict):
+            continue
+        key, problem = handler_problem(handler, account)
+        if problem is not None:
+            warnings.append(config.error("warning: `logging`: handler %s: %s" % (name, problem),
+                                         "logging", "handlers", name, key))
+    return warnings
+
+
+def handler_problem(handler, account):
+    """(the handler's key at fault, the problem), or (None, None). A
+    SysLogHandler without `address` sends UDP to localhost: nothing to check."""
+    kind = str(handler.get("class", "")).rpartition(".")[2]
+    if kind == "SysLogHandler" and isinstance(handler.get("address"), str):
+        return "address", syslog_socket_problem(handler["address"], account)
+    if kind.endswith("FileHandler") and isinstance(handler.get("filename"), str):
+        return "filename", log_file_problem(handler["filename"], account)
+    return None, None
+
+
+def syslog_socket_problem(address, account):
+    try:
+        status = os.stat(address)
+    except OSError:
+        return ("the syslog socket %s does not exist, so every record would be lost; "
+                "install a syslog daemon (rsyslog) or correct `address`" % address)
+    if not stat.S_ISSOCK(status.st_mode):
+        return "%s is not a socket; correct `address`" % address
+    if not service_user_can(address, account, os.W_OK):
+        return "the service user %s cannot write to %s" % (account.pw_name, address)
+    return None
+
+
+def log_file_problem(filename, account):
+    directory = os.path.dirname(os.path.abspath(filename))
+    if not os.path.isdir(directory):
+        return "the directory %s does not exist; create it or correct `filename`" % directory
+    if os.path.exists(filename):
+        if service_user_can(filename, account, os.W_OK):
+            return None
+        return "the service user %s cannot write %s" % (account.pw_name, filename)
+    if unsearchable_directory(directory, account) is None \
+            and service_user_can(directory, account, os.W_OK | os.X_OK):
+        return None
+    return "the service user %s cannot create %s" % (account.pw_name, filename)
 
 
 def schedule_warnings(job):
@@ -4728,14 +5155,15 @@ OPTIONS = {
 # Job files are read after the switch: `re` (the YAML section's patterns,
 # compiled on first use), datetime (date values), shlex (command lines with a
 # backslash or an unclosed quote), difflib (unknown keys); _ctypes: prctl for
-# the runner's child subreaper; json: --status reads the state files. Signals
-# come from _signal, which is built in.
+# the runner's child subreaper; json: --status reads the state files; grp:
+# --check names the service user's group. Signals come from _signal, which is
+# built in.
 MODULES_AFTER_SWITCH = {
     "run": ("re", "datetime", "shlex", "difflib", "_ctypes"),
     "kill": (),
     "list": (),
     "status": ("re", "datetime", "shlex", "difflib", "json"),
-    "check": ("re", "datetime", "shlex", "difflib"),
+    "check": ("re", "datetime", "shlex", "difflib", "grp"),
 }
 
 
@@ -4915,7 +5343,7 @@ def load_scheduled_job(config, name, scheduled):
 def report_command(config, invocation):
     """The read-only commands: they never write, and work for anyone who can
     read the files. As root they still read as the service user."""
-    action, as_root = invocation.actions[0], os.geteuid() == 0
+    action = invocation.actions[0]
     if service_account(config) is not None:
         become_service_user(config, MODULES_AFTER_SWITCH[action])
     if action == "list":
@@ -4923,7 +5351,7 @@ def report_command(config, invocation):
     if action == "status":
         return show_status(config, invocation.names, invocation.only_running,
                            sys.stdout, sys.stderr)
-    return check_configuration(config, sys.stdout, sys.stderr, as_root)
+    return check_configuration(config, sys.stdout, sys.stderr)
 
 
 def dispatch(invocation, environ):

@@ -165,7 +165,7 @@ class GlobalConfigTests(SandboxTest):
         self.assertEqual(config.user, "process-control")
         self.assertEqual(config.job_directory, "/var/lib/process-control")
         self.assertEqual(config.output_directory, "/var/log/process-control")
-        self.assertEqual(config.run_directory, "/run/process-control")
+        self.assertEqual(config.run_directory, "/var/lib/process-control-state/locks")
         self.assertEqual(config.state_directory, "/var/lib/process-control-state")
         self.assertEqual(config.runner_path, "/usr/bin/run-job")  # no run-job beside run_job.py
 
@@ -833,7 +833,7 @@ class RefusalTests(SandboxTest):
                 code, out, err = self.sandbox.run(*args, **options)
                 self.assertEqual(code, 77, err)
                 self.assert_one_error_line(err, "service user %s" % service_user,
-                                           "run it as root, or as %s (runuser -u %s -- run-job "
+                                           "as root (run-job switches to %s itself) or as %s"
                                            % (service_user, service_user))
                 self.assertNotIn("sudo", err)
         self.assertFalse(os.path.exists(self.sandbox.path("ran")))
@@ -902,14 +902,14 @@ class RunTests(SandboxTest):
         with open(out) as stream:
             self.assertEqual(stream.read(), "from-job kept\n")
 
-    def test_logs_are_0644_whatever_the_umask(self):
+    def test_logs_are_0640_whatever_the_umask(self):
         self.sandbox.write_job("job", "command: /bin/echo hello\n")
         code, _, err = self.sandbox.run("job", preexec_fn=lambda: os.umask(0o077))
         self.assertEqual((code, err), (0, ""))
         directory = self.sandbox.path("log", "job")
-        self.assertEqual(os.stat(directory).st_mode & 0o777, 0o755)
+        self.assertEqual(os.stat(directory).st_mode & 0o7777, 0o750)
         for name in os.listdir(directory):
-            self.assertEqual(os.stat(os.path.join(directory, name)).st_mode & 0o777, 0o644)
+            self.assertEqual(os.stat(os.path.join(directory, name)).st_mode & 0o777, 0o640)
         for name in os.listdir(self.sandbox.path("state")):
             self.assertEqual(os.stat(self.sandbox.path("state", name)).st_mode & 0o777, 0o644, name)
 
@@ -1023,28 +1023,45 @@ class LoggingConfigTests(SandboxTest):
         self.assertTrue(any(line.startswith("process-control WARNING job slow is still running")
                             for line in self.read_events(events)), self.read_events(events))
 
-    def test_a_handler_failing_at_emit_time_says_one_line_per_run(self):
+    def test_a_handler_failing_at_emit_time_is_recorded_not_printed(self):
         # No syslog socket there: each record fails; logging would print a
         # traceback for each on stderr.
         self.write_logging_config(self.sandbox.path("no-syslog-here"),
                                   handler_class="logging.handlers.SysLogHandler", target="address")
         self.sandbox.write_job("ok", "command: /bin/true\n")
         self.sandbox.write_job("bad", "command: /bin/sh -c 'exit 3'\n")
-        code, out, err = self.sandbox.run("ok")
-        self.assertEqual((code, out), (0, ""))
-        self.assert_one_error_line(err, "run-job: logging: handler events (SysLogHandler) failed: ")
+        # Quiet on success all the same (cron would mail any output); the run's
+        # log, its state record and --status say what failed.
+        self.assertEqual(self.sandbox.run("ok"), (0, "", ""))
+        failure = "handler events (SysLogHandler) failed: "
+        log_directory = self.sandbox.path("log", "ok")
+        with open(os.path.join(log_directory, os.listdir(log_directory)[0])) as stream:
+            records = [line for line in stream.read().splitlines() if " #| logging " in line]
+        self.assertEqual(len(records), 1, records)
+        self.assertIn(" #| logging " + failure, records[0])
+        state = run_job.read_job_state(self.sandbox.load(), "ok")
+        self.assertEqual(state["status"], "success")
+        self.assertTrue(state["logging_error"].startswith(failure), state)
+        code, out, err = self.sandbox.run("--status")
+        self.assertEqual((code, err), (0, ""))
+        self.assertIn("\n    logging: " + failure, out)
         code, out, err = self.sandbox.run("bad")
         self.assertEqual(code, 1)
         lines = err.splitlines()
         self.assertEqual(len(lines), 2, err)
-        self.assertTrue(lines[0].startswith("run-job: logging: handler events "), err)
-        self.assertTrue(lines[1].startswith("run-job: job bad failed (exit status 3)"), err)
+        self.assertTrue(lines[0].startswith("run-job: job bad failed (exit status 3)"), err)
+        self.assertTrue(lines[1].startswith("run-job: logging: " + failure), err)
         # A full disk: the records of the start and the outcome both fail.
         self.write_logging_config("/dev/full")
-        code, out, err = self.sandbox.run("ok")
-        self.assertEqual((code, out), (0, ""))
-        self.assert_one_error_line(err, "handler events (FileHandler) failed: ",
-                                   "No space left on device")
+        self.assertEqual(self.sandbox.run("ok"), (0, "", ""))
+        state = run_job.read_job_state(self.sandbox.load(), "ok")
+        self.assertIn("handler events (FileHandler) failed: ", state["logging_error"])
+        self.assertIn("No space left on device", state["logging_error"])
+        # A run without failure records none.
+        self.write_logging_config(self.sandbox.path("events.log"))
+        self.assertEqual(self.sandbox.run("ok"), (0, "", ""))
+        self.assertIsNone(run_job.read_job_state(self.sandbox.load(), "ok")["logging_error"])
+        self.assertNotIn("logging:", self.sandbox.run("--status")[1].split("\nok - ok\n")[1])
 
     def test_a_logging_config_without_handlers_stays_quiet(self):
         self.sandbox.write_config(extra="logging:\n  version: 1\n")
@@ -1215,32 +1232,29 @@ class ReportTests(SandboxTest):
         code, out, err = self.sandbox.run("--check")
         self.assertEqual(code, 78)
         self.assert_one_error_line(err, "process-control.yaml:6:1: unknown key `frobnicate`")
-    def test_check_warns_about_directories_it_cannot_create(self):
+    def test_check_fails_on_a_directory_nobody_can_create(self):
         write_file(self.sandbox.path("file"), "")
         with open(self.sandbox.config) as stream:
             text = stream.read().replace("run_directory: run\n", "run_directory: file/run\n")
         write_file(self.sandbox.config, text)
-        self.sandbox.write_job("job", "command: x\n")
+        self.sandbox.write_job("job", "command: /bin/true\n")
         code, out, err = self.sandbox.run("--check")
-        self.assertEqual(code, 0)
-        self.assert_one_error_line(err, "process-control.yaml:4:1: warning: the run directory",
-                                   "install -d -o %s -m 755" % CURRENT_USER)
+        self.assertEqual(code, 78)
+        self.assert_one_error_line(err, "process-control.yaml:4:1: the run directory",
+                                   "cannot be created: %s is not a directory" % self.sandbox.path("file"))
 
     @root_only
-    def test_check_as_root_knows_a_root_run_creates_directories(self):
-        # A root run creates them before switching: no warning, though the
-        # service user could not create them itself.
+    def test_check_knows_cron_generate_creates_missing_directories(self):
+        # cron-generate, run as root, creates them for the service user, who
+        # could not create them itself under the root-owned sandbox.
         self.sandbox.write_config(user=UNPRIVILEGED)
-        self.sandbox.write_job("job", "command: x\n")
+        self.sandbox.write_job("job", "command: /bin/true\n")
         self.assertEqual(self.sandbox.run("--check")[:3], (0, "", ""))
-        code, out, err = self.sandbox.run("--check", **as_nobody(self.sandbox))
-        self.assertEqual(code, 0, err)
-        self.assertEqual(len(err.splitlines()), 3, err)
-        self.assertIn("cannot create it as %s" % UNPRIVILEGED, err)
+        self.assertEqual(self.sandbox.run("--check", **as_nobody(self.sandbox)), (0, "", ""))
 
     def test_check_warns_about_day_of_month_and_day_of_week(self):
         self.sandbox.make_directories()
-        self.sandbox.write_job("monthly", "command: x\nschedule: '0 0 */2 * 1'\n")
+        self.sandbox.write_job("monthly", "command: /bin/true\nschedule: '0 0 */2 * 1'\n")
         code, out, err = self.sandbox.run("--check")
         self.assertEqual(code, 0)
         self.assert_one_error_line(err, "monthly.yaml:2:1: warning: ")
@@ -1391,8 +1405,10 @@ class ServiceUserTests(SandboxTest):
 
     def test_read_only_commands_work_for_any_user(self):
         self.sandbox.write_config(user="daemon")
-        self.sandbox.write_job("job", "command: x\n")
+        self.sandbox.write_job("job", "command: /bin/true\n")
         self.sandbox.make_directories()
+        for name in ("log", "run", "state"):
+            os.chown(self.sandbox.path(name), pwd.getpwnam("daemon").pw_uid, -1)
         self.assertEqual(self.sandbox.run("--list-jobs", **as_nobody(self.sandbox)), (0, "job\n", ""))
         code, out, err = self.sandbox.run("--check", **as_nobody(self.sandbox))
         self.assertEqual((code, err), (0, ""))

@@ -735,8 +735,8 @@ class LogTests(RunnerTestCase):
             paths.append(os.path.basename(log.path))
         self.assertEqual(paths, ["demo-20260304-050607.log", "demo-20260304-050607-1.log",
                                  "demo-20260304-050607-2.log"])
-        self.assertEqual(os.stat(self.path("output", "demo")).st_mode & 0o777, 0o755)
-        self.assertEqual(os.stat(self.path("output", "demo", paths[0])).st_mode & 0o777, 0o644)
+        self.assertEqual(os.stat(self.path("output", "demo")).st_mode & 0o777, 0o750)
+        self.assertEqual(os.stat(self.path("output", "demo", paths[0])).st_mode & 0o777, 0o640)
 
     def test_memory_stays_bounded_for_a_32_mb_line(self):
         rss = self.path("rss")
