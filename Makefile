@@ -31,6 +31,7 @@ MAN5 = man/process-control.yaml.5
 COMPLETIONS = completion/run-job completion/cron-generate
 EXAMPLES = examples/process-control.yaml examples/job.example.yaml
 EXAMPLE_JOBS = $(wildcard examples/jobs/*.yaml)
+EXAMPLE_TMPFILES = examples/tmpfiles.d/process-control.conf
 BUILD = build
 
 INSTALLED_FILES = \
@@ -40,9 +41,10 @@ INSTALLED_FILES = \
 	$(addprefix $(BASHCOMPLETIONDIR)/,$(notdir $(COMPLETIONS))) \
 	$(DOCDIR)/README.md \
 	$(addprefix $(DOCDIR)/examples/,$(notdir $(EXAMPLES))) \
-	$(addprefix $(DOCDIR)/examples/jobs/,$(notdir $(EXAMPLE_JOBS)))
+	$(addprefix $(DOCDIR)/examples/jobs/,$(notdir $(EXAMPLE_JOBS))) \
+	$(DOCDIR)/examples/tmpfiles.d/process-control.conf
 # Only these directories are ours to remove, innermost first, and only when empty.
-OWN_DIRECTORIES = $(DOCDIR)/examples/jobs $(DOCDIR)/examples $(DOCDIR)
+OWN_DIRECTORIES = $(DOCDIR)/examples/jobs $(DOCDIR)/examples/tmpfiles.d $(DOCDIR)/examples $(DOCDIR)
 
 .PHONY: all test check lint-man install uninstall demo bench clean
 
@@ -88,7 +90,8 @@ install:
 	sed '1s|^#!.*|#!$(PYTHON) -I|' run_job.py > $(BUILD)/run-job
 	sed '1s|^#!.*|#!$(PYTHON) -I|' cron_generate.py > $(BUILD)/cron-generate
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
-	    $(DESTDIR)$(BASHCOMPLETIONDIR) $(DESTDIR)$(DOCDIR)/examples/jobs
+	    $(DESTDIR)$(BASHCOMPLETIONDIR) $(DESTDIR)$(DOCDIR)/examples/jobs \
+	    $(DESTDIR)$(DOCDIR)/examples/tmpfiles.d
 	install -m 0755 $(BUILD)/run-job $(BUILD)/cron-generate $(DESTDIR)$(BINDIR)/
 	install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/
@@ -96,6 +99,7 @@ install:
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
 	install -m 0644 $(EXAMPLES) $(DESTDIR)$(DOCDIR)/examples/
 	install -m 0644 $(EXAMPLE_JOBS) $(DESTDIR)$(DOCDIR)/examples/jobs/
+	install -m 0644 $(EXAMPLE_TMPFILES) $(DESTDIR)$(DOCDIR)/examples/tmpfiles.d/
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED_FILES))
