@@ -938,6 +938,7 @@ def _plain_number(doc, index, column, text):
 
 
 def _days_in_month(year, month):
+    """Days in a month of the Gregorian calendar; section 3 (schedules) uses it too."""
     if month == 2:
         leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
         return 29 if leap else 28
@@ -1594,13 +1595,6 @@ def _next_bit(mask, start):
 def _prev_bit(mask, start):
     """The largest value <= start whose bit is set in mask, or -1."""
     return (mask & ((2 << start) - 1)).bit_length() - 1 if start >= 0 else -1
-
-
-def _days_in_month(year, month):
-    if month == 2:
-        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-        return 29 if leap else 28
-    return 30 if month in (4, 6, 9, 11) else 31
 
 
 def _weekday(year, month, day):

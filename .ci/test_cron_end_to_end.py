@@ -100,7 +100,8 @@ class CronEndToEnd(unittest.TestCase):
                                "--config", config])
         with open(CRONTAB) as handle:
             crontab = handle.read()
-        self.assertIn("* * * * * %s %s/run-job --job heartbeat\n" % (SERVICE_USER, bindir), crontab)
+        self.assertIn("* * * * * %s %s/run-job --job heartbeat --scheduled '* * * * *'\n"
+                      % (SERVICE_USER, bindir), crontab)
 
         if not cron_is_running():
             sh("/usr/sbin/cron")

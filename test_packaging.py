@@ -1,0 +1,360 @@
+"""Tests for the packaging: make install/uninstall, the man pages, the bash
+completions. Real make, bash, groff and mandoc in temporary directories; each
+test skips with its reason when its tool is missing."""
+
+import grp
+import os
+import pwd
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import run_job  # noqa: E402
+import cron_generate  # noqa: E402
+
+MAN_PAGES = ("man/run-job.1", "man/cron-generate.1", "man/process-control.yaml.5")
+IS_ROOT = os.geteuid() == 0
+
+
+def read(relative_path):
+    with open(os.path.join(HERE, relative_path), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def write(path, text, mode=0o644):
+    with open(path, "w") as handle:
+        handle.write(text)
+    os.chmod(path, mode)
+
+
+def service_user():
+    """An existing unprivileged user: nobody as root, else ourselves."""
+    return "nobody" if IS_ROOT else pwd.getpwuid(os.geteuid()).pw_name
+
+
+def plain_roff(text):
+    """Roff source with the escapes these pages use undone: what a reader sees."""
+    text = re.sub(r"\\f[BIRP]", "", text)
+    return text.replace("\\-", "-").replace("\\(aq", "'").replace("\\(dq", '"') \
+        .replace("\\(rs", "\\")
+
+
+def man_terms(text, first_heading, next_heading):
+    """{term: its paragraph} for the .TP entries between two .SH headings."""
+    section = text[text.index(".SH " + first_heading):text.index(".SH " + next_heading)]
+    entries = {}
+    for entry in section.split("\n.TP\n")[1:]:
+        heading, _, body = entry.partition("\n")
+        for word in re.split(r"[ ,\"]+", heading.split(" ", 1)[1]):
+            if word:
+                entries[word] = body
+    return entries
+
+
+def options_in(text):
+    """Every -x and --long option named in a text."""
+    return set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", text))
+
+
+def clean_make_environment():
+    """The environment without what an outer make (make test PYTHON=...)
+    passes to a make started inside it."""
+    environment = dict(os.environ)
+    for name in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "PYTHON", "DESTDIR",
+                 "PREFIX", "BINDIR", "MANDIR", "DOCDIR", "DATAROOTDIR", "BASHCOMPLETIONDIR"):
+        environment.pop(name, None)
+    return environment
+
+
+def make(*arguments, **settings):
+    """Run make in the source tree; return (exit code, stdout + stderr)."""
+    process = subprocess.run(["make", "--no-print-directory", "-C", HERE] + list(arguments),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             env=settings.get("env", clean_make_environment()),
+                             universal_newlines=True)
+    return process.returncode, process.stdout
+
+
+def files_under(root):
+    found = []
+    for directory, _, names in os.walk(root):
+        found.extend(os.path.relpath(os.path.join(directory, name), root) for name in names)
+    return sorted(found)
+
+
+class DocumentationTests(unittest.TestCase):
+    def setUp(self):
+        self.format_page = plain_roff(read("man/process-control.yaml.5"))
+
+    def test_every_global_key_has_an_entry_with_default_and_example(self):
+        entries = man_terms(self.format_page, "GLOBAL KEYS", "JOB KEYS")
+        for key in run_job.GLOBAL_KEY_PARSERS:
+            self.assertTrue(key in entries, "process-control.yaml(5) lacks global key %s" % key)
+            self.assertIn("Default:", entries[key], "global key %s: no default" % key)
+            self.assertIn(".EX\n", entries[key], "global key %s: no example" % key)
+
+    def test_every_job_key_has_an_entry_with_default_and_example(self):
+        entries = man_terms(self.format_page, "JOB KEYS", "DURATIONS")
+        for key in run_job.JOB_KEY_PARSERS:
+            self.assertTrue(key in entries, "process-control.yaml(5) lacks job key %s" % key)
+            self.assertRegex(entries[key], r"Default:|Required\.", "job key %s: no default" % key)
+            self.assertIn(".EX\n", entries[key], "job key %s: no example" % key)
+
+    def test_each_entry_is_a_key_and_its_example_is_valid(self):
+        for heading, following, parsers in (("GLOBAL KEYS", "JOB KEYS", run_job.GLOBAL_KEY_PARSERS),
+                                            ("JOB KEYS", "DURATIONS", run_job.JOB_KEY_PARSERS)):
+            for term, body in man_terms(self.format_page, heading, following).items():
+                self.assertIn(term, parsers, "process-control.yaml(5) documents an unknown "
+                              "key %s under %s" % (term, heading))
+                example = re.search(r"^\.EX\n(.*?)^\.EE$", body, re.S | re.M).group(1)
+                source = "/etc/process-control.yaml"
+                mapping, marks = run_job.load_yaml_mapping(example, source)
+                for key, value in mapping.items():
+                    self.assertIn(key, parsers, "the example of %s" % term)
+                    if key == "log_group":  # its parser wants a group of this machine
+                        self.assertIsInstance(value, str)
+                        value = grp.getgrgid(os.getegid()).gr_name
+                    parsers[key](value, key, run_job.Origin(source, marks, (key,)))
+
+    def test_every_key_is_in_the_readme(self):
+        readme = read("README.md")
+        for key in list(run_job.GLOBAL_KEY_PARSERS) + list(run_job.JOB_KEY_PARSERS):
+            self.assertIn("`%s`" % key, readme, "README.md does not document key %s" % key)
+
+    def test_every_run_job_option_is_in_its_man_page_and_completion(self):
+        page = options_in(plain_roff(read("man/run-job.1")))
+        completion = options_in(read("completion/run-job"))
+        for option in run_job.OPTIONS:
+            self.assertIn(option, page, "run-job(1) does not document %s" % option)
+            self.assertIn(option, completion, "completion/run-job does not offer %s" % option)
+
+    def test_every_cron_generate_option_is_in_its_man_page_and_completion(self):
+        options = options_in(cron_generate.USAGE)
+        self.assertIn("--config", options)
+        page = options_in(plain_roff(read("man/cron-generate.1")))
+        completion = options_in(read("completion/cron-generate"))
+        for option in options:
+            self.assertIn(option, page, "cron-generate(1) does not document %s" % option)
+            self.assertIn(option, completion, "completion/cron-generate does not offer %s" % option)
+
+
+    def test_the_pages_name_the_scripts_version(self):
+        for page in MAN_PAGES:
+            title = read(page).split("\n", 1)[0]
+            self.assertIn('"process-control %s"' % run_job.VERSION, title, page)
+
+
+class ManLintTests(unittest.TestCase):
+    def lint(self, tool, command):
+        if shutil.which(tool) is None:
+            self.skipTest("%s is not installed (apt-get install %s)"
+                          % (tool, "groff-base" if tool == "groff" else tool))
+        for page in MAN_PAGES:
+            process = subprocess.run(command + [os.path.join(HERE, page)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     universal_newlines=True)
+            self.assertEqual((process.returncode, process.stdout), (0, ""),
+                             "%s finds problems in %s" % (tool, page))
+
+    def test_groff_warns_about_nothing(self):
+        self.lint("groff", ["groff", "-ww", "-z", "-man"])
+
+    def test_mandoc_lint_is_clean(self):
+        self.lint("mandoc", ["mandoc", "-T", "lint"])
+
+
+@unittest.skipIf(shutil.which("make") is None, "make is not installed")
+class MakefileTests(unittest.TestCase):
+    def setUp(self):
+        self.root = tempfile.mkdtemp(prefix="pc-packaging-")
+        os.chmod(self.root, 0o755)
+        self.destdir = os.path.join(self.root, "dest")
+        self.addCleanup(shutil.rmtree, self.root)
+
+    def install(self, *arguments):
+        code, output = make("install", "DESTDIR=" + self.destdir, "PYTHON=" + sys.executable,
+                            "BUILD=" + os.path.join(self.root, "build"), *arguments)
+        self.assertEqual(code, 0, output)
+
+    def test_test_uses_python3_from_path_unless_python_is_given(self):
+        self.assertIn("\npython3 test_run_job.py\n", "\n" + make("-n", "test")[1])
+        self.assertIn("\n/opt/py/bin/python3 test_run_job.py\n",
+                      "\n" + make("-n", "test", "PYTHON=/opt/py/bin/python3")[1])
+
+    def test_install_writes_debians_python_in_isolated_mode_by_default(self):
+        code, output = make("-n", "install")
+        self.assertIn("'1s|^#!.*|#!/usr/bin/python3 -I|'", output)
+
+    def test_install_refuses_a_relative_interpreter(self):
+        code, output = make("install", "DESTDIR=" + self.destdir, "PYTHON=python3")
+        self.assertNotEqual(code, 0)
+        self.assertIn("PYTHON must be an absolute path", output)
+        self.assertFalse(os.path.exists(self.destdir))
+
+    def test_install_then_uninstall_leaves_only_what_was_there(self):
+        self.install()
+        bindir = os.path.join(self.destdir, "usr", "bin")
+        self.assertEqual(files_under(self.destdir), sorted(
+            ["usr/bin/run-job", "usr/bin/cron-generate",
+             "usr/share/man/man1/run-job.1", "usr/share/man/man1/cron-generate.1",
+             "usr/share/man/man5/process-control.yaml.5",
+             "usr/share/bash-completion/completions/run-job",
+             "usr/share/bash-completion/completions/cron-generate",
+             "usr/share/doc/process-control/README.md",
+             "usr/share/doc/process-control/examples/process-control.yaml",
+             "usr/share/doc/process-control/examples/job.example.yaml",
+             "usr/share/doc/process-control/examples/tmpfiles.d/process-control.conf"]
+            + ["usr/share/doc/process-control/examples/jobs/" + name
+               for name in os.listdir(os.path.join(HERE, "examples", "jobs"))]))
+        for path in files_under(self.destdir):
+            mode = stat.S_IMODE(os.stat(os.path.join(self.destdir, path)).st_mode)
+            self.assertEqual(mode, 0o755 if path.startswith("usr/bin/") else 0o644, path)
+        write(os.path.join(bindir, "someone-elses"), "keep me\n")
+        code, output = make("uninstall", "DESTDIR=" + self.destdir)
+        self.assertEqual(code, 0, output)
+        self.assertEqual(files_under(self.destdir), ["usr/bin/someone-elses"])
+        self.assertFalse(os.path.exists(os.path.join(self.destdir, "usr/share/doc/process-control")))
+        os.unlink(os.path.join(bindir, "someone-elses"))
+        self.assertEqual(files_under(self.destdir), [])
+
+    def test_prefix_and_directories_can_be_chosen(self):
+        self.install("PREFIX=/opt/pc", "MANDIR=/opt/man", "BASHCOMPLETIONDIR=/etc/completions")
+        installed = files_under(self.destdir)
+        for path in ("opt/pc/bin/run-job", "opt/man/man5/process-control.yaml.5",
+                     "etc/completions/run-job", "opt/pc/share/doc/process-control/README.md"):
+            self.assertIn(path, installed)
+        code, output = make("uninstall", "DESTDIR=" + self.destdir, "PREFIX=/opt/pc",
+                            "MANDIR=/opt/man", "BASHCOMPLETIONDIR=/etc/completions")
+        self.assertEqual((code, files_under(self.destdir)), (0, []), output)
+
+    def test_installed_scripts_run_isolated_and_cron_generate_finds_run_job(self):
+        self.install()
+        bindir = os.path.join(self.destdir, "usr", "bin")
+        with open(os.path.join(bindir, "run-job")) as handle:
+            self.assertEqual(handle.readline(), "#!%s -I\n" % sys.executable)
+        # A PYTHONPATH holding a sitecustomize is what would run first without -I.
+        hijack = os.path.join(self.root, "hijack")
+        os.mkdir(hijack)
+        marker = os.path.join(self.root, "hijacked")
+        write(os.path.join(hijack, "sitecustomize.py"), "open(%r, 'w').close()\n" % marker)
+        environment = dict(os.environ, PYTHONPATH=hijack, PYTHONSTARTUP=hijack)
+        subprocess.check_call([sys.executable, os.path.join(HERE, "run_job.py"), "--version"],
+                              env=environment, stdout=subprocess.DEVNULL)
+        self.assertTrue(os.path.exists(marker), "the control run did not import the hijack")
+        os.unlink(marker)
+
+        output = subprocess.check_output([os.path.join(bindir, "run-job"), "--version"],
+                                         env=environment, universal_newlines=True)
+        self.assertEqual(output, "run-job %s\n" % run_job.VERSION)
+        jobs = os.path.join(self.root, "jobs")
+        os.mkdir(jobs, 0o755)
+        write(os.path.join(jobs, "alpha.yaml"), "command: /bin/true\nschedule: '5 4 * * *'\n")
+        config = os.path.join(self.root, "process-control.yaml")
+        write(config, "user: %s\njob_directory: jobs\n" % service_user())
+        crontab = subprocess.check_output([os.path.join(bindir, "cron-generate"), "--stdout",
+                                           "--config", config], env=environment,
+                                          universal_newlines=True)
+        self.assertIn("5 4 * * * %s %s --job alpha" % (service_user(),
+                                                        os.path.join(bindir, "run-job")), crontab)
+        self.assertFalse(os.path.exists(marker), "an installed script imported from PYTHONPATH")
+
+    def test_check_names_the_missing_tool(self):
+        environment = dict(clean_make_environment(), PATH=self.root)
+        process = subprocess.run([shutil.which("make"), "-C", HERE, "check"], env=environment,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 universal_newlines=True)
+        self.assertNotEqual(process.returncode, 0)
+        self.assertIn("make check: ruff is not installed", process.stdout)
+
+
+def bash_can_complete():
+    bash = shutil.which("bash")
+    return bash is not None and subprocess.call(
+        [bash, "--norc", "--noprofile", "-c", "type complete compgen"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0
+
+
+@unittest.skipUnless(bash_can_complete(), "bash with programmable completion is not installed")
+class CompletionTests(unittest.TestCase):
+    """Sources each completion in a real bash and asks it, as readline would."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.root = tempfile.mkdtemp(prefix="pc-completion-")
+        os.chmod(cls.root, 0o755)
+        for config, names in (("a", ["alpha", "beta"]), ("b", ["gamma"])):
+            jobs = os.path.join(cls.root, config, "jobs")
+            os.makedirs(jobs)
+            os.chmod(os.path.join(cls.root, config), 0o755)
+            os.chmod(jobs, 0o755)
+            for name in names:
+                write(os.path.join(jobs, name + ".yaml"), "command: /bin/true\n")
+            write(os.path.join(cls.root, config, "pc.yaml"),
+                  "user: %s\njob_directory: jobs\n" % service_user())
+        bindir = os.path.join(cls.root, "bin")
+        os.mkdir(bindir, 0o755)
+        write(os.path.join(bindir, "run-job"), '#!/bin/sh\nexec %s %s "$@"\n'
+              % (sys.executable, os.path.join(HERE, "run_job.py")), 0o755)
+        cls.environment = dict(os.environ, PATH=bindir + os.pathsep + os.environ["PATH"],
+                               PROCESS_CONTROL_CONFIG=os.path.join(cls.root, "a", "pc.yaml"))
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.root)
+
+    def complete(self, command, *words):
+        """COMPREPLY for the command line WORDS, the last being completed."""
+        script = ('source %s\nCOMP_WORDS=("$@")\nCOMP_CWORD=$((${#COMP_WORDS[@]} - 1))\n'
+                  'COMPREPLY=()\n%s\nprintf "%%s\\n" "${COMPREPLY[@]}"\n'
+                  % (os.path.join(HERE, "completion", command),
+                     "_run_job" if command == "run-job" else "_cron_generate"))
+        output = subprocess.check_output(
+            ["bash", "--norc", "--noprofile", "-c", script, "bash", command] + list(words),
+            env=self.environment, cwd=self.root, universal_newlines=True)
+        return sorted(line for line in output.split("\n") if line)
+
+    def test_a_bare_argument_is_a_job_of_the_default_config(self):
+        self.assertEqual(self.complete("run-job", ""), ["alpha", "beta"])
+        self.assertEqual(self.complete("run-job", "b"), ["beta"])
+
+    def test_job_names_come_from_the_config_given_on_the_line(self):
+        config = os.path.join(self.root, "b", "pc.yaml")
+        self.assertEqual(self.complete("run-job", "-c", config, ""), ["gamma"])
+        self.assertEqual(self.complete("run-job", "--config", config, "-j", ""), ["gamma"])
+        self.assertEqual(self.complete("run-job", "--config", "=", config, "--kill-job", "g"),
+                         ["gamma"])
+        self.assertEqual(self.complete("run-job", "--config=" + config, "-s", ""), ["gamma"])
+
+    def test_job_names_after_each_option_that_takes_one(self):
+        for option in ("-j", "--job", "-k", "--kill-job", "-s", "--status"):
+            self.assertEqual(self.complete("run-job", option, "al"), ["alpha"], option)
+        self.assertEqual(self.complete("run-job", "--status", "alpha", ""), ["alpha", "beta"])
+
+    def test_options(self):
+        self.assertEqual(self.complete("run-job", "--sl"), ["--slow-start"])
+        self.assertLessEqual(set(run_job.OPTIONS), set(self.complete("run-job", "-")))
+        self.assertEqual(self.complete("run-job", "--scheduled", ""), [])
+        self.assertEqual(set(self.complete("cron-generate", "-")),
+                         options_in(cron_generate.USAGE))
+        self.assertEqual(self.complete("cron-generate", "--s"), ["--stdout"])
+
+    def test_file_names_after_config(self):
+        prefix = os.path.join(self.root, "a", "p")
+        expected = [os.path.join(self.root, "a", "pc.yaml")]
+        for command in ("run-job", "cron-generate"):
+            self.assertEqual(self.complete(command, "-c", prefix), expected, command)
+            self.assertEqual(self.complete(command, "--config", prefix), expected, command)
+            self.assertEqual(self.complete(command, "--config", "=", prefix), expected, command)
+            self.assertEqual(self.complete(command, "--config=" + prefix),
+                             ["--config=" + expected[0]], command)
+
+
+if __name__ == "__main__":
+    unittest.main()
