@@ -2751,8 +2751,8 @@ def cannot_create_error(config, key, path, mode):
     group = "" if key != "output_directory" or config.log_group is None \
         else "-g %s " % config.log_group
     return config.error(
-        "the %s %s does not exist and cannot be created; create it: "
-        "sudo install -d -o %s %s-m %o %s"
+        "the %s %s does not exist and cannot be created; as root, run cron-generate "
+        "(it creates the directories) or install -d -o %s %s-m %o %s"
         % (key.replace("_", " "), path, config.user, group, mode, path), key)
 
 
