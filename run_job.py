@@ -4466,7 +4466,12 @@ def state_with_skip(text, name, now, reason):
 
 # ---- 9. reporting ----------------------------------------------------------------
 
+# Three parts: the installed crontab against the job files; --list-jobs and
+# --status; --check, which also says what the service user will meet under cron.
+
 STATUS_INDENT = "    "
+
+# -- 9.1 the installed crontab
 
 # The installed crontab, compared with what cron-generate would write from the
 # job files: a scheduled, enabled job has exactly one line with its schedule,
@@ -4612,6 +4617,8 @@ def crontab_status_lines(crontab, names):
     return []
 
 
+# -- 9.2 --list-jobs and --status
+
 def write_problems(problems, err):
     for problem in problems:
         err.write("run-job: %s\n" % problem)
@@ -4743,6 +4750,8 @@ def outcome_summary(state):
         details.append("%.1f s" % state["duration"])
     return summary + (" (%s)" % ", ".join(details) if details else "")
 
+
+# -- 9.3 --check
 
 def check_configuration(config, out, err):
     """--check: every problem in the global config and the job files, one
