@@ -2823,6 +2823,9 @@ def require_service_user(config, command):
     account = require_service_account(config)
     if os.geteuid() not in (0, account.pw_uid):
         # No tool named: sudo may not be installed, and runuser is root's only.
+        if account.pw_uid == 0:
+            raise RefusedError("jobs run as root (user: %s); run `%s` as root"
+                               % (config.user, command))
         raise RefusedError("jobs run as the service user %s; run `%s` as root (run-job "
                            "switches to %s itself) or as %s"
                            % (config.user, command, config.user, config.user))
@@ -4326,18 +4329,22 @@ def run_events(config):
     """The RunEvents of the logger named process-control, configured by the
     global `logging` mapping (syslog in the original's example), or None
     without one. Called as the service user, so that file handlers open files
-    as that user."""
+    as that user. A mapping that cannot be applied here (a handler's file the
+    service user cannot open, a syslog server that refuses) never stops the
+    run: its RunEvents has no logger and says why (--check warns beforehand)."""
     if config.logging is None:
         return None
     import logging.config
     try:
         logging.config.dictConfig(config.logging)
-    except (ValueError, TypeError, AttributeError, ImportError) as error:
+    except (ValueError, TypeError, AttributeError, ImportError, OSError) as error:
         reason = str(error)
         if error.__cause__ is not None:  # dictConfig wraps what went wrong
             reason += ": %s" % error.__cause__
-        raise config.error("`logging`: %s; see Python's logging.config dictConfig "
-                           "schema" % " ".join(reason.split()), "logging")
+        events = RunEvents(None)
+        events.fail("cannot apply the global config's `logging` (%s); see Python's "
+                    "logging.config dictConfig schema" % reason)
+        return events
     logger = logging.getLogger("process-control")
     if not logger.hasHandlers():
         return None  # else Python's last-resort handler prints to stderr
@@ -4365,7 +4372,7 @@ def record_handler_errors(logger, events):
 
 def log_event(events, level, text):
     """One line to the configured logger; a broken handler never fails a run."""
-    if events is None:
+    if events is None or events.logger is None:
         return
     try:
         events.logger.log(level, text)
@@ -4603,13 +4610,16 @@ def orphans_problem(orphans):
         ", ".join(orphans), "has" if len(orphans) == 1 else "have")
 
 
-def crontab_status_lines(crontab, names):
-    """--status's closing lines about the crontab itself, not one job."""
+def crontab_status_lines(crontab, names, all_jobs=True):
+    """--status's closing lines about the crontab itself, not one job; the
+    lines of jobs without a file only when NAMES are ALL_JOBS."""
     if crontab.path is None:
         return []
     if crontab.error is not None:
         return ["crontab: cannot compare it with the job files: %s; run cron-generate"
                 % crontab.error]
+    if not all_jobs:
+        return []
     orphans = crontab_orphans(crontab, names)
     if orphans:
         return ["crontab: %s is out of date (%s); run cron-generate"
@@ -4655,8 +4665,8 @@ def show_status(config, names, only_running, out, err, now=None):
             continue
         for line in job_status_lines(config, name, running, now, crontab):
             out.write(line + "\n")
-    if not only_running and not named:  # lines of jobs without a file
-        for line in crontab_status_lines(crontab, names):
+    if not only_running:
+        for line in crontab_status_lines(crontab, names, all_jobs=not named):
             out.write(line + "\n")
     write_problems(unknown, err)
     return EXIT_USAGE if unknown else EXIT_OK
@@ -4757,6 +4767,8 @@ def check_configuration(config, out, err):
     """--check: every problem in the global config and the job files, one
     line each; warnings do not fail. Returns EXIT_OK or EXIT_CONFIG."""
     problems, warnings, names = configuration_problems(config)
+    # What default_job_config causes is found in every job, at the same place: once.
+    problems, warnings = unique_by_text(problems), unique_by_text(warnings)
     write_problems(problems, err)
     for warning in warnings:
         err.write("run-job: %s\n" % warning)
@@ -4764,6 +4776,16 @@ def check_configuration(config, out, err):
         out.write("checked %d jobs: %d problems, %d warnings\n"
                   % (len(names), len(problems), len(warnings)))
     return EXIT_CONFIG if problems else EXIT_OK
+
+
+def unique_by_text(errors):
+    """ERRORS without repeats of the same line, in their order."""
+    unique, seen = [], set()
+    for error in errors:
+        if str(error) not in seen:
+            seen.add(str(error))
+            unique.append(error)
+    return unique
 
 
 def configuration_problems(config):
@@ -4862,10 +4884,12 @@ def service_user_can(path, account, mode):
 
 def unsearchable_directory(directory, account):
     """The first directory from / down to DIRECTORY that the service user
-    cannot search, or None."""
+    cannot search, or None; also None from where the path does not exist."""
     parts = os.path.abspath(directory).split(os.sep)
     for length in range(1, len(parts) + 1):
         step = os.sep.join(parts[:length]) or os.sep
+        if not os.path.lexists(step):
+            return None
         if not service_user_can(step, account, os.X_OK):
             return step
     return None
@@ -4912,7 +4936,28 @@ def directory_problem(path, account):
     if blocked is not None:
         return ("would be out of the service user's reach: %s is not searchable by %s"
                 % (blocked, name), "chmod o+x %s" % blocked)
+    refusal = filesystem_refusal(parent)
+    if refusal is not None:
+        return ("cannot be created, not even by root: %s" % refusal,
+                "choose a path on a writable filesystem")
     return None
+
+
+# Kernel filesystems where nobody, root included, creates a directory.
+PSEUDO_FILESYSTEMS = ("/proc", "/sys")
+
+
+def filesystem_refusal(directory):
+    """Why no directory can be made in DIRECTORY, whoever asks, or None."""
+    real = os.path.realpath(directory)
+    for top in PSEUDO_FILESYSTEMS:
+        if real == top or real.startswith(top + "/"):
+            return "%s is in %s, a kernel filesystem" % (directory, top)
+    try:
+        read_only = os.statvfs(real).f_flag & os.ST_RDONLY
+    except OSError:
+        return None
+    return "%s is on a read-only filesystem" % directory if read_only else None
 
 
 TMPFILES_LINE = "d %s 0755 %s %s -"
@@ -4987,19 +5032,44 @@ def program_problem(program, search, account):
             % (program, search))
 
 
-def executable_problem(path, account):
-    if not os.path.exists(path):
-        return "%s does not exist; install it or correct the path" % path
-    if os.path.isdir(path):
-        return "%s is a directory, not a program; give the program's path" % path
+def executable_problem(path, account, script=True):
+    """Why the service user cannot exec PATH, or None; SCRIPT: look at its
+    `#!` line too (one level, which is all that a job's scripts use)."""
+    # Reach first: in a directory this process cannot search, a program looks missing.
     blocked = unsearchable_directory(os.path.dirname(path), account)
     if blocked is not None:
         return ("the service user %s cannot reach %s: %s is not searchable (chmod o+x %s)"
                 % (account.pw_name, path, blocked, blocked))
+    if not os.path.exists(path):
+        return "%s does not exist; install it or correct the path" % path
+    if os.path.isdir(path):
+        return "%s is a directory, not a program; give the program's path" % path
     if not service_user_can(path, account, os.X_OK):
         return "the service user %s cannot execute %s; chmod a+x %s" % (
             account.pw_name, path, path)
-    return None
+    return interpreter_problem(path, account) if script else None
+
+
+def interpreter_problem(path, account):
+    """A script's `#!` interpreter that the service user cannot start, or None
+    (also when the script cannot be read here: exec alone needs no read)."""
+    try:
+        with open(path, "rb") as script:
+            first = script.read(256)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].split(b"\n", 1)[0].split()
+    if not words:
+        return "%s starts with `#!` but names no interpreter; correct its first line" % path
+    interpreter = os.fsdecode(words[0])
+    if not os.path.isabs(interpreter):
+        return None  # the kernel would take it relative to the working directory: rare
+    problem = executable_problem(interpreter, account, script=False)
+    if problem is None:
+        return None
+    return "%s: its `#!` interpreter cannot run: %s" % (path, problem)
 
 
 SHELLS = frozenset(("sh", "bash", "dash", "ash", "ksh", "mksh", "zsh", "busybox"))
@@ -5087,11 +5157,27 @@ def handler_problem(handler, account):
     """(the handler's key at fault, the problem), or (None, None). A
     SysLogHandler without `address` sends UDP to localhost: nothing to check."""
     kind = str(handler.get("class", "")).rpartition(".")[2]
+    missing = missing_handler_class(str(handler.get("class", "")))
+    if missing is not None:
+        return "class", missing
     if kind == "SysLogHandler" and isinstance(handler.get("address"), str):
         return "address", syslog_socket_problem(handler["address"], account)
     if kind.endswith("FileHandler") and isinstance(handler.get("filename"), str):
         return "filename", log_file_problem(handler["filename"], account)
     return None, None
+
+
+def missing_handler_class(name):
+    """Why dictConfig would not find the logging package's handler class NAME,
+    or None. Other classes are not looked up: that would import their module."""
+    if not name.startswith("logging."):
+        return None
+    import logging.handlers  # loaded before the switch (LOGGING_MODULES)
+    module_name, _, attribute = name.rpartition(".")
+    if hasattr(sys.modules.get(module_name), attribute):
+        return None
+    return ("there is no class %s, so the run would log nothing; correct `class`, e.g. "
+            "logging.handlers.SysLogHandler" % name)
 
 
 def syslog_socket_problem(address, account):
@@ -5319,12 +5405,10 @@ NAME_HINTS = {"run": ("run the job", "run-job %s"),
 
 
 def check_not_a_file_name(word, action):
-    """`run-job ticker.yaml`, or a path to it: the job is called ticker."""
-    if not word.endswith(".yaml"):
-        return
+    """`run-job ticker.yaml` (or .yml), or a path to it: the job is called ticker."""
     file_name = os.path.basename(word)
-    name = file_name[:-len(".yaml")]
-    if is_job_name(name):
+    name, dot, extension = file_name.rpartition(".")
+    if dot and extension in ("yaml", "yml") and is_job_name(name):
         what, command = NAME_HINTS[action]
         raise UsageError("%s is a file name; %s by its name: %s"
                          % (file_name, what, command % name))
@@ -5372,8 +5456,11 @@ def report_command(config, invocation):
     """The read-only commands: they never write, and work for anyone who can
     read the files. As root they still read as the service user."""
     action = invocation.actions[0]
+    modules = MODULES_AFTER_SWITCH[action]
+    if action == "check" and config.logging is not None:
+        modules += LOGGING_MODULES  # its handlers' classes are looked up
     if service_account(config) is not None:
-        become_service_user(config, MODULES_AFTER_SWITCH[action])
+        become_service_user(config, modules)
     if action == "list":
         return list_jobs(config, invocation.only_running, sys.stdout, sys.stderr)
     if action == "status":

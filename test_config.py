@@ -700,6 +700,8 @@ class OperatorTests(SandboxTest):
             with self.subTest(args=args):
                 self.assertEqual(self.sandbox.run(*args),
                                  (64, "", "run-job: ticker.yaml is a file name; %s\n" % hint))
+        self.assertEqual(self.sandbox.run("jobs/ticker.yml"),
+                         (64, "", "run-job: ticker.yml is a file name; %s\n" % run))
         self.assertFalse(os.path.exists(marker))
         self.assertEqual(self.sandbox.run("ticker"), (0, "", ""))
         self.assertTrue(os.path.exists(marker))
@@ -823,19 +825,20 @@ class RefusalTests(SandboxTest):
         self.assert_one_error_line(err, "no job named nosuchjob")
 
     def test_a_user_other_than_the_service_user_is_refused(self):
-        # As root, become nobody with a config naming daemon; otherwise name root.
-        service_user = "daemon" if IS_ROOT else "root"
-        self.sandbox.write_config(user=service_user)
-        self.sandbox.write_job("job", "command: /bin/touch %s\n" % self.sandbox.path("ran"))
+        # As root, become nobody with a config naming daemon, then root; otherwise name root.
+        expected = {"daemon": ("service user daemon", "as root (run-job switches to daemon "
+                               "itself) or as daemon"),
+                    "root": ("jobs run as root (user: root)", "` as root")}
         options = as_nobody(self.sandbox) if IS_ROOT else {}
-        for args in (["job"], ["--kill-job", "job"]):
-            with self.subTest(args=args):
-                code, out, err = self.sandbox.run(*args, **options)
-                self.assertEqual(code, 77, err)
-                self.assert_one_error_line(err, "service user %s" % service_user,
-                                           "as root (run-job switches to %s itself) or as %s"
-                                           % (service_user, service_user))
-                self.assertNotIn("sudo", err)
+        self.sandbox.write_job("job", "command: /bin/touch %s\n" % self.sandbox.path("ran"))
+        for service_user in (["daemon", "root"] if IS_ROOT else ["root"]):
+            self.sandbox.write_config(user=service_user)
+            for args in (["job"], ["--kill-job", "job"]):
+                with self.subTest(user=service_user, args=args):
+                    code, out, err = self.sandbox.run(*args, **options)
+                    self.assertEqual(code, 77, err)
+                    self.assert_one_error_line(err, *expected[service_user])
+                    self.assertNotIn("sudo", err)
         self.assertFalse(os.path.exists(self.sandbox.path("ran")))
 
     def test_config_errors_exit_78_on_one_line(self):
@@ -1076,15 +1079,28 @@ class LoggingConfigTests(SandboxTest):
         self.assertEqual(code, 78)
         self.assertRegex(err, r"process-control\.yaml:6:1: `logging` needs `version: 1`")
 
-    def test_a_logging_config_that_python_refuses_stops_the_run(self):
+    def test_a_logging_config_that_cannot_be_applied_never_stops_the_run(self):
+        # A class Python does not know, a file the run cannot create: --check
+        # warns, and a run goes on quietly, its log, state and --status saying why.
         marker = self.sandbox.path("ran")
-        self.write_logging_config(self.sandbox.path("events.log"), handler_class="no.such.Handler")
         self.sandbox.write_job("job", "command: /bin/touch %s\n" % marker)
-        code, out, err = self.sandbox.run("job")
-        self.assertEqual(code, 78, err)
-        self.assertEqual(len(err.splitlines()), 1, err)
-        self.assertRegex(err, r"process-control\.yaml:6:1: `logging`: .*no\.such\.Handler.*dictConfig")
-        self.assertFalse(os.path.exists(marker))
+        cases = [("logging.handlers.NoSuchHandler", self.sandbox.path("events.log"),
+                  "there is no class logging.handlers.NoSuchHandler"),
+                 ("logging.FileHandler", self.sandbox.path("no-such-directory", "events.log"),
+                  "the directory %s does not exist" % self.sandbox.path("no-such-directory"))]
+        for handler_class, target, warning in cases:
+            with self.subTest(handler_class=handler_class):
+                self.write_logging_config(target, handler_class=handler_class)
+                code, out, err = self.sandbox.run("--check")
+                self.assertEqual(code, 0, err)
+                self.assertIn("warning: `logging`: handler events: " + warning, err)
+                self.assertEqual(self.sandbox.run("job"), (0, "", ""))
+                self.assertTrue(os.path.exists(marker))
+                os.unlink(marker)
+                state = run_job.read_job_state(self.sandbox.load(), "job")
+                self.assertEqual(state["status"], "success")
+                self.assertIn("cannot apply the global config's `logging`", state["logging_error"])
+                self.assertIn("\n    logging: cannot apply", self.sandbox.run("--status")[1])
 
     def test_a_plain_run_without_logging_imports_no_logging(self):
         self.sandbox.write_job("job", "command: /bin/true\n")

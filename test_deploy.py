@@ -372,6 +372,20 @@ class ServiceUserAccessTests(DeployTest):
         self.assert_lines(err, 1, "process-control.yaml:3:1: the output directory %s/log would be out "
                           "of the service user's reach: %s is not searchable" % (private, private))
 
+    def test_a_program_in_a_directory_out_of_reach_is_not_called_missing(self):
+        private = self.sandbox.path("private")
+        os.mkdir(private, 0o700)
+        write_file(os.path.join(private, "tool"), "#!/bin/sh\n", 0o755)
+        self.sandbox.write_config(user=UNPRIVILEGED)
+        self.sandbox.make_directories()
+        for name in ("log", "run", "state"):
+            os.chown(self.sandbox.path(name), pwd.getpwnam(UNPRIVILEGED).pw_uid, -1)
+        self.sandbox.write_job("job", "command: %s\n" % os.path.join(private, "tool"))
+        code, out, err = self.sandbox.run("--check")  # as root, checking as nobody
+        self.assertEqual(code, 78, err)
+        self.assert_lines(err, 1, "the service user nobody cannot reach %s: %s is not searchable"
+                          % (os.path.join(private, "tool"), private))
+
     def test_a_program_only_root_can_execute(self):
         tool = self.sandbox.path("root-tool")
         write_file(tool, "#!/bin/sh\n", 0o700)
@@ -441,6 +455,28 @@ class CommandCheckTests(DeployTest):
         self.assertEqual(code, 78)
         self.assertIn("is a directory, not a program", err)
 
+    def test_a_script_whose_interpreter_cannot_run(self):
+        script = os.path.join(self.bin, "script")
+        for first_line, problem in (("#!/no/such/interpreter -x", "/no/such/interpreter does "
+                                     "not exist"),
+                                    ("#!%s" % os.path.join(self.bin, "plain"), "cannot execute"),
+                                    ("#!", "names no interpreter")):
+            with self.subTest(first_line=first_line):
+                write_file(script, first_line + "\necho hi\n", 0o755)
+                code, out, err = self.check("command: %s\n" % script)
+                self.assertEqual(code, 78)
+                self.assert_lines(err, 1, "`command`: %s" % script, problem)
+        write_file(script, "#!/bin/sh\necho hi\n", 0o755)  # a working one passes
+        self.assertEqual(self.check("command: %s\n" % script), (0, "", ""))
+
+    def test_a_directory_not_even_root_can_create(self):
+        self.sandbox.write_config(directories={"output": "/proc/process-control-test"})
+        self.sandbox.write_job("job", "command: /bin/true\n")
+        code, out, err = self.sandbox.run("--check")
+        self.assertEqual(code, 78)
+        self.assert_lines(err, 1, "the output directory /proc/process-control-test cannot be "
+                          "created, not even by root: /proc is in /proc, a kernel filesystem")
+
     def test_cron_generate_warns_for_scheduled_jobs_and_still_schedules_them(self):
         self.sandbox.write_job("missing", "command: /no/such/program\nschedule: '0 * * * *'\n")
         self.sandbox.write_job("off", "command: /no/such/program\nschedule: '0 * * * *'\n"
@@ -494,6 +530,7 @@ class ShellSyntaxTests(DeployTest):
         code, out, err = self.sandbox.run("--check")
         self.assert_lines(err, 1, "job.yaml:2:1: warning: `timeout: 20`")
         self.sandbox.write_job("job", "command: /bin/true\n")
+        self.sandbox.write_job("other", "command: /bin/true\n")  # the same warning: once
         self.sandbox.write_config(extra="default_job_config:\n  timeout: 45\n")
         code, out, err = self.sandbox.run("--check")
         self.assert_lines(err, 1, "process-control.yaml:9:3: warning: `timeout: 45`")

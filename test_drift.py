@@ -374,6 +374,9 @@ class ReportTests(DriftTest):
             make(self.box.crontab)
             lines = self.status_lines()  # each run's communicate() has a timeout
             self.assertEqual(len([line for line in lines if "cannot compare" in line]), 1, lines)
+            code, out, err = self.box.run_job("--status", "tick")  # one job: the same line
+            self.assertEqual(len([line for line in out.splitlines() if "cannot compare" in line]),
+                             1, out)
             code, out, err = self.box.run_job("--check")
             self.assertEqual(code, 0, err)
             self.assertIn("warning: cannot compare the crontab with the job files", err)

@@ -223,6 +223,16 @@ class MakefileTests(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(self.destdir, "usr/share/doc/process-control")))
         os.unlink(os.path.join(bindir, "someone-elses"))
         self.assertEqual(files_under(self.destdir), [])
+        # Someone's file in a directory of our own: uninstall keeps it, and the
+        # directory, and says so; it still succeeds.
+        self.install()
+        theirs = os.path.join(self.destdir, "usr/share/doc/process-control/examples/jobs/mine.yaml")
+        write(theirs, "command: x\n")
+        code, output = make("uninstall", "DESTDIR=" + self.destdir)
+        self.assertEqual(code, 0, output)
+        self.assertIn("holds files install did not put there", output)
+        self.assertEqual(files_under(self.destdir),
+                         ["usr/share/doc/process-control/examples/jobs/mine.yaml"])
 
     def test_prefix_and_directories_can_be_chosen(self):
         self.install("PREFIX=/opt/pc", "MANDIR=/opt/man", "BASHCOMPLETIONDIR=/etc/completions")
@@ -257,7 +267,8 @@ class MakefileTests(unittest.TestCase):
         os.mkdir(jobs, 0o755)
         write(os.path.join(jobs, "alpha.yaml"), "command: /bin/true\nschedule: '5 4 * * *'\n")
         config = os.path.join(self.root, "process-control.yaml")
-        write(config, "user: %s\njob_directory: jobs\n" % service_user())
+        write(config, "user: %s\njob_directory: jobs\noutput_directory: log\nrun_directory: "
+                      "run\nstate_directory: state\n" % service_user())  # not the machine's
         crontab = subprocess.check_output([os.path.join(bindir, "cron-generate"), "--stdout",
                                            "--config", config], env=environment,
                                           universal_newlines=True)

@@ -37,6 +37,7 @@ MINUTE_WAIT = 75  # cron runs at each minute's start; a little slack
 
 
 def sh(*command, **options):
+    options.setdefault("timeout", 600)  # apt-get at the most; a hang fails the test
     subprocess.check_call(list(command), stdout=subprocess.DEVNULL, **options)
 
 
@@ -90,13 +91,17 @@ def previous_deployment():
     return ", ".join(found) or None
 
 
-def installed_files(destdir):
-    """The files `make install DESTDIR=DESTDIR` puts there, as paths under /."""
-    files = []
-    for directory, _, names in os.walk(destdir):
+def installed_paths(destdir):
+    """The files and directories `make install DESTDIR=DESTDIR` puts there,
+    as paths under /: ([files], [directories])."""
+    files, directories = [], []
+    for directory, subdirectories, names in os.walk(destdir):
         for name in names:
             files.append(os.path.join("/", os.path.relpath(os.path.join(directory, name), destdir)))
-    return sorted(files)
+        for name in subdirectories:
+            directories.append(os.path.join("/", os.path.relpath(os.path.join(directory, name),
+                                                                 destdir)))
+    return sorted(files), sorted(directories)
 
 
 def read_state(name):
@@ -153,14 +158,17 @@ class NewServer(unittest.TestCase):
             subprocess.call(["userdel", USER])
 
     def install(self):
-        """make install into the system; returns the files it put there."""
+        """make install into the system; returns the files and the new
+        directories it put there."""
         preview = os.path.join(self.scratch, "preview")
         sh("make", "-s", "-C", SOURCE, "install", "DESTDIR=" + preview)
-        files = installed_files(preview)
+        files, directories = installed_paths(preview)
         self.assertIn("/usr/bin/run-job", files)
         self.assertIn("/usr/bin/cron-generate", files)
         present = [path for path in files if os.path.lexists(path)]
         self.assertEqual(present, [], "installed files already on this machine")
+        # What install creates, the directories it makes included, uninstall removes.
+        files += [path for path in directories if not os.path.lexists(path)]
         sh("make", "-s", "-C", SOURCE, "install")
         with open("/usr/bin/run-job") as handle:
             self.assertEqual(handle.readline(), "#!/usr/bin/python3 -I\n")
