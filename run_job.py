@@ -5173,8 +5173,9 @@ def missing_handler_class(name):
     if not name.startswith("logging."):
         return None
     import logging.handlers  # loaded before the switch (LOGGING_MODULES)
+    modules = {"logging": logging, "logging.handlers": logging.handlers}
     module_name, _, attribute = name.rpartition(".")
-    if hasattr(sys.modules.get(module_name), attribute):
+    if hasattr(modules.get(module_name), attribute):
         return None
     return ("there is no class %s, so the run would log nothing; correct `class`, e.g. "
             "logging.handlers.SysLogHandler" % name)
