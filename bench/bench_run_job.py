@@ -442,9 +442,9 @@ def main():
         start_up(report, root, ways, 10 if quick else 30)
         skip_when_locked(report, root, ways, 10 if quick else 30)
         python_peak = memory_figures(report, root, ways, 3 if quick else 7)
+        kill_latency(report, root, ways, 3 if quick else 5)
         captures(report, root, ways, quick, python_peak)
         against_ts(report, root, ways, quick)
-        kill_latency(report, root, ways, 3 if quick else 5)
     finally:
         shutil.rmtree(root)
     print()

@@ -65,11 +65,11 @@ def run_job_figures(table, quick):
                  repeats)
         python_peak = measured(table, "memory", bench_run_job.memory_figures, table, root,
                                ways, 3 if quick else 7)
+        measured(table, "timeout", bench_run_job.kill_latency, table, root, ways,
+                 3 if quick else 5)
         measured(table, "capture", bench_run_job.captures, table, root, ways, quick,
                  python_peak)
         measured(table, "stamps vs ts", bench_run_job.against_ts, table, root, ways, quick)
-        measured(table, "timeout", bench_run_job.kill_latency, table, root, ways,
-                 3 if quick else 5)
     finally:
         shutil.rmtree(root)
 
@@ -137,7 +137,7 @@ def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer, smaller runs (CI)")
     options = parser.parse_args(argv)
-    started = time.monotonic()
+    started, load = time.monotonic(), os.getloadavg()[0]
     print("run-job: %s" % bench_run_job.machine())
     print("YAML and schedules in %s (Python %s); %s mode"
           % (sys.executable, sys.version.split()[0], "quick" if options.quick else "full"))
@@ -149,7 +149,9 @@ def main(argv):
     measured(table, "cron-generate and --status", scale_figures, table, options.quick)
     print()
     table.summary()
-    print("bench: %.0f s" % (time.monotonic() - started))
+    # Other work on the machine slows every figure: the load says how much there was.
+    print("bench: %.0f s; load average %.2f at the end (%.2f at the start)"
+          % (time.monotonic() - started, os.getloadavg()[0], load))
     return 1 if table.failed else 0
 
 
