@@ -45,18 +45,37 @@ def make_sandbox(count):
     return root, config
 
 
-def best_time(command, repeat):
-    best = None
+def run_times(command, repeat):
+    """Wall times of REPEAT runs of COMMAND; raises RuntimeError if one fails."""
+    times = []
     for _ in range(repeat):
         start = time.perf_counter()
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         errors = process.communicate()[1]
-        elapsed = time.perf_counter() - start
+        times.append(time.perf_counter() - start)
         if process.returncode != 0:
-            sys.exit("bench: %s failed (%d): %s" % (" ".join(command), process.returncode,
-                                                     errors.decode(errors="replace")))
-        best = elapsed if best is None else min(best, elapsed)
-    return best
+            raise RuntimeError("%s failed (%d): %s" % (" ".join(command), process.returncode,
+                                                       errors.decode(errors="replace")))
+    return times
+
+
+COMMANDS = (("cron-generate --stdout", ["cron_generate.py", "--stdout"]),
+            ("run-job --status", ["run_job.py", "--status"]))
+
+
+def measure(counts, repeat):
+    """{(label, job count): [wall times]} for each of COMMANDS on a sandbox of
+    each of COUNTS job files."""
+    results = {}
+    for count in counts:
+        root, config = make_sandbox(count)
+        try:
+            for label, command in COMMANDS:
+                full = [PYTHON, os.path.join(SOURCE, command[0]), "--config", config] + command[1:]
+                results[label, count] = run_times(full, repeat)
+        finally:
+            shutil.rmtree(root)
+    return results
 
 
 def main():
@@ -64,22 +83,13 @@ def main():
     parser.add_argument("--jobs", type=int, default=10000)
     parser.add_argument("--repeat", type=int, default=3)
     options = parser.parse_args()
-    commands = {
-        "cron-generate --stdout": [os.path.join(SOURCE, "cron_generate.py"), "--stdout"],
-        "run-job --status": [os.path.join(SOURCE, "run_job.py"), "--status"],
-    }
     print("interpreter: %s" % PYTHON)
-    results = {}
-    for count in (10, options.jobs):
-        root, config = make_sandbox(count)
-        try:
-            for label, command in commands.items():
-                full = [PYTHON] + command[:1] + ["--config", config] + command[1:]
-                results[label, count] = best_time(full, options.repeat)
-        finally:
-            shutil.rmtree(root)
-    for label in commands:
-        small, large = results[label, 10], results[label, options.jobs]
+    try:
+        results = measure((10, options.jobs), options.repeat)
+    except RuntimeError as error:
+        sys.exit("bench: %s" % error)
+    for label, _ in COMMANDS:
+        small, large = min(results[label, 10]), min(results[label, options.jobs])
         print("%-24s %6d jobs: %8.3f s   %6d jobs: %8.3f s   %.3f ms per job file"
               % (label, 10, small, options.jobs, large,
                  1000.0 * (large - small) / (options.jobs - 10)))

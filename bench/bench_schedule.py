@@ -5,6 +5,8 @@ Prints one labelled figure per line, in seconds for all 10,000:
 parsing, next_after, previous_before, and next_after on the sparse
 expressions alone (the slowest kind: a restricted day-of-month and month).
 Goal (from the issue): 10,000 next-run computations well under a second.
+With cronsim installed, also cronsim's time for the same parse + next run
+and parse + previous run.
 Usage: python3 bench/bench_schedule.py [COUNT]
 """
 
@@ -64,12 +66,49 @@ def timed(function, items):
     return time.perf_counter() - started, results
 
 
-def main(argv):
-    count = int(argv[1]) if len(argv) > 1 else 10000
-    rng = random.Random(1)
+def corpus(count, seed=1):
+    """COUNT random valid expressions and as many random start times."""
+    rng = random.Random(seed)
     expressions = valid_expressions(rng, count)
     starts = [datetime.datetime(2020, 1, 1) + datetime.timedelta(
         seconds=rng.randrange(5 * 365 * 86400)) for _ in range(count)]
+    return expressions, starts
+
+
+def import_cronsim():
+    try:
+        import cronsim
+    except ImportError:
+        return None
+    return cronsim
+
+
+def next_runs(expressions, starts):
+    """Seconds to parse each expression and find its next run after its start."""
+    return timed(lambda pair: Schedule(pair[0]).next_after(pair[1]),
+                 list(zip(expressions, starts)))[0]
+
+
+def previous_runs(expressions, starts):
+    return timed(lambda pair: Schedule(pair[0]).previous_before(pair[1]),
+                 list(zip(expressions, starts)))[0]
+
+
+def cronsim_next_runs(cronsim, expressions, starts):
+    """The same as next_runs with cronsim (which agrees on these expressions:
+    test_schedule.py checks it)."""
+    return timed(lambda pair: next(cronsim.CronSim(pair[0], pair[1])),
+                 list(zip(expressions, starts)))[0]
+
+
+def cronsim_previous_runs(cronsim, expressions, starts):
+    return timed(lambda pair: next(cronsim.CronSim(pair[0], pair[1], reverse=True)),
+                 list(zip(expressions, starts)))[0]
+
+
+def main(argv):
+    count = int(argv[1]) if len(argv) > 1 else 10000
+    expressions, starts = corpus(count)
     parse_time, schedules = timed(Schedule, expressions)
     pairs = list(zip(schedules, starts))
     next_time, _ = timed(lambda pair: pair[0].next_after(pair[1]), pairs)
@@ -85,6 +124,14 @@ def main(argv):
     print("parse + next_after x%d: %.3f s" % (count, parse_time + next_time))
     print("next_after, sparse day-of-month and month only x%d: %.3f s"
           % (len(sparse), sparse_time))
+    cronsim = import_cronsim()
+    if cronsim is None:
+        print("cronsim is not installed (pip install cronsim): its comparison is skipped")
+        return 0
+    print("cronsim parse + next x%d: %.3f s" % (count, cronsim_next_runs(cronsim, expressions,
+                                                                       starts)))
+    print("cronsim parse + previous (reverse) x%d: %.3f s"
+          % (count, cronsim_previous_runs(cronsim, expressions, starts)))
     return 0
 
 

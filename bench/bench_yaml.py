@@ -30,15 +30,32 @@ def time_once(function, texts, rounds):
     return time.perf_counter() - start
 
 
-def best_times(loaders, texts, rounds, repeats=7):
-    """The best of `repeats` timings per loader, the loaders interleaved so
-    that a busy machine slows them alike."""
-    best = {}
+def timings(loaders, texts, rounds, repeats=7):
+    """{loader name: [seconds of each of `repeats` timings]}, the loaders
+    interleaved so that a busy machine slows them alike."""
+    times = dict((name, []) for name, _ in loaders)
     for _ in range(repeats):
         for name, function in loaders:
-            elapsed = time_once(function, texts, rounds)
-            best[name] = min(best.get(name, elapsed), elapsed)
-    return best
+            times[name].append(time_once(function, texts, rounds))
+    return times
+
+
+def corpus(yaml):
+    """The job files to parse, checked to give PyYAML's results."""
+    texts = [text if isinstance(text, str) else text.decode("utf-8")
+             for _, text in JOB_FILES + example_files()]
+    for text in texts:  # the comparison is meaningless unless results agree
+        assert same(run_job.load_yaml(text), yaml.safe_load(text)), text
+    return texts
+
+
+def loaders(yaml):
+    """[(name, parse function)]: ours, SafeLoader and, with libyaml, CSafeLoader."""
+    found = [("run_job.load_yaml", run_job.load_yaml),
+             ("yaml SafeLoader", lambda t: yaml.load(t, Loader=yaml.SafeLoader))]
+    if getattr(yaml, "CSafeLoader", None) is not None:
+        found.append(("yaml CSafeLoader", lambda t: yaml.load(t, Loader=yaml.CSafeLoader)))
+    return found
 
 
 def main(argv):
@@ -48,23 +65,17 @@ def main(argv):
     except ImportError:
         print("bench_yaml: PyYAML is not installed; skipped")
         return 0
-    texts = [text if isinstance(text, str) else text.decode("utf-8")
-             for _, text in JOB_FILES + example_files()]
-    for text in texts:  # the comparison is meaningless unless results agree
-        assert same(run_job.load_yaml(text), yaml.safe_load(text)), text
-    loaders = [("run_job.load_yaml", run_job.load_yaml),
-               ("yaml SafeLoader", lambda t: yaml.load(t, Loader=yaml.SafeLoader))]
-    if getattr(yaml, "CSafeLoader", None) is not None:
-        loaders.append(("yaml CSafeLoader",
-                        lambda t: yaml.load(t, Loader=yaml.CSafeLoader)))
-    else:
+    texts = corpus(yaml)
+    parsers = loaders(yaml)
+    if len(parsers) < 3:
         print("bench_yaml: PyYAML has no libyaml (CSafeLoader); that goal is skipped")
     lines = sum(text.count("\n") + 1 for text in texts)
     print("corpus: %d files, %d lines, %d characters; %d rounds, best of 7 interleaved; %s"
           % (len(texts), lines, sum(map(len, texts)), rounds,
              sys.version.split()[0]))
-    times = best_times(loaders, texts, rounds)
-    for name, _ in loaders:
+    times = dict((name, min(seconds))
+                 for name, seconds in timings(parsers, texts, rounds).items())
+    for name, _ in parsers:
         per_file = times[name] / (rounds * len(texts)) * 1e6
         print("  %-18s %8.1f ms   %7.1f us per file" % (name, times[name] * 1e3, per_file))
     ours = times["run_job.load_yaml"]
