@@ -2427,7 +2427,7 @@ def read_config_text(path, named):
         if named:
             check_readable_by_everyone(path, status)
         check_not_writable_by_others(path, status, "the config file")
-        return decode_utf8(read_descriptor(descriptor), path), status
+        return decode_utf8(read_descriptor(descriptor, path), path), status
     finally:
         os.close(descriptor)
 
@@ -2459,13 +2459,30 @@ def directories_leading_to(path):
     return directories
 
 
-def read_descriptor(descriptor):
-    chunks = []
-    while True:
-        chunk = os.read(descriptor, 65536)
+# A config or a job file is a few kilobytes: a larger one is no config (a log
+# or a device named by mistake), refused before it is read into memory.
+CONFIG_FILE_MAX_BYTES = 1 << 20
+
+
+def read_descriptor(descriptor, path):
+    """The config or job file PATH, open as DESCRIPTOR, if it is no larger
+    than CONFIG_FILE_MAX_BYTES."""
+    data = _read_at_most(descriptor, CONFIG_FILE_MAX_BYTES + 1)
+    if len(data) > CONFIG_FILE_MAX_BYTES:
+        raise ConfigError("%s: larger than %d bytes, which no config is; check the file"
+                          % (path, CONFIG_FILE_MAX_BYTES))
+    return data
+
+
+def _read_at_most(fd, limit):
+    chunks, size = [], 0
+    while size < limit:
+        chunk = os.read(fd, min(65536, limit - size))
         if not chunk:
-            return b"".join(chunks)
+            break
         chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def global_config_from(document, marks, path, status):
@@ -2594,7 +2611,7 @@ def read_job_text(path, config):
         if not stat.S_ISREG(status.st_mode):
             raise RefusedError("%s: refused: the job file is not a regular file" % path)
         check_trusted(path, status, config, "the job file")
-        return decode_utf8(read_descriptor(descriptor), path)
+        return decode_utf8(read_descriptor(descriptor, path), path)
     finally:
         os.close(descriptor)
 
@@ -2997,17 +3014,6 @@ def read_regular_file(path, limit):
     if len(data) > limit:
         raise BadFileError(path, "is larger than %d bytes" % limit)
     return data
-
-
-def _read_at_most(fd, limit):
-    chunks, size = [], 0
-    while size < limit:
-        chunk = os.read(fd, min(65536, limit - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
 
 
 def set_aside_file(path, now):

@@ -9,6 +9,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -30,6 +31,10 @@ MEMORY_LIMIT = 1 << 30  # address space: reading /dev/zero without end fails fas
 HUGE = 100 << 20
 SET_ASIDE_NAME = r"\.bad-\d{8}-\d{6}$"
 EVERY_5 = "*/5 * * * *"
+
+
+def on_alarm(number, frame):
+    raise AssertionError("hung")
 
 
 def limit_memory():
@@ -200,43 +205,56 @@ class HostileFileTest(unittest.TestCase):
 
 
 class StateFileTests(HostileFileTest):
-    def test_a_bad_state_is_reported_read_only_then_set_aside_by_a_run(self):
+    def test_bad_state_and_history_are_reported_read_only_then_set_aside_by_a_run(self):
         kinds = hostile_kinds("garbage")
         names = ["s_" + kind for kind in kinds]
+        histories = {}  # each job's bad history file, and what it is
         for kind, name in zip(kinds, names):
             self.box.touching_job(name)
             self.box.plant(kind, self.box.state(name))
+            if kind == "garbage":  # a history is lines, any of which may be cut
+                histories[name] = (self.box.history(name) + ".1", "fifo")
+            else:
+                histories[name] = (self.box.history(name), kind)
+            self.box.plant(histories[name][1], histories[name][0])
         state_directory = self.box.settings["state_directory"]
         before = sorted(os.listdir(state_directory))
-        (status, _, _), (check, _, check_err), (generate, _, generate_err), kill = finish_all(
+        (status, out, err), check, generate, kill = finish_all(
             self, [self.box.start(RUN_JOB, "--status"), self.box.start(RUN_JOB, "--check"),
                    self.box.start(CRON_GENERATE, "--check"),
                    self.box.start(RUN_JOB, "--kill-job", names[0])])
         self.assertEqual(kill, (1, "", "run-job: job %s is not running\n" % names[0]))
-        self.assertEqual((check, generate), (0, 0), check_err + generate_err)
+        self.assertEqual((check[0], generate[0]), (0, 0), check[2] + generate[2])
         self.assertEqual(sorted(os.listdir(state_directory)), before, "--status moved a file")
-        code, out, err = finish(self, self.box.start(RUN_JOB, "--status"))
-        self.assertEqual((code, err), (0, ""))
+        self.assertEqual((status, err), (0, ""))
         blocks = status_blocks(out)
         for kind, name in zip(kinds, names):
-            self.assertIn("last status: unknown: state file %s %s" % (
-                self.box.state(name), kind_text(kind)), "\n".join(blocks[name]))
-            self.assertTrue(blocks[name][-1].endswith("; the next run sets it aside"))
+            line = blocks[name][-1]
+            self.assertTrue(line.startswith("last status: unknown: state file %s %s" % (
+                self.box.state(name), kind_text(kind))), line)
+            self.assertTrue(line.endswith("; the next run sets it aside"), line)
 
         for name, result in zip(names, self.run_all(names)):
             self.assertEqual(result, (0, "", ""), name)  # a success prints nothing
             self.assertTrue(os.path.exists(self.box.mark(name)), name)
         code, out, err = finish(self, self.box.start(RUN_JOB, "--status"))
         blocks = status_blocks(out)
+        config = run_job.GlobalConfig(**self.box.settings)
         for kind, name in zip(kinds, names):
-            aside = self.assert_set_aside(self.box.state(name), kind)
-            record = run_job.read_job_state(run_job.GlobalConfig(**self.box.settings), name)
+            record = run_job.read_job_state(config, name)
             self.assertEqual((record["status"], record["consecutive_failures"]), ("success", 0))
-            line = "state file set aside: %s %s" % (self.box.state(name), kind_text(kind))
-            self.assertTrue(record["set_aside"].startswith(line), record["set_aside"])
-            self.assertTrue(record["set_aside"].endswith("; renamed to %s" % aside))
-            self.assertIn(record["set_aside"], blocks[name])
-            self.assertIn(line, self.log_text(record["log"]))
+            self.assertEqual([run["status"] for run in run_job.read_history(config, name)],
+                             ["success"])
+            lines = record["set_aside"].splitlines()
+            self.assertEqual(len(lines), 2, lines)
+            for line, label, (path, planted) in zip(lines, ("state", "history"), (
+                    (self.box.state(name), kind), histories[name])):
+                aside = self.assert_set_aside(path, planted)
+                self.assertTrue(line.startswith("%s file set aside: %s %s" % (
+                    label, path, kind_text(planted))), line)
+                self.assertTrue(line.endswith("; renamed to %s" % aside), line)
+                self.assertIn(line, blocks[name])
+                self.assertIn("#| records " + line, self.log_text(record["log"]))
         self.assert_outside_untouched()
 
     def log_text(self, path):
@@ -251,28 +269,45 @@ class StateFileTests(HostileFileTest):
         self.assertTrue(stat.S_ISREG(os.lstat(state).st_mode))
 
 
-class HistoryFileTests(HostileFileTest):
-    def test_a_bad_history_is_set_aside_and_the_run_recorded_afresh(self):
-        kinds = hostile_kinds()
-        names = ["h_" + kind for kind in kinds] + ["h1_fifo"]
-        for kind, name in zip(kinds, names):
-            self.box.touching_job(name)
-            self.box.plant(kind, self.box.history(name))
-        self.box.touching_job("h1_fifo")
-        self.box.plant("fifo", self.box.history("h1_fifo") + ".1")
-        for name, result in zip(names, self.run_all(names)):
-            self.assertEqual(result, (0, "", ""), name)
-        config = run_job.GlobalConfig(**self.box.settings)
-        for kind, name in zip(kinds + ["fifo"], names):
-            path = self.box.history(name) + (".1" if name == "h1_fifo" else "")
-            aside = self.assert_set_aside(path, kind)
-            history = run_job.read_history(config, name)
-            self.assertEqual([run["status"] for run in history], ["success"], name)
-            line = history[0]["set_aside"]
-            self.assertTrue(line.startswith("history file set aside: %s %s"
-                                            % (path, kind_text(kind))), line)
-            self.assertTrue(line.endswith("; renamed to %s" % aside), line)
-        self.assert_outside_untouched()
+class OrphanTests(HostileFileTest):
+    def test_kill_job_recording_an_orphaned_run_sets_a_bad_state_aside(self):
+        box = self.box
+        box.touching_job("orphan")
+        account = run_job.pwd.getpwnam(service_user())
+        log = os.path.join(box.log_directory("orphan"), "orphan-20261201-210000.log")
+        os.mkdir(box.log_directory("orphan"))
+        box.write(log, "")
+        box.plant("fifo", box.state("orphan"))
+        dead = subprocess.Popen(["/bin/true"])
+        dead.wait()
+        fd = os.open(box.lock("orphan"), os.O_RDWR | os.O_CREAT, 0o644)
+        for path in (log, box.log_directory("orphan"), box.lock("orphan")):
+            if IS_ROOT:
+                os.chown(path, account.pw_uid, account.pw_gid)
+
+        def as_service_user():
+            if IS_ROOT:
+                os.setgid(account.pw_gid)
+                os.setuid(account.pw_uid)
+        try:
+            run_job.fcntl.flock(fd, run_job.fcntl.LOCK_EX)
+            holder = subprocess.Popen(["/bin/sleep", "30"], pass_fds=(fd,),
+                                      preexec_fn=as_service_user)
+            self.addCleanup(holder.wait)
+            self.addCleanup(holder.kill)
+            os.write(fd, b"pid %d pgid %d start %.3f kill_grace 0.300 log %s\n"
+                     % (dead.pid, holder.pid, time.time() - 5, log.encode()))
+        finally:
+            os.close(fd)  # the holder's copy holds the lock now, as a dead run-job's child
+        self.assertEqual(finish(self, box.start(RUN_JOB, "--kill-job", "orphan")), (0, "", ""))
+        self.assertIsNotNone(holder.poll())
+        aside = self.assert_set_aside(box.state("orphan"), "fifo")
+        record = run_job.read_job_state(run_job.GlobalConfig(**box.settings), "orphan")
+        self.assertEqual(record["status"], "killed")
+        self.assertEqual(record["set_aside"], "state file set aside: %s is a FIFO, not a "
+                         "regular file; renamed to %s" % (box.state("orphan"), aside))
+        with open(log) as text:
+            self.assertIn(record["set_aside"], text.read())
 
 
 class LockFileTests(HostileFileTest):
@@ -282,6 +317,8 @@ class LockFileTests(HostileFileTest):
         for kind, name in zip(kinds, names):
             self.box.touching_job(name)
             self.box.plant(kind, self.box.lock(name))
+        huge_job = os.path.join(self.box.job_directory, "huge_job.yaml")
+        self.box._make("huge", huge_job)  # root's, as job files are: read, but not too far
         bad = [name for name in names if name != "l_huge"]  # a huge lock is just a lock
         processes = [self.box.start(RUN_JOB, name) for name in names]
         processes += [self.box.start(RUN_JOB, "--kill-job", name) for name in bad]
@@ -305,7 +342,12 @@ class LockFileTests(HostileFileTest):
         blocks = status_blocks(status[1])
         for name in bad:
             self.assertNotIn("running", blocks[name][0])
-        self.assertEqual((check[0], generate[0]), (0, 0), check[2] + generate[2])
+        too_large = "%s: larger than 1048576 bytes, which no config is; check the file" % huge_job
+        self.assertEqual(blocks["huge_job"], ["huge_job ***Invalid configuration***", too_large])
+        self.assertEqual(check[0], run_job.EXIT_CONFIG, check[2])
+        self.assertEqual(check[2].splitlines()[0], "run-job: %s" % too_large)
+        self.assertEqual(generate[0], run_job.EXIT_CONFIG, generate[2])
+        self.assertIn(too_large, generate[2])
         self.assert_outside_untouched()
 
 
@@ -425,6 +467,25 @@ class HelperTests(unittest.TestCase):
         self.assertEqual(names, ["a.state.bad-20261201-210509", "a.state.bad-20261201-210509-1",
                                  "a.state.bad-20261201-210509-2"])
         self.assertFalse(os.path.lexists(self.path("a.state")))
+
+    def test_a_skipped_start_sets_a_bad_state_aside_and_records_the_skip(self):
+        config = run_job.GlobalConfig(run_directory=self.tmp, state_directory=self.tmp)
+        os.mkfifo(self.path("a.state"))
+        os.symlink("/dev/zero", self.path("a.history"))
+        signal.signal(signal.SIGALRM, on_alarm)
+        signal.alarm(10)  # a FIFO opened for reading would block forever
+        try:
+            run_job.record_skip(config, "a", "disabled", time.time())
+        finally:
+            signal.alarm(0)
+        state = run_job.read_job_state(config, "a")
+        self.assertEqual(state["last_skip_reason"], "disabled")
+        lines = state["set_aside"].splitlines()
+        self.assertEqual([line.split(" is ")[0] for line in lines],
+                         ["state file set aside: " + self.path("a.state"),
+                          "history file set aside: " + self.path("a.history")])
+        self.assertEqual([run["status"] for run in run_job.read_history(config, "a")],
+                         ["skipped"])
 
     def test_write_file_atomic_passes_over_a_directory_in_its_temporary_name(self):
         os.mkdir(self.path(".a.state.%d.tmp" % os.getpid()))
