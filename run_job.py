@@ -3365,9 +3365,9 @@ def _record_orphaned_run(config, name, record):
         return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        set_aside = set_aside_bad_records(config, name, time.time())
         if abs(_recorded_start_time(config, name) - record["start"]) < 0.001:
             return  # run-job recorded it before it went
+        set_aside = set_aside_bad_records(config, name, time.time())
         outcome = Outcome("killed", "run-job (pid %d) had died; --kill-job stopped what "
                           "it left" % record["pid"])
         duration = time.time() - record["start"]
@@ -4362,8 +4362,7 @@ def _create_temporary(path, mode):
                                       mode), temporary
         except FileExistsError:
             continue
-    raise BadFileError(os.path.join(directory, ".%s.%d.tmp" % (base, os.getpid())),
-                       "and 99 more names for a temporary file are taken")
+    raise BadFileError(path, "cannot be replaced: every name for its temporary file is taken")
 
 
 def append_history(path, line, max_bytes=HISTORY_MAX_BYTES):
@@ -4482,14 +4481,16 @@ def record_run(config, name, outcome, start, duration, log_path, pid=None,
 
 def set_aside_bad_records(config, name, now):
     """Rename each bad state or history file of job NAME (see
-    record_file_problem) to PATH.bad-YYYYmmdd-HHMMSS, so that the run is
+    state_file_problem) to PATH.bad-YYYYmmdd-HHMMSS, so that the run is
     recorded afresh. Under the job's lock, as only its holder writes them.
     Return one line for each bad file, saying what was done."""
     lines = []
     state = state_path(config, name)
     history = history_path(config, name)
-    for label, path in (("state", state), ("history", history), ("history", history + ".1")):
-        problem = record_file_problem(path, name if path == state else None)
+    for label, path, problem in (("state", state, state_file_problem(state, name)),
+                                 ("history", history, history_file_problem(history)),
+                                 ("history", history + ".1",
+                                  history_file_problem(history + ".1"))):
         if problem is None:
             continue
         try:
@@ -4501,19 +4502,12 @@ def set_aside_bad_records(config, name, now):
     return lines
 
 
-def record_file_problem(path, name=None):
-    """What is wrong with the state file (of job NAME) or history file PATH,
-    or None when it is fine, missing or unreadable for another reason
-    (writing it will say): not a regular file, too large, or a state that is
-    no record as json_line writes it."""
-    limit = STATE_MAX_BYTES if name is not None else HISTORY_FILE_MAX_BYTES
+def state_file_problem(path, name):
+    """What is wrong with job NAME's state file PATH (see BadFileError, or
+    no record as json_line writes it), or None when it is fine, missing or
+    unreadable for another reason (writing it will say)."""
     try:
-        if name is None:
-            fd = open_bounded_file(path, limit)
-            if fd is not None:
-                os.close(fd)
-            return None
-        text = read_regular_file(path, limit)
+        text = read_regular_file(path, STATE_MAX_BYTES)
     except BadFileError as error:
         return error.problem
     except OSError:
@@ -4521,6 +4515,20 @@ def record_file_problem(path, name=None):
     if text is None or _is_state_record(text, name):
         return None
     return "is not a run record"
+
+
+def history_file_problem(path):
+    """What is wrong with the history file PATH, as state_file_problem: its
+    lines are not read (any may be cut by a full disk), only opened."""
+    try:
+        fd = open_bounded_file(path, HISTORY_FILE_MAX_BYTES)
+    except BadFileError as error:
+        return error.problem
+    except OSError:
+        return None
+    if fd is not None:
+        os.close(fd)
+    return None
 
 
 def _is_state_record(text, name):
