@@ -3133,6 +3133,17 @@ def _lock_file_status(path):
     return status if stat.S_ISREG(status.st_mode) else None
 
 
+def lock_file_problem(config, name):
+    """The BadFileError of job NAME's lock file when something else than a
+    regular file is there (acquire_lock refuses every run), else None."""
+    path = lock_path(config, name)
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    return None if stat.S_ISREG(mode) else _not_regular(path, mode)
+
+
 def _lock_is_held(path, ask_holders=True):
     """Whether anyone holds the flock on PATH, found without taking it (even a
     shared lock for an instant could make a starting run exit 75)."""
@@ -3371,10 +3382,9 @@ def _record_orphaned_run(config, name, record):
         outcome = Outcome("killed", "run-job (pid %d) had died; --kill-job stopped what "
                           "it left" % record["pid"])
         duration = time.time() - record["start"]
-        if record["log"]:
+        if _is_job_log(config, name, record["log"]):
             try:
-                log = RunLog(_open_regular_file(record["log"], os.O_WRONLY | os.O_APPEND, None),
-                             record["log"])
+                log = RunLog(_open_job_log(record["log"]), record["log"])
                 _log_set_aside(log, set_aside)
                 _log_footer(log, outcome, duration)
                 log.close()
@@ -3386,6 +3396,23 @@ def _record_orphaned_run(config, name, record):
         pass
     finally:
         os.close(fd)
+
+
+def _is_job_log(config, name, path):
+    """Whether PATH, as a lock record names it, is a log of job NAME: the
+    job's processes can write that record, so it may name any file."""
+    return bool(path) and os.path.dirname(path) == os.path.join(config.output_directory, name)
+
+
+def _open_job_log(path):
+    """The existing run log PATH opened for appending, through its directory
+    opened without following a symlink either."""
+    directory, name = os.path.split(path)
+    directory_fd = _open_log_directory(directory)
+    try:
+        return _open_regular_file(name, os.O_WRONLY | os.O_APPEND, None, directory_fd)
+    finally:
+        os.close(directory_fd)
 
 
 def stop_lock_holders(path, kill_grace):
@@ -4908,6 +4935,9 @@ def job_status_lines(config, name, running, now, crontab):
     lines = [head]
     if running is not None and running.get("pid") is not None and runner_died(running):
         lines.append(STATUS_INDENT + orphaned_run_text(name, running))
+    bad_lock = lock_file_problem(config, name)
+    if bad_lock is not None:
+        lines.append(STATUS_INDENT + "lock file %s: every run is refused; remove it" % bad_lock)
     if job.description:
         lines.extend(STATUS_INDENT + line.strip()
                      for line in job.description.strip().splitlines())

@@ -340,8 +340,11 @@ class LockFileTests(HostileFileTest):
             self.assertEqual(result, (1, "", "run-job: job %s is not running\n" % name))
         self.assertEqual(status[0], 0, status[2])
         blocks = status_blocks(status[1])
-        for name in bad:
-            self.assertNotIn("running", blocks[name][0])
+        for kind, name in zip(kinds, names):
+            if name in bad:
+                self.assertNotIn("running", blocks[name][0])
+                self.assertIn("lock file %s %s: every run is refused; remove it"
+                              % (self.box.lock(name), kind_text(kind)), blocks[name])
         too_large = "%s: larger than 1048576 bytes, which no config is; check the file" % huge_job
         self.assertEqual(blocks["huge_job"], ["huge_job ***Invalid configuration***", too_large])
         self.assertEqual(check[0], run_job.EXIT_CONFIG, check[2])
@@ -371,12 +374,15 @@ class LogDirectoryTests(HostileFileTest):
 
     def test_a_log_directory_replaced_by_a_symlink_after_its_check_is_not_followed(self):
         box = self.box
-        box.touching_job("late")
-        os.mkdir(box.log_directory("late"))
-        os.rename(box.log_directory("late"), box.log_directory("late") + ".real")
         os.symlink(box.outside_directory, box.log_directory("late"))
         with self.assertRaisesRegex(run_job.RefusedError, "cannot open the log directory"):
             run_job._open_log_directory(box.log_directory("late"))
+        box.write(os.path.join(box.outside_directory, "late.log"), "")
+        with self.assertRaisesRegex(run_job.RefusedError, "cannot open the log directory"):
+            run_job._open_job_log(os.path.join(box.log_directory("late"), "late.log"))
+        config = run_job.GlobalConfig(**box.settings)
+        self.assertTrue(run_job._is_job_log(config, "late", box.log_directory("late") + "/x.log"))
+        self.assertFalse(run_job._is_job_log(config, "late", box.outside))
 
 
 class CrontabTests(HostileFileTest):
