@@ -89,12 +89,12 @@ class HostileBox(test_cron_generate.Sandbox):
 
     def plant(self, kind, path):
         """Put KIND in place of the file PATH, as a job (the service user) would."""
-        self._make(kind, path)
+        self.make_file(kind, path)
         if IS_ROOT:
             account = run_job.pwd.getpwnam(service_user())
             os.chown(path, account.pw_uid, account.pw_gid, follow_symlinks=False)
 
-    def _make(self, kind, path):
+    def make_file(self, kind, path):
         if kind == "fifo":
             os.mkfifo(path, 0o666)
         elif kind == "directory":
@@ -318,7 +318,7 @@ class LockFileTests(HostileFileTest):
             self.box.touching_job(name)
             self.box.plant(kind, self.box.lock(name))
         huge_job = os.path.join(self.box.job_directory, "huge_job.yaml")
-        self.box._make("huge", huge_job)  # root's, as job files are: read, but not too far
+        self.box.make_file("huge", huge_job)  # root's, as job files are: read, but not too far
         bad = [name for name in names if name != "l_huge"]  # a huge lock is just a lock
         processes = [self.box.start(RUN_JOB, name) for name in names]
         processes += [self.box.start(RUN_JOB, "--kill-job", name) for name in bad]
