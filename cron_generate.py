@@ -461,7 +461,10 @@ def generate(options):
     if is_current(read_existing(path), data):
         print("cron-generate: %s is up to date" % path)
         return status
-    run_job.write_file_atomic(path, data, 0o644)  # a leading dot: cron ignores the temporary
+    try:
+        run_job.write_file_atomic(path, data, 0o644)  # a leading dot: cron ignores the temporary
+    except IsADirectoryError:
+        raise run_job.RefusedError("%s is a directory, not a crontab; remove it" % path)
     scheduled = sum(1 for entry in entries if entry.scheduled)
     print("cron-generate: wrote %s (%d scheduled, %d skipped)"
           % (path, scheduled, len(entries) - scheduled))

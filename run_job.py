@@ -2427,7 +2427,7 @@ def read_config_text(path, named):
         if named:
             check_readable_by_everyone(path, status)
         check_not_writable_by_others(path, status, "the config file")
-        return decode_utf8(read_descriptor(descriptor), path), status
+        return decode_utf8(read_descriptor(descriptor, path), path), status
     finally:
         os.close(descriptor)
 
@@ -2459,13 +2459,30 @@ def directories_leading_to(path):
     return directories
 
 
-def read_descriptor(descriptor):
-    chunks = []
-    while True:
-        chunk = os.read(descriptor, 65536)
+# A config or a job file is a few kilobytes: a larger one is no config (a log
+# or a device named by mistake), refused before it is read into memory.
+CONFIG_FILE_MAX_BYTES = 1 << 20
+
+
+def read_descriptor(descriptor, path):
+    """The config or job file PATH, open as DESCRIPTOR, if it is no larger
+    than CONFIG_FILE_MAX_BYTES."""
+    data = _read_at_most(descriptor, CONFIG_FILE_MAX_BYTES + 1)
+    if len(data) > CONFIG_FILE_MAX_BYTES:
+        raise ConfigError("%s: larger than %d bytes, which no config is; check the file"
+                          % (path, CONFIG_FILE_MAX_BYTES))
+    return data
+
+
+def _read_at_most(fd, limit):
+    chunks, size = [], 0
+    while size < limit:
+        chunk = os.read(fd, min(65536, limit - size))
         if not chunk:
-            return b"".join(chunks)
+            break
         chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def global_config_from(document, marks, path, status):
@@ -2594,7 +2611,7 @@ def read_job_text(path, config):
         if not stat.S_ISREG(status.st_mode):
             raise RefusedError("%s: refused: the job file is not a regular file" % path)
         check_trusted(path, status, config, "the job file")
-        return decode_utf8(read_descriptor(descriptor), path)
+        return decode_utf8(read_descriptor(descriptor, path), path)
     finally:
         os.close(descriptor)
 
@@ -2901,14 +2918,69 @@ def lock_path(config, name):
     return os.path.join(config.run_directory, name + ".lock")
 
 
-def _open_regular_file(path, flags, mode=0o644):
-    """Open PATH refusing symlinks and anything but a regular file (a FIFO
-    planted there would block us); set MODE, unless None, when we own the file."""
-    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode or 0o600)
+# The run, state and output directories are the service user's, so any job
+# can put anything in place of a file run-job opens there: a FIFO (an open or
+# a read that blocks forever), a symlink (to /dev/zero: a read without end; to
+# another file: written through), a directory, a device, a huge file. Every
+# such file is opened by _open_regular_file and read by read_regular_file:
+# never through a symlink, never blocking, only a regular file (checked on
+# the open descriptor), never more than a limit read.
+
+class BadFileError(RefusedError):
+    """Something else than the regular file expected is at PATH; PROBLEM
+    says what, as `is a FIFO, not a regular file`."""
+
+    def __init__(self, path, problem):
+        self.path = path
+        self.problem = problem
+        super().__init__("%s %s" % (path, problem))
+
+
+FILE_KINDS = ((stat.S_ISLNK, "a symlink"), (stat.S_ISDIR, "a directory"),
+              (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+              (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _not_regular(path, mode):
+    for test, kind in FILE_KINDS:
+        if test(mode):
+            return BadFileError(path, "is %s, not a regular file" % kind)
+    return BadFileError(path, "is not a regular file")
+
+
+def _unexpected_file(path, dir_fd):
+    """The BadFileError saying what is at PATH, whose open failed (ELOOP for a
+    symlink, EISDIR for a directory opened for writing, ENXIO for a FIFO
+    without reader, EACCES for a device on a nodev mount...); None for a
+    regular file (the error was about the file itself) or nothing at all."""
+    try:
+        mode = os.stat(path, dir_fd=dir_fd, follow_symlinks=False).st_mode
+    except OSError:
+        return None
+    return None if stat.S_ISREG(mode) else _not_regular(path, mode)
+
+
+def _open_regular_file(path, flags, mode=0o644, dir_fd=None):
+    """Open PATH (relative to DIR_FD if given) refusing with BadFileError a
+    symlink and anything but a regular file, without ever blocking; O_NONBLOCK
+    is cleared again on a descriptor for writing. Set MODE, unless None,
+    when we own the file. A missing file is FileNotFoundError."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                     mode or 0o600, dir_fd=dir_fd)
+    except OSError as error:
+        unexpected = None
+        if error.errno not in (errno.ENOENT, errno.EEXIST):
+            unexpected = _unexpected_file(path, dir_fd)
+        if unexpected is not None:
+            raise unexpected
+        raise
     try:
         status = os.fstat(fd)
         if not stat.S_ISREG(status.st_mode):
-            raise RefusedError("%s: not a regular file; remove it" % path)
+            raise _not_regular(path, status.st_mode)
+        if flags & (os.O_WRONLY | os.O_RDWR):
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
         if mode is not None and status.st_uid == os.geteuid() \
                 and status.st_mode & 0o7777 != mode:
             os.fchmod(fd, mode)
@@ -2916,6 +2988,49 @@ def _open_regular_file(path, flags, mode=0o644):
         os.close(fd)
         raise
     return fd
+
+
+def open_bounded_file(path, limit):
+    """A descriptor for reading the regular file PATH, or None when there is
+    none; BadFileError when anything else is there or it holds more than
+    LIMIT bytes."""
+    try:
+        fd = _open_regular_file(path, os.O_RDONLY, None)
+    except FileNotFoundError:
+        return None
+    if os.fstat(fd).st_size > limit:
+        os.close(fd)
+        raise BadFileError(path, "is larger than %d bytes" % limit)
+    return fd
+
+
+def read_regular_file(path, limit):
+    """The bytes of the regular file PATH, or None when there is none; see
+    open_bounded_file. The limit holds for a file still growing, too."""
+    fd = open_bounded_file(path, limit)
+    if fd is None:
+        return None
+    try:
+        data = _read_at_most(fd, limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise BadFileError(path, "is larger than %d bytes" % limit)
+    return data
+
+
+def set_aside_file(path, now):
+    """Rename the bad file PATH to PATH.bad-YYYYmmdd-HHMMSS beside it (local
+    time NOW; -N added to a name already taken), so that a good one can take
+    its place and the bad one stays to be looked at. Return the new base
+    name; OSError when it cannot be renamed."""
+    stem = "%s.bad-%s" % (path, time.strftime("%Y%m%d-%H%M%S", time.localtime(now)))
+    for number in range(100):
+        target = "%s-%d" % (stem, number) if number else stem
+        if not os.path.lexists(target):
+            os.rename(path, target)
+            return os.path.basename(target)
+    raise OSError(errno.EEXIST, "too many files set aside within one second")
 
 
 class JobLock(object):
@@ -2946,6 +3061,8 @@ def acquire_lock(config, job):
     path = lock_path(config, job.name)
     try:
         fd = _open_regular_file(path, os.O_RDWR | os.O_CREAT)
+    except BadFileError as error:
+        raise RefusedError("%s; remove it: it is job %s's lock file" % (error, job.name))
     except OSError as error:
         raise RefusedError("%s: cannot open the lock file: %s; check run_directory"
                            % (path, error.strerror))
@@ -3009,12 +3126,32 @@ def read_lock_record(path):
         return None
 
 
+def _lock_file_status(path):
+    """The stat of the lock file PATH, or None when no regular file is there:
+    a symlink, say, to another job's lock or to /dev/null, is nobody's lock."""
+    try:
+        status = os.lstat(path)
+    except OSError:
+        return None
+    return status if stat.S_ISREG(status.st_mode) else None
+
+
+def lock_file_problem(config, name):
+    """The BadFileError of job NAME's lock file when something else than a
+    regular file is there (acquire_lock refuses every run), else None."""
+    path = lock_path(config, name)
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    return None if stat.S_ISREG(mode) else _not_regular(path, mode)
+
+
 def _lock_is_held(path, ask_holders=True):
     """Whether anyone holds the flock on PATH, found without taking it (even a
     shared lock for an instant could make a starting run exit 75)."""
-    try:
-        status = os.stat(path)
-    except FileNotFoundError:
+    status = _lock_file_status(path)
+    if status is None:
         return False
     try:
         with open("/proc/locks") as locks:
@@ -3138,9 +3275,8 @@ def lock_holders(path, with_descendants=False):
     /proc/PID/fdinfo shows the flock, which a run-job merely trying the lock
     has not. Kernels before 4.5 show no locks there: then any descriptor of
     the file counts. WITH_DESCENDANTS adds the holders' descendants."""
-    try:
-        status = os.stat(path)
-    except FileNotFoundError:
+    status = _lock_file_status(path)
+    if status is None:
         return []
     wanted = (status.st_dev, status.st_ino)
     processes = [info for info in _all_processes()
@@ -3245,23 +3381,41 @@ def _record_orphaned_run(config, name, record):
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         if abs(_recorded_start_time(config, name) - record["start"]) < 0.001:
             return  # run-job recorded it before it went
+        set_aside = set_aside_bad_records(config, name, time.time())
         outcome = Outcome("killed", "run-job (pid %d) had died; --kill-job stopped what "
                           "it left" % record["pid"])
         duration = time.time() - record["start"]
-        if record["log"]:
+        if _is_job_log(config, name, record["log"]):
             try:
-                log = RunLog(_open_regular_file(record["log"], os.O_WRONLY | os.O_APPEND, None),
-                             record["log"])
+                log = RunLog(_open_job_log(record["log"]), record["log"])
+                _log_set_aside(log, set_aside)
                 _log_footer(log, outcome, duration)
                 log.close()
             except (OSError, RefusedError):
                 pass  # the state below still says what happened
         record_run(config, name, outcome, record["start"], duration, record["log"],
-                   pid=record["pid"])  # that run's run-job, not this one
+                   pid=record["pid"], set_aside=set_aside)  # that run's run-job, not this one
     except BlockingIOError:
         pass
     finally:
         os.close(fd)
+
+
+def _is_job_log(config, name, path):
+    """Whether PATH, as a lock record names it, is a log of job NAME: the
+    job's processes can write that record, so it may name any file."""
+    return bool(path) and os.path.dirname(path) == os.path.join(config.output_directory, name)
+
+
+def _open_job_log(path):
+    """The existing run log PATH opened for appending, through its directory
+    opened without following a symlink either."""
+    directory, name = os.path.split(path)
+    directory_fd = _open_log_directory(directory)
+    try:
+        return _open_regular_file(name, os.O_WRONLY | os.O_APPEND, None, directory_fd)
+    finally:
+        os.close(directory_fd)
 
 
 def stop_lock_holders(path, kill_grace):
@@ -3462,21 +3616,42 @@ def open_run_log(config, name, start):
     START, N counting runs that started within the same second)."""
     directory = os.path.join(config.output_directory, name)
     _ensure_directory(directory, LOG_DIRECTORY_MODE)
-    base = os.path.join(directory, "%s-%s" % (
-        name, time.strftime("%Y%m%d-%H%M%S", time.localtime(start))))
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    directory_fd = _open_log_directory(directory)
+    try:
+        return _create_run_log(directory, directory_fd, "%s-%s" % (
+            name, time.strftime("%Y%m%d-%H%M%S", time.localtime(start))))
+    finally:
+        os.close(directory_fd)
+
+
+def _open_log_directory(path):
+    """The per-job log directory PATH, opened as the one just checked: a job
+    that replaced it since by a symlink is refused, not followed."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        return os.open(path, flags)
+    except OSError as error:
+        raise RefusedError("%s: cannot open the log directory: %s; remove what is there"
+                           % (path, error.strerror))
+
+
+def _create_run_log(directory, directory_fd, base):
+    """A new log BASE.log, else BASE-N.log, in DIRECTORY (open as DIRECTORY_FD)."""
     for number in range(10000):
-        path = "%s-%d.log" % (base, number) if number else base + ".log"
+        name = "%s-%d.log" % (base, number) if number else base + ".log"
+        path = os.path.join(directory, name)
         try:
-            fd = os.open(path, flags, LOG_FILE_MODE)
+            # O_EXCL: a new file, never what a job put there; the mode is set
+            # again on it, as the umask may have taken bits away.
+            fd = _open_regular_file(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                    LOG_FILE_MODE, directory_fd)
         except FileExistsError:
             continue
         except OSError as error:
             raise RefusedError("%s: cannot create the log: %s; check output_directory"
                                % (path, error.strerror))
-        os.fchmod(fd, LOG_FILE_MODE)  # the umask may have taken bits away
         return RunLog(fd, path)
-    raise RefusedError("%s: too many logs in one second" % base)
+    raise RefusedError("%s: too many logs in one second" % os.path.join(directory, base))
 
 
 def _set_child_subreaper(on):
@@ -4034,6 +4209,9 @@ def _execute_locked(config, job, lock, slow_start, live, events):
         run.open()
         outcome = run.run(commands)
         duration = time.monotonic() - run.started
+        # Nothing of the job is left to replace the record files once more.
+        set_aside = set_aside_bad_records(config, job.name, time.time())
+        _log_set_aside(log, set_aside)
         if log.error is not None and outcome.status == "success":
             outcome = Outcome("failed", "cannot write the log: %s" % log.error)
         # Before the footer and the record, which note a handler's failure.
@@ -4046,7 +4224,7 @@ def _execute_locked(config, job, lock, slow_start, live, events):
         log.close()
         # Still under our signal handlers: a SIGTERM now cannot lose the record.
         record_run(config, job.name, outcome, start, duration, log.path,
-                   logging_error=logging_error)
+                   logging_error=logging_error, set_aside=set_aside)
         report_outcome(job, outcome, duration, log.path, run.stderr_tail, live,
                        logging_error)
     finally:
@@ -4062,6 +4240,11 @@ def _log_header(log, job, commands, start):
     log.note("user", _user_name())
     log.note("pid", os.getpid())
     log.note("start", _iso_time(start))
+
+
+def _log_set_aside(log, set_aside):
+    for line in set_aside:
+        log.note("records", line)
 
 
 def _log_footer(log, outcome, duration):
@@ -4124,10 +4307,15 @@ def _write_stderr(text):
 # written here without the json module to keep it off a plain run.
 
 HISTORY_MAX_BYTES = 1 << 20
+# Larger files are none of ours (see read_regular_file): a record is a line of
+# a few hundred bytes; a history grows past HISTORY_MAX_BYTES only by the
+# lines of skipped starts appended while a run holds the lock.
+STATE_MAX_BYTES = 1 << 20
+HISTORY_FILE_MAX_BYTES = 4 * HISTORY_MAX_BYTES
 # consecutive_failures stays last: _consecutive_failures reads it from the end.
 RECORD_KEYS = ("job", "status", "reason", "exit_code", "signal", "start",
                "start_time", "duration", "log", "pid", "logging_error",
-               "consecutive_failures")
+               "set_aside", "consecutive_failures")
 
 
 def state_path(config, name):
@@ -4173,24 +4361,38 @@ def json_line(record):
 def write_file_atomic(path, data, mode=0o644):
     """Replace PATH with DATA (bytes): a temporary file in the same directory,
     fsync, explicit MODE, rename. Readers see the old or the new file."""
-    directory, base = os.path.split(path)
-    temporary = os.path.join(directory, ".%s.%d.tmp" % (base, os.getpid()))
+    fd, temporary = _create_temporary(path, mode)
     try:
-        os.unlink(temporary)  # left by a crashed process that had our pid
-    except FileNotFoundError:
-        pass
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                 | os.O_CLOEXEC, mode)
-    try:
-        os.fchmod(fd, mode)
         _write_all(fd, data)
         os.fsync(fd)
-    except BaseException:
         os.close(fd)
+        fd = None
+        os.rename(temporary, path)
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
         os.unlink(temporary)
         raise
-    os.close(fd)
-    os.rename(temporary, path)
+
+
+def _create_temporary(path, mode):
+    """(descriptor, path) of a new file .BASE.PID.tmp beside PATH, with MODE.
+    A file of that name was left by a crashed process that had our pid; a
+    name that something else holds (a directory put there) is passed over."""
+    directory, base = os.path.split(path)
+    for number in range(100):
+        suffix = "-%d" % number if number else ""
+        temporary = os.path.join(directory, ".%s.%d%s.tmp" % (base, os.getpid(), suffix))
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass  # none there, or a directory: O_EXCL below refuses it
+        try:
+            return _open_regular_file(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                      mode), temporary
+        except FileExistsError:
+            continue
+    raise BadFileError(path, "cannot be replaced: every name for its temporary file is taken")
 
 
 def append_history(path, line, max_bytes=HISTORY_MAX_BYTES):
@@ -4217,19 +4419,17 @@ def read_job_state(config, name):
     import json  # lazily: a plain run writes state without it (json imports re)
     path = state_path(config, name)
     try:
-        with open(path, "rb") as state_file:
-            text = state_file.read()
-    except FileNotFoundError:
-        return None
+        text = read_regular_file(path, STATE_MAX_BYTES)  # BadFileError passes
     except OSError as error:
         raise ProcessControlError("%s: cannot read: %s" % (path, error.strerror))
+    if text is None:
+        return None
     try:
         record = json.loads(text.decode("utf-8", "surrogateescape"))
     except ValueError:
         record = None
     if not isinstance(record, dict):
-        raise ProcessControlError("%s: not a run record; remove it, the next run "
-                                  "writes a new one" % path)
+        raise BadFileError(path, "is not a run record")
     return record
 
 
@@ -4240,11 +4440,10 @@ def read_history(config, name):
     path = history_path(config, name)
     for each in (path + ".1", path):
         try:
-            with open(each, "rb") as history_file:
-                lines = history_file.read().splitlines()
-        except FileNotFoundError:
-            continue
-        for line in lines:
+            text = read_regular_file(each, HISTORY_FILE_MAX_BYTES)
+        except (OSError, BadFileError):
+            text = None  # the next run sets a bad one aside
+        for line in (text or b"").splitlines():
             try:
                 records.append(json.loads(line.decode("utf-8", "surrogateescape")))
             except ValueError:
@@ -4259,11 +4458,10 @@ def _recorded_number(config, name, key):
     --kill-job does not load it. String values escape their quotes, so only a
     key is preceded by `"KEY": `."""
     try:
-        with open(state_path(config, name), "rb") as state_file:
-            text = state_file.read()
+        text = read_regular_file(state_path(config, name), STATE_MAX_BYTES) or b""
         value = text.split(b'"' + key.encode("ascii") + b'": ', 1)[1]
         number = float(value.split(b",", 1)[0].split(b"}", 1)[0])
-    except (OSError, IndexError, ValueError):
+    except (OSError, BadFileError, IndexError, ValueError):
         return None
     return number if abs(number) < float("inf") else None  # neither NaN nor infinite
 
@@ -4282,23 +4480,26 @@ def _recorded_start_time(config, name):
     return 0.0 if start is None else start
 
 
-def run_record(config, name, outcome, start, duration, log_path, pid, logging_error=None):
+def run_record(config, name, outcome, start, duration, log_path, pid, logging_error=None,
+               set_aside=()):
     values = (name, outcome.status, outcome.reason, outcome.exit_code,
               outcome.signal, _iso_time(start), round(start, 3), duration, log_path,
-              pid, logging_error, _consecutive_failures(config, name, outcome.status))
+              pid, logging_error, "\n".join(set_aside) or None,
+              _consecutive_failures(config, name, outcome.status))
     return dict(zip(RECORD_KEYS, values))
 
 
 def record_run(config, name, outcome, start, duration, log_path, pid=None,
-               logging_error=None):
+               logging_error=None, set_aside=()):
     """Record a run of job NAME in state and history; a failure to do so is
     reported on stderr but does not change the run's exit code. PID: the
     run's run-job, when not this process (--kill-job recording a dead one's
-    run); LOGGING_ERROR: how a `logging` handler failed during the run, or None."""
+    run); LOGGING_ERROR: how a `logging` handler failed during the run, or
+    None; SET_ASIDE: the lines of set_aside_bad_records."""
     if pid is None:
         pid = os.getpid()
     record = run_record(config, name, outcome, start, duration, log_path, pid,
-                        logging_error)
+                        logging_error, set_aside)
     line = json_line(record).encode("utf-8", "surrogateescape")
     try:
         write_file_atomic(state_path(config, name), line)
@@ -4306,6 +4507,64 @@ def record_run(config, name, outcome, start, duration, log_path, pid=None,
     except (OSError, ProcessControlError) as error:
         _write_stderr("run-job: job %s: cannot record the run in %s: %s\n" % (
             name, config.state_directory, getattr(error, "strerror", None) or error))
+
+
+def set_aside_bad_records(config, name, now):
+    """Rename each bad state or history file of job NAME (see
+    state_file_problem) to PATH.bad-YYYYmmdd-HHMMSS, so that the run is
+    recorded afresh. Under the job's lock, as only its holder writes them.
+    Return one line for each bad file, saying what was done."""
+    lines = []
+    state = state_path(config, name)
+    history = history_path(config, name)
+    for label, path, problem in (("state", state, state_file_problem(state, name)),
+                                 ("history", history, history_file_problem(history)),
+                                 ("history", history + ".1",
+                                  history_file_problem(history + ".1"))):
+        if problem is None:
+            continue
+        try:
+            lines.append("%s file set aside: %s %s; renamed to %s"
+                         % (label, path, problem, set_aside_file(path, now)))
+        except OSError as error:
+            lines.append("%s file %s %s; cannot set it aside: %s"
+                         % (label, path, problem, error.strerror))
+    return lines
+
+
+def state_file_problem(path, name):
+    """What is wrong with job NAME's state file PATH (see BadFileError, or
+    no record as json_line writes it), or None when it is fine, missing or
+    unreadable for another reason (writing it will say)."""
+    try:
+        text = read_regular_file(path, STATE_MAX_BYTES)
+    except BadFileError as error:
+        return error.problem
+    except OSError:
+        return None
+    if text is None or _is_state_record(text, name):
+        return None
+    return "is not a run record"
+
+
+def history_file_problem(path):
+    """What is wrong with the history file PATH, as state_file_problem: its
+    lines are not read (any may be cut by a full disk), only opened."""
+    try:
+        fd = open_bounded_file(path, HISTORY_FILE_MAX_BYTES)
+    except BadFileError as error:
+        return error.problem
+    except OSError:
+        return None
+    if fd is not None:
+        os.close(fd)
+    return None
+
+
+def _is_state_record(text, name):
+    """Whether TEXT is one line as json_line (or state_with_skip) writes for job NAME."""
+    start = b'{"job": ' + _json_string(name).encode("utf-8", "surrogateescape")
+    return text.startswith(start) and text.endswith(b"}\n") and text.count(b"\n") == 1
 
 
 LOG_INFO, LOG_WARNING, LOG_ERROR = 20, 30, 40  # logging's levels, without importing it
@@ -4438,36 +4697,36 @@ def record_skip(config, name, reason, now):
         except BlockingIOError:
             append_history(history_path(config, name), line, max_bytes=None)
             return
+        set_aside = set_aside_bad_records(config, name, now)
         append_history(history_path(config, name), line)
         path = state_path(config, name)
-        write_file_atomic(path, state_with_skip(_read_state_bytes(path), name, now, reason))
+        write_file_atomic(path, state_with_skip(_read_state_bytes(path), name, now, reason,
+                                                set_aside))
     finally:
         os.close(fd)
 
 
 def _read_state_bytes(path):
     """The state record PATH as bytes, b"" when there is none."""
-    try:
-        fd = _open_regular_file(path, os.O_RDONLY, None)
-    except FileNotFoundError:
-        return b""
-    try:
-        return read_descriptor(fd)
-    finally:
-        os.close(fd)
+    return read_regular_file(path, STATE_MAX_BYTES) or b""
 
 
-def state_with_skip(text, name, now, reason):
+def state_with_skip(text, name, now, reason, set_aside=()):
     """The state record TEXT (as json_line wrote it, or b"") with the skip
     fields set after the last run's, an earlier skip's replaced. Text that is
-    no record of job NAME is replaced by one holding only the skip."""
+    no record of job NAME is replaced by one holding only the skip. SET_ASIDE:
+    the lines of set_aside_bad_records, kept among the skip's fields (a
+    reader of the JSON sees the last `set_aside`, the run's or the skip's)."""
     head = text.rstrip().split(STATE_SKIP_MARK, 1)[0]
     if head.endswith(b"}"):
         head = head[:-1]
     own_start = b'{"job": ' + _json_string(name).encode("utf-8", "surrogateescape")
     if not head.startswith(own_start):
         head = own_start
-    skip = json_line({"last_skip": _iso_time(now), "last_skip_reason": reason})
+    skip = {"last_skip": _iso_time(now), "last_skip_reason": reason}
+    if set_aside:
+        skip["set_aside"] = "\n".join(set_aside)
+    skip = json_line(skip)
     return head + b", " + skip[1:].encode("utf-8", "surrogateescape")
 
 
@@ -4510,12 +4769,9 @@ def read_crontab_file(path):
         fd = _open_regular_file(path, os.O_RDONLY, None)
     except FileNotFoundError:
         return None
-    except RefusedError:
-        raise ProcessControlError("%s is not a regular file, as cron-generate writes" % path)
+    except BadFileError as error:
+        raise ProcessControlError("%s, not the file cron-generate writes" % error)
     except OSError as error:
-        if error.errno == errno.ELOOP:
-            raise ProcessControlError("%s is a symlink, not the file cron-generate writes"
-                                      % path)
         raise ProcessControlError("cannot read %s: %s" % (path, error.strerror))
     try:
         status = os.fstat(fd)
@@ -4526,17 +4782,6 @@ def read_crontab_file(path):
         raise ProcessControlError("%s is larger than any crontab cron-generate writes (%d "
                                   "bytes)" % (path, CRONTAB_MAX_BYTES))
     return data, status
-
-
-def _read_at_most(fd, limit):
-    chunks, size = [], 0
-    while size < limit:
-        chunk = os.read(fd, min(65536, limit - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
 
 
 def crontab_job_lines(text):
@@ -4700,6 +4945,9 @@ def job_status_lines(config, name, running, now, crontab):
     lines = [head]
     if running is not None and running.get("pid") is not None and runner_died(running):
         lines.append(STATUS_INDENT + orphaned_run_text(name, running))
+    bad_lock = lock_file_problem(config, name)
+    if bad_lock is not None:
+        lines.append(STATUS_INDENT + "lock file %s: every run is refused; remove it" % bad_lock)
     if job.description:
         lines.extend(STATUS_INDENT + line.strip()
                      for line in job.description.strip().splitlines())
@@ -4713,6 +4961,9 @@ def job_status_lines(config, name, running, now, crontab):
             lines.append(STATUS_INDENT + "crontab: out of date (%s); run cron-generate" % problem)
     try:
         state = read_job_state(config, name)
+    except BadFileError as error:  # read-only: the next run sets it aside
+        lines.append(STATUS_INDENT + "last status: unknown: state file %s; the next run "
+                     "sets it aside" % error)
     except ProcessControlError as error:  # one unreadable record hides nothing else
         lines.append(STATUS_INDENT + "last status: unknown: %s" % error)
     else:
@@ -4728,6 +4979,8 @@ def state_summaries(state):
         lines.append("last status: " + outcome_summary(state))
     if state.get("logging_error"):
         lines.append("logging: %s" % state["logging_error"])
+    if state.get("set_aside"):
+        lines.extend(str(state["set_aside"]).splitlines())
     if "last_skip" in state:
         lines.append("last skipped start: %s (%s)"
                      % (state["last_skip"], state.get("last_skip_reason")))
