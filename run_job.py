@@ -82,6 +82,34 @@ class ConfigError(ProcessControlError, ValueError):
         return ConfigError(self.message, source, line, column)
 
 
+def printable(text, limit=None):
+    """TEXT on one line: line breaks (LF, CR, NEL, U+2028...) and every other
+    unprintable character shown as an escape, so that no value from a config
+    or a file name can start a line of its own, in a message or in a crontab
+    (a cron entry); with LIMIT, cut to about that many characters. Both
+    scripts print every message through it."""
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "..."
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
+
+
+# The longest value quoted in a message; a longer one is cut, as the file
+# holds the rest.
+QUOTED_VALUE_LIMIT = 60
+
+
+def quoted_value(value):
+    """VALUE as a message quotes it: repr, on one line, at most about
+    QUOTED_VALUE_LIMIT characters; a huge integer by its size, as it cannot
+    even be converted to decimal (Python 3.11 refuses beyond 4300 digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) \
+            and value.bit_length() > 4 * QUOTED_VALUE_LIMIT:
+        return "a %d-bit number" % value.bit_length()
+    return printable(repr(value), QUOTED_VALUE_LIMIT)
+
+
 # ---- 2. the YAML subset ----------------------------------------------------------
 
 # The subset of YAML that configuration files use, read exactly as PyYAML's
@@ -110,6 +138,11 @@ class _Doc(object):
 
 _MAX_DEPTH = 64          # nesting deeper than this is a mistake, not a config
 _MAX_KEY_SPAN = 1024     # PyYAML's simple-key limit: key start to ':'
+# Integers a config may hold: any of them must convert to decimal text for a
+# message or an environment value, and Python 3.11 refuses more than 4300
+# digits. 3300 hexadecimal digits make at most 3974 decimal ones.
+_MAX_DECIMAL_DIGITS = 4000
+_MAX_HEX_DIGITS = 3300
 
 # A plain scalar on one line, block context: a first character that is not an
 # indicator (or '-', '?', ':' glued to a non-space), then words separated by
@@ -664,8 +697,8 @@ def _parse_block_mapping(doc, index, column, path):
 
 
 def _duplicate_key(doc, index, column, key, first):
-    _fail(doc, index, column, "duplicate key %r (first defined at line %d); "
-          "remove one of them" % (key, first[0]))
+    _fail(doc, index, column, "duplicate key %s (first defined at line %d); "
+          "remove one of them" % (quoted_value(key), first[0]))
 
 
 def _simple_value(doc, index, column, match):
@@ -721,8 +754,8 @@ def _block_key(doc, index, column, match):
                   "write the keys out in full")
         key = _plain_value(doc, index, column, plain)
         if not isinstance(key, str):
-            _fail(doc, index, column, "key %r is read as %s, not a string; "
-                  "quote it" % (plain, _type_name(key)))
+            _fail(doc, index, column, "key %s is read as %s, not a string; "
+                  "quote it" % (quoted_value(plain), _type_name(key)))
         return key
     single = match.group(2)
     if single is not None:
@@ -899,14 +932,14 @@ def _plain_number(doc, index, column, text):
         return text
     if (not text.strip("0123456789") and (text[0] != "0" or len(text) == 1)) \
             or _RX.INT_DECIMAL.match(text):
-        if len(text) > 4000:  # int() refuses more than 4300 digits
-            _fail(doc, index, column, "integer with more than 4000 digits; "
-                  "quote it")
+        if len(text) > _MAX_DECIMAL_DIGITS:
+            _fail(doc, index, column, "integer with more than %d digits; "
+                  "quote it" % _MAX_DECIMAL_DIGITS)
         return int(text)
     if _RX.LEADING_ZERO.match(text):
-        _fail(doc, index, column, "%r is an octal or invalid number in YAML "
+        _fail(doc, index, column, "%s is an octal or invalid number in YAML "
               "1.1 but a decimal in YAML 1.2; quote it, or write it without "
-              "leading zeros" % text)
+              "leading zeros" % quoted_value(text))
     float_11 = _RX.FLOAT_11.match(text) is not None
     if float_11 and _RX.FLOAT_12.match(text):
         lowered = text.lower()
@@ -914,14 +947,17 @@ def _plain_number(doc, index, column, text):
             return float("-inf") if lowered[0] == "-" else float("inf")
         if lowered.endswith("nan"):
             return float("nan")
-        return float(text)
+        return _finite_float(doc, index, column, text)
     if _RX.HEX.match(text):
+        if len(text) > _MAX_HEX_DIGITS + 2:
+            _fail(doc, index, column, "hexadecimal integer with more than %d "
+                  "digits; quote it" % _MAX_HEX_DIGITS)
         return int(text, 16)
     if float_11 or _RX.INT_11.match(text) or _RX.INT_12.match(text) or \
             _RX.FLOAT_12.match(text):
-        _fail(doc, index, column, "%r is a different number (or a string) in "
+        _fail(doc, index, column, "%s is a different number (or a string) in "
               "YAML 1.1 and YAML 1.2; quote it, or write a plain decimal "
-              "number such as 1000 or 1.5e+3" % text)
+              "number such as 1000 or 1.5e+3" % quoted_value(text))
     if _RX.TIMESTAMP_11.match(text):
         date = _RX.DATE.match(text)
         if date is None:
@@ -932,9 +968,20 @@ def _plain_number(doc, index, column, text):
                 1 <= day <= _days_in_month(year, month):
             import datetime  # lazily: only a date value needs it (1.2 ms)
             return datetime.date(year, month, day)
-        _fail(doc, index, column, "%r is not a valid date; write a real date "
-              "as YYYY-MM-DD, or quote it" % text)
+        _fail(doc, index, column, "%s is not a valid date; write a real date "
+              "as YYYY-MM-DD, or quote it" % quoted_value(text))
     return text
+
+
+def _finite_float(doc, index, column, text):
+    """A float written with digits: one beyond the float range would become
+    infinity unnoticed (a timeout, an environment value `inf`)."""
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        _fail(doc, index, column, "%s is too large for a number (more than "
+              "1.8e+308); quote it, or write a smaller number"
+              % quoted_value(text))
+    return value
 
 
 def _days_in_month(year, month):
@@ -1223,8 +1270,9 @@ def _flow_mapping(doc, index, column, path):
         key, position = _flow_key(doc, index, start)
         key_path = path + (key,)
         if key in mapping:
-            _fail(doc, index, start, "duplicate key %r (first defined at "
-                  "column %d); remove one of them" % (key, marks[key_path][1]))
+            _fail(doc, index, start, "duplicate key %s (first defined at "
+                  "column %d); remove one of them" % (quoted_value(key),
+                                                      marks[key_path][1]))
         marks[key_path] = (index + 1, start + 1)
         if position >= len(line) or line[position] in ",}":
             _fail(doc, index, position, "missing value after ':' in a flow "
@@ -1263,8 +1311,8 @@ def _flow_key(doc, index, start):
                   "write the keys out in full")
         key = _plain_value(doc, index, start, text)
         if not isinstance(key, str):
-            _fail(doc, index, start, "key %r is read as %s, not a string; "
-                  "quote it" % (text, _type_name(key)))
+            _fail(doc, index, start, "key %s is read as %s, not a string; "
+                  "quote it" % (quoted_value(text), _type_name(key)))
     colon = _RX.SPACES.match(line, end).end()
     if colon >= len(line) or line[colon] != ":":
         if colon < len(line) and line[colon] == "\t":
@@ -1341,7 +1389,7 @@ def parse_duration(value):
         except OverflowError:
             seconds = float("inf")
     if seconds != seconds:
-        raise ConfigError("%r is not a number; %s" % (value, DURATION_HINT))
+        raise ConfigError("%s is not a number; %s" % (quoted_value(value), DURATION_HINT))
     if seconds < 0:
         raise ConfigError("%s is negative; %s" % (_quote_duration(value), DURATION_HINT))
     if seconds > DURATION_MAX:
@@ -1351,7 +1399,7 @@ def parse_duration(value):
 
 
 def _quote_duration(value):
-    return repr(value) if isinstance(value, str) else str(value)
+    return quoted_value(value)
 
 
 def _describe_value(value):
@@ -1363,7 +1411,7 @@ def _describe_value(value):
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
-    return repr(value)
+    return quoted_value(value)
 
 
 def _parse_duration_text(text):
@@ -1375,9 +1423,11 @@ def _parse_duration_text(text):
     digits_end = _scan_decimal(body, 1 if sign else 0)
     number, unit = body[:digits_end], body[digits_end:].strip()
     if number in ("", "-", ".", "-."):
-        raise ConfigError("%r is not a duration; %s" % (text, DURATION_HINT))
+        raise ConfigError("%s is not a duration; %s" % (quoted_value(text), DURATION_HINT))
     if unit and unit not in DURATION_UNITS:
-        raise ConfigError("%r has an unknown unit %r; %s" % (text, unit, DURATION_HINT))
+        raise ConfigError("%s has an unknown unit %s; %s" % (quoted_value(text),
+                                                             quoted_value(unit),
+                                                             DURATION_HINT))
     return float(number) * DURATION_UNITS.get(unit, 1)
 
 
@@ -1691,8 +1741,8 @@ def _refuse_cron_alias(text):
     if word.lower() == "@reboot":
         raise ConfigError("'@reboot' is not supported: jobs here run on a"
                           " timetable; start boot-time work from a systemd unit")
-    raise ConfigError("%r is not a cron schedule; write five fields (%s), such"
-                      " as '0 3 * * *'" % (word, CRON_FIELD_ORDER))
+    raise ConfigError("%s is not a cron schedule; write five fields (%s), such"
+                      " as '0 3 * * *'" % (quoted_value(word), CRON_FIELD_ORDER))
 
 
 def _refuse_field_count(fields):
@@ -2117,9 +2167,12 @@ def parse_seconds(value, key, origin):
         raise origin.error("`%s`: %s" % (key, error.message))
 
 
+COUNT_MAX = 2 ** 31 - 1  # a count beyond what C programs (and mail tools) hold is a typo
+
+
 def parse_count(value, key, origin):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise origin.error("`%s` must be a whole number, 0 or more" % key)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= COUNT_MAX:
+        raise origin.error("`%s` must be a whole number from 0 to %d" % (key, COUNT_MAX))
     return value
 
 
@@ -2238,7 +2291,8 @@ def parse_environment(value, key, origin):
     environment = {}
     for name, item in value.items():
         if not name or "=" in name or "\0" in name:
-            raise origin.error("`%s`: %r is not a variable name" % (key, name[:80]), name)
+            raise origin.error("`%s`: %s is not a variable name" % (key, quoted_value(name)),
+                               name)
         if isinstance(item, (list, dict)):
             raise type_error("%s: %s" % (key, name), "a string or a number",
                              item, origin, name)
@@ -2292,9 +2346,45 @@ JOB_KEY_PARSERS = {
 }
 
 
+# What cron reads as a user name in /etc/cron.d (and useradd's rule, less the
+# trailing $ of Samba machine accounts): a name with anything else would make
+# every crontab line of the service user a line cron rejects.
+USER_NAME_FIRST = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+USER_NAME_CHARACTERS = USER_NAME_FIRST | frozenset(".-")
+USER_NAME_MAX_LENGTH = 32
+
+
+def is_user_name(name):
+    return 0 < len(name) <= USER_NAME_MAX_LENGTH and name[0] in USER_NAME_FIRST \
+        and set(name) <= USER_NAME_CHARACTERS
+
+
+def check_one_line(value, key, origin, what):
+    """A path or name from a config holds no NUL (no system call takes one)
+    and no line break or other control character: each would split the
+    crontab line it reaches (a cron entry of its own) or a message."""
+    if value.isprintable():
+        return
+    if "\0" in value:
+        raise origin.error("`%s` holds a NUL character (\\0), which no system call "
+                           "takes; remove it" % key)
+    for char in value:
+        if ord(char) < 0x20 or 0x7f <= ord(char) <= 0x9f or char in "\u2028\u2029":
+            raise origin.error("`%s`: %s %s holds a line break or control character "
+                               "(%s); cron reads one line per entry, so use %s without "
+                               "it" % (key, what, quoted_value(value), ascii(char)[1:-1],
+                                       what))
+
+
 def parse_user(value, key, origin):
     if not isinstance(value, str) or not value:
         raise type_error(key, "a user name", value, origin)
+    check_one_line(value, key, origin, "the user name")
+    if not is_user_name(value):
+        raise origin.error("`%s`: %s is not a user name cron can read; set `%s` to a "
+                           "plain user name (letters, digits, _ . -, at most %d)"
+                           % (key, quoted_value(value), key, USER_NAME_MAX_LENGTH))
     return value
 
 
@@ -2303,7 +2393,9 @@ def parse_path(value, key, origin):
     if not isinstance(value, str) or not value:
         raise type_error(key, "a path", value, origin)
     base = os.path.dirname(os.path.abspath(origin.source))
-    return os.path.normpath(os.path.join(base, value))
+    path = os.path.normpath(os.path.join(base, value))
+    check_one_line(path, key, origin, "the path")  # the config's own directory too
+    return path
 
 
 def parse_crontab_path(value, key, origin):
@@ -2335,12 +2427,15 @@ def parse_log_group(value, key, origin):
         return None
     if not isinstance(value, str) or not value:
         raise type_error(key, "a group name", value, origin)
+    check_one_line(value, key, origin, "the group name")
     import grp  # only with log_group: a plain run without it needs none
     try:
         grp.getgrnam(value)
     except KeyError:
-        raise origin.error("`%s`: there is no group %r; create it (groupadd %s) or "
-                           "set `%s` to an existing group" % (key, value[:80], value, key))
+        raise origin.error("`%s`: there is no group %s; create it (groupadd %s) or "
+                           "set `%s` to an existing group"
+                           % (key, quoted_value(value), printable(value, QUOTED_VALUE_LIMIT),
+                              key))
     return value
 
 
@@ -2528,6 +2623,46 @@ def trusted_owner_uids(config):
     return (0,) if account is None else (0, account.pw_uid)
 
 
+# The service user's view: whoever runs --check or cron-generate (root, a
+# developer), a job file or directory is valid only if the service user, who
+# runs the job, can read it.
+
+def service_user_can(path, account, mode):
+    """Whether the service user ACCOUNT may access PATH for MODE (os.R_OK,
+    os.W_OK, os.X_OK or'ed): exact (os.access) when this process is that
+    user, else read from the owner, group and mode bits and the account's
+    groups (ACLs aside)."""
+    if os.geteuid() == account.pw_uid:
+        return os.access(path, mode)
+    try:
+        status = os.stat(path)
+    except OSError:
+        return False
+    if account.pw_uid == 0:  # root needs an x bit to execute, nothing else
+        return not mode & os.X_OK or stat.S_ISDIR(status.st_mode) \
+            or bool(status.st_mode & 0o111)
+    if status.st_uid == account.pw_uid:
+        bits = status.st_mode >> 6
+    elif (status.st_mode >> 3) & status.st_mode & mode == mode:
+        return True  # group and others may: no need for the groups (costly)
+    elif status.st_gid in os.getgrouplist(account.pw_name, account.pw_gid):
+        bits = status.st_mode >> 3
+    else:
+        bits = status.st_mode
+    return bits & mode == mode
+
+
+def unsearchable_directory(directory, account):
+    """The first directory from / down to DIRECTORY that the service user
+    cannot search, or None."""
+    parts = os.path.abspath(directory).split(os.sep)
+    for length in range(1, len(parts) + 1):
+        step = os.sep.join(parts[:length]) or os.sep
+        if not service_user_can(step, account, os.X_OK):
+            return step
+    return None
+
+
 def is_job_name(name):
     return 0 < len(name) <= JOB_NAME_MAX_LENGTH and set(name) <= JOB_NAME_CHARACTERS
 
@@ -2550,12 +2685,35 @@ def job_directory_path(config):
         raise config.error("the job directory %s does not exist; create it or set "
                            "`job_directory`" % directory, "job_directory")
     except OSError as error:
+        if error.errno == errno.EACCES:
+            check_service_user_reach(config, directory)  # names the directory in the way
         raise RefusedError("cannot use the job directory %s: %s" % (directory, error.strerror))
     if not stat.S_ISDIR(status.st_mode):
         raise config.error("the job directory %s is not a directory" % directory,
                            "job_directory")
+    if not directory.isprintable():  # reached through a symlink
+        raise RefusedError("refused: the job directory %s holds a line break or control "
+                           "character; rename it" % printable(directory))
     check_trusted(directory, status, config, "the job directory")
+    check_service_user_reach(config, directory)
     return directory
+
+
+def check_service_user_reach(config, directory):
+    """The service user, who runs the jobs, must be able to list the job
+    directory: judged the same way whoever checks (root's cron-generate, a
+    developer's --check, a run)."""
+    account = service_account(config)
+    if account is None:
+        return  # reported as such
+    blocked = unsearchable_directory(directory, account)
+    if blocked is not None:
+        raise RefusedError("refused: the service user %s cannot reach the job directory "
+                           "%s: %s is not searchable; chmod o+x %s"
+                           % (account.pw_name, directory, blocked, blocked))
+    if not service_user_can(directory, account, os.R_OK | os.X_OK):
+        raise RefusedError("refused: the service user %s cannot list the job directory %s; "
+                           "chmod 0755 %s" % (account.pw_name, directory, directory))
 
 
 def job_file_path(config, name):
@@ -2576,6 +2734,9 @@ def job_file_path(config, name):
         if os.path.dirname(target) != directory:
             raise RefusedError("%s: refused: a symlink that leads out of the job "
                                "directory" % path)
+        if not target.isprintable():  # it names the job file in every message
+            raise RefusedError("%s: refused: a symlink to %s, a name with a line break or "
+                               "control character" % (path, printable(target)))
         path = target
     return path
 
@@ -2583,13 +2744,18 @@ def job_file_path(config, name):
 def read_job_text(path, config):
     """The text of a job file, checked on the open file itself."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    account = service_account(config)
     try:
         descriptor = os.open(path, flags)
     except PermissionError:
+        if account is not None and os.geteuid() == account.pw_uid:
+            raise job_file_unreadable(account, path)
         raise RefusedError("%s: cannot read the job file: permission denied" % path)
     except OSError as error:
         raise RefusedError("%s: refused: %s" % (path, error.strerror.lower()))
     try:
+        if account is not None and not service_user_can(path, account, os.R_OK):
+            raise job_file_unreadable(account, path)
         status = os.fstat(descriptor)
         if not stat.S_ISREG(status.st_mode):
             raise RefusedError("%s: refused: the job file is not a regular file" % path)
@@ -2597,6 +2763,14 @@ def read_job_text(path, config):
         return decode_utf8(read_descriptor(descriptor), path)
     finally:
         os.close(descriptor)
+
+
+def job_file_unreadable(account, path):
+    """A job file the service user cannot read fails every run of it (77):
+    invalid for whoever checks, root's cron-generate included, in the same
+    words as the service user's own check."""
+    return RefusedError("%s: refused: the service user %s cannot read the job file; "
+                        "chmod 0644 %s" % (path, account.pw_name, path))
 
 
 def load_job(config, name):
@@ -4085,9 +4259,9 @@ def report_outcome(job, outcome, duration, log_path, stderr_tail, live,
     when a `logging` handler failed (the log and the state say so); on
     failure one summary line, the handler's failure in one more, and the
     tail of the job's stderr, on stderr."""
-    text = "run-job: %s\n" % outcome_sentence(job, outcome, duration, log_path)
+    text = "run-job: %s\n" % printable(outcome_sentence(job, outcome, duration, log_path))
     if logging_error is not None and (live or outcome.status != "success"):
-        text += "run-job: logging: %s\n" % logging_error
+        text += "run-job: logging: %s\n" % printable(str(logging_error))
     if outcome.status == "success":
         if live:
             _write_stderr(text)
@@ -4621,7 +4795,7 @@ def crontab_status_lines(crontab, names):
 
 def write_problems(problems, err):
     for problem in problems:
-        err.write("run-job: %s\n" % problem)
+        err.write("run-job: %s\n" % printable(str(problem)))
 
 
 def list_jobs(config, only_running, out, err):
@@ -4681,7 +4855,7 @@ def job_status_lines(config, name, running, now, crontab):
     try:
         job = load_job(config, name)
     except (ConfigError, RefusedError, UsageError) as error:
-        return ["%s ***Invalid configuration***" % name, STATUS_INDENT + str(error)]
+        return ["%s ***Invalid configuration***" % name, STATUS_INDENT + printable(str(error))]
     head = "%s - %s" % (name, job.verbose_name)
     if running is not None and running.get("pid") is not None:
         head += "%s{pid: %d, status: running}" % (STATUS_INDENT, running["pid"])
@@ -4759,7 +4933,7 @@ def check_configuration(config, out, err):
     problems, warnings, names = configuration_problems(config)
     write_problems(problems, err)
     for warning in warnings:
-        err.write("run-job: %s\n" % warning)
+        err.write("run-job: %s\n" % printable(str(warning)))
     if out.isatty():
         out.write("checked %d jobs: %d problems, %d warnings\n"
                   % (len(names), len(problems), len(warnings)))
@@ -4835,40 +5009,6 @@ def crontab_warnings(config, crontab, jobs, names):
 # errors) and by cron-generate (as warnings), whoever runs them.
 
 CRON_DEFAULT_PATH = "/usr/bin:/bin"  # Debian cron's PATH for a job
-
-
-def service_user_can(path, account, mode):
-    """Whether the service user ACCOUNT may access PATH for MODE (os.R_OK,
-    os.W_OK, os.X_OK or'ed): exact (os.access) when this process is that
-    user, else read from the owner, group and mode bits and the account's
-    groups (ACLs aside)."""
-    if os.geteuid() == account.pw_uid:
-        return os.access(path, mode)
-    try:
-        status = os.stat(path)
-    except OSError:
-        return False
-    if account.pw_uid == 0:  # root needs an x bit to execute, nothing else
-        return not mode & os.X_OK or stat.S_ISDIR(status.st_mode) \
-            or bool(status.st_mode & 0o111)
-    if status.st_uid == account.pw_uid:
-        bits = status.st_mode >> 6
-    elif status.st_gid in os.getgrouplist(account.pw_name, account.pw_gid):
-        bits = status.st_mode >> 3
-    else:
-        bits = status.st_mode
-    return bits & mode == mode
-
-
-def unsearchable_directory(directory, account):
-    """The first directory from / down to DIRECTORY that the service user
-    cannot search, or None."""
-    parts = os.path.abspath(directory).split(os.sep)
-    for length in range(1, len(parts) + 1):
-        step = os.sep.join(parts[:length]) or os.sep
-        if not service_user_can(step, account, os.X_OK):
-            return step
-    return None
 
 
 def nearest_existing(path):
@@ -5407,7 +5547,7 @@ def main(argv=None):
         invocation = parse_command_line(argv)
         return dispatch(invocation, os.environ)
     except ProcessControlError as error:
-        sys.stderr.write("run-job: %s\n" % error)
+        sys.stderr.write("run-job: %s\n" % printable(str(error)))
         if invocation is not None and invocation.actions == ["check"]:
             return EXIT_CONFIG  # --check exits 0 or 78 whatever it found
         return error.exit_code
@@ -5419,7 +5559,7 @@ def main(argv=None):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
     except OSError as error:  # the system refused something unforeseen: still one line
-        sys.stderr.write("run-job: %s\n" % error)
+        sys.stderr.write("run-job: %s\n" % printable(str(error)))
         return EXIT_FAILED
 
 
