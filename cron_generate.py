@@ -72,11 +72,6 @@ still written).
 # Beyond these, cron rejects or silently truncates a line, or ignores the file.
 CRON_MAX_LINE = 998
 CRON_MAX_LINES = 10000
-CRON_FILE_NAME = re.compile(r"[A-Za-z0-9_-]+\Z")
-SAFE_RUNNER_PATH = re.compile(r"/[A-Za-z0-9_./+-]+\Z")
-ENVIRONMENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-MAILTO_VALUE = re.compile(r"[A-Za-z0-9_.+@,-]*\Z")
-TEMPLATE_FIELDS = ("source", "schedule", "user", "command")
 DEFAULT_TEMPLATE = "# Generated from {source}\n{schedule} {user} {command}\n"
 
 
@@ -88,32 +83,17 @@ def check_user(config):
 
 
 def check_runner_path(config):
-    if not isinstance(config.runner_path, str) or not SAFE_RUNNER_PATH.match(config.runner_path):
-        raise config.error("runner_path %s must be an absolute path of letters, digits and "
-                           "_ . / + - only, as cron and sh would read anything else "
-                           "differently" % run_job.quoted_value(config.runner_path),
-                           "runner_path")
-
-
-def check_template(config):
-    import string
-    for _, field, spec, conversion in string.Formatter().parse(config.cron_template):
-        if field is None:
-            continue
-        if field not in TEMPLATE_FIELDS or spec or conversion:
-            raise config.error("cron_template: unknown placeholder {%s}; use {source}, "
-                               "{schedule}, {user} and {command} only" % field,
-                               "cron_template")
+    """A configured runner_path is checked as the config loads; the default
+    one, beside run_job, by the same function here."""
+    problem = run_job.runner_path_problem(config.runner_path)
+    if problem is not None:
+        raise config.error(problem, "runner_path")
 
 
 def environment_lines(config):
     """MAILTO= and cron_environment lines, quoted where cron would trim."""
     lines = []
-    if config.mailto is not None:
-        if not isinstance(config.mailto, str) or not MAILTO_VALUE.match(config.mailto):
-            raise config.error("mailto %s: write addresses separated by commas, without "
-                               "blanks, or '' to send no mail"
-                               % run_job.quoted_value(config.mailto), "mailto")
+    if config.mailto is not None:  # checked as the config loads (run_job.parse_mailto)
         lines.append("MAILTO=%s" % (config.mailto or '""'))
     for name, value in (config.cron_environment or {}).items():
         try:
@@ -125,21 +105,15 @@ def environment_lines(config):
 
 def environment_value(name, value):
     """VALUE as cron_environment writes it; ConfigError (no position) if cron
-    cannot carry it."""
-    if not isinstance(name, str) or not ENVIRONMENT_NAME.match(name):
-        raise ConfigError("cron_environment: %s is not a variable name cron reads; use "
-                          "letters, digits and _" % run_job.quoted_value(name))
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+    cannot carry it, by the rule the config's loading applies
+    (run_job.cron_setting_problem)."""
+    if not isinstance(value, str):
         raise ConfigError("cron_environment: %s must be a string" % name)
-    value = str(value)
-    if "\n" in value or "\r" in value or "\x00" in value:
-        raise ConfigError("cron_environment: %s holds a line break; cron reads one "
-                          "line per setting" % name)
+    problem = run_job.cron_setting_problem(name, value)
+    if problem is not None:
+        raise ConfigError(problem)
     # cron trims blanks around a value and strips one pair of matching quotes.
     if value == "" or value != value.strip() or value[:1] in "'\"" or value[-1:] in "'\"":
-        if '"' in value:
-            raise ConfigError("cron_environment: %s needs quoting for cron but holds a "
-                              "double quote; simplify the value" % name)
         value = '"%s"' % value
     return value
 
@@ -290,11 +264,7 @@ def target_path(config):
     if not isinstance(path, str) or not os.path.isabs(path):
         raise config.error("output_crontab %s must be an absolute path or 'console'"
                            % run_job.quoted_value(path), "output_crontab")
-    if not CRON_FILE_NAME.match(os.path.basename(path)):
-        raise config.error("output_crontab %s: cron ignores files whose names hold "
-                           "anything but letters, digits, _ and -; rename it" % path,
-                           "output_crontab")
-    return path
+    return path  # its file name is checked as the config loads (parse_crontab_path)
 
 
 def read_existing(path):
@@ -431,8 +401,6 @@ def generate(options):
     run_job.job_directory_path(config)  # refused: keep the crontab cron has
     check_user(config)
     check_runner_path(config)
-    if config.cron_template is not None:
-        check_template(config)
     entries = collect_entries(config)
     report_problems(entries, config)
     text = render_crontab(config, entries)

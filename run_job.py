@@ -2398,10 +2398,100 @@ def parse_path(value, key, origin):
     return path
 
 
+# What cron-generate writes from the global config must be what cron reads:
+# checked here, as the config loads, so that run-job --check, a run and
+# cron-generate agree on what is valid (cron_generate.py renders it).
+_LETTERS_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+RUNNER_PATH_CHARACTERS = frozenset(_LETTERS_DIGITS + "_./+-")
+CRON_FILE_NAME_CHARACTERS = frozenset(_LETTERS_DIGITS + "_-")
+MAILTO_CHARACTERS = frozenset(_LETTERS_DIGITS + "_.+@,-")
+CRON_VARIABLE_FIRST = frozenset(_LETTERS_DIGITS[:52] + "_")
+CRON_VARIABLE_CHARACTERS = frozenset(_LETTERS_DIGITS + "_")
+
+
+def runner_path_problem(path):
+    """Why cron's sh would not run PATH as written, or None."""
+    if len(path) > 1 and path.startswith("/") and set(path) <= RUNNER_PATH_CHARACTERS:
+        return None
+    return ("runner_path %s must be an absolute path of letters, digits and _ . / + - "
+            "only, as cron and sh would read anything else differently" % quoted_value(path))
+
+
+def parse_runner_path(value, key, origin):
+    path = parse_path(value, key, origin)
+    problem = runner_path_problem(path)
+    if problem is not None:
+        raise origin.error(problem)
+    return path
+
+
 def parse_crontab_path(value, key, origin):
     if value == "console":  # the original's magic value: print the crontab
         return value
-    return parse_path(value, key, origin)
+    path = parse_path(value, key, origin)
+    if not set(os.path.basename(path)) <= CRON_FILE_NAME_CHARACTERS:
+        raise origin.error("output_crontab %s: cron ignores files whose names hold "
+                           "anything but letters, digits, _ and -; rename it" % path)
+    return path
+
+
+def parse_mailto(value, key, origin):
+    value = parse_optional_text(value, key, origin)
+    if value is not None and not set(value) <= MAILTO_CHARACTERS:
+        raise origin.error("mailto %s: write addresses separated by commas, without "
+                           "blanks, or '' to send no mail" % quoted_value(value))
+    return value
+
+
+def cron_setting_problem(name, value):
+    """Why cron cannot carry the setting NAME=VALUE (VALUE a string) as
+    written, or None; cron_generate.environment_value quotes what it can."""
+    if not name or name[0] not in CRON_VARIABLE_FIRST \
+            or not set(name) <= CRON_VARIABLE_CHARACTERS:
+        return ("cron_environment: %s is not a variable name cron reads; use letters, "
+                "digits and _" % quoted_value(name))
+    if "\0" in value or len(("x%sx" % value).splitlines()) > 1:
+        return ("cron_environment: %s holds a line break; cron reads one line per "
+                "setting" % name)
+    needs_quotes = value == "" or value != value.strip() or value[:1] in "'\"" \
+        or value[-1:] in "'\""
+    if needs_quotes and '"' in value:
+        return ("cron_environment: %s needs quoting for cron but holds a double quote; "
+                "simplify the value" % name)
+    return None
+
+
+CRON_TEMPLATE_FIELDS = ("source", "schedule", "user", "command")
+
+
+def parse_cron_template(value, key, origin):
+    """cron-generate's line template: str.format placeholders of
+    CRON_TEMPLATE_FIELDS only, without format specs or conversions."""
+    value = parse_optional_text(value, key, origin)
+    if value is None:
+        return None
+    import string  # only with a cron_template: a plain run without it needs none
+    try:
+        fields = [field for _, field, spec, conversion in string.Formatter().parse(value)
+                  if field is not None and (field not in CRON_TEMPLATE_FIELDS
+                                            or spec or conversion)]
+    except ValueError as error:  # a lone { or }
+        raise origin.error("cron_template: %s; write {{ and }} for a literal brace"
+                           % str(error).lower())
+    if fields:
+        raise origin.error("cron_template: unknown placeholder {%s}; use {source}, "
+                           "{schedule}, {user} and {command} only"
+                           % printable(fields[0], QUOTED_VALUE_LIMIT))
+    return value
+
+
+def parse_cron_environment(value, key, origin):
+    environment = parse_environment(value, key, origin)
+    for name, text in environment.items():
+        problem = cron_setting_problem(name, text)
+        if problem is not None:
+            raise origin.error(problem, name)
+    return environment
 
 
 def parse_default_job_config(value, key, origin):
@@ -2445,13 +2535,13 @@ GLOBAL_KEY_PARSERS = {
     "output_directory": parse_path,
     "run_directory": parse_path,
     "state_directory": parse_path,
-    "runner_path": parse_path,
-    "cron_template": parse_optional_text,
+    "runner_path": parse_runner_path,
+    "cron_template": parse_cron_template,
     "output_crontab": parse_crontab_path,
     "default_job_config": parse_default_job_config,
     "logging": parse_logging,
-    "mailto": parse_optional_text,
-    "cron_environment": parse_environment,
+    "mailto": parse_mailto,
+    "cron_environment": parse_cron_environment,
     "log_group": parse_log_group,
 }
 

@@ -213,6 +213,17 @@ BAD_GLOBAL_VALUES = [
     ("runner_path", r'"/usr/bin/run-job\n* * * * * root /bin/evil"', "holds a line break"),
     ("output_crontab", r'"crontab\nx"', "holds a line break"),
     ("state_directory", r'"state\tx"', "(\\t)"),
+    # What only cron-generate refused before, now refused as the config loads.
+    ("runner_path", "'/usr/bin/run job'", "must be an absolute path of letters"),
+    ("output_crontab", "process-control.cron", "cron ignores files whose names"),
+    ("mailto", r'"ops@example.org\n* * * * * root /bin/evil"', "mailto 'ops@example.org\\n"),
+    ("mailto", "'a b'", "write addresses separated by commas"),
+    ("cron_environment", r'{A: "x\n* * * * * root /bin/evil"}', "A holds a line break"),
+    ("cron_environment", r'{A: "x\u2028y"}', "A holds a line break"),
+    ("cron_environment", "{BAD NAME: x}", "'BAD NAME' is not a variable name cron reads"),
+    ("cron_environment", "{A: ' \"x\" '}", "needs quoting for cron but holds a double"),
+    ("cron_template", "'{schedule} {user} {command'", "expected '}' before end of string"),
+    ("cron_template", "'{schedule} {user} {command} {host}'", "unknown placeholder {host}"),
 ]
 
 
@@ -250,8 +261,9 @@ class BadGlobalConfigTests(SandboxTest):
                     self.assertEqual(code, 78, err)
                     self.assertEqual(out, "")
                     self.assertEqual(len(err.splitlines()), 1, err)
-                    self.assertTrue(err.startswith("%s: %s:%d:1: " % (
-                        program, self.sandbox.config, number)), err)
+                    column = 20 if key == "cron_environment" else 1  # at the name
+                    self.assertTrue(err.startswith("%s: %s:%d:%d: " % (
+                        program, self.sandbox.config, number, column)), err)
                     self.assertIn(fragment, err)
                     self.assertFalse(os.path.lexists(crontab), err)
 
