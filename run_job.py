@@ -2184,6 +2184,10 @@ def parse_mapping(value, key, origin):
     return value
 
 
+NUL_MESSAGE = ("`%s` holds a NUL character (\\0), which no program can receive; "
+               "remove it")
+
+
 def parse_logging(value, key, origin):
     """The original's logging.config.dictConfig mapping. Only its shape is
     checked here: applying it may open files or sockets, which --check must
@@ -2193,7 +2197,26 @@ def parse_logging(value, key, origin):
                               or value["version"] != 1):
         raise origin.error("`%s` needs `version: 1`, as Python's logging.config."
                            "dictConfig requires" % key)
+    nul_at = nul_path(value)
+    if nul_at is not None:  # a file name or socket no system call would take
+        raise origin.error(NUL_MESSAGE % ": ".join(str(part) for part in (key,) + nul_at),
+                           *nul_at)
     return value
+
+
+def nul_path(value, path=()):
+    """The key path of the first text holding a NUL in VALUE, or None."""
+    if isinstance(value, str):
+        return path if "\0" in value else None
+    items = value.items() if isinstance(value, dict) else \
+        enumerate(value) if isinstance(value, list) else ()
+    for name, item in items:
+        if isinstance(name, str) and "\0" in name:
+            return path + (name,)
+        found = nul_path(item, path + (name,))
+        if found is not None:
+            return found
+    return None
 
 
 _SHELL_BLANKS = " \t\r\n"  # shlex's whitespace; other characters are word characters
@@ -2233,10 +2256,6 @@ def split_command_line(line):
     if in_word:
         words.append("".join(word))
     return words
-
-
-NUL_MESSAGE = ("`%s` holds a NUL character (\\0), which no program can receive; "
-               "remove it")
 
 
 def parse_commands(value, key, origin):

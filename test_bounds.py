@@ -198,8 +198,9 @@ class BadJobFileTests(SandboxTest):
                 self.assert_located(name, err)
 
 
-# The value of a global key -> (key, a fragment of its error). Each is written
-# as a double-quoted YAML string, so "\0" is a NUL and "\n" a line break.
+# (global key, its value, a fragment of the error[, the error's column: 1, or
+# the name's in cron_environment's flow mapping]). Values in double quotes are
+# YAML escapes: "\0" is a NUL, "\n" a line break.
 BAD_GLOBAL_VALUES = [
     ("job_directory", r'"a\0b"', "`job_directory` holds a NUL character"),
     ("user", r'"x\0"', "`user` holds a NUL character"),
@@ -224,6 +225,11 @@ BAD_GLOBAL_VALUES = [
     ("cron_environment", "{A: ' \"x\" '}", "needs quoting for cron but holds a double"),
     ("cron_template", "'{schedule} {user} {command'", "expected '}' before end of string"),
     ("cron_template", "'{schedule} {user} {command} {host}'", "unknown placeholder {host}"),
+    # Applied only by a run, but a NUL fails there: refused as the config loads.
+    ("logging", r'{version: 1, handlers: {h: {class: logging.FileHandler, filename: "a\0"}}}',
+     "`logging: handlers: h: filename` holds a NUL character", 66),
+    ("logging", r'{version: 1, handlers: {h: {class: logging.handlers.SysLogHandler, '
+     r'address: "\0"}}}', "`logging: handlers: h: address` holds a NUL character", 77),
 ]
 
 
@@ -247,7 +253,9 @@ class BadGlobalConfigTests(SandboxTest):
         commands = [("run-job", ("--check",)), ("run-job", ("good",)),
                     ("run-job", ("--status",)), ("cron-generate", ()),
                     ("cron-generate", ("--check",))]
-        for index, (key, value, fragment) in enumerate(BAD_GLOBAL_VALUES):
+        for index, case in enumerate(BAD_GLOBAL_VALUES):
+            key, value, fragment = case[:3]
+            column = case[3] if len(case) > 3 else 20 if key == "cron_environment" else 1
             number, crontab = self.write_bad_config(key, value)
             results = run_batch(self.sandbox, commands)
             if index < 3:  # the batch runs main() in one process; so do real ones
@@ -261,7 +269,6 @@ class BadGlobalConfigTests(SandboxTest):
                     self.assertEqual(code, 78, err)
                     self.assertEqual(out, "")
                     self.assertEqual(len(err.splitlines()), 1, err)
-                    column = 20 if key == "cron_environment" else 1  # at the name
                     self.assertTrue(err.startswith("%s: %s:%d:%d: " % (
                         program, self.sandbox.config, number, column)), err)
                     self.assertIn(fragment, err)
