@@ -2258,6 +2258,20 @@ def split_command_line(line):
     return words
 
 
+# Linux's MAX_ARG_STRLEN: execve refuses a longer argument or environment
+# string (E2BIG), so every run of the job would fail to start.
+EXEC_STRING_MAX = 131072 - 1
+EXEC_LIMIT_MESSAGE = ("%s is longer than %d bytes, which no program can receive (Linux "
+                      "refuses it); pass it in a file instead" % ("%s", EXEC_STRING_MAX))
+
+
+def exceeds_exec_limit(text):
+    """Whether TEXT, encoded, is too long for one execve string; encoded only
+    when it may be (a character is at most 4 bytes)."""
+    return len(text) * 4 > EXEC_STRING_MAX \
+        and len(text.encode("utf-8", "surrogateescape")) > EXEC_STRING_MAX
+
+
 def parse_commands(value, key, origin):
     """A command line, or a list of them run in sequence: a list of argvs."""
     lines = [value] if isinstance(value, str) else value
@@ -2277,6 +2291,8 @@ def parse_commands(value, key, origin):
             raise origin.error("`%s` is an empty command line" % key, *subpath)
         if "\0" in line:
             raise origin.error(NUL_MESSAGE % key, *subpath)
+        if any(exceeds_exec_limit(word) for word in argv):
+            raise origin.error(EXEC_LIMIT_MESSAGE % ("`%s`: a word" % key), *subpath)
         commands.append(argv)
     return commands
 
@@ -2315,9 +2331,12 @@ def parse_environment(value, key, origin):
         if isinstance(item, (list, dict)):
             raise type_error("%s: %s" % (key, name), "a string or a number",
                              item, origin, name)
-        if "\0" in str(item):
+        text = environment_text(item)
+        if "\0" in text:
             raise origin.error(NUL_MESSAGE % ("%s: %s" % (key, name)), name)
-        environment[name] = environment_text(item)
+        if exceeds_exec_limit("%s=%s" % (name, text)):
+            raise origin.error(EXEC_LIMIT_MESSAGE % ("`%s: %s`" % (key, name)), name)
+        environment[name] = text
     return environment
 
 
@@ -4937,10 +4956,10 @@ def show_status(config, names, only_running, out, err, now=None):
         if only_running and running is None:
             continue
         for line in job_status_lines(config, name, running, now, crontab):
-            out.write(line + "\n")
+            out.write(printable(line) + "\n")  # a name or description never adds a line
     if not only_running and not named:  # lines of jobs without a file
         for line in crontab_status_lines(crontab, names):
-            out.write(line + "\n")
+            out.write(printable(line) + "\n")
     write_problems(unknown, err)
     return EXIT_USAGE if unknown else EXIT_OK
 
@@ -4964,7 +4983,7 @@ def job_status_lines(config, name, running, now, crontab):
     try:
         job = load_job(config, name)
     except (ConfigError, RefusedError, UsageError) as error:
-        return ["%s ***Invalid configuration***" % name, STATUS_INDENT + printable(str(error))]
+        return ["%s ***Invalid configuration***" % name, STATUS_INDENT + str(error)]
     head = "%s - %s" % (name, job.verbose_name)
     if running is not None and running.get("pid") is not None:
         head += "%s{pid: %d, status: running}" % (STATUS_INDENT, running["pid"])

@@ -65,6 +65,10 @@ BAD_JOB_FILES = {
                             2, "a whole number from 0 to 2147483647"),
     "long_schedule_word": ("command: /bin/true\nschedule: \"@%s\"\n" % ("x" * 5000), 2,
                            "is not a cron schedule"),
+    "long_argument": ("command: /bin/echo %s\n" % ("x" * 131072), 1,
+                      "`command`: a word is longer than 131071 bytes"),
+    "long_environment": ("command: /bin/true\nenvironment:\n  A: %s\n" % ("\u00e9" * 65535),
+                         3, "`environment: A` is longer than 131071 bytes"),
     "long_duplicate_key": ("command: /bin/true\n%s: 1\n%s: 2\n" % ("k" * 900, "k" * 900), 3,
                            "duplicate key"),
 }
@@ -325,6 +329,18 @@ class CrontabLineTests(SandboxTest):
                 self.assertEqual(len(err.splitlines()), 1, err)
                 self.assertIn("holds a line break or control character", err)
         self.assertFalse(os.path.lexists(self.crontab))
+
+
+class StatusLineTests(SandboxTest):
+    def test_status_never_prints_a_line_break_or_control_character_of_a_job_file(self):
+        self.sandbox.make_directories()
+        self.sandbox.write_job("odd", 'name: "a\\nb\\x1b[31m"\n'
+                               'description: "one\\u2028two\\nthree\\x1b]0;x\\x07"\n'
+                               'command: /bin/true\ntags: ["t\\rx"]\n')
+        code, out, err = self.sandbox.run("--status", "odd")
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(out, "odd - a\\nb\\x1b[31m\n    one\n    two\n"
+                              "    three\\x1b]0;x\\x07\n    tags: t\\rx\n")
 
 
 class ServiceUserViewTests(SandboxTest):
