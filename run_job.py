@@ -2297,15 +2297,27 @@ def parse_commands(value, key, origin):
     return commands
 
 
+# cron-generate writes a schedule twice on the job's line (its time fields and
+# --scheduled 'EXPR'), beside a job name of up to 200 characters, and cron
+# reads at most 998: a longer expression would take the whole crontab down.
+SCHEDULE_TEXT_MAX = 300
+
+
 def parse_schedule(value, key, origin):
     if value is None:
         return None
     if not isinstance(value, str):
         raise type_error(key, "a cron expression in quotes", value, origin)
     try:
-        return Schedule(value)
+        schedule = Schedule(value)
     except ConfigError as error:
         raise origin.error("`%s`: %s" % (key, error.message))
+    if len(schedule.expression) > SCHEDULE_TEXT_MAX:
+        raise origin.error("`%s` is %d characters long, too long for its crontab line "
+                           "(cron reads at most 998 characters); shorten it to %d, with "
+                           "ranges (0-30) and steps (*/5)"
+                           % (key, len(schedule.expression), SCHEDULE_TEXT_MAX))
+    return schedule
 
 
 def environment_text(value):

@@ -69,6 +69,8 @@ BAD_JOB_FILES = {
                       "`command`: a word is longer than 131071 bytes"),
     "long_environment": ("command: /bin/true\nenvironment:\n  A: %s\n" % ("\u00e9" * 65535),
                          3, "`environment: A` is longer than 131071 bytes"),
+    "long_schedule": ("command: /bin/true\nschedule: '%s * * * *'\n" % ",".join(["0"] * 450),
+                      2, "`schedule` is 907 characters long, too long for its crontab line"),
     "long_duplicate_key": ("command: /bin/true\n%s: 1\n%s: 2\n" % ("k" * 900, "k" * 900), 3,
                            "duplicate key"),
 }
