@@ -98,6 +98,7 @@ def printable(text, limit=None):
 # The longest value quoted in a message; a longer one is cut, as the file
 # holds the rest.
 QUOTED_VALUE_LIMIT = 60
+QUOTED_PATH_LIMIT = 300  # a path, which may well be longer than a value
 
 
 def quoted_value(value):
@@ -4121,7 +4122,8 @@ class JobRun(object):
         pid, error = self._spawn(argv)
         if error is not None:
             self.log.note("status", "%d cannot start: %s" % (number, error))
-            return Outcome("failed", "cannot start %s: %s" % (argv[0], error)), None
+            program = printable(argv[0], QUOTED_PATH_LIMIT)
+            return Outcome("failed", "cannot start %s: %s" % (program, error)), None
         self.lock.describe(os.getpid(), pid, self.start, self.job.kill_grace, self.log.path)
         if number == 1:  # done loading: from now on only the waiting, while the job execs
             release_free_memory()
@@ -5264,21 +5266,23 @@ def program_problem(program, search, account):
         return refused
     return ("program %s is not found in PATH %s, the PATH the job has under cron; give "
             "its full path, or set PATH in `environment` or `cron_environment`"
-            % (program, search))
+            % (printable(program, QUOTED_PATH_LIMIT), printable(search, QUOTED_PATH_LIMIT)))
 
 
 def executable_problem(path, account):
+    shown = printable(path, QUOTED_PATH_LIMIT)
     if not os.path.exists(path):
-        return "%s does not exist; install it or correct the path" % path
+        return "%s does not exist; install it or correct the path" % shown
     if os.path.isdir(path):
-        return "%s is a directory, not a program; give the program's path" % path
+        return "%s is a directory, not a program; give the program's path" % shown
     blocked = unsearchable_directory(os.path.dirname(path), account)
     if blocked is not None:
+        blocked = printable(blocked, QUOTED_PATH_LIMIT)
         return ("the service user %s cannot reach %s: %s is not searchable (chmod o+x %s)"
-                % (account.pw_name, path, blocked, blocked))
+                % (account.pw_name, shown, blocked, blocked))
     if not service_user_can(path, account, os.X_OK):
         return "the service user %s cannot execute %s; chmod a+x %s" % (
-            account.pw_name, path, path)
+            account.pw_name, shown, shown)
     return None
 
 
@@ -5329,7 +5333,9 @@ def shell_syntax_warnings(job):
                 continue
             warnings.append(job_key_error(
                 job, key, "warning: `%s`: `%s` is passed to %s literally, without a shell; "
-                "to use the shell write /bin/sh -c '...'" % (key, syntax, argv[0])))
+                "to use the shell write /bin/sh -c '...'"
+                % (key, printable(syntax, QUOTED_VALUE_LIMIT),
+                   printable(argv[0], QUOTED_PATH_LIMIT))))
     return warnings
 
 

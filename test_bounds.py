@@ -333,6 +333,18 @@ class CrontabLineTests(SandboxTest):
         self.assertFalse(os.path.lexists(self.crontab))
 
 
+class LongProgramTests(SandboxTest):
+    def test_a_long_program_name_is_cut_in_every_message(self):
+        self.sandbox.make_directories()
+        self.sandbox.write_job("long", "command: /bin/%s * 'a\\nb'\n" % ("9" * 5000))
+        for args in (("--check",), ("long",)):
+            code, out, err = self.sandbox.run(*args)
+            self.assertEqual(code, 78 if args == ("--check",) else 1, err)
+            self.assertNotIn("Traceback", err)
+            self.assertIn("/bin/999", err)
+            self.assertTrue(all(len(line) < 600 for line in err.splitlines()), err)
+
+
 class StatusLineTests(SandboxTest):
     def test_status_never_prints_a_line_break_or_control_character_of_a_job_file(self):
         self.sandbox.make_directories()
