@@ -2446,7 +2446,29 @@ def parse_path(value, key, origin):
     base = os.path.dirname(os.path.abspath(origin.source))
     path = os.path.normpath(os.path.join(base, value))
     check_one_line(path, key, origin, "the path")  # the config's own directory too
+    check_path_length(path, key, origin)
     return path
+
+
+# Beside a configured directory go a job's name (200) and its file names;
+# Linux takes 4096 bytes in all, a filesystem 255 in one component.
+CONFIG_PATH_MAX = 1024
+NAME_MAX = 255
+
+
+def check_path_length(path, key, origin):
+    """A path the system refuses (ENAMETOOLONG) only when a run uses it: as
+    long as a few characters, refused as the config loads."""
+    if len(path) > CONFIG_PATH_MAX // 4 and len(path.encode("utf-8", "surrogateescape")) \
+            > CONFIG_PATH_MAX:
+        raise origin.error("`%s`: the path %s is longer than %d bytes; use a shorter one"
+                           % (key, printable(path, QUOTED_VALUE_LIMIT), CONFIG_PATH_MAX))
+    for part in path.split(os.sep):
+        if len(part) > NAME_MAX // 4 and len(part.encode("utf-8", "surrogateescape")) \
+                > NAME_MAX:
+            raise origin.error("`%s`: the path %s has a name longer than %d bytes, which no "
+                               "filesystem takes; use a shorter one"
+                               % (key, printable(path, QUOTED_VALUE_LIMIT), NAME_MAX))
 
 
 # What cron-generate writes from the global config must be what cron reads:

@@ -220,6 +220,8 @@ BAD_GLOBAL_VALUES = [
     ("runner_path", r'"/usr/bin/run-job\n* * * * * root /bin/evil"', "holds a line break"),
     ("output_crontab", r'"crontab\nx"', "holds a line break"),
     ("state_directory", r'"state\tx"', "(\\t)"),
+    ("output_directory", "/tmp" + "/c" * 2000, "is longer than 1024 bytes"),
+    ("run_directory", "/tmp/" + "r" * 256, "has a name longer than 255 bytes"),
     # What only cron-generate refused before, now refused as the config loads.
     ("runner_path", "'/usr/bin/run job'", "must be an absolute path of letters"),
     ("output_crontab", "process-control.cron", "cron ignores files whose names"),
