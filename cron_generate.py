@@ -70,7 +70,7 @@ still written).
 # ---- what Debian cron accepts --------------------------------------------------
 
 # Beyond these, cron rejects or silently truncates a line, or ignores the file.
-CRON_MAX_LINE = 998
+CRON_MAX_LINE = run_job.CRON_LINE_MAX
 CRON_MAX_LINES = 10000
 DEFAULT_TEMPLATE = "# Generated from {source}\n{schedule} {user} {command}\n"
 

@@ -2474,6 +2474,7 @@ def check_path_length(path, key, origin):
 # What cron-generate writes from the global config must be what cron reads:
 # checked here, as the config loads, so that run-job --check, a run and
 # cron-generate agree on what is valid (cron_generate.py renders it).
+CRON_LINE_MAX = 998  # Debian cron rejects or truncates a longer line
 _LETTERS_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 RUNNER_PATH_CHARACTERS = frozenset(_LETTERS_DIGITS + "_./+-")
 CRON_FILE_NAME_CHARACTERS = frozenset(_LETTERS_DIGITS + "_-")
@@ -2513,6 +2514,9 @@ def parse_mailto(value, key, origin):
     if value is not None and not set(value) <= MAILTO_CHARACTERS:
         raise origin.error("mailto %s: write addresses separated by commas, without "
                            "blanks, or '' to send no mail" % quoted_value(value))
+    if value is not None and len("MAILTO=" + value) > CRON_LINE_MAX:
+        raise origin.error("mailto is %d characters long; cron reads lines of at most %d, "
+                           "so use a mail alias" % (len(value), CRON_LINE_MAX))
     return value
 
 
@@ -2531,6 +2535,9 @@ def cron_setting_problem(name, value):
     if needs_quotes and '"' in value:
         return ("cron_environment: %s needs quoting for cron but holds a double quote; "
                 "simplify the value" % name)
+    if len(name) + len(value) + 3 > CRON_LINE_MAX:  # NAME="VALUE"
+        return ("cron_environment: %s is too long for its crontab line (cron reads at most "
+                "%d characters); shorten it" % (quoted_value(name), CRON_LINE_MAX))
     return None
 
 

@@ -227,6 +227,8 @@ BAD_GLOBAL_VALUES = [
     ("output_crontab", "process-control.cron", "cron ignores files whose names"),
     ("mailto", r'"ops@example.org\n* * * * * root /bin/evil"', "mailto 'ops@example.org\\n"),
     ("mailto", "'a b'", "write addresses separated by commas"),
+    ("mailto", "a" * 992, "mailto is 992 characters long; cron reads lines of at most 998"),
+    ("cron_environment", "{A: %s}" % ("x" * 995), "A' is too long for its crontab line"),
     ("cron_environment", r'{A: "x\n* * * * * root /bin/evil"}', "A holds a line break"),
     ("cron_environment", r'{A: "x\u2028y"}', "A holds a line break"),
     ("cron_environment", "{BAD NAME: x}", "'BAD NAME' is not a variable name cron reads"),
