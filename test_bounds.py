@@ -2,10 +2,12 @@
 printed, every value that reaches a message or the crontab is one line, and
 run-job and cron-generate judge a job file valid by one function (issue 9).
 
-Table-driven: one job directory of many bad job files goes through one
-`run-job --check`, one `--status` and one cron-generate; each bad global
-config through run-job --check, a run, --status and cron-generate, all as
-real processes.
+Table-driven, so that many inputs cost few process starts: one job directory
+of many bad job files goes through one `run-job --check`, one `--status` and
+one cron-generate process; the runs of each bad job, and each bad global
+config through run-job --check, a run, --status and cron-generate, go through
+the scripts' main() in one process per table (BATCH_DRIVER), checked against
+real processes of their own for a few of them.
 """
 
 import json
