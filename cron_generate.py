@@ -42,6 +42,7 @@ def _load_run_job():
 
 run_job = _load_run_job()
 ConfigError = run_job.ConfigError
+printable = run_job.printable  # every value a message or the crontab quotes: one line
 
 USAGE = """\
 usage: cron-generate [-c FILE] [--stdout | --check]
@@ -69,51 +70,30 @@ still written).
 # ---- what Debian cron accepts --------------------------------------------------
 
 # Beyond these, cron rejects or silently truncates a line, or ignores the file.
-CRON_MAX_LINE = 998
+CRON_MAX_LINE = run_job.CRON_LINE_MAX
 CRON_MAX_LINES = 10000
-CRON_FILE_NAME = re.compile(r"[A-Za-z0-9_-]+\Z")
-CRON_USER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\Z")
-SAFE_RUNNER_PATH = re.compile(r"/[A-Za-z0-9_./+-]+\Z")
-ENVIRONMENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-MAILTO_VALUE = re.compile(r"[A-Za-z0-9_.+@,-]*\Z")
-TEMPLATE_FIELDS = ("source", "schedule", "user", "command")
 DEFAULT_TEMPLATE = "# Generated from {source}\n{schedule} {user} {command}\n"
 
 
 def check_user(config):
     """The user every entry runs as: it must exist, and be root only by name,
-    as run-job checks it (with the same advice)."""
-    if not isinstance(config.user, str) or not CRON_USER_NAME.match(config.user):
-        raise config.error("user %r is not a name cron can read; set user: to a "
-                           "plain user name" % (config.user,), "user")
+    as run-job checks it (with the same advice); that cron can read its name
+    is checked as the config loads (run_job.parse_user)."""
     run_job.require_service_account(config)
 
 
 def check_runner_path(config):
-    if not isinstance(config.runner_path, str) or not SAFE_RUNNER_PATH.match(config.runner_path):
-        raise config.error("runner_path %r must be an absolute path of letters, digits and "
-                           "_ . / + - only, as cron and sh would read anything else "
-                           "differently" % (config.runner_path,), "runner_path")
-
-
-def check_template(config):
-    import string
-    for _, field, spec, conversion in string.Formatter().parse(config.cron_template):
-        if field is None:
-            continue
-        if field not in TEMPLATE_FIELDS or spec or conversion:
-            raise config.error("cron_template: unknown placeholder {%s}; use {source}, "
-                               "{schedule}, {user} and {command} only" % field,
-                               "cron_template")
+    """A configured runner_path is checked as the config loads; the default
+    one, beside run_job, by the same function here."""
+    problem = run_job.runner_path_problem(config.runner_path)
+    if problem is not None:
+        raise config.error(problem, "runner_path")
 
 
 def environment_lines(config):
     """MAILTO= and cron_environment lines, quoted where cron would trim."""
     lines = []
-    if config.mailto is not None:
-        if not isinstance(config.mailto, str) or not MAILTO_VALUE.match(config.mailto):
-            raise config.error("mailto %r: write addresses separated by commas, without "
-                               "blanks, or '' to send no mail" % (config.mailto,), "mailto")
+    if config.mailto is not None:  # checked as the config loads (run_job.parse_mailto)
         lines.append("MAILTO=%s" % (config.mailto or '""'))
     for name, value in (config.cron_environment or {}).items():
         try:
@@ -125,21 +105,15 @@ def environment_lines(config):
 
 def environment_value(name, value):
     """VALUE as cron_environment writes it; ConfigError (no position) if cron
-    cannot carry it."""
-    if not isinstance(name, str) or not ENVIRONMENT_NAME.match(name):
-        raise ConfigError("cron_environment: %r is not a variable name cron reads; use "
-                          "letters, digits and _" % (name,))
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+    cannot carry it, by the rule the config's loading applies
+    (run_job.cron_setting_problem)."""
+    if not isinstance(value, str):
         raise ConfigError("cron_environment: %s must be a string" % name)
-    value = str(value)
-    if "\n" in value or "\r" in value or "\x00" in value:
-        raise ConfigError("cron_environment: %s holds a line break; cron reads one "
-                          "line per setting" % name)
+    problem = run_job.cron_setting_problem(name, value)
+    if problem is not None:
+        raise ConfigError(problem)
     # cron trims blanks around a value and strips one pair of matching quotes.
     if value == "" or value != value.strip() or value[:1] in "'\"" or value[-1:] in "'\"":
-        if '"' in value:
-            raise ConfigError("cron_environment: %s needs quoting for cron but holds a "
-                              "double quote; simplify the value" % name)
         value = '"%s"' % value
     return value
 
@@ -174,16 +148,10 @@ def collect_entries(config):
     return sorted(entries, key=lambda entry: entry.name)
 
 
-def printable(text):
-    """TEXT on one line: control characters shown as escapes, so that a file
-    name can never start a crontab line of its own."""
-    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
-
-
 def render_crontab(config, entries):
     template = config.cron_template or DEFAULT_TEMPLATE
     lines = [
-        "# Generated by cron-generate from the job files in %s" % config.job_directory,
+        "# Generated by cron-generate from the job files in %s" % printable(config.job_directory),
         "# Do not edit: change the job files, then run cron-generate again.",
     ]
     lines.extend(environment_lines(config))
@@ -261,7 +229,8 @@ def cron_line_problem(line, user):
     except ConfigError as error:
         return "schedule: %s" % error.message
     if fields[5] != user:
-        return "runs as %r, not the service user %r" % (fields[5], user)
+        return "runs as %s, not the service user %s" % (run_job.quoted_value(fields[5]),
+                                                        run_job.quoted_value(user))
     if UNESCAPED_PERCENT.search(fields[6]):
         return "an unescaped % in the command, which cron turns into a newline"
     return None
@@ -293,13 +262,9 @@ def check_line_count(text, path):
 def target_path(config):
     path = config.output_crontab
     if not isinstance(path, str) or not os.path.isabs(path):
-        raise config.error("output_crontab %r must be an absolute path or 'console'"
-                           % (path,), "output_crontab")
-    if not CRON_FILE_NAME.match(os.path.basename(path)):
-        raise config.error("output_crontab %s: cron ignores files whose names hold "
-                           "anything but letters, digits, _ and -; rename it" % path,
-                           "output_crontab")
-    return path
+        raise config.error("output_crontab %s must be an absolute path or 'console'"
+                           % run_job.quoted_value(path), "output_crontab")
+    return path  # its file name is checked as the config loads (parse_crontab_path)
 
 
 def read_existing(path):
@@ -345,9 +310,10 @@ def parse_arguments(argv):
             raise run_job.UsageError("unknown option %s; see cron-generate --help"
                                      % argument[:40])
         else:
-            raise run_job.UsageError("unexpected argument %r: cron-generate schedules every "
+            raise run_job.UsageError("unexpected argument %s: cron-generate schedules every "
                                      "job and takes only the options -c FILE, --stdout and "
-                                     "--check; see cron-generate --help" % argument[:80])
+                                     "--check; see cron-generate --help"
+                                     % run_job.quoted_value(argument))
     if options["stdout"] and options["check"]:
         raise run_job.UsageError("--stdout and --check exclude each other; see "
                                  "cron-generate --help")
@@ -390,7 +356,7 @@ def drift_descriptions(path, installed, entries):
 
 
 def warn(text):
-    sys.stderr.write("cron-generate: warning: %s\n" % text)
+    sys.stderr.write("cron-generate: warning: %s\n" % printable(text))
 
 
 def report_problems(entries, config):
@@ -400,7 +366,7 @@ def report_problems(entries, config):
                              % (printable(str(entry.error)), entry.label, entry.name))
         elif entry.scheduled:
             for warning in run_job.schedule_warnings(entry.job):
-                sys.stderr.write("cron-generate: %s\n" % warning)
+                sys.stderr.write("cron-generate: %s\n" % printable(str(warning)))
 
 
 def create_directories(config):
@@ -435,8 +401,6 @@ def generate(options):
     run_job.job_directory_path(config)  # refused: keep the crontab cron has
     check_user(config)
     check_runner_path(config)
-    if config.cron_template is not None:
-        check_template(config)
     entries = collect_entries(config)
     report_problems(entries, config)
     text = render_crontab(config, entries)
@@ -485,10 +449,10 @@ def main(argv=None):
             return run_job.EXIT_OK
         return generate(options)
     except run_job.ProcessControlError as error:
-        sys.stderr.write("cron-generate: %s\n" % error)
+        sys.stderr.write("cron-generate: %s\n" % printable(str(error)))
         return error.exit_code
     except OSError as error:
-        sys.stderr.write("cron-generate: %s\n" % error)
+        sys.stderr.write("cron-generate: %s\n" % printable(str(error)))
         return run_job.EXIT_REFUSED if error.errno in (1, 13) else run_job.EXIT_FAILED
 
 

@@ -82,6 +82,35 @@ class ConfigError(ProcessControlError, ValueError):
         return ConfigError(self.message, source, line, column)
 
 
+def printable(text, limit=None):
+    """TEXT on one line: line breaks (LF, CR, NEL, U+2028...) and every other
+    unprintable character shown as an escape, so that no value from a config
+    or a file name can start a line of its own, in a message or in a crontab
+    (a cron entry); with LIMIT, cut to about that many characters. Both
+    scripts print every message through it."""
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "..."
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
+
+
+# The longest value quoted in a message; a longer one is cut, as the file
+# holds the rest.
+QUOTED_VALUE_LIMIT = 60
+QUOTED_PATH_LIMIT = 300  # a path, which may well be longer than a value
+
+
+def quoted_value(value):
+    """VALUE as a message quotes it: repr, on one line, at most about
+    QUOTED_VALUE_LIMIT characters; a huge integer by its size, as it cannot
+    even be converted to decimal (Python 3.11 refuses beyond 4300 digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) \
+            and value.bit_length() > 4 * QUOTED_VALUE_LIMIT:
+        return "a %d-bit number" % value.bit_length()
+    return printable(repr(value), QUOTED_VALUE_LIMIT)
+
+
 # ---- 2. the YAML subset ----------------------------------------------------------
 
 # The subset of YAML that configuration files use, read exactly as PyYAML's
@@ -110,6 +139,11 @@ class _Doc(object):
 
 _MAX_DEPTH = 64          # nesting deeper than this is a mistake, not a config
 _MAX_KEY_SPAN = 1024     # PyYAML's simple-key limit: key start to ':'
+# Integers a config may hold: any of them must convert to decimal text for a
+# message or an environment value, and Python 3.11 refuses more than 4300
+# digits. 3300 hexadecimal digits make at most 3974 decimal ones.
+_MAX_DECIMAL_DIGITS = 4000
+_MAX_HEX_DIGITS = 3300
 
 # A plain scalar on one line, block context: a first character that is not an
 # indicator (or '-', '?', ':' glued to a non-space), then words separated by
@@ -664,8 +698,8 @@ def _parse_block_mapping(doc, index, column, path):
 
 
 def _duplicate_key(doc, index, column, key, first):
-    _fail(doc, index, column, "duplicate key %r (first defined at line %d); "
-          "remove one of them" % (key, first[0]))
+    _fail(doc, index, column, "duplicate key %s (first defined at line %d); "
+          "remove one of them" % (quoted_value(key), first[0]))
 
 
 def _simple_value(doc, index, column, match):
@@ -721,8 +755,8 @@ def _block_key(doc, index, column, match):
                   "write the keys out in full")
         key = _plain_value(doc, index, column, plain)
         if not isinstance(key, str):
-            _fail(doc, index, column, "key %r is read as %s, not a string; "
-                  "quote it" % (plain, _type_name(key)))
+            _fail(doc, index, column, "key %s is read as %s, not a string; "
+                  "quote it" % (quoted_value(plain), _type_name(key)))
         return key
     single = match.group(2)
     if single is not None:
@@ -899,14 +933,14 @@ def _plain_number(doc, index, column, text):
         return text
     if (not text.strip("0123456789") and (text[0] != "0" or len(text) == 1)) \
             or _RX.INT_DECIMAL.match(text):
-        if len(text) > 4000:  # int() refuses more than 4300 digits
-            _fail(doc, index, column, "integer with more than 4000 digits; "
-                  "quote it")
+        if len(text) > _MAX_DECIMAL_DIGITS:
+            _fail(doc, index, column, "integer with more than %d digits; "
+                  "quote it" % _MAX_DECIMAL_DIGITS)
         return int(text)
     if _RX.LEADING_ZERO.match(text):
-        _fail(doc, index, column, "%r is an octal or invalid number in YAML "
+        _fail(doc, index, column, "%s is an octal or invalid number in YAML "
               "1.1 but a decimal in YAML 1.2; quote it, or write it without "
-              "leading zeros" % text)
+              "leading zeros" % quoted_value(text))
     float_11 = _RX.FLOAT_11.match(text) is not None
     if float_11 and _RX.FLOAT_12.match(text):
         lowered = text.lower()
@@ -914,14 +948,17 @@ def _plain_number(doc, index, column, text):
             return float("-inf") if lowered[0] == "-" else float("inf")
         if lowered.endswith("nan"):
             return float("nan")
-        return float(text)
+        return _finite_float(doc, index, column, text)
     if _RX.HEX.match(text):
+        if len(text) > _MAX_HEX_DIGITS + 2:
+            _fail(doc, index, column, "hexadecimal integer with more than %d "
+                  "digits; quote it" % _MAX_HEX_DIGITS)
         return int(text, 16)
     if float_11 or _RX.INT_11.match(text) or _RX.INT_12.match(text) or \
             _RX.FLOAT_12.match(text):
-        _fail(doc, index, column, "%r is a different number (or a string) in "
+        _fail(doc, index, column, "%s is a different number (or a string) in "
               "YAML 1.1 and YAML 1.2; quote it, or write a plain decimal "
-              "number such as 1000 or 1.5e+3" % text)
+              "number such as 1000 or 1.5e+3" % quoted_value(text))
     if _RX.TIMESTAMP_11.match(text):
         date = _RX.DATE.match(text)
         if date is None:
@@ -932,9 +969,20 @@ def _plain_number(doc, index, column, text):
                 1 <= day <= _days_in_month(year, month):
             import datetime  # lazily: only a date value needs it (1.2 ms)
             return datetime.date(year, month, day)
-        _fail(doc, index, column, "%r is not a valid date; write a real date "
-              "as YYYY-MM-DD, or quote it" % text)
+        _fail(doc, index, column, "%s is not a valid date; write a real date "
+              "as YYYY-MM-DD, or quote it" % quoted_value(text))
     return text
+
+
+def _finite_float(doc, index, column, text):
+    """A float written with digits: one beyond the float range would become
+    infinity unnoticed (a timeout, an environment value `inf`)."""
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        _fail(doc, index, column, "%s is too large for a number (more than "
+              "1.8e+308); quote it, or write a smaller number"
+              % quoted_value(text))
+    return value
 
 
 def _days_in_month(year, month):
@@ -1223,8 +1271,9 @@ def _flow_mapping(doc, index, column, path):
         key, position = _flow_key(doc, index, start)
         key_path = path + (key,)
         if key in mapping:
-            _fail(doc, index, start, "duplicate key %r (first defined at "
-                  "column %d); remove one of them" % (key, marks[key_path][1]))
+            _fail(doc, index, start, "duplicate key %s (first defined at "
+                  "column %d); remove one of them" % (quoted_value(key),
+                                                      marks[key_path][1]))
         marks[key_path] = (index + 1, start + 1)
         if position >= len(line) or line[position] in ",}":
             _fail(doc, index, position, "missing value after ':' in a flow "
@@ -1263,8 +1312,8 @@ def _flow_key(doc, index, start):
                   "write the keys out in full")
         key = _plain_value(doc, index, start, text)
         if not isinstance(key, str):
-            _fail(doc, index, start, "key %r is read as %s, not a string; "
-                  "quote it" % (text, _type_name(key)))
+            _fail(doc, index, start, "key %s is read as %s, not a string; "
+                  "quote it" % (quoted_value(text), _type_name(key)))
     colon = _RX.SPACES.match(line, end).end()
     if colon >= len(line) or line[colon] != ":":
         if colon < len(line) and line[colon] == "\t":
@@ -1341,7 +1390,7 @@ def parse_duration(value):
         except OverflowError:
             seconds = float("inf")
     if seconds != seconds:
-        raise ConfigError("%r is not a number; %s" % (value, DURATION_HINT))
+        raise ConfigError("%s is not a number; %s" % (quoted_value(value), DURATION_HINT))
     if seconds < 0:
         raise ConfigError("%s is negative; %s" % (_quote_duration(value), DURATION_HINT))
     if seconds > DURATION_MAX:
@@ -1351,7 +1400,7 @@ def parse_duration(value):
 
 
 def _quote_duration(value):
-    return repr(value) if isinstance(value, str) else str(value)
+    return quoted_value(value)
 
 
 def _describe_value(value):
@@ -1363,7 +1412,7 @@ def _describe_value(value):
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
-    return repr(value)
+    return quoted_value(value)
 
 
 def _parse_duration_text(text):
@@ -1375,9 +1424,11 @@ def _parse_duration_text(text):
     digits_end = _scan_decimal(body, 1 if sign else 0)
     number, unit = body[:digits_end], body[digits_end:].strip()
     if number in ("", "-", ".", "-."):
-        raise ConfigError("%r is not a duration; %s" % (text, DURATION_HINT))
+        raise ConfigError("%s is not a duration; %s" % (quoted_value(text), DURATION_HINT))
     if unit and unit not in DURATION_UNITS:
-        raise ConfigError("%r has an unknown unit %r; %s" % (text, unit, DURATION_HINT))
+        raise ConfigError("%s has an unknown unit %s; %s" % (quoted_value(text),
+                                                             quoted_value(unit),
+                                                             DURATION_HINT))
     return float(number) * DURATION_UNITS.get(unit, 1)
 
 
@@ -1691,8 +1742,8 @@ def _refuse_cron_alias(text):
     if word.lower() == "@reboot":
         raise ConfigError("'@reboot' is not supported: jobs here run on a"
                           " timetable; start boot-time work from a systemd unit")
-    raise ConfigError("%r is not a cron schedule; write five fields (%s), such"
-                      " as '0 3 * * *'" % (word, CRON_FIELD_ORDER))
+    raise ConfigError("%s is not a cron schedule; write five fields (%s), such"
+                      " as '0 3 * * *'" % (quoted_value(word), CRON_FIELD_ORDER))
 
 
 def _refuse_field_count(fields):
@@ -2117,9 +2168,12 @@ def parse_seconds(value, key, origin):
         raise origin.error("`%s`: %s" % (key, error.message))
 
 
+COUNT_MAX = 2 ** 31 - 1  # a count beyond what C programs (and mail tools) hold is a typo
+
+
 def parse_count(value, key, origin):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise origin.error("`%s` must be a whole number, 0 or more" % key)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= COUNT_MAX:
+        raise origin.error("`%s` must be a whole number from 0 to %d" % (key, COUNT_MAX))
     return value
 
 
@@ -2131,6 +2185,10 @@ def parse_mapping(value, key, origin):
     return value
 
 
+NUL_MESSAGE = ("`%s` holds a NUL character (\\0), which no program can receive; "
+               "remove it")
+
+
 def parse_logging(value, key, origin):
     """The original's logging.config.dictConfig mapping. Only its shape is
     checked here: applying it may open files or sockets, which --check must
@@ -2140,7 +2198,26 @@ def parse_logging(value, key, origin):
                               or value["version"] != 1):
         raise origin.error("`%s` needs `version: 1`, as Python's logging.config."
                            "dictConfig requires" % key)
+    nul_at = nul_path(value)
+    if nul_at is not None:  # a file name or socket no system call would take
+        raise origin.error(NUL_MESSAGE % ": ".join(str(part) for part in (key,) + nul_at),
+                           *nul_at)
     return value
+
+
+def nul_path(value, path=()):
+    """The key path of the first text holding a NUL in VALUE, or None."""
+    if isinstance(value, str):
+        return path if "\0" in value else None
+    items = value.items() if isinstance(value, dict) else \
+        enumerate(value) if isinstance(value, list) else ()
+    for name, item in items:
+        if isinstance(name, str) and "\0" in name:
+            return path + (name,)
+        found = nul_path(item, path + (name,))
+        if found is not None:
+            return found
+    return None
 
 
 _SHELL_BLANKS = " \t\r\n"  # shlex's whitespace; other characters are word characters
@@ -2182,8 +2259,18 @@ def split_command_line(line):
     return words
 
 
-NUL_MESSAGE = ("`%s` holds a NUL character (\\0), which no program can receive; "
-               "remove it")
+# Linux's MAX_ARG_STRLEN: execve refuses a longer argument or environment
+# string (E2BIG), so every run of the job would fail to start.
+EXEC_STRING_MAX = 131072 - 1
+EXEC_LIMIT_MESSAGE = ("%s is longer than %d bytes, which no program can receive (Linux "
+                      "refuses it); pass it in a file instead" % ("%s", EXEC_STRING_MAX))
+
+
+def exceeds_exec_limit(text):
+    """Whether TEXT, encoded, is too long for one execve string; encoded only
+    when it may be (a character is at most 4 bytes)."""
+    return len(text) * 4 > EXEC_STRING_MAX \
+        and len(text.encode("utf-8", "surrogateescape")) > EXEC_STRING_MAX
 
 
 def parse_commands(value, key, origin):
@@ -2205,8 +2292,16 @@ def parse_commands(value, key, origin):
             raise origin.error("`%s` is an empty command line" % key, *subpath)
         if "\0" in line:
             raise origin.error(NUL_MESSAGE % key, *subpath)
+        if any(exceeds_exec_limit(word) for word in argv):
+            raise origin.error(EXEC_LIMIT_MESSAGE % ("`%s`: a word" % key), *subpath)
         commands.append(argv)
     return commands
+
+
+# cron-generate writes a schedule twice on the job's line (its time fields and
+# --scheduled 'EXPR'), beside a job name of up to 200 characters, and cron
+# reads at most 998: a longer expression would take the whole crontab down.
+SCHEDULE_TEXT_MAX = 300
 
 
 def parse_schedule(value, key, origin):
@@ -2215,9 +2310,15 @@ def parse_schedule(value, key, origin):
     if not isinstance(value, str):
         raise type_error(key, "a cron expression in quotes", value, origin)
     try:
-        return Schedule(value)
+        schedule = Schedule(value)
     except ConfigError as error:
         raise origin.error("`%s`: %s" % (key, error.message))
+    if len(schedule.expression) > SCHEDULE_TEXT_MAX:
+        raise origin.error("`%s` is %d characters long, too long for its crontab line "
+                           "(cron reads at most 998 characters); shorten it to %d, with "
+                           "ranges (0-30) and steps (*/5)"
+                           % (key, len(schedule.expression), SCHEDULE_TEXT_MAX))
+    return schedule
 
 
 def environment_text(value):
@@ -2238,13 +2339,17 @@ def parse_environment(value, key, origin):
     environment = {}
     for name, item in value.items():
         if not name or "=" in name or "\0" in name:
-            raise origin.error("`%s`: %r is not a variable name" % (key, name[:80]), name)
+            raise origin.error("`%s`: %s is not a variable name" % (key, quoted_value(name)),
+                               name)
         if isinstance(item, (list, dict)):
             raise type_error("%s: %s" % (key, name), "a string or a number",
                              item, origin, name)
-        if "\0" in str(item):
+        text = environment_text(item)
+        if "\0" in text:
             raise origin.error(NUL_MESSAGE % ("%s: %s" % (key, name)), name)
-        environment[name] = environment_text(item)
+        if exceeds_exec_limit("%s=%s" % (name, text)):
+            raise origin.error(EXEC_LIMIT_MESSAGE % ("`%s: %s`" % (key, name)), name)
+        environment[name] = text
     return environment
 
 
@@ -2292,9 +2397,45 @@ JOB_KEY_PARSERS = {
 }
 
 
+# What cron reads as a user name in /etc/cron.d (and useradd's rule, less the
+# trailing $ of Samba machine accounts): a name with anything else would make
+# every crontab line of the service user a line cron rejects.
+USER_NAME_FIRST = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+USER_NAME_CHARACTERS = USER_NAME_FIRST | frozenset(".-")
+USER_NAME_MAX_LENGTH = 32
+
+
+def is_user_name(name):
+    return 0 < len(name) <= USER_NAME_MAX_LENGTH and name[0] in USER_NAME_FIRST \
+        and set(name) <= USER_NAME_CHARACTERS
+
+
+def check_one_line(value, key, origin, what):
+    """A path or name from a config holds no NUL (no system call takes one)
+    and no line break or other control character: each would split the
+    crontab line it reaches (a cron entry of its own) or a message."""
+    if value.isprintable():
+        return
+    if "\0" in value:
+        raise origin.error("`%s` holds a NUL character (\\0), which no system call "
+                           "takes; remove it" % key)
+    for char in value:
+        if ord(char) < 0x20 or 0x7f <= ord(char) <= 0x9f or char in "\u2028\u2029":
+            raise origin.error("`%s`: %s %s holds a line break or control character "
+                               "(%s); cron reads one line per entry, so use %s without "
+                               "it" % (key, what, quoted_value(value), ascii(char)[1:-1],
+                                       what))
+
+
 def parse_user(value, key, origin):
     if not isinstance(value, str) or not value:
         raise type_error(key, "a user name", value, origin)
+    check_one_line(value, key, origin, "the user name")
+    if not is_user_name(value):
+        raise origin.error("`%s`: %s is not a user name cron can read; set `%s` to a "
+                           "plain user name (letters, digits, _ . -, at most %d)"
+                           % (key, quoted_value(value), key, USER_NAME_MAX_LENGTH))
     return value
 
 
@@ -2303,13 +2444,134 @@ def parse_path(value, key, origin):
     if not isinstance(value, str) or not value:
         raise type_error(key, "a path", value, origin)
     base = os.path.dirname(os.path.abspath(origin.source))
-    return os.path.normpath(os.path.join(base, value))
+    path = os.path.normpath(os.path.join(base, value))
+    check_one_line(path, key, origin, "the path")  # the config's own directory too
+    check_path_length(path, key, origin)
+    return path
+
+
+# Beside a configured directory go a job's name (200) and its file names;
+# Linux takes 4096 bytes in all, a filesystem 255 in one component.
+CONFIG_PATH_MAX = 1024
+NAME_MAX = 255
+
+
+def check_path_length(path, key, origin):
+    """A path the system refuses (ENAMETOOLONG) only when a run uses it: as
+    long as a few characters, refused as the config loads."""
+    if len(path) > CONFIG_PATH_MAX // 4 and len(path.encode("utf-8", "surrogateescape")) \
+            > CONFIG_PATH_MAX:
+        raise origin.error("`%s`: the path %s is longer than %d bytes; use a shorter one"
+                           % (key, printable(path, QUOTED_VALUE_LIMIT), CONFIG_PATH_MAX))
+    for part in path.split(os.sep):
+        if len(part) > NAME_MAX // 4 and len(part.encode("utf-8", "surrogateescape")) \
+                > NAME_MAX:
+            raise origin.error("`%s`: the path %s has a name longer than %d bytes, which no "
+                               "filesystem takes; use a shorter one"
+                               % (key, printable(path, QUOTED_VALUE_LIMIT), NAME_MAX))
+
+
+# What cron-generate writes from the global config must be what cron reads:
+# checked here, as the config loads, so that run-job --check, a run and
+# cron-generate agree on what is valid (cron_generate.py renders it).
+CRON_LINE_MAX = 998  # Debian cron rejects or truncates a longer line
+_LETTERS_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+RUNNER_PATH_CHARACTERS = frozenset(_LETTERS_DIGITS + "_./+-")
+CRON_FILE_NAME_CHARACTERS = frozenset(_LETTERS_DIGITS + "_-")
+MAILTO_CHARACTERS = frozenset(_LETTERS_DIGITS + "_.+@,-")
+CRON_VARIABLE_FIRST = frozenset(_LETTERS_DIGITS[:52] + "_")
+CRON_VARIABLE_CHARACTERS = frozenset(_LETTERS_DIGITS + "_")
+
+
+def runner_path_problem(path):
+    """Why cron's sh would not run PATH as written, or None."""
+    if len(path) > 1 and path.startswith("/") and set(path) <= RUNNER_PATH_CHARACTERS:
+        return None
+    return ("runner_path %s must be an absolute path of letters, digits and _ . / + - "
+            "only, as cron and sh would read anything else differently" % quoted_value(path))
+
+
+def parse_runner_path(value, key, origin):
+    path = parse_path(value, key, origin)
+    problem = runner_path_problem(path)
+    if problem is not None:
+        raise origin.error(problem)
+    return path
 
 
 def parse_crontab_path(value, key, origin):
     if value == "console":  # the original's magic value: print the crontab
         return value
-    return parse_path(value, key, origin)
+    path = parse_path(value, key, origin)
+    if not set(os.path.basename(path)) <= CRON_FILE_NAME_CHARACTERS:
+        raise origin.error("output_crontab %s: cron ignores files whose names hold "
+                           "anything but letters, digits, _ and -; rename it" % path)
+    return path
+
+
+def parse_mailto(value, key, origin):
+    value = parse_optional_text(value, key, origin)
+    if value is not None and not set(value) <= MAILTO_CHARACTERS:
+        raise origin.error("mailto %s: write addresses separated by commas, without "
+                           "blanks, or '' to send no mail" % quoted_value(value))
+    if value is not None and len("MAILTO=" + value) > CRON_LINE_MAX:
+        raise origin.error("mailto is %d characters long; cron reads lines of at most %d, "
+                           "so use a mail alias" % (len(value), CRON_LINE_MAX))
+    return value
+
+
+def cron_setting_problem(name, value):
+    """Why cron cannot carry the setting NAME=VALUE (VALUE a string) as
+    written, or None; cron_generate.environment_value quotes what it can."""
+    if not name or name[0] not in CRON_VARIABLE_FIRST \
+            or not set(name) <= CRON_VARIABLE_CHARACTERS:
+        return ("cron_environment: %s is not a variable name cron reads; use letters, "
+                "digits and _" % quoted_value(name))
+    if "\0" in value or len(("x%sx" % value).splitlines()) > 1:
+        return ("cron_environment: %s holds a line break; cron reads one line per "
+                "setting" % name)
+    needs_quotes = value == "" or value != value.strip() or value[:1] in "'\"" \
+        or value[-1:] in "'\""
+    if needs_quotes and '"' in value:
+        return ("cron_environment: %s needs quoting for cron but holds a double quote; "
+                "simplify the value" % name)
+    if len(name) + len(value) + 3 > CRON_LINE_MAX:  # NAME="VALUE"
+        return ("cron_environment: %s is too long for its crontab line (cron reads at most "
+                "%d characters); shorten it" % (quoted_value(name), CRON_LINE_MAX))
+    return None
+
+
+CRON_TEMPLATE_FIELDS = ("source", "schedule", "user", "command")
+
+
+def parse_cron_template(value, key, origin):
+    """cron-generate's line template: str.format placeholders of
+    CRON_TEMPLATE_FIELDS only, without format specs or conversions."""
+    value = parse_optional_text(value, key, origin)
+    if value is None:
+        return None
+    import string  # only with a cron_template: a plain run without it needs none
+    try:
+        fields = [field for _, field, spec, conversion in string.Formatter().parse(value)
+                  if field is not None and (field not in CRON_TEMPLATE_FIELDS
+                                            or spec or conversion)]
+    except ValueError as error:  # a lone { or }
+        raise origin.error("cron_template: %s; write {{ and }} for a literal brace"
+                           % str(error).lower())
+    if fields:
+        raise origin.error("cron_template: unknown placeholder {%s}; use {source}, "
+                           "{schedule}, {user} and {command} only"
+                           % printable(fields[0], QUOTED_VALUE_LIMIT))
+    return value
+
+
+def parse_cron_environment(value, key, origin):
+    environment = parse_environment(value, key, origin)
+    for name, text in environment.items():
+        problem = cron_setting_problem(name, text)
+        if problem is not None:
+            raise origin.error(problem, name)
+    return environment
 
 
 def parse_default_job_config(value, key, origin):
@@ -2335,12 +2597,15 @@ def parse_log_group(value, key, origin):
         return None
     if not isinstance(value, str) or not value:
         raise type_error(key, "a group name", value, origin)
+    check_one_line(value, key, origin, "the group name")
     import grp  # only with log_group: a plain run without it needs none
     try:
         grp.getgrnam(value)
     except KeyError:
-        raise origin.error("`%s`: there is no group %r; create it (groupadd %s) or "
-                           "set `%s` to an existing group" % (key, value[:80], value, key))
+        raise origin.error("`%s`: there is no group %s; create it (groupadd %s) or "
+                           "set `%s` to an existing group"
+                           % (key, quoted_value(value), printable(value, QUOTED_VALUE_LIMIT),
+                              key))
     return value
 
 
@@ -2350,13 +2615,13 @@ GLOBAL_KEY_PARSERS = {
     "output_directory": parse_path,
     "run_directory": parse_path,
     "state_directory": parse_path,
-    "runner_path": parse_path,
-    "cron_template": parse_optional_text,
+    "runner_path": parse_runner_path,
+    "cron_template": parse_cron_template,
     "output_crontab": parse_crontab_path,
     "default_job_config": parse_default_job_config,
     "logging": parse_logging,
-    "mailto": parse_optional_text,
-    "cron_environment": parse_environment,
+    "mailto": parse_mailto,
+    "cron_environment": parse_cron_environment,
     "log_group": parse_log_group,
 }
 
@@ -2545,6 +2810,48 @@ def trusted_owner_uids(config):
     return (0,) if account is None else (0, account.pw_uid)
 
 
+# The service user's view: whoever runs --check or cron-generate (root, a
+# developer), a job file or directory is valid only if the service user, who
+# runs the job, can read it.
+
+def service_user_can(path, account, mode):
+    """Whether the service user ACCOUNT may access PATH for MODE (os.R_OK,
+    os.W_OK, os.X_OK or'ed): exact (os.access) when this process is that
+    user, else read from the owner, group and mode bits and the account's
+    groups (ACLs aside)."""
+    if os.geteuid() == account.pw_uid:
+        return os.access(path, mode)
+    try:
+        status = os.stat(path)
+    except OSError:
+        return False
+    if account.pw_uid == 0:  # root needs an x bit to execute, nothing else
+        return not mode & os.X_OK or stat.S_ISDIR(status.st_mode) \
+            or bool(status.st_mode & 0o111)
+    if status.st_uid == account.pw_uid:
+        bits = status.st_mode >> 6
+    elif (status.st_mode >> 3) & status.st_mode & mode == mode:
+        return True  # group and others may: no need for the groups (costly)
+    elif status.st_gid in os.getgrouplist(account.pw_name, account.pw_gid):
+        bits = status.st_mode >> 3
+    else:
+        bits = status.st_mode
+    return bits & mode == mode
+
+
+def unsearchable_directory(directory, account):
+    """The first directory from / down to DIRECTORY that the service user
+    cannot search, or None; also None from where the path does not exist."""
+    parts = os.path.abspath(directory).split(os.sep)
+    for length in range(1, len(parts) + 1):
+        step = os.sep.join(parts[:length]) or os.sep
+        if not os.path.lexists(step):
+            return None
+        if not service_user_can(step, account, os.X_OK):
+            return step
+    return None
+
+
 def is_job_name(name):
     return 0 < len(name) <= JOB_NAME_MAX_LENGTH and set(name) <= JOB_NAME_CHARACTERS
 
@@ -2567,12 +2874,35 @@ def job_directory_path(config):
         raise config.error("the job directory %s does not exist; create it or set "
                            "`job_directory`" % directory, "job_directory")
     except OSError as error:
+        if error.errno == errno.EACCES:
+            check_service_user_reach(config, directory)  # names the directory in the way
         raise RefusedError("cannot use the job directory %s: %s" % (directory, error.strerror))
     if not stat.S_ISDIR(status.st_mode):
         raise config.error("the job directory %s is not a directory" % directory,
                            "job_directory")
+    if not directory.isprintable():  # reached through a symlink
+        raise RefusedError("refused: the job directory %s holds a line break or control "
+                           "character; rename it" % printable(directory))
     check_trusted(directory, status, config, "the job directory")
+    check_service_user_reach(config, directory)
     return directory
+
+
+def check_service_user_reach(config, directory):
+    """The service user, who runs the jobs, must be able to list the job
+    directory: judged the same way whoever checks (root's cron-generate, a
+    developer's --check, a run)."""
+    account = service_account(config)
+    if account is None:
+        return  # reported as such
+    blocked = unsearchable_directory(directory, account)
+    if blocked is not None:
+        raise RefusedError("refused: the service user %s cannot reach the job directory "
+                           "%s: %s is not searchable; chmod o+x %s"
+                           % (account.pw_name, directory, blocked, blocked))
+    if not service_user_can(directory, account, os.R_OK | os.X_OK):
+        raise RefusedError("refused: the service user %s cannot list the job directory %s; "
+                           "chmod 0755 %s" % (account.pw_name, directory, directory))
 
 
 def job_file_path(config, name):
@@ -2593,6 +2923,9 @@ def job_file_path(config, name):
         if os.path.dirname(target) != directory:
             raise RefusedError("%s: refused: a symlink that leads out of the job "
                                "directory" % path)
+        if not target.isprintable():  # it names the job file in every message
+            raise RefusedError("%s: refused: a symlink to %s, a name with a line break or "
+                               "control character" % (path, printable(target)))
         path = target
     return path
 
@@ -2600,13 +2933,18 @@ def job_file_path(config, name):
 def read_job_text(path, config):
     """The text of a job file, checked on the open file itself."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    account = service_account(config)
     try:
         descriptor = os.open(path, flags)
     except PermissionError:
+        if account is not None and os.geteuid() == account.pw_uid:
+            raise job_file_unreadable(account, path)
         raise RefusedError("%s: cannot read the job file: permission denied" % path)
     except OSError as error:
         raise RefusedError("%s: refused: %s" % (path, error.strerror.lower()))
     try:
+        if account is not None and not service_user_can(path, account, os.R_OK):
+            raise job_file_unreadable(account, path)
         status = os.fstat(descriptor)
         if not stat.S_ISREG(status.st_mode):
             raise RefusedError("%s: refused: the job file is not a regular file" % path)
@@ -2614,6 +2952,14 @@ def read_job_text(path, config):
         return decode_utf8(read_descriptor(descriptor, path), path)
     finally:
         os.close(descriptor)
+
+
+def job_file_unreadable(account, path):
+    """A job file the service user cannot read fails every run of it (77):
+    invalid for whoever checks, root's cron-generate included, in the same
+    words as the service user's own check."""
+    return RefusedError("%s: refused: the service user %s cannot read the job file; "
+                        "chmod 0644 %s" % (path, account.pw_name, path))
 
 
 def load_job(config, name):
@@ -3985,7 +4331,8 @@ class JobRun(object):
         pid, error = self._spawn(argv)
         if error is not None:
             self.log.note("status", "%d cannot start: %s" % (number, error))
-            return Outcome("failed", "cannot start %s: %s" % (argv[0], error)), None
+            program = printable(argv[0], QUOTED_PATH_LIMIT)
+            return Outcome("failed", "cannot start %s: %s" % (program, error)), None
         self.lock.describe(os.getpid(), pid, self.start, self.job.kill_grace, self.log.path)
         if number == 1:  # done loading: from now on only the waiting, while the job execs
             release_free_memory()
@@ -4271,9 +4618,9 @@ def report_outcome(job, outcome, duration, log_path, stderr_tail, live,
     when a `logging` handler failed (the log and the state say so); on
     failure one summary line, the handler's failure in one more, and the
     tail of the job's stderr, on stderr."""
-    text = "run-job: %s\n" % outcome_sentence(job, outcome, duration, log_path)
+    text = "run-job: %s\n" % printable(outcome_sentence(job, outcome, duration, log_path))
     if logging_error is not None and (live or outcome.status != "success"):
-        text += "run-job: logging: %s\n" % logging_error
+        text += "run-job: logging: %s\n" % printable(str(logging_error))
     if outcome.status == "success":
         if live:
             _write_stderr(text)
@@ -4876,7 +5223,7 @@ def crontab_status_lines(crontab, names, all_jobs=True):
 
 def write_problems(problems, err):
     for problem in problems:
-        err.write("run-job: %s\n" % problem)
+        err.write("run-job: %s\n" % printable(str(problem)))
 
 
 def list_jobs(config, only_running, out, err):
@@ -4909,10 +5256,10 @@ def show_status(config, names, only_running, out, err, now=None):
         if only_running and running is None:
             continue
         for line in job_status_lines(config, name, running, now, crontab):
-            out.write(line + "\n")
+            out.write(printable(line) + "\n")  # a name or description never adds a line
     if not only_running:
         for line in crontab_status_lines(crontab, names, all_jobs=not named):
-            out.write(line + "\n")
+            out.write(printable(line) + "\n")
     write_problems(unknown, err)
     return EXIT_USAGE if unknown else EXIT_OK
 
@@ -5024,7 +5371,7 @@ def check_configuration(config, out, err):
     problems, warnings = unique_by_text(problems), unique_by_text(warnings)
     write_problems(problems, err)
     for warning in warnings:
-        err.write("run-job: %s\n" % warning)
+        err.write("run-job: %s\n" % printable(str(warning)))
     if out.isatty():
         out.write("checked %d jobs: %d problems, %d warnings\n"
                   % (len(names), len(problems), len(warnings)))
@@ -5110,42 +5457,6 @@ def crontab_warnings(config, crontab, jobs, names):
 # errors) and by cron-generate (as warnings), whoever runs them.
 
 CRON_DEFAULT_PATH = "/usr/bin:/bin"  # Debian cron's PATH for a job
-
-
-def service_user_can(path, account, mode):
-    """Whether the service user ACCOUNT may access PATH for MODE (os.R_OK,
-    os.W_OK, os.X_OK or'ed): exact (os.access) when this process is that
-    user, else read from the owner, group and mode bits and the account's
-    groups (ACLs aside)."""
-    if os.geteuid() == account.pw_uid:
-        return os.access(path, mode)
-    try:
-        status = os.stat(path)
-    except OSError:
-        return False
-    if account.pw_uid == 0:  # root needs an x bit to execute, nothing else
-        return not mode & os.X_OK or stat.S_ISDIR(status.st_mode) \
-            or bool(status.st_mode & 0o111)
-    if status.st_uid == account.pw_uid:
-        bits = status.st_mode >> 6
-    elif status.st_gid in os.getgrouplist(account.pw_name, account.pw_gid):
-        bits = status.st_mode >> 3
-    else:
-        bits = status.st_mode
-    return bits & mode == mode
-
-
-def unsearchable_directory(directory, account):
-    """The first directory from / down to DIRECTORY that the service user
-    cannot search, or None; also None from where the path does not exist."""
-    parts = os.path.abspath(directory).split(os.sep)
-    for length in range(1, len(parts) + 1):
-        step = os.sep.join(parts[:length]) or os.sep
-        if not os.path.lexists(step):
-            return None
-        if not service_user_can(step, account, os.X_OK):
-            return step
-    return None
 
 
 def nearest_existing(path):
@@ -5282,24 +5593,26 @@ def program_problem(program, search, account):
         return refused
     return ("program %s is not found in PATH %s, the PATH the job has under cron; give "
             "its full path, or set PATH in `environment` or `cron_environment`"
-            % (program, search))
+            % (printable(program, QUOTED_PATH_LIMIT), printable(search, QUOTED_PATH_LIMIT)))
 
 
 def executable_problem(path, account, script=True):
     """Why the service user cannot exec PATH, or None; SCRIPT: look at its
     `#!` line too (one level, which is all that a job's scripts use)."""
+    shown = printable(path, QUOTED_PATH_LIMIT)
     # Reach first: in a directory this process cannot search, a program looks missing.
     blocked = unsearchable_directory(os.path.dirname(path), account)
     if blocked is not None:
+        blocked = printable(blocked, QUOTED_PATH_LIMIT)
         return ("the service user %s cannot reach %s: %s is not searchable (chmod o+x %s)"
-                % (account.pw_name, path, blocked, blocked))
+                % (account.pw_name, shown, blocked, blocked))
     if not os.path.exists(path):
-        return "%s does not exist; install it or correct the path" % path
+        return "%s does not exist; install it or correct the path" % shown
     if os.path.isdir(path):
-        return "%s is a directory, not a program; give the program's path" % path
+        return "%s is a directory, not a program; give the program's path" % shown
     if not service_user_can(path, account, os.X_OK):
         return "the service user %s cannot execute %s; chmod a+x %s" % (
-            account.pw_name, path, path)
+            account.pw_name, shown, shown)
     return interpreter_problem(path, account) if script else None
 
 
@@ -5313,16 +5626,17 @@ def interpreter_problem(path, account):
         return None
     if not first.startswith(b"#!"):
         return None
+    shown = printable(path, QUOTED_PATH_LIMIT)
     words = first[2:].split(b"\n", 1)[0].split()
     if not words:
-        return "%s starts with `#!` but names no interpreter; correct its first line" % path
+        return "%s starts with `#!` but names no interpreter; correct its first line" % shown
     interpreter = os.fsdecode(words[0])
     if not os.path.isabs(interpreter):
         return None  # the kernel would take it relative to the working directory: rare
     problem = executable_problem(interpreter, account, script=False)
     if problem is None:
         return None
-    return "%s: its `#!` interpreter cannot run: %s" % (path, problem)
+    return "%s: its `#!` interpreter cannot run: %s" % (shown, problem)
 
 
 SHELLS = frozenset(("sh", "bash", "dash", "ash", "ksh", "mksh", "zsh", "busybox"))
@@ -5372,7 +5686,9 @@ def shell_syntax_warnings(job):
                 continue
             warnings.append(job_key_error(
                 job, key, "warning: `%s`: `%s` is passed to %s literally, without a shell; "
-                "to use the shell write /bin/sh -c '...'" % (key, syntax, argv[0])))
+                "to use the shell write /bin/sh -c '...'"
+                % (key, printable(syntax, QUOTED_VALUE_LIMIT),
+                   printable(argv[0], QUOTED_PATH_LIMIT))))
     return warnings
 
 
@@ -5748,7 +6064,7 @@ def main(argv=None):
         invocation = parse_command_line(argv)
         return dispatch(invocation, os.environ)
     except ProcessControlError as error:
-        sys.stderr.write("run-job: %s\n" % error)
+        sys.stderr.write("run-job: %s\n" % printable(str(error)))
         if invocation is not None and invocation.actions == ["check"]:
             return EXIT_CONFIG  # --check exits 0 or 78 whatever it found
         return error.exit_code
@@ -5760,7 +6076,7 @@ def main(argv=None):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
     except OSError as error:  # the system refused something unforeseen: still one line
-        sys.stderr.write("run-job: %s\n" % error)
+        sys.stderr.write("run-job: %s\n" % printable(str(error)))
         return EXIT_FAILED
 
 

@@ -1383,8 +1383,8 @@ class ServiceUserTests(SandboxTest):
         job = self.sandbox.write_job("private", "command: /bin/true\n", mode=0o600)
         code, out, err = self.sandbox.run("private")
         self.assertEqual(code, 77, err)
-        self.assert_one_error_line(err, "%s: cannot read the job file: permission denied"
-                                   % os.path.realpath(job))
+        self.assert_one_error_line(err, "%s: refused: the service user %s cannot read the "
+                                   "job file; chmod 0644" % (os.path.realpath(job), UNPRIVILEGED))
 
     def test_status_as_another_user_shows_a_job_running_as_the_service_user(self):
         # nobody can neither list daemon's /proc/PID/fd nor open the lock file to write.

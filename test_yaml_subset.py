@@ -1393,8 +1393,17 @@ class PathologicalInputTests(unittest.TestCase):
 
     def test_long_numbers_and_lines(self):
         self.assert_rejected("a: " + "1" * 5000)  # int() refuses > 4300 digits
-        self.assertEqual(run_job.load_yaml("a: 0x" + "f" * 5000)["a"], 16 ** 5000 - 1)
-        self.assertEqual(run_job.load_yaml("a: " + "1" * 400 + ".5")["a"], float("inf"))
+        # Every integer must convert to decimal text (str() refuses > 4300
+        # digits), so a longer hexadecimal one is refused too.
+        self.assert_rejected("a: 0x" + "f" * 5000)
+        self.assertEqual(run_job.load_yaml("a: 0x" + "f" * 3300)["a"], 16 ** 3300 - 1)
+        self.assertEqual(len(str(16 ** 3300 - 1)), 3974)
+        # Digits that make infinity are a mistake: PyYAML's inf, refused here.
+        self.assert_rejected("a: " + "1" * 400 + ".5")
+        self.assert_rejected("a: 1.0e+400")
+        self.assert_rejected("a: -1.0e+400")
+        self.assertEqual(run_job.load_yaml("a: " + "1" * 300 + ".5")["a"], float("1" * 300))
+        self.assertEqual(run_job.load_yaml("a: .inf")["a"], float("inf"))
         self.assert_rejected("x" * 100000 + ": v")
         self.assertEqual(run_job.load_yaml("k: " + "w " * 50000 + "end")["k"],
                          "w " * 50000 + "end")
