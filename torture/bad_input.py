@@ -173,10 +173,13 @@ def tool_verdicts(sandbox, names, tally, stats):
                 break
     name_pattern = re.compile(rb"/(m\d{5})\.yaml")
     rj_bad, cg_bad = set(), set()
+    rj_why = {}
     for line in rj_err.split(b"\n"):
         match = name_pattern.search(line)
         if match and b": warning: " not in line:
             rj_bad.add(match.group(1).decode())
+            what = re.sub(rb"^.*?\.yaml(:\d+:\d+)?: ", b"", line).split(b";")[0]
+            rj_why.setdefault(match.group(1).decode(), " ".join(what.decode("utf-8", "replace").split()[:6]))
     for line in cg_err.split(b"\n"):
         match = name_pattern.search(line)
         if match:  # an error (left off) or a warning that a cron run would fail
@@ -194,7 +197,8 @@ def tool_verdicts(sandbox, names, tally, stats):
             problems.append("not judged: %s crashed on its batch" % " and ".join(crashed))
         elif (name in rj_bad) != (name in cg_bad):
             problems.append("run-job --check says %s, cron-generate says %s" % (
-                "invalid" if name in rj_bad else "valid", "invalid" if name in cg_bad else "valid"))
+                "invalid (%s)" % rj_why.get(name, "?") if name in rj_bad else "valid",
+                "invalid" if name in cg_bad else "valid"))
             stats["disagree"] += 1
         tally.check(problems, "job file judged by both tools")
 

@@ -52,20 +52,25 @@ class Worker(object):
         self.inside = self.sandbox.path("inside")
         self.overlap = self.sandbox.path("overlap")
         self.ends = self.sandbox.path("ends")
-        command = ("/bin/sh -c 'mkdir %s 2>/dev/null || echo overlap >> %s; sleep 0.25; "
-                   "rmdir %s; echo e >> %s'" % (self.inside, self.overlap, self.inside, self.ends))
+        # The killed run's job sleeps long enough for the next run to find
+        # its orphans alive; the runs after it, briefly.
+        self.duration = self.sandbox.path("duration")
+        command = ("/bin/sh -c 'mkdir %s 2>/dev/null || echo overlap >> %s; sleep $(cat %s); "
+                   "rmdir %s; echo e >> %s'" % (self.inside, self.overlap, self.duration,
+                                                self.inside, self.ends))
         self.sandbox.write_job("crash", common.job_text(command, self.token, timeout="30s",
                                                         kill_grace="1s"))
 
     def trial(self, rng, phase):
         problems = []
         ends_before = count_lines(self.ends)
+        common.write_file(self.duration, "0.1\n" if phase == 2 else "3\n")
         victim = self.sandbox.popen(["crash"])
         if phase == 0:
             time.sleep(rng.uniform(0, 0.15))
         elif phase == 1:
             wait_for(lambda: os.path.isdir(self.inside), 10)
-            time.sleep(rng.uniform(0, 0.22))
+            time.sleep(rng.uniform(0, 0.3))
         else:
             wait_for(lambda: count_lines(self.ends) > ends_before or victim.poll() is not None, 10)
             time.sleep(rng.uniform(0, 0.015))
@@ -74,6 +79,7 @@ class Worker(object):
         except OSError:
             pass
         common.finish(victim, 10)
+        common.write_file(self.duration, "0.05\n")
         state, problem = read_state(self.sandbox)
         if problem:
             problems.append(problem)

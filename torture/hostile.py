@@ -326,7 +326,7 @@ def file_attacks(tally, skipped):
                     continue
                 problems = []
                 for args in (["--status"], ["--status", "good"], ["good"], ["good"]):
-                    code, _, err, _ = sandbox.run(args, timeout=20, preexec_fn=limited_memory)
+                    code, _, err, _ = sandbox.run(args, timeout=8, preexec_fn=limited_memory)
                     if code is common.HUNG:
                         problems.append("%s hung" % " ".join(args))
                     elif b"Traceback" in err:
