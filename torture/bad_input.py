@@ -12,6 +12,7 @@ import glob
 import os
 import random
 import re
+import subprocess
 import sys
 
 import common
@@ -155,6 +156,11 @@ def judge_in_process(load, path, lines_found):
     return [], True
 
 
+PROGRAM_PROBLEM = re.compile(rb"\.yaml:\d+:\d+: `(command|slow_start_command)`: (program .* is not found"
+                             rb"|.* does not exist; install it|.* is a directory, not a program"
+                             rb"|the service user .* cannot (execute|reach) )")
+
+
 def tool_verdicts(sandbox, names, tally, stats):
     """Each job NAME (all in the job directory) judged by run-job --check and
     by cron-generate --stdout: agree on every one, no traceback, every line
@@ -174,12 +180,16 @@ def tool_verdicts(sandbox, names, tally, stats):
     name_pattern = re.compile(rb"/(m\d{5})\.yaml")
     rj_bad, cg_bad = set(), set()
     rj_why = {}
+    rj_not_program = set()  # files with an error other than about a program
+    cg_unscheduled = set()
     for line in rj_err.split(b"\n"):
         match = name_pattern.search(line)
         if match and b": warning: " not in line:
             rj_bad.add(match.group(1).decode())
+            if not PROGRAM_PROBLEM.search(line):
+                rj_not_program.add(match.group(1).decode())
             what = re.sub(rb"^.*?\.yaml(:\d+:\d+)?: ", b"", line).split(b";")[0]
-            rj_why.setdefault(match.group(1).decode(), " ".join(what.decode("utf-8", "replace").split()[:6]))
+            rj_why.setdefault(match.group(1).decode(), " ".join(word[:30] for word in what.decode("utf-8", "replace").split()[:6]))
     for line in cg_err.split(b"\n"):
         match = name_pattern.search(line)
         if match:  # an error (left off) or a warning that a cron run would fail
@@ -187,6 +197,8 @@ def tool_verdicts(sandbox, names, tally, stats):
     for line in cg_out.split(b"\n"):
         if line.startswith(b"# Skipping invalid job m"):
             cg_bad.add(line.split()[4].rstrip(b":").decode())
+        elif re.match(rb"# Skipping (unscheduled|disabled) job m\d{5}$", line):
+            cg_unscheduled.add(line.split()[4].decode())
     tally.check(common_problems, "a batch of %d job files through both tools" % len(names))
     crashed = [tool for tool, code, err in (("run-job --check", rj_code, rj_err),
                                              ("cron-generate", cg_code, cg_err))
@@ -195,6 +207,12 @@ def tool_verdicts(sandbox, names, tally, stats):
         problems = []
         if crashed:
             problems.append("not judged: %s crashed on its batch" % " and ".join(crashed))
+        elif (name in rj_bad and name not in cg_bad and name in cg_unscheduled
+              and name not in rj_not_program):
+            # A program that does not exist, in a job cron never starts:
+            # cron-generate checks programs only of the jobs it schedules
+            # (README, "cron-generate"); --check reports it for a manual run.
+            stats["unscheduled programs"] += 1
         elif (name in rj_bad) != (name in cg_bad):
             problems.append("run-job --check says %s, cron-generate says %s" % (
                 "invalid (%s)" % rj_why.get(name, "?") if name in rj_bad else "valid",
@@ -209,7 +227,7 @@ def run(args):
     global_count = 200 if args.quick else 2000
     global_sample = 10 if args.quick else 60
     tally = common.Tally(args.failures)
-    stats = {"disagree": 0}
+    stats = {"disagree": 0, "unscheduled programs": 0, "left out": 0}
     lines_found = [0]
     valid = 0
     sandbox = common.Sandbox(user="root" if common.IS_ROOT else common.CURRENT_USER)
@@ -225,8 +243,14 @@ def run(args):
             problems, ok = judge_in_process(lambda: run_job.load_job(config, name), path, lines_found)
             valid += ok
             tally.check(problems, "job file, in process")
-            batch.append(name)
-            if len(batch) == 500 or index == len(jobs) - 1:
+            if any("a traceback" in problem for problem in problems):
+                # Failed already; left out of the process runs, where its
+                # traceback would leave the other files of its batch unjudged.
+                os.unlink(path)
+                stats["left out"] += 1
+            else:
+                batch.append(name)
+            if len(batch) == 500 or (index == len(jobs) - 1 and batch):
                 tool_verdicts(sandbox, batch, tally, stats)
                 for done in batch:
                     os.unlink(os.path.join(sandbox.jobs, done + ".yaml"))
@@ -250,8 +274,10 @@ def run(args):
     finally:
         sandbox.remove()
     figure = ("%d job files (%d valid) and %d global configs (%d valid); %d errors with a line number; "
-              "%d job files where --check and cron-generate disagree" % (
-                  len(jobs), valid, len(globals_), global_valid, lines_found[0], stats["disagree"]))
+              "%d job files where --check and cron-generate disagree (%d unscheduled jobs with a missing "
+              "program only --check reports; %d files with a traceback in process left out)" % (
+                  len(jobs), valid, len(globals_), global_valid, lines_found[0], stats["disagree"],
+                  stats["unscheduled programs"], stats["left out"]))
     return tally.trials, tally.ok, figure
 
 
@@ -261,7 +287,6 @@ def global_config_by_both_tools(sandbox, path):
     for tool, args in (("run-job", ["--check"]), ("cron-generate", ["--stdout"])):
         argv = [common.PYTHON, common.RUN_JOB if tool == "run-job" else common.CRON_GENERATE,
                 "--config", path] + args
-        import subprocess
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, cwd=sandbox.root, start_new_session=True)
         code, _, err, _ = common.finish(process, 60)
@@ -276,7 +301,7 @@ def global_config_by_both_tools(sandbox, path):
         prefix = ("%s: %s" % (tool, path)).encode()
         verdicts.append(any(line.startswith(prefix) and b": warning: " not in line
                             for line in err.split(b"\n")))
-    if verdicts[0] != verdicts[1]:
+    if verdicts[0] != verdicts[1] and not problems:  # a crashed tool has no verdict
         problems.append("the global config is %s for run-job --check, %s for cron-generate" % (
             "invalid" if verdicts[0] else "valid", "invalid" if verdicts[1] else "valid"))
     return problems

@@ -1,11 +1,12 @@
 """deadline: jobs of every shape that outlive their timeout: zero processes
 of the job survive run-job, which returns within timeout + kill_grace + 0.5 s
-of its start, exits 124 and records the run as a timeout."""
+of the run's start, exits 124 and records the run as a timeout."""
 
 import concurrent.futures
 import json
 import os
 import random
+import time
 
 import common
 
@@ -54,7 +55,8 @@ def shapes(sandbox):
 def trial(sandbox, name, token, command):
     sandbox.write_job(name, common.job_text(command, token, timeout=str(TIMEOUT),
                                             kill_grace="%ss" % KILL_GRACE))
-    code, _, err, seconds = sandbox.run([name], timeout=30)
+    code, _, err, wall = sandbox.run([name], timeout=30)
+    ended = time.time()
     left = common.marked_processes(token)
     problems = []
     if left:
@@ -62,19 +64,23 @@ def trial(sandbox, name, token, command):
         common.kill_marked(token)
     if code != 124:
         problems.append("exit %s, not 124: %s" % (code, common.last_line(err)))
-    if seconds > TIMEOUT + KILL_GRACE + SLACK:
-        problems.append("run-job returned after %.2f s, over %.1f s" % (
-            seconds, TIMEOUT + KILL_GRACE + SLACK))
     try:
         with open(sandbox.state(name)) as stream:
-            status = json.load(stream).get("status")
-    except (OSError, ValueError) as error:
-        status = "unreadable (%s)" % error
+            record = json.load(stream)
+        status = record.get("status")
+        # From the run's start (its `start_time`), where the deadline counts
+        # from; the interpreter's start-up before it is in WALL.
+        seconds = ended - float(record["start_time"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        status, seconds = "unreadable (%s)" % error, wall
+    if seconds > TIMEOUT + KILL_GRACE + SLACK:
+        problems.append("run-job returned %.2f s after the run started, over %.1f s" % (
+            seconds, TIMEOUT + KILL_GRACE + SLACK))
     if status != "timeout":
         problems.append("state records %s, not timeout" % status)
     if b"Traceback" in err:
         problems.append("traceback: %s" % common.last_line(err))
-    return problems, seconds, len(left)
+    return problems, seconds, wall, len(left)
 
 
 def run(args):
@@ -84,6 +90,7 @@ def run(args):
     tally = common.Tally(args.failures)
     worst = {}
     survivors = 0
+    worst_wall = 0
     plan = []
     for index in range(trials):
         sandbox = sandboxes[index % 2]
@@ -97,7 +104,8 @@ def run(args):
             futures = [pool.submit(trial, sandbox, name, token, command)
                        for sandbox, name, token, shape, command in plan]
             for future, (_, _, token, shape, _) in zip(futures, plan):
-                problems, seconds, left = future.result()
+                problems, seconds, wall, left = future.result()
+                worst_wall = max(worst_wall, wall)
                 survivors += left
                 worst[shape] = max(worst.get(shape, 0), seconds)
                 tally.check(problems, shape)
@@ -106,7 +114,9 @@ def run(args):
             common.kill_marked(token)
         for sandbox in sandboxes:
             sandbox.remove()
-    figure = ("%d surviving processes; timeout %ss + kill_grace %ss, bound %.1f s, worst return %.2f s (%s)" % (
-        survivors, TIMEOUT, KILL_GRACE, TIMEOUT + KILL_GRACE + SLACK, max(worst.values()),
-        ", ".join("%s %.2f" % item for item in sorted(worst.items(), key=lambda i: -i[1])[:2])))
+    figure = ("%d surviving processes; timeout %ss + kill_grace %ss, bound %.1f s: worst return %.2f s "
+              "after the run's start (%s), %.2f s with the interpreter's start-up" % (
+                  survivors, TIMEOUT, KILL_GRACE, TIMEOUT + KILL_GRACE + SLACK, max(worst.values()),
+                  ", ".join("%s %.2f" % item for item in sorted(worst.items(), key=lambda i: -i[1])[:2]),
+                  worst_wall))
     return tally.trials, tally.ok, figure

@@ -23,7 +23,7 @@ EVIL_JOB = "command: /bin/sh -c 'echo pwned >> %s'\n"
 
 
 def limited_memory():
-    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 
 
 def snapshot(sandbox):
@@ -59,7 +59,7 @@ def refused_without_side_effect(sandbox, args, before=None, tool="run-job", secr
     return problems
 
 
-def name_attacks(sandbox, tally):
+def name_attacks(sandbox, tally, quick):
     common.write_file(sandbox.path("x.yaml"), EVIL_JOB % sandbox.path("pwned"))
     os.mkdir(sandbox.path("jobs", "sub"))
     common.write_file(sandbox.path("jobs", "sub", "b.yaml"), EVIL_JOB % sandbox.path("pwned"))
@@ -67,7 +67,9 @@ def name_attacks(sandbox, tally):
     names = ["..", "../x", "sub/b", "/etc/passwd", "-x", "--x", "-", "a" * 300, "ok.yaml",
              ".hidden", "a b", "a\nb", "a\rb", "ok\n", "ok/", "./ok", "%ok", "ok=1", "\xe9t\xe9"]
     for name in names:
-        for args in ([name], ["--job", name], ["--kill-job", name], ["--status", name]):
+        actions = ([name], ["--status", name]) if quick else (
+            [name], ["--job", name], ["--kill-job", name], ["--status", name])
+        for args in actions:
             tally.check(refused_without_side_effect(sandbox, args), "job name %r (%s)" % (
                 name[:20], args[0] if len(args) > 1 else "run"))
     for name in ("a\0b", "..", "a/b", "a" * 300, ""):
@@ -94,8 +96,7 @@ def link_and_mode_attacks(sandbox, tally):
         os.symlink(target, sandbox.path("jobs", name + ".yaml"))
         tally.check(refused_without_side_effect(sandbox, [name], secret="root:x:0:0"),
                     "job file symlinked to %s" % target)
-        tally.check(refused_without_side_effect(sandbox, ["--status", name], secret="root:x:0:0") if False
-                    else status_survives(sandbox, name), "--status of a job symlinked to %s" % target)
+        tally.check(status_survives(sandbox, name), "--status of a job symlinked to %s" % target)
         os.unlink(sandbox.path("jobs", name + ".yaml"))
     for mode in (0o664, 0o646, 0o666, 0o620):
         sandbox.write_job("mode", EVIL_JOB % sandbox.path("pwned"), mode=mode)
@@ -147,10 +148,8 @@ def private_config_attacks(sandbox, tally):
 
 
 def run_refused(argv, sandbox, secret):
-    if common.IS_ROOT:
-        # Root reads anything: the attacker is whoever runs it by a sudo rule,
-        # which is what the o+r rule is for; run-job applies it to root too.
-        pass
+    # Root reads anything: the attacker is whoever runs run-job through a
+    # sudo rule, which is what the o+r rule is for, so it holds for root too.
     process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, cwd=sandbox.root, start_new_session=True)
     code, out, err, _ = common.finish(process, 20)
@@ -200,11 +199,11 @@ def crontab_problems(text, expected_entries, allowed_variables, template=False):
     return problems
 
 
-def injection_attacks(tally):
+def injection_attacks(tally, quick):
     runner = "/usr/bin/run-job"
     good = "*/5 * * * * %s %s --job good --scheduled '*/5 * * * *'" % (common.CURRENT_USER, runner)
     cases = []
-    for injection in INJECTIONS:
+    for injection in (INJECTIONS[::3] if quick else INJECTIONS):
         for key in ("job_directory", "output_directory", "run_directory", "state_directory"):
             cases.append(("global %s" % key, {key: "d" + injection}, None, None))
         cases.append(("global runner_path", {"runner_path": runner + injection}, None, None))
@@ -239,7 +238,7 @@ def injection_attacks(tally):
                 else:
                     text += "%s: %s\n" % (key, value if key not in globals_ else yaml_string(value))
             common.write_file(sandbox.config, text)
-            if not any(k.endswith("directory") and k == "job_directory" for k in globals_):
+            if "job_directory" not in globals_:
                 sandbox.write_job("good", "command: /bin/true\nschedule: '*/5 * * * *'\n")
             expected = [good]
             if job_extra is not None:
@@ -310,9 +309,9 @@ def replace_with(path, kind, target):
     return True
 
 
-def file_attacks(tally, skipped):
-    for role, directory, suffix in (("lock", "run", ".lock"), ("state", "state", ".state"),
-                                     ("history", "state", ".history")):
+def file_attacks(tally, skipped, quick):
+    roles = (("lock", "run", ".lock"), ("state", "state", ".state"), ("history", "state", ".history"))
+    for role, directory, suffix in (roles[1:2] if quick else roles):
         for kind in KINDS:
             sandbox = common.Sandbox()
             try:
@@ -326,9 +325,10 @@ def file_attacks(tally, skipped):
                     continue
                 problems = []
                 for args in (["--status"], ["--status", "good"], ["good"], ["good"]):
-                    code, _, err, _ = sandbox.run(args, timeout=8, preexec_fn=limited_memory)
+                    code, _, err, _ = sandbox.run(args, timeout=4 if quick else 8, preexec_fn=limited_memory)
                     if code is common.HUNG:
                         problems.append("%s hung" % " ".join(args))
+                        break  # the next ones would hang as long
                     elif b"Traceback" in err:
                         problems.append("%s: traceback: %s" % (" ".join(args), common.last_line(err)))
                     elif code not in (0, 1) + REFUSED:
@@ -348,13 +348,13 @@ def run(args):
     skipped = set()
     sandbox = common.Sandbox()
     try:
-        name_attacks(sandbox, tally)
+        name_attacks(sandbox, tally, args.quick)
         link_and_mode_attacks(sandbox, tally)
         private_config_attacks(sandbox, tally)
     finally:
         sandbox.remove()
-    injection_attacks(tally)
-    file_attacks(tally, skipped)
+    injection_attacks(tally, args.quick)
+    file_attacks(tally, skipped, args.quick)
     figure = "%d attacks (names, links, owners and modes, private configs, crontab injection, replaced lock/state/history files); %d refused or survived" % (
         tally.trials, tally.ok)
     if skipped:
