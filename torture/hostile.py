@@ -118,6 +118,33 @@ def link_and_mode_attacks(sandbox, tally):
     os.unlink(sandbox.path("jobs", "victim.yaml"))
 
 
+def unreadable_job_file(tally):
+    """A job file the service user cannot read: --check and cron-generate
+    must agree that it cannot run (it must not be scheduled)."""
+    nobody = pwd.getpwnam("nobody")
+    sandbox = common.Sandbox(user="nobody")
+    try:
+        for name in ("log", "run", "state"):
+            os.chown(sandbox.path(name), nobody.pw_uid, nobody.pw_gid)
+        sandbox.write_job("good", "command: /bin/true\nschedule: '*/5 * * * *'\n")
+        path = sandbox.write_job("private", "command: /bin/true\nschedule: '*/5 * * * *'\n", mode=0o600)
+        code, _, err, _ = sandbox.run(["--check"], timeout=20)
+        check_says = any(path.encode() in line and b": warning: " not in line for line in err.split(b"\n"))
+        code, out, err2, _ = sandbox.run(["--stdout"], tool="cron-generate", timeout=20)
+        scheduled = b"--job private " in out
+        problems = []
+        if not check_says:
+            problems.append("run-job --check does not report %s" % os.path.basename(path))
+        if scheduled:
+            problems.append("cron-generate schedules a job file the service user cannot read "
+                            "(run-job --check: %s)" % ("invalid" if check_says else "valid"))
+        if b"Traceback" in err + err2:
+            problems.append("traceback")
+        tally.check(problems, "job file unreadable by the service user")
+    finally:
+        sandbox.remove()
+
+
 def status_survives(sandbox, name):
     code, _, err, _ = sandbox.run(["--status", name], timeout=20, preexec_fn=limited_memory)
     if code is common.HUNG:
@@ -353,6 +380,10 @@ def run(args):
         private_config_attacks(sandbox, tally)
     finally:
         sandbox.remove()
+    if common.IS_ROOT:
+        unreadable_job_file(tally)
+    else:
+        skipped.add("a job file unreadable by the service user needs root")
     injection_attacks(tally, args.quick)
     file_attacks(tally, skipped, args.quick)
     figure = "%d attacks (names, links, owners and modes, private configs, crontab injection, replaced lock/state/history files); %d refused or survived" % (
