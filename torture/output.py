@@ -150,8 +150,12 @@ def late_grandchild_trial(sandbox):
     # run-job stops what the command leaves behind (SIGTERM, then SIGKILL
     # after kill_grace): this grandchild ignores SIGTERM and writes its
     # output within the grace, after the main process has exited.
-    command = ("/bin/sh -c '(trap \"\" TERM; /bin/sleep 0.3; echo late-out; echo late-err >&2; "
-               "printf no-newline) & echo main'")
+    # The main process waits until the grandchild ignores SIGTERM.
+    ready = sandbox.path("late.ready")
+    if os.path.exists(ready):
+        os.unlink(ready)
+    command = ("/bin/sh -c '(trap \"\" TERM; : > %s; /bin/sleep 0.3; echo late-out; echo late-err >&2; "
+               "printf no-newline) & while [ ! -e %s ]; do /bin/sleep 0.01; done; echo main'" % (ready, ready))
     sandbox.write_job("late", common.job_text(command, timeout="30s", kill_grace="5s"))
     code, _, err, _ = sandbox.run(["late"])
     log = read_log(sandbox, "late") or b""
