@@ -135,7 +135,8 @@ def corpus(rng, count, bases, hand, keys):
 def error_problems(message, path):
     """What is wrong with an error message about the file at PATH."""
     if "\n" in message or "\r" in message:
-        return ["an error of %d lines: %r" % (message.count("\n") + 1, message[:120])]
+        return ["an error broken by %d line feeds and %d carriage returns: %r" % (
+            message.count("\n"), message.count("\r"), message[:120])]
     if not message.startswith(path):
         return ["an error that does not start with the file's name: %r" % message[:120]]
     return []
