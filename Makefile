@@ -25,7 +25,7 @@ RUN_PYTHON = $(PYTHON)
 endif
 
 SHIPPED = run_job.py cron_generate.py
-PYTHON_FILES = $(SHIPPED) $(wildcard test_*.py bench/*.py .ci/*.py)
+PYTHON_FILES = $(SHIPPED) $(wildcard test_*.py bench/*.py .ci/*.py torture/*.py)
 MAN1 = man/run-job.1 man/cron-generate.1
 MAN5 = man/process-control.yaml.5
 COMPLETIONS = completion/run-job completion/cron-generate
