@@ -2562,7 +2562,20 @@ def parse_cron_template(value, key, origin):
         raise origin.error("cron_template: unknown placeholder {%s}; use {source}, "
                            "{schedule}, {user} and {command} only"
                            % printable(fields[0], QUOTED_VALUE_LIMIT))
+    check_one_entry_line(value, origin)
     return value
+
+
+def check_one_entry_line(template, origin):
+    """A job's lines are its one cron entry, the line holding {command}, and
+    comments: any other line would be an entry (or a setting) of its own."""
+    lines = [line for line in template.splitlines() if line.strip(" \t")]
+    entries = [line for line in lines if not line.lstrip(" \t").startswith("#")]
+    if len(entries) != 1 or "{command}" not in entries[0]:
+        raise origin.error("cron_template: %d lines besides comments, and %d with {command}; "
+                           "a job's lines must be one entry holding {command} and comments "
+                           "(lines starting with #)" % (len(entries),
+                                                        template.count("{command}")))
 
 
 def parse_cron_environment(value, key, origin):

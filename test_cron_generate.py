@@ -462,6 +462,19 @@ class GenerateTests(unittest.TestCase):
         code, _, err = box.run()
         self.assertEqual(code, 78, err)
         self.assertFalse(os.path.exists(box.crontab))
+        # A second entry as the service user itself, which cron would read as valid:
+        # refused where the template is written, by both scripts.
+        box.write_config('cron_template: "{schedule} {user} {command}\\n* * * * * %s /bin/sh\\n"\n'
+                         % service_user())
+        code, _, err = box.run()
+        self.assertEqual(code, 78, err)
+        self.assertIn("cron_template: 2 lines besides comments", err)
+        self.assertFalse(os.path.exists(box.crontab))
+        check = subprocess.run([sys.executable, os.path.join(HERE, "run_job.py"), "--config",
+                                box.config, "--check"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=60)
+        self.assertEqual(check.returncode, 78, check.stderr)
+        self.assertIn(b"cron_template: 2 lines besides comments", check.stderr)
 
 
 class SeedExampleTests(unittest.TestCase):
