@@ -1392,15 +1392,11 @@ def parse_duration(value):
     if seconds != seconds:
         raise ConfigError("%s is not a number; %s" % (quoted_value(value), DURATION_HINT))
     if seconds < 0:
-        raise ConfigError("%s is negative; %s" % (_quote_duration(value), DURATION_HINT))
+        raise ConfigError("%s is negative; %s" % (quoted_value(value), DURATION_HINT))
     if seconds > DURATION_MAX:
         raise ConfigError("%s is longer than ten years; use a shorter duration,"
-                          " or 0 for none" % _quote_duration(value))
+                          " or 0 for none" % quoted_value(value))
     return seconds + 0.0  # -0.0 becomes 0.0
-
-
-def _quote_duration(value):
-    return quoted_value(value)
 
 
 def _describe_value(value):
@@ -2550,7 +2546,12 @@ def parse_cron_template(value, key, origin):
     value = parse_optional_text(value, key, origin)
     if value is None:
         return None
-    import string  # only with a cron_template: a plain run without it needs none
+    if _plain_template_fields(value) is not None:
+        check_one_entry_line(value, origin)
+        return value
+    # Something odd: string.Formatter (which imports re, too dear for every run
+    # of a site with a template) says what, as str.format would.
+    import string
     try:
         fields = [field for _, field, spec, conversion in string.Formatter().parse(value)
                   if field is not None and (field not in CRON_TEMPLATE_FIELDS
@@ -2564,6 +2565,27 @@ def parse_cron_template(value, key, origin):
                            % printable(fields[0], QUOTED_VALUE_LIMIT))
     check_one_entry_line(value, origin)
     return value
+
+
+def _plain_template_fields(template):
+    """The placeholders of TEMPLATE when each is one of CRON_TEMPLATE_FIELDS
+    and every other brace is doubled ({{ or }}), else None."""
+    fields, position = [], 0
+    while position < len(template):
+        char = template[position]
+        if char in "{}" and template[position + 1:position + 2] == char:
+            position += 2
+            continue
+        if char == "}":
+            return None
+        if char == "{":
+            end = template.find("}", position)
+            if end < 0 or template[position + 1:end] not in CRON_TEMPLATE_FIELDS:
+                return None
+            fields.append(template[position + 1:end])
+            position = end
+        position += 1
+    return fields
 
 
 def check_one_entry_line(template, origin):
@@ -3141,6 +3163,9 @@ def align_output_directory(path, account, mode, gid):
     if descriptor is None:
         return
     try:
+        status = os.fstat(descriptor)
+        if status.st_gid == gid and stat.S_IMODE(status.st_mode) == mode:
+            return  # aligned already, and its job directories with it: no scan per run
         align_directory(descriptor, gid, mode)
         names = os.listdir(descriptor)
     finally:
@@ -3498,12 +3523,7 @@ def _lock_file_status(path):
 def lock_file_problem(config, name):
     """The BadFileError of job NAME's lock file when something else than a
     regular file is there (acquire_lock refuses every run), else None."""
-    path = lock_path(config, name)
-    try:
-        mode = os.lstat(path).st_mode
-    except OSError:
-        return None
-    return None if stat.S_ISREG(mode) else _not_regular(path, mode)
+    return _unexpected_file(lock_path(config, name), None)
 
 
 def _lock_is_held(path, ask_holders=True):
@@ -4672,7 +4692,6 @@ HISTORY_MAX_BYTES = 1 << 20
 # lines of skipped starts appended while a run holds the lock.
 STATE_MAX_BYTES = 1 << 20
 HISTORY_FILE_MAX_BYTES = 4 * HISTORY_MAX_BYTES
-# consecutive_failures stays last: _consecutive_failures reads it from the end.
 RECORD_KEYS = ("job", "status", "reason", "exit_code", "signal", "start",
                "start_time", "duration", "log", "pid", "logging_error",
                "set_aside", "consecutive_failures")
@@ -5382,9 +5401,7 @@ def check_configuration(config, out, err):
     problems, warnings, names = configuration_problems(config)
     # What default_job_config causes is found in every job, at the same place: once.
     problems, warnings = unique_by_text(problems), unique_by_text(warnings)
-    write_problems(problems, err)
-    for warning in warnings:
-        err.write("run-job: %s\n" % printable(str(warning)))
+    write_problems(problems + warnings, err)
     if out.isatty():
         out.write("checked %d jobs: %d problems, %d warnings\n"
                   % (len(names), len(problems), len(warnings)))
@@ -5453,11 +5470,10 @@ def crontab_warnings(config, crontab, jobs, names):
     for job in jobs:
         problem = job_crontab_problem(job, crontab)
         if problem is not None:
-            source, line, column = job.positions.get(
-                "disabled" if job.disabled else "schedule", (job.source, None, None))
-            warnings.append(ConfigError("warning: the crontab %s is out of date (%s); run "
-                                        "cron-generate" % (crontab.path, problem),
-                                        source, line, column))
+            warnings.append(job_key_error(
+                job, "disabled" if job.disabled else "schedule",
+                "warning: the crontab %s is out of date (%s); run cron-generate"
+                % (crontab.path, problem)))
     orphans = crontab_orphans(crontab, names)
     if orphans:
         warnings.append(config.error("warning: the crontab %s is out of date (%s); run "
@@ -5793,8 +5809,7 @@ def log_file_problem(filename, account):
 def schedule_warnings(job):
     if job.schedule is None:
         return []
-    source, line, column = job.positions.get("schedule", (job.source, None, None))
-    return [ConfigError("warning: %s" % warning, source, line, column)
+    return [job_key_error(job, "schedule", "warning: %s" % warning)
             for warning in getattr(job.schedule, "warnings", ())]
 
 

@@ -1102,6 +1102,18 @@ class LoggingConfigTests(SandboxTest):
                 self.assertIn("cannot apply the global config's `logging`", state["logging_error"])
                 self.assertIn("\n    logging: cannot apply", self.sandbox.run("--status")[1])
 
+    def test_a_cron_template_costs_a_plain_run_no_re(self):
+        self.sandbox.write_config(extra="cron_template: '{schedule} {user} {command} >/dev/null'\n")
+        self.sandbox.write_job("job", "command: /bin/true\n")
+        # (Some interpreters import re at start: what counts is that the run adds none.)
+        probe = ("import sys; had_re = 're' in sys.modules; import run_job; "
+                 "code = run_job.main(['--config', %r, 'job']); "
+                 "print(code, 're' in sys.modules and not had_re, 'string' in sys.modules)"
+                 % self.sandbox.config)
+        out = subprocess.check_output([sys.executable, "-c", probe], cwd=HERE,
+                                      stdin=subprocess.DEVNULL).decode()
+        self.assertEqual(out.split(), ["0", "False", "False"])
+
     def test_a_plain_run_without_logging_imports_no_logging(self):
         self.sandbox.write_job("job", "command: /bin/true\n")
         probe = ("import sys, run_job; code = run_job.main(['--config', %r, 'job']); "
