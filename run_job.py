@@ -75,12 +75,6 @@ class ConfigError(ProcessControlError, ValueError):
             return self.message
         return "%s: %s" % (":".join(place), self.message)
 
-    def at(self, source, line=None, column=None):
-        """The same error, located; keeps a position it already has."""
-        if self.source is not None and self.line is not None:
-            return self
-        return ConfigError(self.message, source, line, column)
-
 
 def printable(text, limit=None):
     """TEXT on one line: line breaks (LF, CR, NEL, U+2028...) and every other
@@ -1343,12 +1337,6 @@ def parse_yaml_document(text, source="<string>"):
     return _parse_stream(doc), doc.marks
 
 
-def load_yaml(text, source="<string>"):
-    """Return what yaml.safe_load(text) returns, or raise ConfigError.
-    text is str, or bytes in UTF-8 (an initial BOM is allowed)."""
-    return parse_yaml_document(text, source)[0]
-
-
 def load_yaml_mapping(text, source="<string>"):
     """(mapping, marks) of a configuration file whose top level must be a
     mapping; anything else is a ConfigError."""
@@ -1984,8 +1972,6 @@ JOB_NAME_CHARACTERS = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 # A file name is at most 255 bytes: room for NAME-YYYYMMDD-HHMMSS-N.log.
 JOB_NAME_MAX_LENGTH = 200
-DEFAULT_TIMEOUT = 600.0
-DEFAULT_KILL_GRACE = 10.0
 # The directories run-job writes into, with the mode they are created with:
 # job output may be private (with `log_group`, 02750: the setgid bit gives
 # every job's log directory and log file that group), run and state are read
@@ -1995,83 +1981,6 @@ WRITTEN_DIRECTORIES = (("output_directory", 0o750), ("run_directory", 0o755),
 LOG_GROUP_DIRECTORY_MODE = 0o2750
 LOG_DIRECTORY_MODE = 0o750
 LOG_FILE_MODE = 0o640
-
-
-class GlobalConfig(object):
-    """The global configuration, every path absolute. `source` is the file it
-    was read from, or None for the built-in defaults; `marks` maps key paths
-    such as ("user",) to their (line, column) in that file."""
-
-    def __init__(self, source=None, user="process-control",
-                 job_directory="/var/lib/process-control",
-                 output_directory="/var/log/process-control",
-                 run_directory="/var/lib/process-control-state/locks",
-                 state_directory="/var/lib/process-control-state",
-                 runner_path=FALLBACK_RUNNER_PATH, cron_template=None,
-                 output_crontab="/etc/cron.d/process-control",
-                 default_job_config=None, logging=None, mailto=None,
-                 cron_environment=None, log_group=None, marks=None,
-                 source_status=None):
-        self.source = source
-        self.user = user
-        self.job_directory = job_directory
-        self.output_directory = output_directory
-        self.run_directory = run_directory
-        self.state_directory = state_directory
-        self.runner_path = runner_path
-        self.cron_template = cron_template
-        self.output_crontab = output_crontab
-        self.default_job_config = default_job_config or {}
-        self.logging = logging
-        self.mailto = mailto
-        self.cron_environment = cron_environment or {}
-        self.log_group = log_group
-        self.marks = marks or {}
-        self.source_status = source_status
-
-    def error(self, message, *path):
-        """A ConfigError located at the key `path` of this config file."""
-        return located_error(message, self.source, self.marks, path)
-
-
-class Job(object):
-    """One validated job file. `name` is the file's NAME, `verbose_name` the
-    `name` key; `commands` and `slow_start_commands` are lists of argv lists,
-    run in sequence; timeout and kill_grace are seconds (timeout 0 means
-    none); `schedule` is a Schedule or None, written as
-    `schedule_expression`; `positions` maps each key to the (source, line,
-    column) it was set at, the global config's for default_job_config;
-    `written` maps each key to its value as written, for --check's advice."""
-
-    def __init__(self, name, source=None, description=None, commands=(),
-                 slow_start_commands=None, schedule=None, disabled=False,
-                 timeout=DEFAULT_TIMEOUT, kill_grace=DEFAULT_KILL_GRACE,
-                 environment=None, tags=(), allow_overtime=False,
-                 fail_on_stderr=False, success_exit_codes=(0,), failmail=None,
-                 failure_threshold_for_mail=None, verbose_name=None,
-                 schedule_expression=None, positions=None, written=None):
-        self.name = name
-        self.source = source
-        self.verbose_name = verbose_name or name
-        self.description = description
-        self.commands = [list(argv) for argv in commands]
-        self.slow_start_commands = slow_start_commands
-        self.schedule = schedule
-        if schedule_expression is None and schedule is not None:
-            schedule_expression = schedule.expression
-        self.schedule_expression = schedule_expression
-        self.disabled = disabled
-        self.timeout = timeout
-        self.kill_grace = kill_grace
-        self.environment = dict(environment or {})
-        self.tags = list(tags)
-        self.allow_overtime = allow_overtime
-        self.fail_on_stderr = fail_on_stderr
-        self.success_exit_codes = frozenset(success_exit_codes)
-        self.failmail = failmail
-        self.failure_threshold_for_mail = failure_threshold_for_mail
-        self.positions = positions or {}
-        self.written = written or {}
 
 
 def located_error(message, source, marks, path):
@@ -2368,29 +2277,72 @@ def parse_exit_codes(value, key, origin):
         if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= 255:
             subpath = () if codes is not value else (index,)
             raise origin.error("`%s` must list exit codes from 0 to 255" % key, *subpath)
-    return codes
+    return frozenset(codes)
 
 
-JOB_KEY_PARSERS = {
-    "name": parse_text,
-    "description": parse_optional_text,
-    "command": parse_commands,
-    "slow_start_command": parse_commands,
-    "schedule": parse_schedule,
-    "disabled": parse_flag,
-    "timeout": parse_seconds,
-    "kill_grace": parse_seconds,
-    "environment": parse_environment,
-    "tag": parse_tags,
-    "tags": parse_tags,
-    "allow_overtime": parse_flag,
-    "fail_on_stderr": parse_flag,
-    "success_exit_codes": parse_exit_codes,
+class Key(object):
+    """One key of a job file or of the global config: its name as written,
+    its parse function (value, key, origin), the attribute of Job or
+    GlobalConfig it sets, the program's default (a function: computed as each
+    config is made), the default as README.md's table writes it, and a short
+    meaning. A new key is one Key in JOB_KEYS or GLOBAL_KEYS (and its parse
+    function); test_packaging checks that README.md and
+    process-control.yaml(5) document exactly these keys and defaults."""
+
+    def __init__(self, name, parse, attribute, default, documented, meaning):
+        self.name = name
+        self.parse = parse
+        self.attribute = attribute
+        self.default = default
+        self.documented = documented
+        self.meaning = meaning
+
+    def default_value(self):
+        return self.default() if callable(self.default) else self.default
+
+
+def find_key(keys, name, origin):
+    """The Key of KEYS written NAME, or the error naming the nearest one."""
+    for key in keys:
+        if key.name == name:
+            return key
+    raise unknown_key_error(name, [key.name for key in keys], origin)
+
+
+# Defaults are shared by every Job: never changed in place.
+JOB_KEYS = (
+    Key("name", parse_text, "verbose_name", None, "the file's NAME", "the verbose name"),
+    Key("description", parse_optional_text, "description", None, "none",
+        "shown by --status"),
+    Key("command", parse_commands, "commands", (), "required",
+        "the command lines run in sequence"),
+    Key("slow_start_command", parse_commands, "slow_start_commands", None, "none",
+        "run instead of `command` by --slow-start"),
+    Key("schedule", parse_schedule, "schedule", None, "none",
+        "a cron expression, for cron-generate"),
+    Key("disabled", parse_flag, "disabled", False, "`false`",
+        "left out of the crontab"),
+    Key("timeout", parse_seconds, "timeout", 600.0, "`10m`",
+        "the deadline of the whole job; 0: none"),
+    Key("kill_grace", parse_seconds, "kill_grace", 10.0, "`10s`",
+        "from SIGTERM to SIGKILL"),
+    Key("environment", parse_environment, "environment", {}, "none",
+        "variables added to the environment"),
+    Key("tag", parse_tags, "tags", (), "none", "one tag or a list (or `tags`)"),
+    Key("tags", parse_tags, "tags", (), "none", "a list of tags (or `tag`)"),
+    Key("allow_overtime", parse_flag, "allow_overtime", False, "`false`",
+        "a run finding the previous one still going exits 0"),
+    Key("fail_on_stderr", parse_flag, "fail_on_stderr", False, "`false`",
+        "output on stderr fails the run"),
+    Key("success_exit_codes", parse_exit_codes, "success_exit_codes", frozenset((0,)),
+        "`[0]`",
+        "the exit codes that count as success"),
     # The original process-control's mail keys: recognised so that its
     # example configs load; run-job reports failure on stderr, cron mails it.
-    "failmail": parse_mapping,
-    "failure_threshold_for_mail": parse_count,
-}
+    Key("failmail", parse_mapping, "failmail", None, "none", "the original's mail key"),
+    Key("failure_threshold_for_mail", parse_count, "failure_threshold_for_mail", None,
+        "none", "the original's mail key"),
+)
 
 
 # What cron reads as a user name in /etc/cron.d (and useradd's rule, less the
@@ -2618,9 +2570,7 @@ def parse_default_job_config(value, key, origin):
         raise type_error(key, "a mapping of job keys", value, origin)
     for job_key, item in value.items():
         item_origin = Origin(origin.source, origin.marks, origin.path + (job_key,))
-        if job_key not in JOB_KEY_PARSERS:
-            raise unknown_key_error(job_key, list(JOB_KEY_PARSERS), item_origin)
-        JOB_KEY_PARSERS[job_key](item, job_key, item_origin)
+        find_key(JOB_KEYS, job_key, item_origin).parse(item, job_key, item_origin)
     if "tag" in value and "tags" in value:
         raise origin.error("use `tag` or `tags`, not both", "tags")
     return value
@@ -2644,27 +2594,90 @@ def parse_log_group(value, key, origin):
     return value
 
 
-GLOBAL_KEY_PARSERS = {
-    "user": parse_user,
-    "job_directory": parse_path,
-    "output_directory": parse_path,
-    "run_directory": parse_path,
-    "state_directory": parse_path,
-    "runner_path": parse_runner_path,
-    "cron_template": parse_cron_template,
-    "output_crontab": parse_crontab_path,
-    "default_job_config": parse_default_job_config,
-    "logging": parse_logging,
-    "mailto": parse_mailto,
-    "cron_environment": parse_cron_environment,
-    "log_group": parse_log_group,
-}
-
-
 def default_runner_path():
     """The run-job beside this script, else the installed one."""
     beside = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run-job")
     return beside if os.path.isfile(beside) else FALLBACK_RUNNER_PATH
+
+
+GLOBAL_KEYS = (
+    Key("user", parse_user, "user", "process-control", "`process-control`",
+        "the service user every job runs as"),
+    Key("job_directory", parse_path, "job_directory", "/var/lib/process-control",
+        "`/var/lib/process-control`", "the job files"),
+    Key("output_directory", parse_path, "output_directory", "/var/log/process-control",
+        "`/var/log/process-control`", "one log file per run"),
+    Key("log_group", parse_log_group, "log_group", None, "none",
+        "the group that may read the logs"),
+    Key("run_directory", parse_path, "run_directory",
+        "/var/lib/process-control-state/locks", "`/var/lib/process-control-state/locks`",
+        "the lock files"),
+    Key("state_directory", parse_path, "state_directory", "/var/lib/process-control-state",
+        "`/var/lib/process-control-state`", "each job's last outcome and history"),
+    Key("runner_path", parse_runner_path, "runner_path", default_runner_path,
+        "the `run-job` beside run_job.py, else `/usr/bin/run-job`",
+        "what the crontab lines call"),
+    Key("cron_template", parse_cron_template, "cron_template", None,
+        '`"# Generated from {source}\\n{schedule} {user} {command}\\n"`',
+        "cron-generate's lines of a job"),
+    Key("output_crontab", parse_crontab_path, "output_crontab",
+        "/etc/cron.d/process-control", "`/etc/cron.d/process-control`",
+        "where cron-generate writes"),
+    Key("default_job_config", parse_default_job_config, "default_job_config", {}, "none",
+        "job keys applied before every job file"),
+    Key("logging", parse_logging, "logging", None, "none",
+        "a logging.config.dictConfig mapping"),
+    Key("mailto", parse_mailto, "mailto", None, "none", "the crontab's MAILTO"),
+    Key("cron_environment", parse_cron_environment, "cron_environment", {}, "none",
+        "variables set in the crontab"),
+)
+
+
+class GlobalConfig(object):
+    """The global configuration, every path absolute: an attribute per key of
+    GLOBAL_KEYS, its default unless given. `source` is the file it was read
+    from, or None for the built-in defaults; `marks` maps key paths such as
+    ("user",) to their (line, column) in that file."""
+
+    def __init__(self, source=None, marks=None, source_status=None, **values):
+        self.source = source
+        self.marks = marks or {}
+        self.source_status = source_status
+        set_key_attributes(self, GLOBAL_KEYS, values)
+
+    def error(self, message, *path):
+        """A ConfigError located at the key `path` of this config file."""
+        return located_error(message, self.source, self.marks, path)
+
+
+class Job(object):
+    """One validated job file: an attribute per key of JOB_KEYS, its default
+    unless given. `name` is the file's NAME, `verbose_name` the `name` key;
+    `commands` and `slow_start_commands` are lists of argv lists, run in
+    sequence; timeout and kill_grace are seconds (timeout 0 means none);
+    `schedule` is a Schedule or None, written as `schedule_expression`;
+    `positions` maps each key to the (source, line, column) it was set at,
+    the global config's for default_job_config; `written` maps each key to
+    its value as written, for --check's advice."""
+
+    def __init__(self, name, source=None, positions=None, written=None, **values):
+        self.name = name
+        self.source = source
+        self.positions = positions or {}
+        self.written = written or {}
+        set_key_attributes(self, JOB_KEYS, values)
+        self.verbose_name = self.verbose_name or name
+        self.schedule_expression = self.schedule.expression if self.schedule else None
+
+
+def set_key_attributes(target, keys, values):
+    """Each key's attribute from VALUES (by attribute name), else its default."""
+    attributes = set(key.attribute for key in keys)
+    unknown = set(values) - attributes
+    if unknown:
+        raise TypeError("unknown attributes %s" % ", ".join(sorted(unknown)))
+    for key in keys:
+        setattr(target, key.attribute, values.get(key.attribute, key.default_value()))
 
 
 def choose_config_path(config_path, environ):
@@ -2695,7 +2708,7 @@ def read_global_config(config_path=None, environ=None):
         if named:
             raise ConfigError("%s: no such config file; name an existing file with "
                               "--config or $%s" % (path, CONFIG_PATH_VARIABLE))
-        return GlobalConfig(runner_path=default_runner_path())
+        return GlobalConfig()
     if is_blank_yaml(text):  # everything commented out: the defaults
         document, marks = {}, {}
     else:
@@ -2789,10 +2802,8 @@ def global_config_from(document, marks, path, status):
     values = {}
     for key, value in document.items():
         origin = Origin(path, marks, (key,))
-        if key not in GLOBAL_KEY_PARSERS:
-            raise unknown_key_error(key, list(GLOBAL_KEY_PARSERS), origin)
-        values[key] = GLOBAL_KEY_PARSERS[key](value, key, origin)
-    values.setdefault("runner_path", default_runner_path())
+        config_key = find_key(GLOBAL_KEYS, key, origin)
+        values[config_key.attribute] = config_key.parse(value, key, origin)
     config = GlobalConfig(source=path, marks=marks, source_status=status, **values)
     check_state_directory(config)
     return config
@@ -3006,20 +3017,16 @@ def load_job(config, name):
 
 
 def job_settings(config, path, document, marks):
-    """Map each key to (value, origin): default_job_config first, then the
-    job file's keys over it."""
+    """Map each key written to (Key, value, origin): default_job_config
+    first, then the job file's keys over it."""
+    tagged = "tag" in document or "tags" in document  # replacing the default's tags
+    written = [(key, value, Origin(config.source, config.marks, ("default_job_config", key)))
+               for key, value in config.default_job_config.items()
+               if not (tagged and key in ("tag", "tags"))]
+    written.extend((key, value, Origin(path, marks, (key,))) for key, value in document.items())
     settings = {}
-    for key, value in config.default_job_config.items():
-        settings[key] = (value, Origin(config.source, config.marks,
-                                       ("default_job_config", key)))
-    if "tag" in document or "tags" in document:
-        settings.pop("tag", None)
-        settings.pop("tags", None)
-    for key, value in document.items():
-        origin = Origin(path, marks, (key,))
-        if key not in JOB_KEY_PARSERS:
-            raise unknown_key_error(key, list(JOB_KEY_PARSERS), origin)
-        settings[key] = (value, origin)
+    for key, value, origin in written:
+        settings[key] = (find_key(JOB_KEYS, key, origin), value, origin)
     if "tag" in document and "tags" in document:
         raise Origin(path, marks, ("tags",)).error("use `tag` or `tags`, not both")
     if "command" not in settings:
@@ -3029,27 +3036,13 @@ def job_settings(config, path, document, marks):
 
 def job_from_document(config, name, path, document, marks):
     settings = job_settings(config, path, document, marks)
-    fields = {}
-    for key, (value, origin) in settings.items():
-        fields[key] = JOB_KEY_PARSERS[key](value, key, origin)
-    return Job(
-        name, source=path, verbose_name=fields.get("name"),
-        description=fields.get("description"), commands=fields["command"],
-        slow_start_commands=fields.get("slow_start_command"),
-        schedule=fields.get("schedule"),
-        disabled=fields.get("disabled", False),
-        timeout=fields.get("timeout", DEFAULT_TIMEOUT),
-        kill_grace=fields.get("kill_grace", DEFAULT_KILL_GRACE),
-        environment=fields.get("environment"),
-        tags=fields.get("tags", fields.get("tag", ())),
-        allow_overtime=fields.get("allow_overtime", False),
-        fail_on_stderr=fields.get("fail_on_stderr", False),
-        success_exit_codes=fields.get("success_exit_codes", (0,)),
-        failmail=fields.get("failmail"),
-        failure_threshold_for_mail=fields.get("failure_threshold_for_mail"),
-        positions=dict((key, origin.position()) for key, (value, origin)
-                       in settings.items()),
-        written=dict((key, value) for key, (value, origin) in settings.items()))
+    values = dict((job_key.attribute, job_key.parse(value, key, origin))
+                  for key, (job_key, value, origin) in settings.items())
+    return Job(name, source=path,
+               positions=dict((key, origin.position()) for key, (job_key, value, origin)
+                              in settings.items()),
+               written=dict((key, value) for key, (job_key, value, origin) in settings.items()),
+               **values)
 
 
 def scan_job_directory(config):
@@ -3077,11 +3070,6 @@ def scan_job_directory(config):
             problem.file_name = entry  # for cron-generate's "Skipping" line
             problems.append(problem)
     return sorted(names), problems
-
-
-def list_job_names(config):
-    """Every job name in the job directory, sorted."""
-    return scan_job_directory(config)[0]
 
 
 # ---- 5. privileges ---------------------------------------------------------------

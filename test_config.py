@@ -339,7 +339,7 @@ class JobTests(SandboxTest):
         self.assertEqual(run_job.Job("other", commands=[["/bin/true"]]).kill_grace, 10.0)
         self.assertEqual(job.success_exit_codes, frozenset([0]))
         self.assertEqual((job.disabled, job.allow_overtime, job.fail_on_stderr), (False, False, False))
-        self.assertEqual((job.tags, job.environment, job.schedule), ([], {}, None))
+        self.assertEqual((tuple(job.tags), job.environment, job.schedule), ((), {}, None))
         self.assertEqual(job.source, os.path.join(self.sandbox.jobs, "job.yaml"))
 
     def test_every_key(self):
@@ -462,14 +462,14 @@ class JobTests(SandboxTest):
             with self.assertRaises(run_job.RefusedError):
                 run_job.check_job_name(name)
 
-    def test_list_job_names(self):
+    def test_scan_job_directory(self):
         for name in ("b", "a_1", "C-2"):
             self.sandbox.write_job(name, "command: x\n")
         write_file(os.path.join(self.sandbox.jobs, "README"), "not a job")
         write_file(os.path.join(self.sandbox.jobs, "bad name.yaml"), "command: x\n")
         config = self.sandbox.load()
-        self.assertEqual(run_job.list_job_names(config), ["C-2", "a_1", "b"])
         names, problems = run_job.scan_job_directory(config)
+        self.assertEqual(names, ["C-2", "a_1", "b"])
         self.assertEqual(len(problems), 1)
         self.assertIn("bad name.yaml", str(problems[0]))
 
@@ -531,7 +531,8 @@ class ExampleTests(SandboxTest):
         for name in os.listdir(self.sandbox.jobs):
             os.chmod(os.path.join(self.sandbox.jobs, name), 0o644)
         config = self.sandbox.load()
-        names = run_job.list_job_names(config)
+        names, problems = run_job.scan_job_directory(config)
+        self.assertEqual(problems, [])
         self.assertEqual(names, ["broken", "example", "hello", "report", "warmup"])
         jobs = dict((name, run_job.load_job(config, name)) for name in names)
         self.assertEqual(jobs["example"].timeout, 3600.0)

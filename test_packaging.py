@@ -58,6 +58,41 @@ def man_terms(text, first_heading, next_heading):
     return entries
 
 
+def roff_line_text(line):
+    """What roff prints for one source line: a font macro's arguments, the
+    alternating ones (.BR, .IR, ...) joined without spaces."""
+    if not line.startswith("."):
+        return plain_roff(line)
+    macro, _, rest = line.partition(" ")
+    arguments = [quoted or bare for quoted, bare in re.findall(r'"([^"]*)"|(\S+)', rest)]
+    joiner = " " if macro in (".B", ".I") else ""
+    return plain_roff(joiner.join(arguments))
+
+
+def man_default(body):
+    """The default an entry of process-control.yaml(5) states (its sentence
+    "Default: ...", without the final period), or "required"."""
+    text = " ".join(roff_line_text(line) for line in body.split("\n.IP\n")[0].splitlines())
+    if re.search(r"(^| )Required\.", text):
+        return "required"
+    found = re.search(r"Default: (.*?)\.( |$)", text)
+    return found.group(1) if found else None
+
+
+def readme_key_table(readme, heading):
+    """{key: its default column} of the first table after README's HEADING;
+    a row may name two keys ("`tag` or `tags`")."""
+    section = readme[readme.index("\n" + heading + "\n"):]
+    section = section[:section.index("\n## ", 1)]
+    table = {}
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            keys, default = line.split(" | ")[:2]
+            for key in re.findall(r"`([^`]+)`", keys):
+                table[key] = default
+    return table
+
+
 def options_in(text):
     """Every -x and --long option named in a text."""
     return set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", text))
@@ -93,40 +128,58 @@ class DocumentationTests(unittest.TestCase):
     def setUp(self):
         self.format_page = plain_roff(read("man/process-control.yaml.5"))
 
-    def test_every_global_key_has_an_entry_with_default_and_example(self):
-        entries = man_terms(self.format_page, "GLOBAL KEYS", "JOB KEYS")
-        for key in run_job.GLOBAL_KEY_PARSERS:
-            self.assertTrue(key in entries, "process-control.yaml(5) lacks global key %s" % key)
-            self.assertIn("Default:", entries[key], "global key %s: no default" % key)
-            self.assertIn(".EX\n", entries[key], "global key %s: no example" % key)
+    def test_the_man_page_documents_exactly_the_keys_and_their_defaults(self):
+        raw_page = read("man/process-control.yaml.5")
+        for heading, following, keys in (("GLOBAL KEYS", "JOB KEYS", run_job.GLOBAL_KEYS),
+                                         ("JOB KEYS", "DURATIONS", run_job.JOB_KEYS)):
+            entries = man_terms(raw_page, heading, following)
+            self.assertEqual(sorted(entries), sorted(key.name for key in keys),
+                             "process-control.yaml(5) %s" % heading)
+            for key in keys:
+                documented = key.documented.replace("`", "")
+                stated = man_default(entries[key.name]) or ""
+                self.assertTrue(stated == documented or stated.startswith(documented + " ("),
+                                "process-control.yaml(5): %s's default is %r, not %r"
+                                % (key.name, stated, documented))
+                self.assertIn(".EX\n", entries[key.name], "key %s: no example" % key.name)
 
-    def test_every_job_key_has_an_entry_with_default_and_example(self):
-        entries = man_terms(self.format_page, "JOB KEYS", "DURATIONS")
-        for key in run_job.JOB_KEY_PARSERS:
-            self.assertTrue(key in entries, "process-control.yaml(5) lacks job key %s" % key)
-            self.assertRegex(entries[key], r"Default:|Required\.", "job key %s: no default" % key)
-            self.assertIn(".EX\n", entries[key], "job key %s: no example" % key)
-
-    def test_each_entry_is_a_key_and_its_example_is_valid(self):
-        for heading, following, parsers in (("GLOBAL KEYS", "JOB KEYS", run_job.GLOBAL_KEY_PARSERS),
-                                            ("JOB KEYS", "DURATIONS", run_job.JOB_KEY_PARSERS)):
+    def test_each_man_page_example_is_valid(self):
+        for heading, following, keys in (("GLOBAL KEYS", "JOB KEYS", run_job.GLOBAL_KEYS),
+                                         ("JOB KEYS", "DURATIONS", run_job.JOB_KEYS)):
             for term, body in man_terms(self.format_page, heading, following).items():
-                self.assertIn(term, parsers, "process-control.yaml(5) documents an unknown "
-                              "key %s under %s" % (term, heading))
                 example = re.search(r"^\.EX\n(.*?)^\.EE$", body, re.S | re.M).group(1)
                 source = "/etc/process-control.yaml"
                 mapping, marks = run_job.load_yaml_mapping(example, source)
-                for key, value in mapping.items():
-                    self.assertIn(key, parsers, "the example of %s" % term)
-                    if key == "log_group":  # its parser wants a group of this machine
+                for name, value in mapping.items():
+                    origin = run_job.Origin(source, marks, (name,))
+                    key = run_job.find_key(keys, name, origin)
+                    if name == "log_group":  # its parser wants a group of this machine
                         self.assertIsInstance(value, str)
                         value = grp.getgrgid(os.getegid()).gr_name
-                    parsers[key](value, key, run_job.Origin(source, marks, (key,)))
+                    key.parse(value, name, origin)
 
-    def test_every_key_is_in_the_readme(self):
+    def test_the_readme_tables_list_exactly_the_keys_and_their_defaults(self):
         readme = read("README.md")
-        for key in list(run_job.GLOBAL_KEY_PARSERS) + list(run_job.JOB_KEY_PARSERS):
-            self.assertIn("`%s`" % key, readme, "README.md does not document key %s" % key)
+        for heading, keys in (("## Configuration", run_job.GLOBAL_KEYS),
+                              ("## Job files", run_job.JOB_KEYS)):
+            self.assertEqual(readme_key_table(readme, heading),
+                             dict((key.name, key.documented) for key in keys),
+                             "README.md's table under %s" % heading)
+
+    def test_the_documented_defaults_are_the_programs(self):
+        """A default documented as a value is what its parser makes of it
+        (cron_template's is cron-generate's); one documented as none is empty."""
+        for key in run_job.JOB_KEYS + run_job.GLOBAL_KEYS:
+            origin = run_job.Origin("/etc/process-control.yaml", {}, (key.name,))
+            if key.documented == "none":
+                self.assertFalse(key.default_value(), key.name)
+            elif re.match(r"^`[^`]*`$", key.documented):
+                written = run_job.parse_yaml_document("v: " + key.documented[1:-1])[0]["v"]
+                expected = key.default_value()
+                if key.name == "cron_template":
+                    expected = cron_generate.DEFAULT_TEMPLATE
+                self.assertEqual(key.parse(written, key.name, origin), expected, key.name)
+        self.assertEqual(run_job.Job("demo").verbose_name, "demo")
 
     def test_every_run_job_option_is_in_its_man_page_and_completion(self):
         page = options_in(plain_roff(read("man/run-job.1")))

@@ -24,7 +24,7 @@ class ErrorTests(unittest.TestCase):
 
     def test_config_error_without_position(self):
         self.assertEqual(str(run_job.ConfigError("bad")), "bad")
-        self.assertEqual(str(run_job.ConfigError("bad").at("f", 2, 5)), "f:2:5: bad")
+        self.assertEqual(str(run_job.ConfigError("bad", "f")), "f: bad")
 
 
 

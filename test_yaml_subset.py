@@ -27,6 +27,11 @@ except ImportError:  # the differential tests skip
 D = datetime.date
 
 
+def load_yaml(text, source="<string>"):
+    """What run_job reads from TEXT: yaml.safe_load's value, or a ConfigError."""
+    return run_job.parse_yaml_document(text, source)[0]
+
+
 def same(a, b):
     """Type-strict deep equality: True is not 1, 1 is not 1.0, order matters."""
     if type(a) is not type(b):
@@ -559,13 +564,13 @@ class AcceptedTests(unittest.TestCase):
     def test_accepted_documents_have_exact_values(self):
         for text, expected in ACCEPTED:
             with self.subTest(text=text):
-                self.assertTrue(same(run_job.load_yaml(text), expected),
-                                repr(run_job.load_yaml(text)))
+                self.assertTrue(same(load_yaml(text), expected),
+                                repr(load_yaml(text)))
 
     def test_bytes_input_with_and_without_bom(self):
-        self.assertEqual(run_job.load_yaml(b"a: \xc3\xa9\n"), {"a": "\xe9"})
-        self.assertEqual(run_job.load_yaml(b"\xef\xbb\xbfa: 1\n"), {"a": 1})
-        self.assertEqual(run_job.load_yaml(b"a: 1\r\nb: 2\r\n"), {"a": 1, "b": 2})
+        self.assertEqual(load_yaml(b"a: \xc3\xa9\n"), {"a": "\xe9"})
+        self.assertEqual(load_yaml(b"\xef\xbb\xbfa: 1\n"), {"a": 1})
+        self.assertEqual(load_yaml(b"a: 1\r\nb: 2\r\n"), {"a": 1, "b": 2})
 
     @unittest.skipIf(yaml is None, "PyYAML is not installed")
     def test_accepted_documents_match_pyyaml(self):
@@ -581,7 +586,7 @@ class RejectedTests(unittest.TestCase):
         for text, line, column, fragment in REJECTED:
             with self.subTest(text=text):
                 with self.assertRaises(run_job.ConfigError) as caught:
-                    run_job.load_yaml(text, source="job.yaml")
+                    load_yaml(text, source="job.yaml")
                 error = caught.exception
                 self.assertEqual((error.source, error.line, error.column),
                                  ("job.yaml", line, column), str(error))
@@ -593,7 +598,7 @@ class RejectedTests(unittest.TestCase):
 
     def test_config_error_is_a_value_error(self):
         with self.assertRaises(ValueError):
-            run_job.load_yaml("a: yes")
+            load_yaml("a: yes")
 
 
 class MarksTests(unittest.TestCase):
@@ -649,7 +654,7 @@ class CorpusTests(unittest.TestCase):
                     self.assertIn((key,), marks)
 
     def test_job_file_values(self):
-        value = run_job.load_yaml(dict(JOB_FILES)["warehouse-load.yaml"])
+        value = load_yaml(dict(JOB_FILES)["warehouse-load.yaml"])
         self.assertEqual(value["command"], [
             "/opt/etl/bin/load --source s3://events/daily --wait 3600",
             "/opt/etl/bin/vacuum --analyze"])
@@ -666,12 +671,12 @@ class CorpusTests(unittest.TestCase):
             with self.subTest(name=name):
                 outcome, expected = pyyaml_outcome(text)
                 self.assertEqual(outcome, "ok", expected)
-                self.assertTrue(same(run_job.load_yaml(text, name), expected))
+                self.assertTrue(same(load_yaml(text, name), expected))
 
     def test_examples_are_accepted(self):
         for name, text in example_files():
             with self.subTest(name=name):
-                run_job.load_yaml(text, name)
+                load_yaml(text, name)
 
 
 # ---- differential testing against PyYAML ----------------------------------------
@@ -683,7 +688,7 @@ FUZZ_SEED = int(os.environ.get("YAML_FUZZ_SEED", "20240301"))
 def subset_outcome(text):
     """('ok', value) or ('rejected', ConfigError); any other exception escapes."""
     try:
-        return "ok", run_job.load_yaml(text, source="fuzz.yaml")
+        return "ok", load_yaml(text, source="fuzz.yaml")
     except run_job.ConfigError as error:
         return "rejected", error
 
@@ -1291,7 +1296,7 @@ class DifferentialTests(unittest.TestCase):
             if pyyaml_outcome(text)[0] != "ok":
                 outcomes["pyyaml_errors"] += 1
             try:
-                run_job.load_yaml(text)
+                load_yaml(text)
                 outcomes["accepted"] += 1
             except run_job.ConfigError:
                 outcomes["rejected"] += 1
@@ -1311,7 +1316,7 @@ class DifferentialTests(unittest.TestCase):
             problem = contract_violation(text)
             self.assertIsNone(problem, "seed %d: %r" % (seed, text))
             try:
-                self.assertTrue(same(run_job.load_yaml(text), tree))
+                self.assertTrue(same(load_yaml(text), tree))
                 accepted += 1
             except run_job.ConfigError as error:
                 self.fail("seed %d: valid document refused: %s\n%r" % (seed, error, text))
@@ -1359,7 +1364,7 @@ class ReferenceExampleTests(unittest.TestCase):
         for text in self.cases():
             with self.subTest(text=text):
                 try:
-                    run_job.load_yaml(text)
+                    load_yaml(text)
                 except run_job.ConfigError as error:
                     self.assertGreaterEqual(error.line, 1)
                     self.assertGreaterEqual(error.column, 1)
@@ -1380,7 +1385,7 @@ class PathologicalInputTests(unittest.TestCase):
 
     def assert_rejected(self, text):
         with self.assertRaises(run_job.ConfigError) as caught:
-            run_job.load_yaml(text)
+            load_yaml(text)
         self.assertGreaterEqual(caught.exception.line, 1)
 
     def test_deep_nesting(self):
@@ -1388,30 +1393,30 @@ class PathologicalInputTests(unittest.TestCase):
         self.assert_rejected("{a: " * 5000)
         self.assert_rejected("- " * 5000 + "x")
         self.assert_rejected("".join(" " * i + "k:\n" for i in range(500)))
-        self.assertEqual(run_job.load_yaml("- " * 30 + "x"),
-                         run_job.load_yaml("- " * 29 + "[x]"))
+        self.assertEqual(load_yaml("- " * 30 + "x"),
+                         load_yaml("- " * 29 + "[x]"))
 
     def test_long_numbers_and_lines(self):
         self.assert_rejected("a: " + "1" * 5000)  # int() refuses > 4300 digits
         # Every integer must convert to decimal text (str() refuses > 4300
         # digits), so a longer hexadecimal one is refused too.
         self.assert_rejected("a: 0x" + "f" * 5000)
-        self.assertEqual(run_job.load_yaml("a: 0x" + "f" * 3300)["a"], 16 ** 3300 - 1)
+        self.assertEqual(load_yaml("a: 0x" + "f" * 3300)["a"], 16 ** 3300 - 1)
         self.assertEqual(len(str(16 ** 3300 - 1)), 3974)
         # Digits that make infinity are a mistake: PyYAML's inf, refused here.
         self.assert_rejected("a: " + "1" * 400 + ".5")
         self.assert_rejected("a: 1.0e+400")
         self.assert_rejected("a: -1.0e+400")
-        self.assertEqual(run_job.load_yaml("a: " + "1" * 300 + ".5")["a"], float("1" * 300))
-        self.assertEqual(run_job.load_yaml("a: .inf")["a"], float("inf"))
+        self.assertEqual(load_yaml("a: " + "1" * 300 + ".5")["a"], float("1" * 300))
+        self.assertEqual(load_yaml("a: .inf")["a"], float("inf"))
         self.assert_rejected("x" * 100000 + ": v")
-        self.assertEqual(run_job.load_yaml("k: " + "w " * 50000 + "end")["k"],
+        self.assertEqual(load_yaml("k: " + "w " * 50000 + "end")["k"],
                          "w " * 50000 + "end")
 
     def test_long_space_runs_in_quoted_text(self):
         for quote in "'\"":
             text = "a: %sx%sy\n  z%s" % (quote, " " * 200000, quote)
-            self.assertEqual(run_job.load_yaml(text)["a"], "x" + " " * 200000 + "y z")
+            self.assertEqual(load_yaml(text)["a"], "x" + " " * 200000 + "y z")
 
 
 class PlainScalarPatternTests(unittest.TestCase):
