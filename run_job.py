@@ -1332,7 +1332,8 @@ def parse_yaml_document(text, source="<string>"):
     """Return (value, marks): the document as yaml.safe_load returns it, and a
     dict mapping each path tuple of mapping keys and sequence indexes (e.g.
     ("tags", 1)) to the 1-based (line, column) where that key or item starts;
-    () maps to the start of the document's content. Raises ConfigError."""
+    () maps to the start of the document's content. TEXT is str, or bytes
+    in UTF-8 (an initial BOM is allowed). Raises ConfigError."""
     doc = _split_lines(_decode(text, source), source)
     return _parse_stream(doc), doc.marks
 
@@ -2285,7 +2286,8 @@ class Key(object):
     its parse function (value, key, origin), the attribute of Job or
     GlobalConfig it sets, the program's default (a function: computed as each
     config is made), the default as README.md's table writes it, and a short
-    meaning. A new key is one Key in JOB_KEYS or GLOBAL_KEYS (and its parse
+    meaning. A default is shared by every Job or GlobalConfig: never changed
+    in place. A new key is one Key in JOB_KEYS or GLOBAL_KEYS (and its parse
     function); test_packaging checks that README.md and
     process-control.yaml(5) document exactly these keys and defaults."""
 
@@ -2309,7 +2311,6 @@ def find_key(keys, name, origin):
     raise unknown_key_error(name, [key.name for key in keys], origin)
 
 
-# Defaults are shared by every Job: never changed in place.
 JOB_KEYS = (
     Key("name", parse_text, "verbose_name", None, "the file's NAME", "the verbose name"),
     Key("description", parse_optional_text, "description", None, "none",
@@ -2335,8 +2336,7 @@ JOB_KEYS = (
     Key("fail_on_stderr", parse_flag, "fail_on_stderr", False, "`false`",
         "output on stderr fails the run"),
     Key("success_exit_codes", parse_exit_codes, "success_exit_codes", frozenset((0,)),
-        "`[0]`",
-        "the exit codes that count as success"),
+        "`[0]`", "the exit codes that count as success"),
     # The original process-control's mail keys: recognised so that its
     # example configs load; run-job reports failure on stderr, cron mails it.
     Key("failmail", parse_mapping, "failmail", None, "none", "the original's mail key"),

@@ -20,6 +20,9 @@ import run_job  # noqa: E402
 import cron_generate  # noqa: E402
 
 MAN_PAGES = ("man/run-job.1", "man/cron-generate.1", "man/process-control.yaml.5")
+# process-control.yaml(5)'s key sections: (heading, the next heading, their keys).
+MAN_KEY_SECTIONS = (("GLOBAL KEYS", "JOB KEYS", run_job.GLOBAL_KEYS),
+                    ("JOB KEYS", "DURATIONS", run_job.JOB_KEYS))
 IS_ROOT = os.geteuid() == 0
 
 
@@ -130,8 +133,7 @@ class DocumentationTests(unittest.TestCase):
 
     def test_the_man_page_documents_exactly_the_keys_and_their_defaults(self):
         raw_page = read("man/process-control.yaml.5")
-        for heading, following, keys in (("GLOBAL KEYS", "JOB KEYS", run_job.GLOBAL_KEYS),
-                                         ("JOB KEYS", "DURATIONS", run_job.JOB_KEYS)):
+        for heading, following, keys in MAN_KEY_SECTIONS:
             entries = man_terms(raw_page, heading, following)
             self.assertEqual(sorted(entries), sorted(key.name for key in keys),
                              "process-control.yaml(5) %s" % heading)
@@ -144,8 +146,7 @@ class DocumentationTests(unittest.TestCase):
                 self.assertIn(".EX\n", entries[key.name], "key %s: no example" % key.name)
 
     def test_each_man_page_example_is_valid(self):
-        for heading, following, keys in (("GLOBAL KEYS", "JOB KEYS", run_job.GLOBAL_KEYS),
-                                         ("JOB KEYS", "DURATIONS", run_job.JOB_KEYS)):
+        for heading, following, keys in MAN_KEY_SECTIONS:
             for term, body in man_terms(self.format_page, heading, following).items():
                 example = re.search(r"^\.EX\n(.*?)^\.EE$", body, re.S | re.M).group(1)
                 source = "/etc/process-control.yaml"
