@@ -3583,48 +3583,36 @@ def same_process(info):
 
 
 def signal_verified(info, signum, group=False):
-    """Send SIGNUM to INFO's process (or, with GROUP, to its process group, which
-    cannot be reused while it has this member) after checking it is still the
-    same process. Return whether the signal was sent."""
+    """Send SIGNUM to INFO's process (with GROUP, to its process group, which
+    cannot be reused while it has this member) if it is still that very
+    process: same pid and start time, not a zombie. Never to run-job itself
+    or to its own group. Return whether the signal was sent."""
     if info.pid == os.getpid() or (group and info.pgrp == os.getpgrp()):
         return False
+    # A pidfd (Python 3.9+, Linux 5.3+) opened before the check names that
+    # very process: not even a pid reused meanwhile can get the signal.
+    # Without one (older kernels; a group has none) the pids would have to
+    # wrap around between the check and kill(): the limit left.
+    pidfd = None
     if not group and hasattr(os, "pidfd_open"):
-        return _signal_through_pidfd(info, signum)
-    if not same_process(info):
-        return False
+        try:
+            pidfd = os.pidfd_open(info.pid)  # novermin (3.9+: only when hasattr found it)
+        except OSError:
+            pass  # gone (the check says so) or an older kernel: check, then kill
     try:
-        if group:
+        if not same_process(info):
+            return False
+        if pidfd is not None:
+            _signals().pidfd_send_signal(pidfd, signum)
+        elif group:
             os.killpg(info.pgrp, signum)
         else:
             os.kill(info.pid, signum)
     except (ProcessLookupError, PermissionError):
         return False
-    return True
-
-
-def _signal_through_pidfd(info, signum):
-    """Python 3.9+ on Linux 5.3+: a pidfd opened before the check names that
-    very process, so not even a pid reused in between can get the signal."""
-    try:
-        pidfd = os.pidfd_open(info.pid)  # novermin (3.9+: only when hasattr found it)
-    except ProcessLookupError:
-        return False
-    except OSError:  # an older kernel: check, then kill
-        if not same_process(info):
-            return False
-        try:
-            os.kill(info.pid, signum)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
-    try:
-        if not same_process(info):
-            return False
-        _signals().pidfd_send_signal(pidfd, signum)
-    except (ProcessLookupError, PermissionError):
-        return False
     finally:
-        os.close(pidfd)
+        if pidfd is not None:
+            os.close(pidfd)
     return True
 
 
@@ -3703,31 +3691,99 @@ def _lock_descriptor_state(pid, wanted):
     return state
 
 
+# -- stopping a process tree
+
+# A run's deadline (or a SIGTERM to run-job) stops run-job's descendants: as
+# child subreaper, nothing of the job can leave them. --kill-job stops what a
+# dead run-job left: the lock's holders and their descendants.
+
+KILL_WAIT = 2.0    # seconds of SIGKILL before giving up on the tree
+TERM_ROUND = 0.5   # seconds between looks for processes forked since SIGTERM
+KILL_ROUND = 0.05  # seconds between two rounds of SIGKILL
+
+
+def stop_process_tree(find_processes, kill_grace, wait=time.sleep):
+    """Stop a tree as coreutils' timeout stops its command: SIGTERM, then
+    SIGKILL after KILL_GRACE seconds (at once if 0). FIND_PROCESSES() lists
+    the tree's processes (ProcessInfo), [] once it is gone; WAIT(SECONDS)
+    passes the time between looks, and may end early when the tree goes.
+    Return whether the tree is gone: False after KILL_WAIT of SIGKILL."""
+    signals = _signals()
+    deadline = time.monotonic() + kill_grace
+    signalled = set()
+    while True:
+        # 1. Look afresh each round: the tree changes as it stops (forks,
+        # exits, adoptions) and an old pid may name another process by now.
+        processes = find_processes()
+        if not processes:
+            return True  # a zombie still counts: not reaped, not gone
+        now = time.monotonic()
+        late = now >= deadline
+        # 2. Within kill_grace SIGTERM once each process, newcomers included;
+        # past it SIGKILL to all every round, for what forked meanwhile.
+        signum = signals.SIGKILL if late else signals.SIGTERM
+        fresh = [info for info in processes if info.state not in ("Z", "X")
+                 and (late or (info.pid, info.start) not in signalled)]
+        signalled.update((info.pid, info.start) for info in fresh)
+        # 3. Each group once, first: it reaches members the look missed
+        # (forked since; adopted by init when run-job died). Then each
+        # process, in case it left its group; SIGCONT after SIGTERM, which a
+        # stopped process would keep pending. signal_verified checks pid and
+        # start time (through a pidfd where there is one) just before.
+        groups = {}
+        for info in fresh:
+            groups.setdefault(info.pgrp, info)
+        for info in groups.values():
+            signal_verified(info, signum, group=True)
+        for info in fresh:
+            signal_verified(info, signum)
+            if not late:
+                signal_verified(info, signals.SIGCONT)
+        # 4. Limits: a process in uninterruptible sleep survives SIGKILL, one
+        # of another user (EPERM) any signal; one that left both tree and
+        # group (all, without /proc) is not found. The caller reports them.
+        if late and now >= deadline + KILL_WAIT:
+            return False
+        wait(KILL_ROUND if late else min(TERM_ROUND, deadline - now))
+
+
+def stop_running_job(config, name, record):
+    """Stop job NAME's run as its deadline would; RECORD: its lock's record
+    ({} if none). A live run-job is asked with SIGTERM: it stops its tree and
+    records the run as killed. What holds the lock then (all, when run-job
+    had died) is stopped here. Return whether nothing holds the lock now."""
+    path = lock_path(config, name)
+    kill_grace = record.get("kill_grace", 10.0)
+    runner = [info for info in lock_holders(path) if info.pid == record.get("pid")]
+    if runner and signal_verified(runner[0], _signals().SIGTERM):
+        # run-job waits kill_grace before SIGKILL, then records the outcome.
+        _wait_for_release(path, kill_grace + 5.0)
+    if _lock_is_held(path):
+        stop_process_tree(lambda: lock_holders(path, with_descendants=True), kill_grace,
+                          lambda seconds: _wait_for_release(path, seconds))
+    return not _lock_is_held(path)
+
+
+def _wait_for_release(path, seconds):
+    """Wait until nothing holds the lock on PATH, SECONDS at most."""
+    end = time.monotonic() + seconds
+    while _lock_is_held(path) and time.monotonic() < end:
+        time.sleep(0.02)
+
+
 def kill_job(config, name):
-    """Stop NAME's running job as its deadline would. A live run-job is asked
-    with SIGTERM (it stops the whole tree and records the run as killed);
-    processes left by a run-job that died are found by the lock they hold,
-    stopped, and their run recorded as killed here.
-    Return 0 when something was stopped, 1 when nothing was running; raise
-    UsageError when there is no such job either. A run whose job file was
-    removed meanwhile is still stopped: the lock, not the file, says it runs."""
+    """Stop NAME's running job (stop_running_job); record as killed a run
+    whose run-job had died. Return 0 when something was stopped, 1 when
+    nothing was running; raise UsageError when there is no such job either.
+    A run whose job file was removed meanwhile is still stopped: the lock,
+    not the file, says it runs."""
     path = lock_path(config, name)
     if not _lock_is_held(path):
         job_file_path(config, name)  # no job file: no such job (64)
         sys.stderr.write("run-job: job %s is not running\n" % name)
         return EXIT_FAILED
     record = read_lock_record(path) or {}
-    kill_grace = record.get("kill_grace", 10.0)
-    holders = lock_holders(path)
-    runner = [info for info in holders if info.pid == record.get("pid")]
-    if runner and signal_verified(runner[0], _signals().SIGTERM):
-        # run-job waits kill_grace before SIGKILL, then records the outcome.
-        deadline = time.monotonic() + kill_grace + 5.0
-        while time.monotonic() < deadline and _lock_is_held(path):
-            time.sleep(0.02)
-    if _lock_is_held(path):
-        stop_lock_holders(path, kill_grace)
-    if _lock_is_held(path):
+    if not stop_running_job(config, name, record):
         pids = " ".join(str(info.pid) for info in lock_holders(path)) or "unknown"
         raise ProcessControlError("job %s is still running (pids %s): they could not be "
                                   "stopped; run --kill-job as their user or root" % (name, pids))
@@ -3785,31 +3841,6 @@ def _open_job_log(path):
         os.close(directory_fd)
 
 
-def stop_lock_holders(path, kill_grace):
-    """SIGTERM every process holding the lock file, its process group and its
-    descendants, SIGKILL after KILL_GRACE seconds what is still there."""
-    signals = _signals()
-    first = signals.SIGKILL if kill_grace <= 0 else signals.SIGTERM
-    deadline = time.monotonic() + kill_grace
-    signalled = set()
-    while True:
-        holders = lock_holders(path, with_descendants=True)
-        if not holders:
-            return
-        late = time.monotonic() >= deadline
-        for info in holders:
-            if late or (info.pid, info.start) not in signalled:
-                signum = signals.SIGKILL if late else first
-                signal_verified(info, signum, group=True)
-                signal_verified(info, signum)
-                if signum == signals.SIGTERM:
-                    signal_verified(info, signals.SIGCONT)
-                signalled.add((info.pid, info.start))
-        if late and time.monotonic() > deadline + 5.0:
-            return
-        time.sleep(0.02)
-
-
 def _signals():
     """The signal module without the enum machinery `signal` imports (3 ms)."""
     try:
@@ -3837,7 +3868,6 @@ PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
 STDERR_TAIL_BYTES = 4096
 STDERR_TAIL_LINES = 20
-KILL_WAIT = 2.0          # seconds to wait after SIGKILL before giving up
 DRAIN_WAIT = 0.5         # seconds to wait for end of output once the tree is gone
 POLL_MAX_MILLISECONDS = 2 ** 31 - 1  # poll()'s longest wait, 24.8 days
 _SHELL_SAFE = ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -4297,8 +4327,7 @@ class JobRun(object):
 
     def close(self):
         signals = self.signals
-        if self._reap():
-            self._signal_tree(signals.SIGKILL)  # only after a bug in run-job
+        stop_process_tree(self._tree, 0)  # something left only after a bug in run-job
         for fd in list(self.readers) + self.write_ends:
             os.close(fd)
         self.readers = {}
@@ -4504,39 +4533,24 @@ class JobRun(object):
                 self.statuses[pid] = status
 
     def _tree(self):
+        """The job's processes, zombies too until reaped: run-job's
+        descendants; [] once run-job has no child left."""
+        if not self._reap():
+            return []
         try:
-            processes = list(_all_processes())
+            return descendants(list(_all_processes()), [os.getpid()])
         except OSError:
             return []
-        return [info for info in descendants(processes, [os.getpid()])
-                if info.state not in ("Z", "X")]
-
-    def _signal_tree(self, signum):
-        """SIGNUM to every live descendant and to their process groups, each
-        verified just before it is signalled."""
-        tree = self._tree()
-        groups = {}
-        for info in tree:
-            groups.setdefault(info.pgrp, info)
-        for info in groups.values():
-            signal_verified(info, signum, group=True)
-        for info in tree:
-            signal_verified(info, signum)
-            if signum == self.signals.SIGTERM:
-                signal_verified(info, self.signals.SIGCONT)  # a stopped process must run to die
 
     def _stop_tree(self):
-        """SIGTERM the whole tree (SIGKILL at once when kill_grace is 0), wait
-        up to kill_grace logging output, then SIGKILL whatever is left."""
-        if self.job.kill_grace > 0:
-            self._signal_tree(self.signals.SIGTERM)
-            end = time.monotonic() + self.job.kill_grace
-            while self._reap() and time.monotonic() < end:
-                self._pump(min(end - time.monotonic(), 0.1))
-        end = time.monotonic() + KILL_WAIT
+        """SIGTERM, SIGKILL after kill_grace, logging output meanwhile."""
+        stop_process_tree(self._tree, self.job.kill_grace, self._log_for)
+
+    def _log_for(self, seconds):
+        """Log output for SECONDS, less once run-job has no child left."""
+        end = time.monotonic() + seconds
         while self._reap() and time.monotonic() < end:
-            self._signal_tree(self.signals.SIGKILL)
-            self._pump(0.05)
+            self._pump(end - time.monotonic())
 
 
 def execute_job(config, job, slow_start=False, live=None, events=None):

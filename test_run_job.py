@@ -33,6 +33,7 @@ class ErrorTests(unittest.TestCase):
 import contextlib  # noqa: E402
 import errno  # noqa: E402
 import fcntl  # noqa: E402
+import functools  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import pwd  # noqa: E402
@@ -181,7 +182,8 @@ class RunnerTestCase(unittest.TestCase):
         leaked = self._processes_started_here()
         run_directory = self.config.run_directory
         for entry in os.listdir(run_directory):
-            run_job.stop_lock_holders(os.path.join(run_directory, entry), 0)
+            run_job.stop_process_tree(functools.partial(
+                run_job.lock_holders, os.path.join(run_directory, entry), True), 0)
         for info in self._processes_started_here():
             run_job.signal_verified(info, signal.SIGKILL)
         self.assertEqual(leaked, [], "processes left running")
@@ -453,6 +455,16 @@ class RunningTests(RunnerTestCase):
         self.assertLess(elapsed, 0.5 + 0.3 + 0.5 + 0.5)  # plus the driver's start-up
         self.assertIn(b"job demo timed out (timeout 0.5s reached)", stderr)
         self.assertTrue(self.lock_is_free())
+
+    def test_a_stopped_job_is_continued_to_die_of_sigterm_within_the_grace(self):
+        # A stopped process keeps SIGTERM pending: without SIGCONT only the
+        # SIGKILL after kill_grace would end it.
+        code, _, _ = self.run_job(self.job([["sh", "-c", "kill -STOP $$"]],
+                                           timeout=0.2, kill_grace=5))
+        self.assertEqual(code, 124)
+        state = run_job.read_job_state(self.config, "demo")
+        self.assertEqual(state["signal"], signal.SIGTERM)
+        self.assertLess(state["duration"], 0.2 + 1.0)
 
     def test_kill_grace_0_kills_at_once(self):
         code, _, _ = self.run_job(self.job([["sh", "-c", "trap '' TERM; sleep 30"]],
