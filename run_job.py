@@ -3804,10 +3804,11 @@ def _record_orphaned_run(config, name, record):
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         if abs(_recorded_start_time(config, name) - record["start"]) < 0.001:
             return  # run-job recorded it before it went
-        set_aside = set_aside_bad_records(config, name, time.time())
         outcome = Outcome("killed", "run-job (pid %d) had died; --kill-job stopped what "
                           "it left" % record["pid"])
         duration = time.time() - record["start"]
+        set_aside = record_run(config, name, outcome, record["start"], duration, record["log"],
+                               pid=record["pid"])  # that run's run-job, not this one
         if _is_job_log(config, name, record["log"]):
             try:
                 log = RunLog(_open_job_log(record["log"]), record["log"])
@@ -3815,9 +3816,7 @@ def _record_orphaned_run(config, name, record):
                 _log_footer(log, outcome, duration)
                 log.close()
             except (OSError, RefusedError):
-                pass  # the state below still says what happened
-        record_run(config, name, outcome, record["start"], duration, record["log"],
-                   pid=record["pid"], set_aside=set_aside)  # that run's run-job, not this one
+                pass  # the state still says what happened
     except BlockingIOError:
         pass
     finally:
@@ -4561,20 +4560,25 @@ def execute_job(config, job, slow_start=False, live=None, events=None):
     logger (see run_events), hears of the start and the outcome. Must be the
     only thing in this process that has child processes."""
     _ensure_standard_fds()  # before the lock, which must not become fd 0, 1 or 2
+    now = time.time()
+    state, set_aside = read_state_for_run(config, job.name, now)
     try:
         lock = acquire_lock(config, job)
     except LockHeldError as error:
         log_event(events, LOG_WARNING, str(error))
+        record_skip(config, job.name, "lock held: %s" % error, now)
         raise
     if lock is None:
+        record_skip(config, job.name, "lock held: the previous run is still going "
+                    "(allow_overtime)", now)
         return EXIT_OK
     try:
-        return _execute_locked(config, job, lock, slow_start, live, events)
+        return _execute_locked(config, job, lock, slow_start, live, events, set_aside)
     finally:
         lock.close()
 
 
-def _execute_locked(config, job, lock, slow_start, live, events):
+def _execute_locked(config, job, lock, slow_start, live, events, set_aside):
     start = time.time()
     if live is None:
         live = os.isatty(1)
@@ -4586,27 +4590,26 @@ def _execute_locked(config, job, lock, slow_start, live, events):
     run = JobRun(job, lock, log, live, start)
     try:
         _log_header(log, job, commands, start)
+        _log_set_aside(log, set_aside)
         log_event(events, LOG_INFO, "job %s started (pid %d); log %s"
                   % (job.name, os.getpid(), log.path))
         run.open()
         outcome = run.run(commands)
         duration = time.monotonic() - run.started
-        # Nothing of the job is left to replace the record files once more.
-        set_aside = set_aside_bad_records(config, job.name, time.time())
-        _log_set_aside(log, set_aside)
         if log.error is not None and outcome.status == "success":
             outcome = Outcome("failed", "cannot write the log: %s" % log.error)
         # Before the footer and the record, which note a handler's failure.
         log_event(events, LOG_INFO if outcome.status == "success" else LOG_ERROR,
                   outcome_sentence(job, outcome, duration, log.path))
         logging_error = None if events is None else events.failure
+        # Still under our signal handlers: a SIGTERM now cannot lose the record.
+        # Nothing of the job is left to replace the state files once more.
+        _log_set_aside(log, record_run(config, job.name, outcome, start, duration, log.path,
+                                       logging_error=logging_error, set_aside=set_aside))
         if logging_error is not None:
             log.note("logging", logging_error)
         _log_footer(log, outcome, duration)
         log.close()
-        # Still under our signal handlers: a SIGTERM now cannot lose the record.
-        record_run(config, job.name, outcome, start, duration, log.path,
-                   logging_error=logging_error, set_aside=set_aside)
         report_outcome(job, outcome, duration, log.path, run.stderr_tail, live,
                        logging_error)
     finally:
@@ -4682,21 +4685,30 @@ def _write_stderr(text):
 
 # ---- 8. state and history --------------------------------------------------------
 
-# STATE_DIRECTORY/NAME.state holds the last run's record, replaced atomically;
-# STATE_DIRECTORY/NAME.history gets one line per run, appended under the job's
-# lock; past HISTORY_MAX_BYTES it becomes NAME.history.1 (replacing the older
-# one), so a job keeps at most about twice that. Records are JSON objects,
-# written here without the json module to keep it off a plain run.
+# STATE_DIRECTORY/NAME.state is the job's state, one JSON object on one line:
+# the last run's record (RUN_KEYS) and what outlives a run: the consecutive
+# failures, the last success, the last skip and the marks of the policies
+# below (paused, halted). STATE_DIRECTORY/NAME.history gets one line per run,
+# skip or command; past HISTORY_MAX_BYTES it becomes NAME.history.1 (replacing
+# the older one), so a job keeps at most about twice that.
+# Every change to either file is made under the job's state lock,
+# RUN_DIRECTORY/NAME.state.lock, held for the milliseconds a change takes and
+# never while the job runs: runs, skips and commands (a --pause while a run
+# ends) never lose each other's changes. The state file is replaced
+# atomically, so a reader (--status) needs no lock. Records are JSON objects
+# of strings, numbers, booleans and nulls, read and written here without the
+# json module, which a plain run does without.
 
 HISTORY_MAX_BYTES = 1 << 20
-# Larger files are none of ours (see read_regular_file): a record is a line of
-# a few hundred bytes; a history grows past HISTORY_MAX_BYTES only by the
-# lines of skipped starts appended while a run holds the lock.
+# Larger files are none of ours (see read_regular_file): a state is a line of
+# a few hundred bytes, a history line as long.
 STATE_MAX_BYTES = 1 << 20
-HISTORY_FILE_MAX_BYTES = 4 * HISTORY_MAX_BYTES
-RECORD_KEYS = ("job", "status", "reason", "exit_code", "signal", "start",
-               "start_time", "duration", "log", "pid", "logging_error",
-               "set_aside", "consecutive_failures")
+HISTORY_FILE_MAX_BYTES = 2 * HISTORY_MAX_BYTES
+RUN_KEYS = ("job", "status", "reason", "exit_code", "signal", "start",
+            "start_time", "duration", "log", "pid", "logging_error", "set_aside")
+# A change waits this long for the state lock: its holders hold it for
+# milliseconds, so a longer wait means a process of the job's user holds it.
+STATE_LOCK_WAIT = 10.0
 
 
 def state_path(config, name):
@@ -4705,6 +4717,10 @@ def state_path(config, name):
 
 def history_path(config, name):
     return os.path.join(config.state_directory, name + ".history")
+
+
+def state_lock_path(config, name):
+    return os.path.join(config.run_directory, name + ".state.lock")
 
 
 def _json_string(text):
@@ -4737,6 +4753,69 @@ def json_line(record):
     """RECORD (a flat dict of str, int, float, bool, None) as one JSON line."""
     return "{%s}\n" % ", ".join("%s: %s" % (_json_string(key), _json_value(value))
                                 for key, value in record.items())
+
+
+_RECORD_WORDS = {"true": True, "false": False, "null": None}
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+# What str() of an int and repr() of a finite float are made of: no inf, no nan.
+_RECORD_NUMBER_CHARACTERS = frozenset("0123456789-+.e")
+
+
+def parse_record(data):
+    """The record DATA (bytes: one line as json_line writes it) as a dict,
+    or None when it is anything else. Only json_line's own forms are read:
+    `, ` and `: ` as separators, strings escaping with \\uXXXX alone."""
+    try:
+        text = data.decode("utf-8", "surrogateescape")
+    except UnicodeDecodeError:
+        return None
+    if not text.startswith("{") or not text.endswith("}\n") or text.count("\n") != 1:
+        return None
+    record, position, end = {}, 1, len(text) - 2
+    try:
+        while position < end:
+            key, position = _record_string(text, position)
+            if text[position:position + 2] != ": ":
+                return None
+            record[key], position = _record_value(text, position + 2)
+            if text[position:position + 2] == ", " and position + 2 < end:
+                position += 2
+            elif position != end:
+                return None
+    except ValueError:
+        return None
+    return record
+
+
+def _record_string(text, position):
+    """The string that starts at POSITION, and the position after it."""
+    if text[position:position + 1] != '"':
+        raise ValueError("not a string")
+    close = text.index('"', position + 1)
+    parts = text[position + 1:close].split("\\")
+    for index, part in enumerate(parts[1:], 1):
+        if part[:1] != "u" or len(part) < 5 or not _HEX_DIGITS.issuperset(part[1:5]):
+            raise ValueError("not an escape json_line writes")
+        parts[index] = chr(int(part[1:5], 16)) + part[5:]
+    return "".join(parts), close + 1
+
+
+def _record_value(text, position):
+    if text[position:position + 1] == '"':
+        return _record_string(text, position)
+    close = len(text) - 2
+    for separator in (",", "}"):
+        found = text.find(separator, position)
+        if found != -1:
+            close = min(close, found)
+    word = text[position:close]
+    if word in _RECORD_WORDS:
+        return _RECORD_WORDS[word], close
+    if not word or not _RECORD_NUMBER_CHARACTERS.issuperset(word):
+        raise ValueError("not a value json_line writes")
+    if word.lstrip("-").isdigit():
+        return int(word), close
+    return float(word), close  # ValueError for a misplaced sign, dot or e
 
 
 def write_file_atomic(path, data, mode=0o644):
@@ -4776,16 +4855,14 @@ def _create_temporary(path, mode):
     raise BadFileError(path, "cannot be replaced: every name for its temporary file is taken")
 
 
-def append_history(path, line, max_bytes=HISTORY_MAX_BYTES):
+def append_history(path, line):
     """Append LINE (bytes) to the history file PATH, first moving a file that
-    would grow past MAX_BYTES to PATH.1. Callers hold the job's lock, unless
-    MAX_BYTES is None: then the file is never moved, and one O_APPEND write
-    cannot mix with another's."""
+    would grow past HISTORY_MAX_BYTES to PATH.1. Under the state lock."""
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
     fd = _open_regular_file(path, flags)
     try:
         size = os.fstat(fd).st_size
-        if max_bytes is not None and size and size + len(line) > max_bytes:
+        if size and size + len(line) > HISTORY_MAX_BYTES:
             os.rename(path, path + ".1")
             os.close(fd)
             fd = _open_regular_file(path, flags)
@@ -4794,111 +4871,114 @@ def append_history(path, line, max_bytes=HISTORY_MAX_BYTES):
         os.close(fd)
 
 
+class StateLock(object):
+    """Job NAME's state lock, held inside a `with` block."""
+
+    def __init__(self, config, name):
+        self.path = state_lock_path(config, name)
+        self.fd = None
+
+    def __enter__(self):
+        self.fd = _open_regular_file(self.path, os.O_RDWR | os.O_CREAT)
+        try:
+            _flock_within(self.fd, STATE_LOCK_WAIT, self.path)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        return self
+
+    def __exit__(self, *exception):
+        os.close(self.fd)
+
+
+def _flock_within(fd, seconds, path):
+    """Take the exclusive flock of FD, waiting at most SECONDS: a blocking
+    flock would wait forever for a process that holds it forever."""
+    deadline = time.monotonic() + seconds
+    pause = 0.001
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise ProcessControlError("%s: held by another process for over %d s; "
+                                          "find it with fuser %s" % (path, seconds, path))
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
+
+
 def read_job_state(config, name):
-    """The last recorded outcome of job NAME as a dict (keys RECORD_KEYS), or
-    None when it never ran."""
-    import json  # lazily: a plain run writes state without it (json imports re)
+    """Job NAME's state as a dict, or None when it never ran. Raises
+    BadFileError when the file is not a state of the job, OSError when it
+    cannot be read."""
     path = state_path(config, name)
-    try:
-        text = read_regular_file(path, STATE_MAX_BYTES)  # BadFileError passes
-    except OSError as error:
-        raise ProcessControlError("%s: cannot read: %s" % (path, error.strerror))
+    text = read_regular_file(path, STATE_MAX_BYTES)
     if text is None:
         return None
+    state = parse_record(text)
+    if state is None or state.get("job") != name:
+        raise BadFileError(path, "is not a state record of job %s" % name)
+    return state
+
+
+def recorded_number(state, key, default=0):
+    """STATE[KEY] if it is a number (a state file is anyone's to damage), else DEFAULT."""
+    value = (state or {}).get(key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    return default
+
+
+def read_state_for_run(config, name, now):
+    """(state, set_aside) for a run or a skip of job NAME about to decide:
+    the state ({} when none), read without the lock; a bad state or history
+    file is first set aside, SET_ASIDE saying so (see update_state)."""
     try:
-        record = json.loads(text.decode("utf-8", "surrogateescape"))
-    except ValueError:
-        record = None
-    if not isinstance(record, dict):
-        raise BadFileError(path, "is not a run record")
-    return record
+        state = read_job_state(config, name)
+        if history_file_problem(history_path(config, name)) is None:
+            return state or {}, []
+    except (BadFileError, OSError):
+        pass
+    found = {}
+    set_aside = update_state(config, name, found.update, now)
+    return found, set_aside
 
 
-def read_history(config, name):
-    """Every recorded run of job NAME, oldest first (rotated file included)."""
-    import json  # lazily: as in read_job_state
-    records = []
-    path = history_path(config, name)
-    for each in (path + ".1", path):
-        try:
-            text = read_regular_file(each, HISTORY_FILE_MAX_BYTES)
-        except (OSError, BadFileError):
-            text = None  # the next run sets a bad one aside
-        for line in (text or b"").splitlines():
-            try:
-                records.append(json.loads(line.decode("utf-8", "surrogateescape")))
-            except ValueError:
-                pass  # a line cut by a full disk
-    return records
+def update_state(config, name, change, now):
+    """Change job NAME's state under its state lock. CHANGE(state) updates
+    the state dict in place and returns the record to append to the history,
+    or None. A state or history file that is not ours (another process of
+    the service user may have put anything there) is set aside first, and
+    the state and the history line say so in `set_aside`. Return the lines
+    saying what was set aside."""
+    with StateLock(config, name):
+        set_aside = set_aside_bad_records(config, name, now)
+        state = read_job_state(config, name) or {"job": name}
+        entry = change(state)
+        if set_aside:
+            state["set_aside"] = "\n".join(set_aside)
+            if entry is not None:
+                entry["set_aside"] = state["set_aside"]
+        write_file_atomic(state_path(config, name), _record_bytes(state))
+        if entry is not None:
+            append_history(history_path(config, name), _record_bytes(entry))
+    return set_aside
 
 
-def _recorded_number(config, name, key):
-    """The number recorded for KEY in job NAME's state, or None. Read from the
-    line json_line wrote, without the json module: a plain run needs none, a
-    failed run after the switch to the service user should not either, and
-    --kill-job does not load it. String values escape their quotes, so only a
-    key is preceded by `"KEY": `."""
-    try:
-        text = read_regular_file(state_path(config, name), STATE_MAX_BYTES) or b""
-        value = text.split(b'"' + key.encode("ascii") + b'": ', 1)[1]
-        number = float(value.split(b",", 1)[0].split(b"}", 1)[0])
-    except (OSError, BadFileError, IndexError, ValueError):
-        return None
-    return number if abs(number) < float("inf") else None  # neither NaN nor infinite
-
-
-def _consecutive_failures(config, name, status):
-    """0 after a success, else one more than the last record says."""
-    if status == "success":
-        return 0
-    count = _recorded_number(config, name, "consecutive_failures")
-    return 1 if count is None else int(count) + 1
-
-
-def _recorded_start_time(config, name):
-    """start_time of the last recorded run, 0 if none."""
-    start = _recorded_number(config, name, "start_time")
-    return 0.0 if start is None else start
-
-
-def run_record(config, name, outcome, start, duration, log_path, pid, logging_error=None,
-               set_aside=()):
-    values = (name, outcome.status, outcome.reason, outcome.exit_code,
-              outcome.signal, _iso_time(start), round(start, 3), duration, log_path,
-              pid, logging_error, "\n".join(set_aside) or None,
-              _consecutive_failures(config, name, outcome.status))
-    return dict(zip(RECORD_KEYS, values))
-
-
-def record_run(config, name, outcome, start, duration, log_path, pid=None,
-               logging_error=None, set_aside=()):
-    """Record a run of job NAME in state and history; a failure to do so is
-    reported on stderr but does not change the run's exit code. PID: the
-    run's run-job, when not this process (--kill-job recording a dead one's
-    run); LOGGING_ERROR: how a `logging` handler failed during the run, or
-    None; SET_ASIDE: the lines of set_aside_bad_records."""
-    if pid is None:
-        pid = os.getpid()
-    record = run_record(config, name, outcome, start, duration, log_path, pid,
-                        logging_error, set_aside)
-    line = json_line(record).encode("utf-8", "surrogateescape")
-    try:
-        write_file_atomic(state_path(config, name), line)
-        append_history(history_path(config, name), line)
-    except (OSError, ProcessControlError) as error:
-        _write_stderr("run-job: job %s: cannot record the run in %s: %s\n" % (
-            name, config.state_directory, getattr(error, "strerror", None) or error))
+def _record_bytes(record):
+    return json_line(record).encode("utf-8", "surrogateescape")
 
 
 def set_aside_bad_records(config, name, now):
     """Rename each bad state or history file of job NAME (see
-    state_file_problem) to PATH.bad-YYYYmmdd-HHMMSS, so that the run is
-    recorded afresh. Under the job's lock, as only its holder writes them.
-    Return one line for each bad file, saying what was done."""
+    state_file_problem) to PATH.bad-YYYYmmdd-HHMMSS, so that the job's state
+    starts afresh. Under the state lock. Return one line for each bad file,
+    saying what was done."""
     lines = []
     state = state_path(config, name)
     history = history_path(config, name)
-    for label, path, problem in (("state", state, state_file_problem(state, name)),
+    for label, path, problem in (("state", state, state_file_problem(config, name)),
                                  ("history", history, history_file_problem(history)),
                                  ("history", history + ".1",
                                   history_file_problem(history + ".1"))):
@@ -4913,19 +4993,17 @@ def set_aside_bad_records(config, name, now):
     return lines
 
 
-def state_file_problem(path, name):
-    """What is wrong with job NAME's state file PATH (see BadFileError, or
-    no record as json_line writes it), or None when it is fine, missing or
-    unreadable for another reason (writing it will say)."""
+def state_file_problem(config, name):
+    """What is wrong with job NAME's state file (see BadFileError, or not a
+    record as json_line writes it, or unreadable), or None when it is fine
+    or missing."""
     try:
-        text = read_regular_file(path, STATE_MAX_BYTES)
+        read_job_state(config, name)
     except BadFileError as error:
         return error.problem
-    except OSError:
-        return None
-    if text is None or _is_state_record(text, name):
-        return None
-    return "is not a run record"
+    except OSError as error:
+        return "cannot be read (%s)" % error.strerror
+    return None
 
 
 def history_file_problem(path):
@@ -4935,17 +5013,76 @@ def history_file_problem(path):
         fd = open_bounded_file(path, HISTORY_FILE_MAX_BYTES)
     except BadFileError as error:
         return error.problem
-    except OSError:
-        return None
+    except OSError as error:
+        return "cannot be opened (%s)" % error.strerror
     if fd is not None:
         os.close(fd)
     return None
 
 
-def _is_state_record(text, name):
-    """Whether TEXT is one line as json_line (or state_with_skip) writes for job NAME."""
-    start = b'{"job": ' + _json_string(name).encode("utf-8", "surrogateescape")
-    return text.startswith(start) and text.endswith(b"}\n") and text.count(b"\n") == 1
+def run_record(name, outcome, start, duration, log_path, pid, logging_error=None,
+               set_aside=()):
+    values = (name, outcome.status, outcome.reason, outcome.exit_code,
+              outcome.signal, _iso_time(start), round(start, 3), duration, log_path,
+              pid, logging_error, "\n".join(set_aside) or None)
+    return dict(zip(RUN_KEYS, values))
+
+
+def record_run(config, name, outcome, start, duration, log_path, pid=None,
+               logging_error=None, set_aside=()):
+    """Record a run of job NAME in state and history; a failure to do so is
+    reported on stderr but does not change the run's exit code. PID: the
+    run's run-job, when not this process (--kill-job recording a dead one's
+    run); LOGGING_ERROR: how a `logging` handler failed during the run, or
+    None; SET_ASIDE: what read_state_for_run set aside. Return the lines
+    saying what was set aside now."""
+    record = run_record(name, outcome, start, duration, log_path,
+                        os.getpid() if pid is None else pid, logging_error, set_aside)
+
+    def change(state):
+        failures = 0
+        if outcome.status != "success":
+            failures = int(recorded_number(state, "consecutive_failures")) + 1
+        for key in ("last_skip", "last_skip_reason"):
+            state.pop(key, None)
+        state.update(record, consecutive_failures=failures)
+        if outcome.status == "success":
+            state["last_success"], state["last_success_time"] = record["start"], record["start_time"]
+        return dict(record, consecutive_failures=failures)
+    return _record_change(config, name, change, "the run")
+
+
+def _record_change(config, name, change, what):
+    """update_state, a failure reported on stderr and not raised: a run's
+    outcome stands whether it was recorded or not."""
+    try:
+        return update_state(config, name, change, time.time())
+    except (OSError, ProcessControlError) as error:
+        _write_stderr("run-job: job %s: cannot record %s in %s: %s\n" % (
+            name, what, config.state_directory, getattr(error, "strerror", None) or error))
+        return []
+
+
+def record_skip(config, name, reason, now, status="skipped"):
+    """Record a start of job NAME that did not run, and why: the history gets
+    a line with STATUS, the state keeps the last run's record and gains
+    `last_skip` (local time) and `last_skip_reason`, so it shows the skips
+    since that run."""
+    entry = {"job": name, "status": status, "reason": reason, "start": _iso_time(now),
+             "start_time": round(now, 3), "pid": os.getpid()}
+
+    def change(state):
+        state["last_skip"], state["last_skip_reason"] = entry["start"], reason
+        return entry
+    return _record_change(config, name, change, "the skipped start")
+
+
+def _recorded_start_time(config, name):
+    """start_time of the last recorded run, 0 if none."""
+    try:
+        return recorded_number(read_job_state(config, name), "start_time")
+    except (BadFileError, OSError):
+        return 0
 
 
 LOG_INFO, LOG_WARNING, LOG_ERROR = 20, 30, 40  # logging's levels, without importing it
@@ -5028,7 +5165,6 @@ def log_event(events, level, text):
 # time) and `last_skip_reason`, so it shows the skips since that run.
 
 CRONTAB_OUT_OF_DATE = "the crontab is out of date: run cron-generate"
-STATE_SKIP_MARK = b', "last_skip": '
 
 
 def normalised_schedule(expression):
@@ -5055,60 +5191,8 @@ def skip_scheduled_start(config, job, reason, events=None):
     """Skip a start of JOB by an out-of-date crontab line: nothing runs,
     nothing is printed, no job log; recorded, and told to EVENTS."""
     log_event(events, LOG_WARNING, "job %s: scheduled start skipped: %s" % (job.name, reason))
-    try:
-        record_skip(config, job.name, reason, time.time())
-    except (OSError, ProcessControlError) as error:
-        _write_stderr("run-job: job %s: cannot record the skipped start in %s: %s\n" % (
-            job.name, config.state_directory, getattr(error, "strerror", None) or error))
+    record_skip(config, job.name, reason, time.time())
     return EXIT_OK
-
-
-def record_skip(config, name, reason, now):
-    """Record a skipped start of job NAME in its history and state, under the
-    job's lock as a run records itself: the state is read and rewritten, which
-    must not lose a run's record written meanwhile. While a run holds the lock
-    only the history hears of the skip; the run's own record follows."""
-    line = json_line({"job": name, "status": "skipped", "reason": reason,
-                      "start": _iso_time(now), "start_time": round(now, 3),
-                      "pid": os.getpid()}).encode("utf-8", "surrogateescape")
-    fd = _open_regular_file(lock_path(config, name), os.O_RDWR | os.O_CREAT)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            append_history(history_path(config, name), line, max_bytes=None)
-            return
-        set_aside = set_aside_bad_records(config, name, now)
-        append_history(history_path(config, name), line)
-        path = state_path(config, name)
-        write_file_atomic(path, state_with_skip(_read_state_bytes(path), name, now, reason,
-                                                set_aside))
-    finally:
-        os.close(fd)
-
-
-def _read_state_bytes(path):
-    """The state record PATH as bytes, b"" when there is none."""
-    return read_regular_file(path, STATE_MAX_BYTES) or b""
-
-
-def state_with_skip(text, name, now, reason, set_aside=()):
-    """The state record TEXT (as json_line wrote it, or b"") with the skip
-    fields set after the last run's, an earlier skip's replaced. Text that is
-    no record of job NAME is replaced by one holding only the skip. SET_ASIDE:
-    the lines of set_aside_bad_records, kept among the skip's fields (a
-    reader of the JSON sees the last `set_aside`, the run's or the skip's)."""
-    head = text.rstrip().split(STATE_SKIP_MARK, 1)[0]
-    if head.endswith(b"}"):
-        head = head[:-1]
-    own_start = b'{"job": ' + _json_string(name).encode("utf-8", "surrogateescape")
-    if not head.startswith(own_start):
-        head = own_start
-    skip = {"last_skip": _iso_time(now), "last_skip_reason": reason}
-    if set_aside:
-        skip["set_aside"] = "\n".join(set_aside)
-    skip = json_line(skip)
-    return head + b", " + skip[1:].encode("utf-8", "surrogateescape")
 
 
 # ---- 9. reporting ----------------------------------------------------------------
@@ -5345,8 +5429,9 @@ def job_status_lines(config, name, running, now, crontab):
     except BadFileError as error:  # read-only: the next run sets it aside
         lines.append(STATUS_INDENT + "last status: unknown: state file %s; the next run "
                      "sets it aside" % error)
-    except ProcessControlError as error:  # one unreadable record hides nothing else
-        lines.append(STATUS_INDENT + "last status: unknown: %s" % error)
+    except OSError as error:  # one unreadable record hides nothing else
+        lines.append(STATUS_INDENT + "last status: unknown: %s: cannot read: %s"
+                     % (state_path(config, name), error.strerror))
     else:
         lines.extend(STATUS_INDENT + line for line in state_summaries(state or {}))
     return lines
@@ -5869,14 +5954,14 @@ OPTIONS = {
 # Job files are read after the switch: `re` (the YAML section's patterns,
 # compiled on first use), datetime (date values), shlex (command lines with a
 # backslash or an unclosed quote), difflib (unknown keys); _ctypes: prctl for
-# the runner's child subreaper, and malloc_trim; json: --status reads the state
-# files; grp: --check names the service user's group. Signals come from
+# the runner's child subreaper, and malloc_trim; grp: --check names the
+# service user's group. Signals come from
 # _signal, which is built in.
 MODULES_AFTER_SWITCH = {
     "run": ("re", "datetime", "shlex", "difflib", "_ctypes"),
     "kill": (),
     "list": (),
-    "status": ("re", "datetime", "shlex", "difflib", "json"),
+    "status": ("re", "datetime", "shlex", "difflib"),
     "check": ("re", "datetime", "shlex", "difflib", "grp"),
 }
 

@@ -5,6 +5,7 @@ processes ([python, run_job.py, ...]). They pass as root and as an ordinary
 user; the tests that switch users run only as root.
 """
 
+import json
 import os
 import pwd
 import re
@@ -38,6 +39,23 @@ def write_file(path, text, mode=0o644):
     with open(path, "w", encoding="utf-8") as stream:
         stream.write(text)
     os.chmod(path, mode)
+
+
+def read_history(config, name):
+    """Every record in job NAME's history, oldest first (rotated file
+    included); a line cut by a full disk is passed over."""
+    records = []
+    path = run_job.history_path(config, name)
+    for each in (path + ".1", path):
+        if not os.path.isfile(each):
+            continue
+        with open(each, "rb") as history:
+            for line in history:
+                try:
+                    records.append(json.loads(line.decode("utf-8", "surrogateescape")))
+                except ValueError:
+                    pass
+    return records
 
 
 def as_nobody(sandbox):
@@ -644,7 +662,7 @@ class OperatorTests(SandboxTest):
         state = run_job.read_job_state(config, "sleeper")
         self.assertEqual((state["status"], state["pid"]), ("killed", process.pid))
         self.assertIn("run-job (pid %d) had died" % process.pid, state["reason"])
-        self.assertEqual([record["pid"] for record in run_job.read_history(config, "sleeper")],
+        self.assertEqual([record["pid"] for record in read_history(config, "sleeper")],
                          [process.pid])
 
     def test_status_shows_only_the_named_jobs_in_the_order_named(self):

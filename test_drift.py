@@ -5,6 +5,8 @@ real files in a temporary directory)."""
 import json
 import os
 import shlex
+import shutil
+import tempfile
 import subprocess
 import sys
 import time
@@ -14,6 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import run_job  # noqa: E402
+from test_config import read_history  # noqa: E402
 import test_cron_generate  # noqa: E402
 from test_cron_generate import job_lines  # noqa: E402
 
@@ -62,7 +65,7 @@ class DriftSandbox(test_cron_generate.Sandbox):
         return run_job.read_job_state(self.global_config(), name)
 
     def history(self, name):
-        return run_job.read_history(self.global_config(), name)
+        return read_history(self.global_config(), name)
 
     def logs(self, name):
         directory = os.path.join(self.settings["output_directory"], name)
@@ -175,7 +178,7 @@ class ScheduledRunTests(DriftTest):
         code, out, err = self.box.run_job("--help")
         self.assertIn("--scheduled EXPR", out)
 
-    def test_a_skip_while_the_job_runs_is_in_the_history_only(self):
+    def test_a_skip_while_the_job_runs_is_recorded_and_the_run_after_it(self):
         started = self.box.mark("started")
         self.box.job("slow", "command: /bin/sh -c 'touch %s; sleep 30'\ndisabled: true\n" % started)
         run = subprocess.Popen([sys.executable, RUN_JOB, "--config", self.box.config, "slow"],
@@ -188,8 +191,13 @@ class ScheduledRunTests(DriftTest):
             self.assertLess(time.monotonic(), deadline, "the run never started")
             time.sleep(0.01)
         self.assertEqual(self.box.run_job("--job", "slow", "--scheduled", EVERY_5), (0, "", ""))
-        self.assertIsNone(self.box.state("slow"))  # the run's own record comes at its end
-        self.assertEqual([record["status"] for record in self.box.history("slow")], ["skipped"])
+        self.assertEqual(self.box.state("slow")["last_skip_reason"].split(";")[0], "disabled")
+        self.assertNotIn("status", self.box.state("slow"))  # the run's record comes at its end
+        run.terminate()
+        run.wait()
+        self.assertEqual([record["status"] for record in self.box.history("slow")],
+                         ["skipped", "killed"])
+        self.assertNotIn("last_skip", self.box.state("slow"))  # a run clears it
 
     def test_the_skip_reaches_the_configured_logger_as_a_warning(self):
         events = self.box.mark("events.log")
@@ -235,21 +243,51 @@ class RenderTests(unittest.TestCase):
 
 
 class StateTests(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.tmp)
+        self.config = run_job.GlobalConfig(run_directory=self.tmp, state_directory=self.tmp)
+
     def test_a_skip_keeps_the_run_and_replaces_an_earlier_skip(self):
-        run = run_job.json_line({"job": "a", "status": "failed", "consecutive_failures": 3})
-        once = run_job.state_with_skip(run.encode(), "a", 1e9, "disabled")
-        twice = run_job.state_with_skip(once, "a", 2e9, 'say "why"')
-        record = json.loads(twice.decode())
+        run_job.write_file_atomic(run_job.state_path(self.config, "a"), run_job.json_line(
+            {"job": "a", "status": "failed", "consecutive_failures": 3}).encode())
+        run_job.record_skip(self.config, "a", "disabled", 1e9)
+        run_job.record_skip(self.config, "a", 'say "why"', 2e9)
+        with open(run_job.state_path(self.config, "a"), "rb") as state:
+            text = state.read()
+        record = json.loads(text.decode())
         self.assertEqual(record["status"], "failed")
         self.assertEqual(record["consecutive_failures"], 3)
         self.assertEqual(record["last_skip_reason"], 'say "why"')
         self.assertEqual(record["last_skip"], run_job._iso_time(2e9))
-        self.assertEqual(twice.count(b"last_skip_reason"), 1)
-        self.assertTrue(twice.endswith(b"}\n"))
-        for text in (b"", b"garbage", run_job.json_line({"job": "b"}).encode()):
-            self.assertEqual(json.loads(run_job.state_with_skip(text, "a", 1e9, "x").decode()),
-                             {"job": "a", "last_skip": run_job._iso_time(1e9),
-                              "last_skip_reason": "x"})
+        self.assertEqual(text.count(b"last_skip_reason"), 1)
+        self.assertEqual([entry["reason"] for entry in read_history(self.config, "a")],
+                         ["disabled", 'say "why"'])
+
+    def test_a_state_that_is_not_the_jobs_is_set_aside(self):
+        for text in (b"garbage\n", run_job.json_line({"job": "b"}).encode()):
+            run_job.write_file_atomic(run_job.state_path(self.config, "a"), text)
+            run_job.record_skip(self.config, "a", "x", 1e9)
+            state = run_job.read_job_state(self.config, "a")
+            self.assertEqual(state["last_skip_reason"], "x")
+            self.assertIn("state file set aside", state["set_aside"])
+
+    def test_parse_record_reads_what_json_line_writes(self):
+        record = {"job": "a", "text": 'quote " back \\ nl \n tab \t \u2028 \udc80 é',
+                  "int": -12, "float": 1.5, "big": 1e+300, "small": 0.125, "t": True,
+                  "f": False, "none": None, "empty": ""}
+        line = run_job.json_line(record).encode("utf-8", "surrogateescape")
+        self.assertEqual(run_job.parse_record(line), record)
+        self.assertEqual(run_job.parse_record(b"{}\n"), {})
+
+    def test_parse_record_refuses_anything_else(self):
+        for text in (b"", b"{", b"{}", b'{"a": 1}\n{"b": 2}\n', b'{"a" : 1}\n',
+                     b'{"a": 1,"b": 2}\n', b'{"a": nan}\n', b'{"a": inf}\n',
+                     b'{"a": 1e}\n', b'{"a": "\\n"}\n', b'{"a": "\\u12"}\n',
+                     b'{"a": tru}\n', b'{"a": 1, }\n', b'{"a": [1]}\n', b'{"a"}\n',
+                     b'{"a": "x}\n', b'{"a": 1}}\n', b'{a: 1}\n', b'["a"]\n',
+                     b'{"a": 1} \n', b'{"a": --1}\n', b'{"a": 1.2.3}\n'):
+            self.assertIsNone(run_job.parse_record(text), text)
 
 
 class ReportTests(DriftTest):

@@ -21,6 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import run_job  # noqa: E402
+from test_config import read_history  # noqa: E402
 import test_cron_generate  # noqa: E402
 from test_cron_generate import IS_ROOT, service_user  # noqa: E402
 
@@ -163,7 +164,7 @@ def kind_text(kind):
             "elsewhere_directory": "is a symlink, not a regular file",
             "huge": "is larger than",
             "device": "is a character device, not a regular file",
-            "garbage": "is not a run record"}[kind]
+            "garbage": "is not a state record of job"}[kind]
 
 
 def file_kind(path):
@@ -243,7 +244,7 @@ class StateFileTests(HostileFileTest):
         for kind, name in zip(kinds, names):
             record = run_job.read_job_state(config, name)
             self.assertEqual((record["status"], record["consecutive_failures"]), ("success", 0))
-            self.assertEqual([run["status"] for run in run_job.read_history(config, name)],
+            self.assertEqual([run["status"] for run in read_history(config, name)],
                              ["success"])
             lines = record["set_aside"].splitlines()
             self.assertEqual(len(lines), 2, lines)
@@ -490,7 +491,7 @@ class HelperTests(unittest.TestCase):
         self.assertEqual([line.split(" is ")[0] for line in lines],
                          ["state file set aside: " + self.path("a.state"),
                           "history file set aside: " + self.path("a.history")])
-        self.assertEqual([run["status"] for run in run_job.read_history(config, "a")],
+        self.assertEqual([run["status"] for run in read_history(config, "a")],
                          ["skipped"])
 
     def test_write_file_atomic_passes_over_a_directory_in_its_temporary_name(self):

@@ -366,7 +366,7 @@ class LockTests(RunnerTestCase):
         state = run_job.read_job_state(self.config, "demo")
         self.assertEqual((state["status"], state["signal"]), ("killed", 9))
         self.assertIn(b"was killed (stopped by SIGTERM sent to run-job)", run.stderr.read())
-        self.assertEqual(len(run_job.read_history(self.config, "demo")), 1)  # not twice
+        self.assertEqual(len(read_test_history(self.config, "demo")), 1)  # not twice
 
     def test_a_process_is_signalled_only_while_it_is_the_same_one(self):
         sleeper = subprocess.Popen(["sleep", "30"])
@@ -764,6 +764,11 @@ class LogTests(RunnerTestCase):
             self.assertLess(int(kilobytes.read()), 32 * 1024)
 
 
+def read_test_history(config, name):
+    from test_config import read_history  # not beside the copy SummaryTests runs
+    return read_history(config, name)
+
+
 class StateTests(RunnerTestCase):
     def test_state_and_history_record_each_run(self):
         self.assertIsNone(run_job.read_job_state(self.config, "demo"))
@@ -771,13 +776,18 @@ class StateTests(RunnerTestCase):
         self.run_job(self.job([["false"]]))
         self.run_job(self.job([["false"]]))
         state = run_job.read_job_state(self.config, "demo")
-        self.assertEqual(sorted(state), sorted(run_job.RECORD_KEYS))
+        marks = ("consecutive_failures", "last_success", "last_success_time")
+        self.assertEqual(sorted(state), sorted(run_job.RUN_KEYS + marks))
         self.assertEqual((state["status"], state["exit_code"], state["consecutive_failures"]),
                          ("failed", 1, 2))
         self.assertEqual(state["log"], self.logs()[-1])
-        history = run_job.read_history(self.config, "demo")
+        history = read_test_history(self.config, "demo")
         self.assertEqual([record["status"] for record in history],
                          ["success", "failed", "failed"])
+        self.assertEqual(state["last_success"], history[0]["start"])
+        self.assertEqual(state["last_success_time"], history[0]["start_time"])
+        for key in ("last_success", "last_success_time"):
+            del state[key]
         self.assertEqual(history[-1], state)
         for name in ("demo.state", "demo.history"):
             self.assertEqual(os.stat(self.path("state", name)).st_mode & 0o777, 0o644)
@@ -785,11 +795,12 @@ class StateTests(RunnerTestCase):
 
     def test_history_rotates_past_its_bound(self):
         path = self.path("state", "demo.history")
+        third = run_job.HISTORY_MAX_BYTES // 3 - 40  # three lines fit, a fourth does not
         for number in range(10):
-            run_job.append_history(path, b'{"n": %d}\n' % number, max_bytes=30)
+            run_job.append_history(path, b'{"n": %d, "pad": "%s"}\n' % (number, b"x" * third))
         with open(path, "rb") as current, open(path + ".1", "rb") as older:
-            self.assertEqual((older.read(), current.read()),
-                             (b'{"n": 6}\n{"n": 7}\n{"n": 8}\n', b'{"n": 9}\n'))
+            self.assertEqual(([line[:8] for line in older], [line[:8] for line in current]),
+                             ([b'{"n": 6,', b'{"n": 7,', b'{"n": 8,'], [b'{"n": 9,']))
 
     def test_write_file_atomic_replaces_with_mode_0644_and_leaves_no_temporary(self):
         path = self.path("state", "file")

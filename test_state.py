@@ -1,0 +1,90 @@
+"""Job state under concurrency: runs, skips and commands changing one job's
+state at once (real processes, real files and locks in a temporary
+directory)."""
+
+import json
+import os
+import subprocess
+import sys
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import run_job  # noqa: E402
+from test_config import RUN_JOB, SandboxTest, read_history  # noqa: E402
+
+LAUNCHES = 50
+
+
+class ConcurrentStateTests(SandboxTest):
+    def launch(self, *args):
+        return subprocess.Popen([sys.executable, RUN_JOB, "--config", self.sandbox.config]
+                                + list(args), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                cwd=self.sandbox.root)
+
+    def test_simultaneous_runs_and_skips_are_each_recorded_in_a_valid_state(self):
+        # Half start as cron would for a job rescheduled since (a drift skip,
+        # recorded whatever the lock), half as plain runs: each of those runs
+        # or finds the lock held (75), which is recorded as a skip too.
+        self.sandbox.write_job("busy", "command: /bin/sleep 0.05\nschedule: '*/5 * * * *'\n")
+        processes = []
+        for number in range(LAUNCHES):
+            args = ("--job", "busy", "--scheduled", "0 * * * *") if number % 2 else ("busy",)
+            processes.append(self.launch(*args))
+        results = [(process.wait(timeout=60), process.stderr.read()) for process in processes]
+        for process in processes:
+            process.stdout.close()
+            process.stderr.close()
+        codes = [code for code, _ in results]
+        self.assertEqual(sorted(set(codes)) in ([0], [0, 75]), True, results)
+        config = self.sandbox.load()
+        history = read_history(config, "busy")
+        self.assertEqual(len(history), LAUNCHES)
+        runs = [entry for entry in history if entry["status"] == "success"]
+        skips = [entry for entry in history if entry["status"] == "skipped"]
+        self.assertEqual(len(runs), codes[::2].count(0))
+        self.assertEqual(len(skips), LAUNCHES - len(runs))
+        self.assertEqual(sum(entry["reason"].startswith("lock held") for entry in skips),
+                         codes.count(75))
+        self.assertEqual(sum(entry["reason"].startswith("rescheduled") for entry in skips),
+                         LAUNCHES // 2)
+        with open(run_job.state_path(config, "busy"), "rb") as state_file:
+            state = json.loads(state_file.read().decode())
+        self.assertEqual(state, run_job.read_job_state(config, "busy"))
+        self.assertEqual(state["status"], "success")
+        self.assertEqual(state["start_time"], max(entry["start_time"] for entry in runs))
+        self.assertEqual(sorted(os.listdir(self.sandbox.path("state"))), ["busy.history", "busy.state"])
+
+    def test_a_lock_held_start_is_recorded_as_a_skip_and_not_a_failure(self):
+        self.sandbox.write_job("slow", "command: /bin/sleep 30\n")
+        self.start_in_background("slow")
+        self.wait_until_running("slow")
+        code, out, err = self.sandbox.run("slow")
+        self.assertEqual((code, out), (75, ""))
+        state = run_job.read_job_state(self.sandbox.load(), "slow")
+        self.assertTrue(state["last_skip_reason"].startswith("lock held: job slow is still "
+                                                             "running"), state)
+        self.assertNotIn("consecutive_failures", state)
+
+    def test_a_state_held_locked_too_long_is_an_error_not_a_hang(self):
+        # Only processes of the service user can hold it: a job gone wrong.
+        self.sandbox.write_job("quick", "command: /bin/true\n")
+        self.sandbox.make_directories()
+        config = self.sandbox.load()
+        holder = subprocess.Popen(["flock", run_job.state_lock_path(config, "quick"),
+                                   "sleep", "30"])
+        self.addCleanup(holder.wait)
+        self.addCleanup(holder.kill)
+        old, run_job.STATE_LOCK_WAIT = run_job.STATE_LOCK_WAIT, 0.2
+        self.addCleanup(setattr, run_job, "STATE_LOCK_WAIT", old)
+        while not os.path.exists(run_job.state_lock_path(config, "quick")):
+            pass
+        with self.assertRaises(run_job.ProcessControlError) as raised:
+            run_job.update_state(config, "quick", lambda state: None, 0)
+        self.assertIn("held by another process", str(raised.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()
