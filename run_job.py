@@ -4759,6 +4759,7 @@ _RECORD_WORDS = {"true": True, "false": False, "null": None}
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 # What str() of an int and repr() of a finite float are made of: no inf, no nan.
 _RECORD_NUMBER_CHARACTERS = frozenset("0123456789-+.e")
+_INFINITY = float("inf")
 
 
 def parse_record(data):
@@ -4815,7 +4816,10 @@ def _record_value(text, position):
         raise ValueError("not a value json_line writes")
     if word.lstrip("-").isdigit():
         return int(word), close
-    return float(word), close  # ValueError for a misplaced sign, dot or e
+    number = float(word)  # ValueError for a misplaced sign, dot or e
+    if number in (_INFINITY, -_INFINITY):  # 1e999: json_line never writes one
+        raise ValueError("not a finite number")
+    return number, close
 
 
 def write_file_atomic(path, data, mode=0o644):
@@ -4857,8 +4861,9 @@ def _create_temporary(path, mode):
 
 def append_history(path, line):
     """Append LINE (bytes) to the history file PATH, first moving a file that
-    would grow past HISTORY_MAX_BYTES to PATH.1. Under the state lock."""
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    would grow past HISTORY_MAX_BYTES to PATH.1. Under the state lock. A last
+    line cut short (a full disk) is ended first, so LINE stays a line of its own."""
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT
     fd = _open_regular_file(path, flags)
     try:
         size = os.fstat(fd).st_size
@@ -4866,6 +4871,9 @@ def append_history(path, line):
             os.rename(path, path + ".1")
             os.close(fd)
             fd = _open_regular_file(path, flags)
+            size = 0
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
         _write_all(fd, line)
     finally:
         os.close(fd)

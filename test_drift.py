@@ -272,6 +272,14 @@ class StateTests(unittest.TestCase):
             self.assertEqual(state["last_skip_reason"], "x")
             self.assertIn("state file set aside", state["set_aside"])
 
+    def test_a_history_line_cut_short_does_not_swallow_the_next_record(self):
+        with open(run_job.history_path(self.config, "a"), "wb") as history:
+            history.write(b'{"job": "a", "status": "skipped"}\n{"job": "a", "sta')
+        run_job.record_skip(self.config, "a", "x", 1e9)
+        self.assertEqual([entry["status"] for entry in read_history(self.config, "a")],
+                         ["skipped", "skipped"])
+        self.assertEqual(read_history(self.config, "a")[-1]["reason"], "x")
+
     def test_parse_record_reads_what_json_line_writes(self):
         record = {"job": "a", "text": 'quote " back \\ nl \n tab \t \u2028 \udc80 é',
                   "int": -12, "float": 1.5, "big": 1e+300, "small": 0.125, "t": True,
@@ -286,7 +294,8 @@ class StateTests(unittest.TestCase):
                      b'{"a": 1e}\n', b'{"a": "\\n"}\n', b'{"a": "\\u12"}\n',
                      b'{"a": tru}\n', b'{"a": 1, }\n', b'{"a": [1]}\n', b'{"a"}\n',
                      b'{"a": "x}\n', b'{"a": 1}}\n', b'{a: 1}\n', b'["a"]\n',
-                     b'{"a": 1} \n', b'{"a": --1}\n', b'{"a": 1.2.3}\n'):
+                     b'{"a": 1} \n', b'{"a": --1}\n', b'{"a": 1.2.3}\n',
+                     b'{"a": 1e999}\n', b'{"a": -1e400}\n'):
             self.assertIsNone(run_job.parse_record(text), text)
 
 
