@@ -4961,8 +4961,7 @@ def update_state(config, name, change, now):
     the state and the history line say so in `set_aside`. Return the lines
     saying what was set aside."""
     with StateLock(config, name):
-        set_aside = set_aside_bad_records(config, name, now)
-        state = read_job_state(config, name) or {"job": name}
+        state, set_aside = set_aside_bad_records(config, name, now)
         entry = change(state)
         if set_aside:
             state["set_aside"] = "\n".join(set_aside)
@@ -4979,14 +4978,14 @@ def _record_bytes(record):
 
 
 def set_aside_bad_records(config, name, now):
-    """Rename each bad state or history file of job NAME (see
-    state_file_problem) to PATH.bad-YYYYmmdd-HHMMSS, so that the job's state
-    starts afresh. Under the state lock. Return one line for each bad file,
-    saying what was done."""
+    """(state, lines): job NAME's state, read once ({"job": NAME} when there
+    is none), and each bad state or history file (see read_state_or_problem)
+    renamed to PATH.bad-YYYYmmdd-HHMMSS, so that the job's state starts
+    afresh; one line for each, saying what was done. Under the state lock."""
     lines = []
-    state = state_path(config, name)
+    state, problem = read_state_or_problem(config, name)
     history = history_path(config, name)
-    for label, path, problem in (("state", state, state_file_problem(config, name)),
+    for label, path, problem in (("state", state_path(config, name), problem),
                                  ("history", history, history_file_problem(history)),
                                  ("history", history + ".1",
                                   history_file_problem(history + ".1"))):
@@ -4998,24 +4997,24 @@ def set_aside_bad_records(config, name, now):
         except OSError as error:
             lines.append("%s file %s %s; cannot set it aside: %s"
                          % (label, path, problem, error.strerror))
-    return lines
+    return state or {"job": name}, lines
 
 
-def state_file_problem(config, name):
-    """What is wrong with job NAME's state file (see BadFileError, or not a
-    record as json_line writes it, or unreadable), or None when it is fine
-    or missing."""
+def read_state_or_problem(config, name):
+    """(state or None when there is none, None), or (None, what is wrong
+    with job NAME's state file: see BadFileError, or not a record as
+    json_line writes it, or unreadable). One read: a file replaced between
+    two would be judged by one and read by the other."""
     try:
-        read_job_state(config, name)
+        return read_job_state(config, name), None
     except BadFileError as error:
-        return error.problem
+        return None, error.problem
     except OSError as error:
-        return "cannot be read (%s)" % error.strerror
-    return None
+        return None, "cannot be read (%s)" % error.strerror
 
 
 def history_file_problem(path):
-    """What is wrong with the history file PATH, as state_file_problem: its
+    """What is wrong with the history file PATH, as read_state_or_problem: its
     lines are not read (any may be cut by a full disk), only opened."""
     try:
         fd = open_bounded_file(path, HISTORY_FILE_MAX_BYTES)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -84,6 +85,29 @@ class ConcurrentStateTests(SandboxTest):
         with self.assertRaises(run_job.ProcessControlError) as raised:
             run_job.update_state(config, "quick", lambda state: None, 0)
         self.assertIn("held by another process", str(raised.exception))
+
+    def test_a_state_replaced_while_it_is_changed_never_loses_the_change(self):
+        # A process that ignores the state lock keeps putting garbage in
+        # place: each change sets it aside and is made, none is refused.
+        self.sandbox.make_directories()
+        config = self.sandbox.load()
+        path, spare = run_job.state_path(config, "a"), self.sandbox.path("state", "spare")
+        stopped = threading.Event()
+
+        def vandal():
+            while not stopped.is_set():
+                with open(spare, "wb") as stream:
+                    stream.write(b"garbage\n")
+                os.rename(spare, path)
+        thread = threading.Thread(target=vandal)
+        thread.start()
+        try:
+            for number in range(150):
+                run_job.update_state(config, "a", lambda state: {"job": "a", "n": number}, 0)
+        finally:
+            stopped.set()
+            thread.join()
+        self.assertEqual([entry["n"] for entry in read_history(config, "a")], list(range(150)))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import random
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import types
 
@@ -150,6 +151,9 @@ def launch_problems(launch):
     if launch.code == 0 and launch.err:
         problems.append("%s succeeded but printed on stderr: %s" % (
             launch.kind, common.last_line(launch.err)))
+    elif launch.code != 0 and common.one_line_error(launch.err, ("run-job",)):
+        problems.append("%s exited %s: %s" % (
+            launch.kind, launch.code, common.one_line_error(launch.err, ("run-job",))))
     return problems
 
 
@@ -215,8 +219,9 @@ def run_problems(sandbox, history):
     return problems
 
 
-def state_problems(state, history):
-    """The state holds the last run, the last success and the skips since."""
+def state_problems(state, history, vandalised=False):
+    """The state holds the last run, the last success (VANDALISED: a state
+    replaced since may have lost it) and the skips since."""
     if state is None:
         return []
     problems = []
@@ -229,6 +234,8 @@ def state_problems(state, history):
             problems.append("state %s is %r, the last run's is %r" % (key, state.get(key), last.get(key)))
             break
     successes = [entry for entry in runs if entry["status"] == "success"]
+    if vandalised and last["status"] != "success":
+        successes = []
     if successes and state.get("last_success") != successes[-1]["start"]:
         problems.append("state last_success %r, the last success started %r" % (
             state.get("last_success"), successes[-1]["start"]))
@@ -240,16 +247,67 @@ def state_problems(state, history):
     return problems
 
 
-def leftovers(sandbox):
+def leftovers(sandbox, set_aside_too=True):
+    """Temporary files left behind, and set-aside ones unless SET_ASIDE_TOO is false."""
     found = []
     for directory in ("run", "state", "log"):
         for root, dirs, files in os.walk(sandbox.path(directory)):
             found.extend(entry for entry in dirs + files
-                         if entry.endswith(".tmp") or ".bad-" in entry)
+                         if entry.endswith(".tmp") or set_aside_too and ".bad-" in entry)
     return ["left behind: %s" % ", ".join(sorted(found)[:3])] if found else []
 
 
-def one_round(library, count, spread, rng, tally, counts):
+class Vandal(object):
+    """A thread that keeps replacing the state file, ignoring the state
+    lock, by garbage, another job's record, a record of wrong types or a
+    FIFO, each put in place by a rename (so never half-written)."""
+
+    def __init__(self, sandbox, seed):
+        self.path = sandbox.state(NAME)
+        self.spare = sandbox.path("state", "vandal")
+        self.rng = random.Random(seed)
+        self.stopped = threading.Event()
+        self.replaced = 0
+        self.thread = threading.Thread(target=self.work)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exception):
+        self.stopped.set()
+        self.thread.join()
+
+    def work(self):
+        while not self.stopped.wait(self.rng.uniform(0.005, 0.05)):
+            kind = self.rng.randrange(4)
+            if kind == 3:
+                os.mkfifo(self.spare)
+            else:
+                common.write_file(self.spare, (
+                    b"\x00garbage\xff\n", b'{"job": "other", "consecutive_failures": 7}\n',
+                    b'{"job": "%s", "consecutive_failures": "x", "start_time": {}}\n'
+                    % NAME.encode())[kind])
+            os.rename(self.spare, self.path)
+            self.replaced += 1
+
+
+def vandalised_run_problems(history):
+    """With the state replaced under them, the runs' failure counts may
+    restart from 0, never grow past the true count."""
+    failures = 0
+    for number, entry in enumerate((e for e in history if e.get("status") in RUN_STATUSES), 1):
+        failures = failures + 1 if number % 3 == 0 else 0
+        recorded = entry.get("consecutive_failures")
+        if type(recorded) is not int or not (0 < recorded <= failures if failures else recorded == 0):
+            return ["run %d records consecutive_failures %r, at most %d (and 0 only after a success)"
+                    % (number, recorded, failures)]
+    return []
+
+
+def one_round(library, count, spread, rng, tally, counts, vandal=False):
+    if vandal:
+        return vandal_round(library, count, spread, rng, tally, counts)
     sandbox = common.Sandbox()
     try:
         sandbox.write_job(NAME, common.job_text(job_command(sandbox), schedule="'%s'" % SCHEDULE,
@@ -279,10 +337,44 @@ def run(args):
     library = overlap.compiled_library()
     counts = {}
     try:
-        for _ in range(rounds):
-            one_round(library, count, 1.0, rng, tally, counts)
+        for number in range(rounds):
+            one_round(library, count, 1.0, rng, tally, counts, vandal=number == rounds - 1)
     finally:
         shutil.rmtree(library, True)
     figure = "%d rounds of %d launches: %s" % (rounds, count, ", ".join(
         "%s x%d" % item for item in sorted(counts.items(), key=lambda item: -item[1])))
     return tally.trials, tally.ok, figure
+
+
+def vandal_round(library, count, spread, rng, tally, counts):
+    """The round with the state file replaced all along: every launch still
+    ends as it should and is recorded once; a last run, once the vandal
+    stopped, leaves a valid state that holds it."""
+    sandbox = common.Sandbox()
+    try:
+        sandbox.write_job(NAME, common.job_text(job_command(sandbox), schedule="'%s'" % SCHEDULE,
+                                                timeout="1m"))
+        kinds = [rng.choice(("run", "run", "cron run", "drift skip")) for _ in range(count)]
+        with Vandal(sandbox, rng.random()) as vandal:
+            launches = start_launches(sandbox, library, kinds, spread, rng)
+        last = Launch("run", subprocess.Popen(
+            [common.PYTHON, common.RUN_JOB] + launch_arguments("run", sandbox.config),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=sandbox.root))
+        last.code, last.out, last.err, _ = common.finish(last.process, 30)
+        launches.append(last)
+        counts["state replaced"] = counts.get("state replaced", 0) + vandal.replaced
+        for launch in launches:
+            outcome = KINDS[launch.kind].get(launch.code, "exit %s" % launch.code)
+            counts[outcome] = counts.get(outcome, 0) + 1
+            tally.check(launch_problems(launch), "launch, the state replaced all along")
+        problems = []
+        history = read_history(sandbox, problems)
+        state = read_state(sandbox, problems)
+        problems += history_problems(launches, history)
+        problems += vandalised_run_problems(history)
+        problems += state_problems(state, history, vandalised=True)
+        problems += leftovers(sandbox, set_aside_too=False)
+        tally.check(problems, "round of %d launches, the state replaced all along" % count)
+    finally:
+        sandbox.remove()
