@@ -2,7 +2,7 @@
 runs, by anything hostile: garbage, a cut record, another job's record,
 values of the wrong type, out of range or not finite, nested objects, NaN,
 control characters, a 2 MB file, a FIFO, a symlink to /dev/zero or to a file
-outside, a directory. --status shows it (exit 0, no traceback, no control
+outside, a directory; or put there by the job itself as it runs. --status shows it (exit 0, no traceback, no control
 character); the job still runs (a succeeding one exits 0 and is silent);
 what is not a record is set aside (renamed NAME.*.bad-*), which the run's log
 (a `records` note), its history line and the state (`set_aside`) say, and
@@ -116,15 +116,39 @@ LOCK_CASES = [
     ("a symlink to a file outside", lambda name, outside: lambda path: os.symlink(outside, path), "refused"),
 ]
 
+
+
+class ByTheJob(object):
+    """The job's own command puts it in place while it runs (SCRIPT, a shell
+    script with {path} and {outside}), so the run's record finds it."""
+
+    def __init__(self, script):
+        self.script = script
+
+    def command(self, path, outside):
+        return "/bin/sh -c '%s'" % self.script.format(path=path, outside=outside)
+
+
+BY_THE_JOB_CASES = [
+    ("garbage bytes", lambda name, outside: ByTheJob("printf garbage > {path}"), "state"),
+    ("a FIFO", lambda name, outside: ByTheJob("rm -f {path}; mkfifo {path}"), True),
+    ("a symlink to a file outside", lambda name, outside: ByTheJob("rm -f {path}; ln -s {outside} {path}"), True),
+    ("a directory", lambda name, outside: ByTheJob("rm -f {path}; mkdir {path}"), True),
+]
+
 QUICK = {("state", "garbage bytes"), ("state", "another job's record"),
          ("state", "every number 1e999"), ("state", "strings where numbers belong"),
          ("state", "control characters in strings"), ("state", "a FIFO"),
          ("state", "a symlink to a record outside"), ("state", "a directory"),
          ("history", "a cut last line"), ("history", "a symlink to a file outside"),
-         ("state lock", "garbage bytes"), ("state lock", "a directory")}
+         ("state lock", "garbage bytes"), ("state lock", "a directory"),
+         ("state, by the job as it runs,", "a symlink to a file outside"),
+         ("history, by the job as it runs,", "garbage bytes")}
 
 
 def put(path, made):
+    if os.path.lexists(path):
+        os.unlink(path)
     if callable(made):
         made(path)
     else:
@@ -271,25 +295,31 @@ def leftovers(sandbox, name):
 
 def file_case(sandbox, number, role, label, maker, expected, command):
     name = "c%02d" % number
-    sandbox.write_job(name, "command: %s\ntimeout: 10s\n" % command)
     outside = sandbox.path("outside-%s" % name)
-    common.write_file(outside, record(name) if role == "state" else SECRET)
+    common.write_file(outside, record(name) if role.startswith("state") else SECRET)
     before = read(outside)
     path = {"state": sandbox.state(name),
             "history": os.path.join(sandbox.path("state"), name + ".history"),
             "history.1": os.path.join(sandbox.path("state"), name + ".history.1"),
-            "state lock": os.path.join(sandbox.path("run"), name + ".state.lock")}[role]
-    if role != "state":
-        common.write_file(sandbox.state(name), record(name))
-    if role == "history.1":
-        common.write_file(path[:-2], record(name))
-    put(path, maker(name, outside))
+            "state lock": os.path.join(sandbox.path("run"), name + ".state.lock")}[role.split(",")[0]]
+    common.write_file(sandbox.state(name), record(name))
+    if role.startswith("history"):
+        common.write_file(os.path.join(sandbox.path("state"), name + ".history"), record(name))
+    made = maker(name, outside)
+    if isinstance(made, ByTheJob):
+        sandbox.write_job(name, common.job_text(made.command(path, outside), timeout="10s"))
+        if expected == "state":  # garbage: a state is set aside, a history is not
+            expected = role.startswith("state")
+    else:
+        sandbox.write_job(name, "command: %s\ntimeout: 10s\n" % command)
+        put(path, made)
     problems = status_problems(sandbox, name)
     if expected == "refused":
         problems += refused_problems(sandbox, name, path)
     else:
         problems = problems or run_problems(sandbox, name, command)
         problems = problems or set_aside_problems(sandbox, name, path, expected)
+        sandbox.write_job(name, "command: %s\ntimeout: 10s\n" % command)
         problems = problems or next_run_problems(sandbox, name, command)
     if read(outside) != before:
         problems.append("the file outside a symlink pointed to was written")
@@ -321,7 +351,9 @@ def refused_problems(sandbox, name, path):
 def cases(quick):
     found = []
     for role, table in (("state", STATE_CASES), ("history", HISTORY_CASES),
-                        ("history.1", HISTORY_CASES), ("state lock", LOCK_CASES)):
+                        ("history.1", HISTORY_CASES), ("state lock", LOCK_CASES),
+                        ("state, by the job as it runs,", BY_THE_JOB_CASES),
+                        ("history, by the job as it runs,", BY_THE_JOB_CASES)):
         for label, maker, expected in table:
             if quick and (role, label) not in QUICK:
                 continue
