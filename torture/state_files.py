@@ -2,14 +2,16 @@
 runs, by anything hostile: garbage, a cut record, another job's record,
 values of the wrong type, out of range or not finite, nested objects, NaN,
 control characters, a 2 MB file, a FIFO, a symlink to /dev/zero or to a file
-outside, a directory; or put there by the job itself as it runs. --status shows it (exit 0, no traceback, no control
-character); the job still runs (a succeeding one exits 0 and is silent);
-what is not a record is set aside (renamed NAME.*.bad-*), which the run's log
-(a `records` note), its history line and the state (`set_aside`) say, and
---status shows; what is a record of the job, however odd its values, is read
-without harm; the next run records normally; a file a symlink pointed to is
-never written. A state lock that is not a regular file is refused in one
-line. Every process runs with a time limit."""
+outside, a directory; or put there by the job itself as it runs. --status
+shows it (exit 0, no traceback, no control character); the job still runs
+(a succeeding one exits 0 and is silent, a failing one exits 1 with one
+line); what is not a record is set aside (renamed NAME.*.bad-*), which the
+run's log (a `records` note), its history line and the state (`set_aside`)
+say, and --status shows; what is a record of the job, however odd its
+values, is read without harm and leaves a valid state; the next run records
+normally; a file a symlink pointed to is never written. A state lock that is
+not a regular file is said in one stderr line (exit 0, the job ran, or 77).
+Every process runs with a time limit."""
 
 import concurrent.futures
 import json
