@@ -3490,12 +3490,17 @@ def read_lock_record(path):
     words = line.split(b" ", 9)  # the log path, last, may hold spaces
     record = dict(zip(words[0::2], words[1::2]))
     try:
-        return {"pid": int(record[b"pid"]), "pgid": int(record[b"pgid"]),
-                "start": float(record[b"start"]),
-                "kill_grace": float(record[b"kill_grace"]),
-                "log": os.fsdecode(record[b"log"]) if b"log" in record else None}
+        described = {"pid": int(record[b"pid"]), "pgid": int(record[b"pgid"]),
+                     "start": float(record[b"start"]),
+                     "kill_grace": float(record[b"kill_grace"]),
+                     "log": os.fsdecode(record[b"log"]) if b"log" in record else None}
     except (KeyError, ValueError):
         return None
+    # The job's processes can write this file: a kill_grace of inf or nan
+    # would make --kill-job send SIGTERM forever and never SIGKILL.
+    if not (0 <= described["kill_grace"] <= DURATION_MAX and 0 < described["start"] < 1e11):
+        return None
+    return described
 
 
 def _lock_file_status(path):

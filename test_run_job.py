@@ -417,6 +417,19 @@ class LockTests(RunnerTestCase):
         self.assertFalse(alive(job_pid))
         self.assertTrue(self.lock_is_free())
 
+    def test_a_lock_record_with_a_kill_grace_that_never_ends_is_no_record(self):
+        # The job's processes can write the lock file: --kill-job must not
+        # wait forever to send SIGKILL.
+        path = self.path("forged.lock")
+        for grace, start in (("inf", "1700000000.0"), ("nan", "1700000000.0"),
+                             ("-1", "1700000000.0"), ("5", "inf"), ("5", "nan")):
+            with open(path, "wb") as lock:
+                lock.write(("pid 1 pgid 1 start %s kill_grace %s log /x\n" % (start, grace)).encode())
+            self.assertIsNone(run_job.read_lock_record(path), (grace, start))
+        with open(path, "wb") as lock:
+            lock.write(b"pid 1 pgid 1 start 1700000000.0 kill_grace 5 log /x\n")
+        self.assertEqual(run_job.read_lock_record(path)["kill_grace"], 5.0)
+
     def test_kill_job_with_nothing_running_says_so_on_stderr_and_returns_1(self):
         jobs = self.path("jobs")
         os.mkdir(jobs)
