@@ -5186,7 +5186,7 @@ def scheduled_skip_reason(job, scheduled):
         why = "unscheduled"
     elif normalised_schedule(job.schedule_expression) != normalised_schedule(scheduled):
         why = "rescheduled: the crontab says '%s', the job file says '%s'" % (
-            scheduled, job.schedule_expression)
+            printable(scheduled, SCHEDULE_TEXT_MAX), job.schedule_expression)
     else:
         return None
     return "%s; %s" % (why, CRONTAB_OUT_OF_DATE)
