@@ -5158,8 +5158,12 @@ def halt_reason(job, outcome, failures):
     if outcome.status == "failed" and outcome.exit_code in job.halt_on_exit_codes:
         return "exit code %d is in halt_on_exit_codes" % outcome.exit_code
     if job.halt_after_failures is not None and failures >= job.halt_after_failures:
-        return "%d consecutive failures" % failures
+        return consecutive_failures_text(failures)
     return None
+
+
+def consecutive_failures_text(failures):
+    return "%d consecutive failure%s" % (failures, "" if failures == 1 else "s")
 
 
 def _record_change(config, name, change, what):
@@ -5238,9 +5242,9 @@ def policy_skip_reason(job, state, now):
         return halt_text(state)
     until = backoff_until(job, state, now)
     if until is not None and now < until:
-        failures = recorded_number(state, "consecutive_failures")
-        return "backing off until %s after %d consecutive failure%s" % (
-            _iso_time(until), failures, "" if failures == 1 else "s")
+        return "backing off until %s after %s" % (
+            _iso_time(until),
+            consecutive_failures_text(recorded_number(state, "consecutive_failures")))
     return None
 
 
@@ -5308,7 +5312,7 @@ def reset_job(config, name, by, reason, now):
             cleared.append("was " + halt_text(state))
         failures = recorded_number(state, "consecutive_failures")
         if failures:
-            cleared.append("had %d consecutive failures" % failures)
+            cleared.append("had " + consecutive_failures_text(failures))
         for key in HALT_KEYS:
             state.pop(key, None)
         state["consecutive_failures"] = 0
@@ -6154,14 +6158,16 @@ usage: run-job [-c FILE] [options] [NAME]
   --scheduled EXPR              run as the crontab line for schedule EXPR does:
                                 skip quietly (and record why) when the job file
                                 no longer asks for that line
-  --force                       run the job even if paused, halted or backing off
+  --force                       run the job even if paused, halted or backing
+                                off (by hand only)
   -k NAME, --kill-job NAME      stop a running job and its whole process tree
   -l, --list-jobs               print every job name, one per line
   -s, --status [NAME...]        print each job's (or each NAME's) status,
                                 schedule and last outcome
   -r, --only-running            with -l or -s: only the running jobs
-  --pause NAME... [--reason TEXT]   skip the jobs' runs quietly until --resume
-  --resume NAME...              run the jobs again
+  --pause NAME...               skip the jobs' runs quietly until --resume
+  --reason TEXT                 with --pause: why (recorded)
+  --resume NAME...              let paused jobs run again
   --reset NAME...               clear the jobs' halt and consecutive failures
   --tag TAG                     instead of names, the jobs tagged TAG (repeat
                                 for more tags: any of them), for -l, -s, -k,
@@ -6404,6 +6410,19 @@ def command_hint(invocation):
     return " ".join(words)
 
 
+def switch_to_change(config, action):
+    """Before a run or a command that changes state: create the missing
+    directories, become the service user with the modules ACTION needs after
+    the switch (`logging`'s too), and return the configured logger's
+    RunEvents, or None."""
+    ensure_directories(config)
+    modules = MODULES_AFTER_SWITCH[action]
+    if config.logging is not None:
+        modules += LOGGING_MODULES
+    become_service_user(config, modules)
+    return run_events(config)
+
+
 def run_command(config, invocation):
     """Run or kill a job: as the service user, or as root becoming it."""
     action, name = invocation.actions[0], invocation.job
@@ -6412,12 +6431,7 @@ def run_command(config, invocation):
     if action == "kill":
         return kill_command(config, invocation)
     check_job_name(name)
-    ensure_directories(config)
-    modules = MODULES_AFTER_SWITCH[action]
-    if config.logging is not None:
-        modules += LOGGING_MODULES
-    become_service_user(config, modules)
-    events = run_events(config)
+    events = switch_to_change(config, action)
     job = load_scheduled_job(config, name, invocation.scheduled)
     if invocation.scheduled is not None:
         reason = scheduled_skip_reason(job, invocation.scheduled)
@@ -6461,13 +6475,8 @@ def mark_command(config, invocation, environ):
     action = invocation.actions[0]
     require_service_user(config, command_hint(invocation))
     check_global_config_owner(config)
-    by = caller_name(environ)
-    ensure_directories(config)
-    modules = MODULES_AFTER_SWITCH[action]
-    if config.logging is not None:
-        modules += LOGGING_MODULES
-    become_service_user(config, modules)
-    events = run_events(config)
+    by = caller_name(environ)  # before the switch: who asks, not the service user
+    events = switch_to_change(config, action)
     names = invocation.names or tagged_job_names(config, invocation.tags)
     for name in names:
         job_file_path(config, name)

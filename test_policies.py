@@ -155,6 +155,37 @@ class PauseTests(PolicyTest):
         self.assertEqual(os.listdir(self.sandbox.path("state")), [])
 
 
+class LoggerTests(PolicyTest):
+    def test_commands_and_policy_skips_reach_the_configured_logger(self):
+        events = self.sandbox.path("events.log")
+        self.sandbox.write_config(extra=(
+            "logging:\n  version: 1\n  formatters: {plain: {format: '%%(levelname)s "
+            "%%(message)s'}}\n  handlers: {events: {class: logging.FileHandler, filename: %s, "
+            "formatter: plain}}\n  loggers: {process-control: {handlers: [events], "
+            "level: INFO}}\n" % events))
+        self.sandbox.write_job("fatal", "command: /bin/false\nhalt_on_exit_codes: 1\n")
+        self.command("--pause", "fatal", "--reason", "why")
+        self.assertEqual(self.sandbox.run("fatal"), (0, "", ""))
+        self.command("--resume", "fatal")
+        self.sandbox.run("fatal")
+        self.assertEqual(self.sandbox.run("fatal")[0], 69)
+        self.command("--reset", "fatal")
+        with open(events) as stream:
+            lines = [line for line in stream.read().splitlines() if " started " not in line]
+        paused = self.history("fatal")[0]["start"]
+        halted = self.history("fatal")[-2]["reason"]
+        self.assertEqual(lines, [
+            "INFO job fatal paused by %s (why)" % CURRENT_USER,
+            "INFO job fatal: start skipped: paused by %s at %s: why" % (CURRENT_USER, paused),
+            "INFO job fatal resumed by %s (was paused by %s at %s: why)"
+            % (CURRENT_USER, CURRENT_USER, paused),
+            lines[3],  # the failure
+            "WARNING job fatal: start skipped: %s" % halted,
+            "INFO job fatal reset by %s (was %s; had 1 consecutive failure)"
+            % (CURRENT_USER, halted)])
+        self.assertTrue(lines[3].startswith("ERROR job fatal failed (exit status 1)"))
+
+
 class HaltTests(PolicyTest):
     def test_a_halt_after_failures_survives_a_restart_and_clears_with_reset(self):
         self.sandbox.write_job("flaky", "command: /bin/false\nhalt_after_failures: 2\n")
@@ -222,7 +253,7 @@ class HaltTests(PolicyTest):
         self.assertEqual(self.sandbox.run("busy")[0], 75)
         self.assertNotIn("halted", self.state("busy"))
         self.assertEqual(self.sandbox.run("slow")[0], 124)
-        self.assertEqual(self.state("slow")["halt_reason"], "1 consecutive failures")
+        self.assertEqual(self.state("slow")["halt_reason"], "1 consecutive failure")
 
     def test_paused_wins_over_halted_quietly(self):
         self.sandbox.write_job("fatal", "command: /bin/false\nhalt_on_exit_codes: 1\n")
