@@ -5019,6 +5019,13 @@ def recorded_number(state, key, default=0):
     return default
 
 
+def recorded_count(state, key):
+    """STATE[KEY] as a whole number from 0 to COUNT_MAX: an infinite or huge
+    count (a damaged state) is COUNT_MAX, a negative one 0."""
+    value = recorded_number(state, key)
+    return int(min(max(value, 0), COUNT_MAX))
+
+
 def read_state_for_run(config, name, now):
     """(state, set_aside) for a run or a skip of job NAME about to decide:
     the state ({} when none), read without the lock; a bad state or history
@@ -5132,7 +5139,7 @@ def record_run(config, name, outcome, start, duration, log_path, pid=None,
     def change(state):
         failures = 0
         if outcome.status != "success":
-            failures = int(recorded_number(state, "consecutive_failures")) + 1
+            failures = recorded_count(state, "consecutive_failures") + 1
         for key in ("last_skip", "last_skip_reason"):
             state.pop(key, None)
         state.update(record, consecutive_failures=failures)
@@ -5224,13 +5231,17 @@ def backoff_until(job, state, now):
     """When JOB's backoff ends (epoch seconds), or None when it does not back
     off: after N consecutive failures, min(initial * 2**(N-1), max) from the
     end of the last one; never later than max from NOW (a clock set back)."""
-    failures = recorded_number(state, "consecutive_failures")
-    if job.backoff is None or failures < 1:
+    if job.backoff is None:
+        return None
+    failures = recorded_count(state, "consecutive_failures")
+    if failures < 1:
         return None
     initial, maximum = job.backoff
     delay = min(initial * 2.0 ** min(failures - 1, BACKOFF_DOUBLINGS_MAX), maximum)
-    end = recorded_number(state, "start_time") + recorded_number(state, "duration")
-    return min(end, now) + delay
+    # Within 0..NOW however damaged, so that the end is a time.
+    start, duration = [min(max(recorded_number(state, key), 0), now)
+                       for key in ("start_time", "duration")]
+    return min(start + duration, now) + delay
 
 
 def policy_skip_reason(job, state, now):
@@ -5244,7 +5255,7 @@ def policy_skip_reason(job, state, now):
     if until is not None and now < until:
         return "backing off until %s after %s" % (
             _iso_time(until),
-            consecutive_failures_text(recorded_number(state, "consecutive_failures")))
+            consecutive_failures_text(recorded_count(state, "consecutive_failures")))
     return None
 
 
@@ -5310,7 +5321,7 @@ def reset_job(config, name, by, reason, now):
         cleared = []
         if state.get("halted") is not None:
             cleared.append("was " + halt_text(state))
-        failures = recorded_number(state, "consecutive_failures")
+        failures = recorded_count(state, "consecutive_failures")
         if failures:
             cleared.append("had " + consecutive_failures_text(failures))
         for key in HALT_KEYS:
