@@ -52,6 +52,12 @@ class LockHeldError(ProcessControlError):
     exit_code = EXIT_RUNNING
 
 
+class HaltedError(ProcessControlError):
+    """A halted job refuses to run until run-job --reset clears the halt."""
+
+    exit_code = EXIT_HALTED
+
+
 class RefusedError(ProcessControlError):
     exit_code = EXIT_REFUSED
 
@@ -2077,10 +2083,16 @@ def parse_seconds(value, key, origin):
 COUNT_MAX = 2 ** 31 - 1  # a count beyond what C programs (and mail tools) hold is a typo
 
 
-def parse_count(value, key, origin):
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= COUNT_MAX:
-        raise origin.error("`%s` must be a whole number from 0 to %d" % (key, COUNT_MAX))
+def parse_count(value, key, origin, least=0):
+    if not isinstance(value, int) or isinstance(value, bool) \
+            or not least <= value <= COUNT_MAX:
+        raise origin.error("`%s` must be a whole number from %d to %d"
+                           % (key, least, COUNT_MAX))
     return value
+
+
+def parse_positive_count(value, key, origin):
+    return parse_count(value, key, origin, 1)
 
 
 def parse_mapping(value, key, origin):
@@ -2281,6 +2293,36 @@ def parse_exit_codes(value, key, origin):
     return frozenset(codes)
 
 
+# backoff: true waits 5 minutes after a failure, doubling up to 6 hours.
+BACKOFF_DEFAULTS = (("initial", 300.0), ("max", 21600.0))
+
+
+def parse_backoff(value, key, origin):
+    """false, true (BACKOFF_DEFAULTS) or a mapping of some of them:
+    (initial, max) in seconds, or None for no backoff."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        value = {}
+    if not isinstance(value, dict):
+        raise type_error(key, "true, false or a mapping such as {initial: 5m, max: 6h}",
+                         value, origin)
+    settings = dict(BACKOFF_DEFAULTS)
+    for name, item in value.items():
+        item_origin = Origin(origin.source, origin.marks, origin.path + (name,))
+        if name not in settings:
+            raise unknown_key_error(name, [known for known, _ in BACKOFF_DEFAULTS],
+                                    item_origin)
+        settings[name] = parse_seconds(item, "%s: %s" % (key, name), item_origin)
+    if settings["initial"] <= 0:
+        raise origin.error("`%s: initial` must be longer than 0; write `%s: false` for no "
+                           "backoff" % (key, key), "initial")
+    if settings["initial"] > settings["max"]:
+        raise origin.error("`%s`: initial %gs is longer than max %gs; make max at least "
+                           "initial" % (key, settings["initial"], settings["max"]), "max")
+    return settings["initial"], settings["max"]
+
+
 class Key(object):
     """One key of a job file or of the global config: its name as written,
     its parse function (value, key, origin), the attribute of Job or
@@ -2327,6 +2369,12 @@ JOB_KEYS = (
         "the deadline of the whole job; 0: none"),
     Key("kill_grace", parse_seconds, "kill_grace", 10.0, "`10s`",
         "from SIGTERM to SIGKILL"),
+    Key("halt_after_failures", parse_positive_count, "halt_after_failures", None, "none",
+        "halt after this many consecutive failures"),
+    Key("halt_on_exit_codes", parse_exit_codes, "halt_on_exit_codes", frozenset(), "none",
+        "exit codes that halt the job at once"),
+    Key("backoff", parse_backoff, "backoff", None, "`false`",
+        "skip runs for a doubling time after each failure"),
     Key("environment", parse_environment, "environment", {}, "none",
         "variables added to the environment"),
     Key("tag", parse_tags, "tags", (), "none", "one tag or a list (or `tags`)"),
@@ -3072,6 +3120,28 @@ def scan_job_directory(config):
     return sorted(names), problems
 
 
+def tagged_job_names(config, tags):
+    """The sorted names of the jobs that have any of TAGS (--tag). A tag that
+    no job has is a usage error that lists the tags there are; a job file
+    that does not load has no tags."""
+    names, _ = scan_job_directory(config)
+    selected, known = [], set()
+    for name in names:
+        try:
+            job = load_job(config, name)
+        except (ConfigError, RefusedError, UsageError):
+            continue
+        known.update(job.tags)
+        if any(tag in job.tags for tag in tags):
+            selected.append(name)
+    for tag in tags:
+        if tag not in known:
+            listing = ("the tags are " + ", ".join(sorted(known))) if known else \
+                "no job has tags"
+            raise UsageError("no job has the tag %s; %s" % (quoted_value(tag), listing))
+    return selected
+
+
 # ---- 5. privileges ---------------------------------------------------------------
 
 def written_directories(config, account):
@@ -3218,6 +3288,19 @@ def require_service_user(config, command):
         raise RefusedError("jobs run as the service user %s; run `%s` as root (run-job "
                            "switches to %s itself) or as %s"
                            % (config.user, command, config.user, config.user))
+
+
+def caller_name(environ):
+    """Who gives a command (--pause...), for its record: the user sudo ran
+    it for (run-job's callers are root or the service user), else the real
+    user."""
+    sudo_user = environ.get("SUDO_USER")
+    if sudo_user and is_user_name(sudo_user):
+        return sudo_user
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
 
 
 def preload_modules(names):
@@ -3490,12 +3573,17 @@ def read_lock_record(path):
     words = line.split(b" ", 9)  # the log path, last, may hold spaces
     record = dict(zip(words[0::2], words[1::2]))
     try:
-        return {"pid": int(record[b"pid"]), "pgid": int(record[b"pgid"]),
-                "start": float(record[b"start"]),
-                "kill_grace": float(record[b"kill_grace"]),
-                "log": os.fsdecode(record[b"log"]) if b"log" in record else None}
+        described = {"pid": int(record[b"pid"]), "pgid": int(record[b"pgid"]),
+                     "start": float(record[b"start"]),
+                     "kill_grace": float(record[b"kill_grace"]),
+                     "log": os.fsdecode(record[b"log"]) if b"log" in record else None}
     except (KeyError, ValueError):
         return None
+    # The job's processes can write this file: a kill_grace of inf or nan
+    # would make --kill-job send SIGTERM forever and never SIGKILL.
+    if not (0 <= described["kill_grace"] <= DURATION_MAX and 0 < described["start"] < 1e11):
+        return None
+    return described
 
 
 def _lock_file_status(path):
@@ -4552,16 +4640,21 @@ class JobRun(object):
             self._pump(end - time.monotonic())
 
 
-def execute_job(config, job, slow_start=False, live=None, events=None):
+def execute_job(config, job, slow_start=False, live=None, events=None, force=False):
     """Run JOB under its lock; log, record and report the outcome. Return
-    the exit code: 0 success (or still running with allow_overtime), 1 failed
-    or killed, 124 timed out; raise LockHeldError when still running. LIVE
-    (default: whether stdout is a terminal) also shows the output; EVENTS, a
-    logger (see run_events), hears of the start and the outcome. Must be the
-    only thing in this process that has child processes."""
+    the exit code: 0 success (or still running with allow_overtime, or
+    skipped as paused or backing off), 1 failed or killed, 124 timed out;
+    raise LockHeldError when still running, HaltedError when halted. FORCE
+    (--force) runs a paused, halted or backing-off job. LIVE (default:
+    whether stdout is a terminal) also shows the output; EVENTS, a logger
+    (see run_events), hears of the start and the outcome. Must be the only
+    thing in this process that has child processes."""
     _ensure_standard_fds()  # before the lock, which must not become fd 0, 1 or 2
     now = time.time()
     state, set_aside = read_state_for_run(config, job.name, now)
+    reason = None if force else policy_skip_reason(job, state, now)
+    if reason is not None:
+        return skip_by_policy(config, job, reason, now, events)
     try:
         lock = acquire_lock(config, job)
     except LockHeldError as error:
@@ -4605,7 +4698,8 @@ def _execute_locked(config, job, lock, slow_start, live, events, set_aside):
         # Still under our signal handlers: a SIGTERM now cannot lose the record.
         # Nothing of the job is left to replace the state files once more.
         _log_set_aside(log, record_run(config, job.name, outcome, start, duration, log.path,
-                                       logging_error=logging_error, set_aside=set_aside))
+                                       logging_error=logging_error, set_aside=set_aside,
+                                       job=job))
         if logging_error is not None:
             log.note("logging", logging_error)
         _log_footer(log, outcome, duration)
@@ -4938,6 +5032,13 @@ def recorded_number(state, key, default=0):
     return default
 
 
+def recorded_count(state, key):
+    """STATE[KEY] as a whole number from 0 to COUNT_MAX: an infinite or huge
+    count (a damaged state) is COUNT_MAX, a negative one 0."""
+    value = recorded_number(state, key)
+    return int(min(max(value, 0), COUNT_MAX))
+
+
 def read_state_for_run(config, name, now):
     """(state, set_aside) for a run or a skip of job NAME about to decide:
     the state ({} when none), read without the lock; a bad state or history
@@ -5036,27 +5137,52 @@ def run_record(name, outcome, start, duration, log_path, pid, logging_error=None
 
 
 def record_run(config, name, outcome, start, duration, log_path, pid=None,
-               logging_error=None, set_aside=()):
+               logging_error=None, set_aside=(), job=None):
     """Record a run of job NAME in state and history; a failure to do so is
     reported on stderr but does not change the run's exit code. PID: the
     run's run-job, when not this process (--kill-job recording a dead one's
     run); LOGGING_ERROR: how a `logging` handler failed during the run, or
-    None; SET_ASIDE: what read_state_for_run set aside. Return the lines
-    saying what was set aside now."""
+    None; SET_ASIDE: what read_state_for_run set aside; JOB: the Job whose
+    halt_after_failures and halt_on_exit_codes apply (see halt_reason).
+    Return the lines saying what was set aside now."""
     record = run_record(name, outcome, start, duration, log_path,
                         os.getpid() if pid is None else pid, logging_error, set_aside)
 
     def change(state):
         failures = 0
         if outcome.status != "success":
-            failures = int(recorded_number(state, "consecutive_failures")) + 1
+            failures = recorded_count(state, "consecutive_failures") + 1
         for key in ("last_skip", "last_skip_reason"):
             state.pop(key, None)
         state.update(record, consecutive_failures=failures)
         if outcome.status == "success":
             state["last_success"], state["last_success_time"] = record["start"], record["start_time"]
-        return dict(record, consecutive_failures=failures)
+        entry = dict(record, consecutive_failures=failures)
+        halt = halt_reason(job, outcome, failures)
+        if halt is not None and state.get("halted") is None:
+            state["halted"], state["halted_time"] = _iso_time(start + duration), \
+                round(start + duration, 3)
+            state["halt_reason"] = entry["halt_reason"] = halt
+        return entry
     return _record_change(config, name, change, "the run")
+
+
+def halt_reason(job, outcome, failures):
+    """Why the run with OUTCOME, the FAILURES-th failure in a row, halts
+    JOB, or None. A failed run halts it when its exit code is one of
+    halt_on_exit_codes or at halt_after_failures; a timeout at
+    halt_after_failures; a run killed by hand never."""
+    if job is None or outcome.status not in ("failed", "timeout"):
+        return None
+    if outcome.status == "failed" and outcome.exit_code in job.halt_on_exit_codes:
+        return "exit code %d is in halt_on_exit_codes" % outcome.exit_code
+    if job.halt_after_failures is not None and failures >= job.halt_after_failures:
+        return consecutive_failures_text(failures)
+    return None
+
+
+def consecutive_failures_text(failures):
+    return "%d consecutive failure%s" % (failures, "" if failures == 1 else "s")
 
 
 def _record_change(config, name, change, what):
@@ -5070,18 +5196,151 @@ def _record_change(config, name, change, what):
         return []
 
 
+def history_entry(name, status, reason, now):
+    """The history line of a skip or a command: what happened to job NAME, why, when."""
+    return {"job": name, "status": status, "reason": reason, "start": _iso_time(now),
+            "start_time": round(now, 3), "pid": os.getpid()}
+
+
 def record_skip(config, name, reason, now, status="skipped"):
     """Record a start of job NAME that did not run, and why: the history gets
     a line with STATUS, the state keeps the last run's record and gains
     `last_skip` (local time) and `last_skip_reason`, so it shows the skips
     since that run."""
-    entry = {"job": name, "status": status, "reason": reason, "start": _iso_time(now),
-             "start_time": round(now, 3), "pid": os.getpid()}
+    entry = history_entry(name, status, reason, now)
 
     def change(state):
         state["last_skip"], state["last_skip_reason"] = entry["start"], reason
         return entry
     return _record_change(config, name, change, "the skipped start")
+
+
+# -- 8.1 pause, halt and backoff
+# A paused job (run-job --pause) skips its runs quietly until --resume; a
+# halted one (halt_after_failures, halt_on_exit_codes) refuses them (exit 69)
+# until --reset; one with `backoff` skips them quietly for a while after each
+# failure. The marks are state keys (PAUSE_KEYS, HALT_KEYS), so they survive
+# reboots; backoff is computed from the failures recorded. A run decides on
+# the state it read before its lock: a few dict lookups.
+
+PAUSE_KEYS = ("paused", "paused_time", "paused_by", "pause_reason")
+HALT_KEYS = ("halted", "halted_time", "halt_reason")
+BACKOFF_DOUBLINGS_MAX = 64  # beyond, any max is reached: no float overflow
+
+
+def pause_text(state):
+    text = "paused by %s at %s" % (state.get("paused_by"), state.get("paused"))
+    if state.get("pause_reason") is not None:
+        text += ": %s" % state["pause_reason"]
+    return text
+
+
+def halt_text(state):
+    return "halted since %s: %s" % (state.get("halted"), state.get("halt_reason"))
+
+
+def backoff_until(job, state, now):
+    """When JOB's backoff ends (epoch seconds), or None when it does not back
+    off: after N consecutive failures, min(initial * 2**(N-1), max) from the
+    end of the last one; never later than max from NOW (a clock set back)."""
+    if job.backoff is None:
+        return None
+    failures = recorded_count(state, "consecutive_failures")
+    if failures < 1:
+        return None
+    initial, maximum = job.backoff
+    delay = min(initial * 2.0 ** min(failures - 1, BACKOFF_DOUBLINGS_MAX), maximum)
+    # Within 0..NOW however damaged, so that the end is a time.
+    start, duration = [min(max(recorded_number(state, key), 0), now)
+                       for key in ("start_time", "duration")]
+    return min(start + duration, now) + delay
+
+
+def policy_skip_reason(job, state, now):
+    """Why JOB must not run now, by its STATE: paused, halted or backing
+    off (the reason starts with that word), or None."""
+    if state.get("paused") is not None:
+        return pause_text(state)
+    if state.get("halted") is not None:
+        return halt_text(state)
+    until = backoff_until(job, state, now)
+    if until is not None and now < until:
+        return "backing off until %s after %s" % (
+            _iso_time(until),
+            consecutive_failures_text(recorded_count(state, "consecutive_failures")))
+    return None
+
+
+def skip_by_policy(config, job, reason, now, events):
+    """Skip a start of JOB for REASON (policy_skip_reason): recorded, told to
+    EVENTS, no job log; quiet (exit 0), except that a halted job raises
+    HaltedError, whose one line cron mails."""
+    halted = reason.startswith("halted")
+    log_event(events, LOG_WARNING if halted else LOG_INFO,
+              "job %s: start skipped: %s" % (job.name, reason))
+    record_skip(config, job.name, reason, now)
+    if halted:
+        raise HaltedError("job %s is %s; run-job --reset %s clears it"
+                          % (job.name, reason, job.name))
+    return EXIT_OK
+
+
+def record_command(config, name, status, by, now, apply):
+    """Record a --pause, --resume or --reset (STATUS paused, resumed, reset)
+    of job NAME by user BY: APPLY(state, entry) changes the state's marks
+    and returns (the history line's reason, whether anything changed).
+    Return that pair; raise OSError or ProcessControlError
+    when it cannot be recorded."""
+    entry = dict(history_entry(name, status, None, now), by=by)
+    changed = []
+
+    def change(state):
+        entry["reason"], effect = apply(state, entry)
+        changed.append(effect)
+        return entry
+    update_state(config, name, change, now)
+    return entry["reason"], changed[0]
+
+
+def pause_job(config, name, by, reason, now):
+    """Pause job NAME; pausing a paused job replaces who and why (REASON,
+    or None), and keeps since when; changed: whether it was not paused yet."""
+    def apply(state, entry):
+        was_paused = state.get("paused") is not None
+        if not was_paused:
+            state["paused"], state["paused_time"] = entry["start"], entry["start_time"]
+        state["paused_by"], state["pause_reason"] = by, reason
+        return reason, not was_paused
+    return record_command(config, name, "paused", by, now, apply)
+
+
+def resume_job(config, name, by, reason, now):
+    """Resume job NAME (REASON unused: --reason is --pause's); the history
+    says which pause it ended; changed: whether it was paused."""
+    def apply(state, entry):
+        was_paused = state.get("paused") is not None
+        ended = "was " + pause_text(state) if was_paused else "not paused"
+        for key in PAUSE_KEYS:
+            state.pop(key, None)
+        return ended, was_paused
+    return record_command(config, name, "resumed", by, now, apply)
+
+
+def reset_job(config, name, by, reason, now):
+    """Clear job NAME's halt and its consecutive failures, and so its
+    backoff (REASON unused); changed: whether there was anything to clear."""
+    def apply(state, entry):
+        cleared = []
+        if state.get("halted") is not None:
+            cleared.append("was " + halt_text(state))
+        failures = recorded_count(state, "consecutive_failures")
+        if failures:
+            cleared.append("had " + consecutive_failures_text(failures))
+        for key in HALT_KEYS:
+            state.pop(key, None)
+        state["consecutive_failures"] = 0
+        return "; ".join(cleared) or "not halted, no consecutive failures", bool(cleared)
+    return record_command(config, name, "reset", by, now, apply)
 
 
 def _recorded_start_time(config, name):
@@ -5188,7 +5447,7 @@ def scheduled_skip_reason(job, scheduled):
         why = "unscheduled"
     elif normalised_schedule(job.schedule_expression) != normalised_schedule(scheduled):
         why = "rescheduled: the crontab says '%s', the job file says '%s'" % (
-            scheduled, job.schedule_expression)
+            printable(scheduled, SCHEDULE_TEXT_MAX), job.schedule_expression)
     else:
         return None
     return "%s; %s" % (why, CRONTAB_OUT_OF_DATE)
@@ -5351,10 +5610,12 @@ def write_problems(problems, err):
         err.write("run-job: %s\n" % printable(str(problem)))
 
 
-def list_jobs(config, only_running, out, err):
-    """--list-jobs: every job name, one per line, for shell completion."""
-    names, problems = scan_job_directory(config)
-    write_problems(problems, err)
+def list_jobs(config, only_running, out, err, names=None):
+    """--list-jobs: every job name (or NAMES, those --tag selected), one per
+    line, for shell completion."""
+    if names is None:
+        names, problems = scan_job_directory(config)
+        write_problems(problems, err)
     for name in names:
         if not only_running or running_info(config, name) is not None:
             out.write(name + "\n")
@@ -5920,11 +6181,20 @@ usage: run-job [-c FILE] [options] [NAME]
   --scheduled EXPR              run as the crontab line for schedule EXPR does:
                                 skip quietly (and record why) when the job file
                                 no longer asks for that line
+  --force                       run the job even if paused, halted or backing
+                                off (by hand only)
   -k NAME, --kill-job NAME      stop a running job and its whole process tree
   -l, --list-jobs               print every job name, one per line
   -s, --status [NAME...]        print each job's (or each NAME's) status,
                                 schedule and last outcome
   -r, --only-running            with -l or -s: only the running jobs
+  --pause NAME...               skip the jobs' runs quietly until --resume
+  --reason TEXT                 with --pause: why (recorded)
+  --resume NAME...              let paused jobs run again
+  --reset NAME...               clear the jobs' halt and consecutive failures
+  --tag TAG                     instead of names, the jobs tagged TAG (repeat
+                                for more tags: any of them), for -l, -s, -k,
+                                --pause, --resume and --reset
   --check                       validate the global config and every job file
   -c FILE, --config FILE        the global config (default: $PROCESS_CONTROL_CONFIG,
                                 else /etc/process-control.yaml, else built-in defaults)
@@ -5935,6 +6205,7 @@ exit codes:
   0    success, or a quiet policy skip
   1    the job failed or was killed
   64   usage error, or no job by that name
+  69   the job is halted (run-job --reset NAME clears it)
   75   the job is still running from a previous run (lock held)
   77   refused: wrong user, unsafe permissions or path
   78   configuration error
@@ -5954,8 +6225,17 @@ OPTIONS = {
     "--scheduled": ("scheduled", None),
     "-j": ("run", None), "--job": ("run", None),
     "-k": ("kill", None), "--kill-job": ("kill", None),
+    "--force": ("force", True),
+    "--pause": ("action", "pause"), "--resume": ("action", "resume"),
+    "--reset": ("action", "reset"),
+    "--reason": ("reason", None),
+    "--tag": ("tags", None),
     "-c": ("config_path", None), "--config": ("config_path", None),
 }
+
+# The actions --tag selects jobs for, and those that change a job's marks.
+TAG_ACTIONS = ("list", "status", "kill", "pause", "resume", "reset")
+MARK_ACTIONS = ("pause", "resume", "reset")
 
 # Modules imported before giving up root, by command: see preload_modules.
 # Job files are read after the switch: `re` (the YAML section's patterns,
@@ -5964,12 +6244,16 @@ OPTIONS = {
 # the runner's child subreaper, and malloc_trim; grp: --check names the
 # service user's group. Signals come from
 # _signal, which is built in.
+JOB_FILE_MODULES = ("re", "datetime", "shlex", "difflib")  # --tag loads every job file
 MODULES_AFTER_SWITCH = {
     "run": ("re", "datetime", "shlex", "difflib", "_ctypes"),
     "kill": (),
     "list": (),
     "status": ("re", "datetime", "shlex", "difflib"),
     "check": ("re", "datetime", "shlex", "difflib", "grp"),
+    "pause": JOB_FILE_MODULES,
+    "resume": JOB_FILE_MODULES,
+    "reset": JOB_FILE_MODULES,
 }
 
 
@@ -5988,6 +6272,9 @@ class Invocation(object):
         self.scheduled = None
         self.only_running = False
         self.config_path = None
+        self.force = False
+        self.reason = None
+        self.tags = []
 
 
 def split_option(argv, index):
@@ -6014,12 +6301,18 @@ def apply_option(invocation, option, value, argv, index):
         if value is not None:  # clustered short options such as -sr or -wj NAME
             return apply_option(invocation, "-" + value[0], value[1:] or None, argv, index)
         return index
+    if value is None and attribute == "kill" and argv[index:index + 1] \
+            and argv[index].startswith("--tag"):
+        invocation.actions.append(attribute)  # --kill-job --tag TAG: no name
+        return index
     if value is None:
         if index >= len(argv):
             raise UsageError("%s needs a value; see run-job --help" % option)
         value, index = argv[index], index + 1
-    if attribute in ("config_path", "scheduled"):
+    if attribute in ("config_path", "scheduled", "reason"):
         setattr(invocation, attribute, value)
+    elif attribute == "tags":
+        invocation.tags.append(value)
     else:
         invocation.actions.append(attribute)
         invocation.job = value
@@ -6064,8 +6357,27 @@ def check_invocation(invocation):
     if invocation.only_running and actions[0] not in ("list", "status"):
         raise UsageError("--only-running applies only to --list-jobs and --status; "
                          "see run-job --help")
+    if invocation.force and (actions[0] != "run" or invocation.scheduled is not None):
+        raise UsageError("--force applies only to running a job by hand (not with "
+                         "--scheduled); see run-job --help")
+    if invocation.reason is not None and actions[0] != "pause":
+        raise UsageError("--reason applies only to --pause; see run-job --help")
+    check_tags(invocation)
     check_names(invocation)
     return invocation
+
+
+def check_tags(invocation):
+    """--tag selects jobs for TAG_ACTIONS, instead of names; the MARK_ACTIONS
+    need one or the other."""
+    action = invocation.actions[0]
+    if invocation.tags and action not in TAG_ACTIONS:
+        raise UsageError("--tag applies only to --list-jobs, --status, --kill-job, --pause, "
+                         "--resume and --reset; see run-job --help")
+    if invocation.tags and (invocation.names or invocation.job is not None):
+        raise UsageError("name jobs or select them with --tag, not both; see run-job --help")
+    if action in MARK_ACTIONS and not invocation.names and not invocation.tags:
+        raise UsageError("--%s needs job names or --tag TAG; see run-job --help" % action)
 
 
 # The actions that take no job name, by option, for their usage error.
@@ -6073,8 +6385,8 @@ ACTION_OPTIONS = {"list": "--list-jobs", "check": "--check"}
 
 
 def check_names(invocation):
-    """Only --status takes any number of job names; each named job must be a
-    job's name, not its file's."""
+    """Only --status and the MARK_ACTIONS take any number of job names; each
+    named job must be a job's name, not its file's."""
     action, names = invocation.actions[0], invocation.names
     quoted = ", ".join(repr(name) for name in names)[:80]  # one line, whatever they hold
     if names and action in ("run", "kill"):
@@ -6083,7 +6395,7 @@ def check_names(invocation):
     if names and action in ACTION_OPTIONS:
         raise UsageError("%s takes no job name, not %s; see run-job --help"
                          % (ACTION_OPTIONS[action], quoted))
-    if action in ("run", "kill"):
+    if action in ("run", "kill") and invocation.job is not None:
         check_not_a_file_name(invocation.job, action)
     for name in names:
         check_not_a_file_name(name, action)
@@ -6093,7 +6405,10 @@ def check_names(invocation):
 # How check_not_a_file_name says to name the job instead.
 NAME_HINTS = {"run": ("run the job", "run-job %s"),
               "kill": ("stop the job", "run-job --kill-job %s"),
-              "status": ("show the job", "run-job --status %s")}
+              "status": ("show the job", "run-job --status %s"),
+              "pause": ("pause the job", "run-job --pause %s"),
+              "resume": ("resume the job", "run-job --resume %s"),
+              "reset": ("reset the job", "run-job --reset %s")}
 
 
 def check_not_a_file_name(word, action):
@@ -6106,22 +6421,40 @@ def check_not_a_file_name(word, action):
                          % (file_name, what, command % name))
 
 
-def run_command(config, invocation):
-    """Run or kill a job: as the service user, or as root becoming it."""
-    action, name = invocation.actions[0], invocation.job
-    require_service_user(config, "run-job %s%s" % ("--kill-job " if action == "kill" else "",
-                                                  name))
-    check_global_config_owner(config)
-    check_job_name(name)
-    if action == "kill":
-        become_service_user(config, MODULES_AFTER_SWITCH[action])
-        return kill_job(config, name)
+def command_hint(invocation):
+    """The command line that INVOCATION asks for, as a refusal repeats it."""
+    action = invocation.actions[0]
+    words = ["run-job"]
+    if action != "run":
+        words.append("--kill-job" if action == "kill" else "--" + action)
+    words.extend([invocation.job] if invocation.job is not None else invocation.names)
+    for tag in invocation.tags:
+        words.extend(("--tag", tag))
+    return " ".join(words)
+
+
+def switch_to_change(config, action):
+    """Before a run or a command that changes state: create the missing
+    directories, become the service user with the modules ACTION needs after
+    the switch (`logging`'s too), and return the configured logger's
+    RunEvents, or None."""
     ensure_directories(config)
     modules = MODULES_AFTER_SWITCH[action]
     if config.logging is not None:
         modules += LOGGING_MODULES
     become_service_user(config, modules)
-    events = run_events(config)
+    return run_events(config)
+
+
+def run_command(config, invocation):
+    """Run or kill a job: as the service user, or as root becoming it."""
+    action, name = invocation.actions[0], invocation.job
+    require_service_user(config, command_hint(invocation))
+    check_global_config_owner(config)
+    if action == "kill":
+        return kill_command(config, invocation)
+    check_job_name(name)
+    events = switch_to_change(config, action)
     job = load_scheduled_job(config, name, invocation.scheduled)
     if invocation.scheduled is not None:
         reason = scheduled_skip_reason(job, invocation.scheduled)
@@ -6130,7 +6463,54 @@ def run_command(config, invocation):
     if invocation.slow_start and job.slow_start_commands is None:
         raise UsageError("job %s has no slow_start_command; run it without "
                          "--slow-start" % name)
-    return execute_job(config, job, slow_start=invocation.slow_start, events=events)
+    return execute_job(config, job, slow_start=invocation.slow_start, events=events,
+                       force=invocation.force)
+
+
+def kill_command(config, invocation):
+    """--kill-job NAME, or --kill-job --tag TAG: every running job tagged so
+    (1 when none is)."""
+    if not invocation.tags:
+        become_service_user(config, MODULES_AFTER_SWITCH["kill"])
+        check_job_name(invocation.job)
+        return kill_job(config, invocation.job)
+    become_service_user(config, MODULES_AFTER_SWITCH["kill"] + JOB_FILE_MODULES)
+    running = [name for name in tagged_job_names(config, invocation.tags)
+               if _lock_is_held(lock_path(config, name))]
+    if not running:
+        _write_stderr("run-job: no job tagged %s is running\n"
+                      % printable(" or ".join(invocation.tags)))
+        return EXIT_FAILED
+    return max(kill_job(config, name) for name in running)
+
+
+# --pause, --resume, --reset: what changes the marks, and what a terminal is told.
+MARK_COMMANDS = {"pause": (pause_job, "paused", "paused already: who and why replaced"),
+                 "resume": (resume_job, "resumed", "not paused: nothing to resume"),
+                 "reset": (reset_job, "reset", "not halted, no failures: nothing to reset")}
+
+
+def mark_command(config, invocation, environ):
+    """--pause, --resume or --reset of the named (or tagged) jobs, as the
+    service user or as root becoming it: each change recorded in state and
+    history and told to the configured logger; quiet unless on a terminal.
+    Every name must be a job's before any job is changed."""
+    action = invocation.actions[0]
+    require_service_user(config, command_hint(invocation))
+    check_global_config_owner(config)
+    by = caller_name(environ)  # before the switch: who asks, not the service user
+    events = switch_to_change(config, action)
+    names = invocation.names or tagged_job_names(config, invocation.tags)
+    for name in names:
+        job_file_path(config, name)
+    change, done, unchanged = MARK_COMMANDS[action]
+    for name in names:
+        reason, changed = change(config, name, by, invocation.reason, time.time())
+        log_event(events, LOG_INFO, "job %s %s by %s%s" % (
+            name, done, by, "" if reason is None else " (%s)" % reason))
+        if sys.stdout.isatty():
+            sys.stdout.write("job %s %s\n" % (name, done if changed else unchanged))
+    return EXIT_OK
 
 
 def load_scheduled_job(config, name, scheduled):
@@ -6151,13 +6531,18 @@ def report_command(config, invocation):
     modules = MODULES_AFTER_SWITCH[action]
     if action == "check" and config.logging is not None:
         modules += LOGGING_MODULES  # its handlers' classes are looked up
+    if invocation.tags:
+        modules += JOB_FILE_MODULES
     if service_account(config) is not None:
         become_service_user(config, modules)
+    names = invocation.names
+    if invocation.tags:
+        names = tagged_job_names(config, invocation.tags)
     if action == "list":
-        return list_jobs(config, invocation.only_running, sys.stdout, sys.stderr)
+        return list_jobs(config, invocation.only_running, sys.stdout, sys.stderr,
+                         names if invocation.tags else None)
     if action == "status":
-        return show_status(config, invocation.names, invocation.only_running,
-                           sys.stdout, sys.stderr)
+        return show_status(config, names, invocation.only_running, sys.stdout, sys.stderr)
     return check_configuration(config, sys.stdout, sys.stderr)
 
 
@@ -6172,6 +6557,9 @@ def dispatch(invocation, environ):
     if action in ("run", "kill"):
         return run_command(read_global_config(invocation.config_path, environ),
                            invocation)
+    if action in MARK_ACTIONS:
+        return mark_command(read_global_config(invocation.config_path, environ),
+                            invocation, environ)
     return report_command(load_global_config(invocation.config_path, environ), invocation)
 
 

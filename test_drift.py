@@ -168,6 +168,13 @@ class ScheduledRunTests(DriftTest):
         self.assertIn("no job named gone", err)
         self.assertIn(OUT_OF_DATE, err)
 
+    def test_a_huge_scheduled_value_is_cut_in_the_recorded_reason(self):
+        self.box.touching_job("tick", "schedule: '%s'\n" % EVERY_5)
+        self.assertEqual(self.box.run_job("--job", "tick", "--scheduled", "1 " * 50000)[0], 0)
+        reason = self.box.state("tick")["last_skip_reason"]
+        self.assertTrue(reason.startswith("rescheduled: the crontab says '1 1 "), reason)
+        self.assertLess(len(reason), 2 * run_job.SCHEDULE_TEXT_MAX)
+
     def test_scheduled_applies_only_to_a_run(self):
         self.box.touching_job("tick")
         for arguments in (["--status", "--scheduled", EVERY_5], ["--check", "--scheduled", "x"],

@@ -1,7 +1,8 @@
 """Tests for run_job.py: real processes, files and locks in temporary directories.
 
 Run as `python3 test_run_job.py` (what `make test` does): it runs every
-test_*.py beside it and ends with one summary line.
+test_*.py beside it, each in its own process, as many at once as there are
+cores (at most 4; $TEST_JOBS sets it), and ends with one summary line.
 """
 
 import os
@@ -416,6 +417,19 @@ class LockTests(RunnerTestCase):
         self.assertIsNone(stranger.poll())
         self.assertFalse(alive(job_pid))
         self.assertTrue(self.lock_is_free())
+
+    def test_a_lock_record_with_a_kill_grace_that_never_ends_is_no_record(self):
+        # The job's processes can write the lock file: --kill-job must not
+        # wait forever to send SIGKILL.
+        path = self.path("forged.lock")
+        for grace, start in (("inf", "1700000000.0"), ("nan", "1700000000.0"),
+                             ("-1", "1700000000.0"), ("5", "inf"), ("5", "nan")):
+            with open(path, "wb") as lock:
+                lock.write(("pid 1 pgid 1 start %s kill_grace %s log /x\n" % (start, grace)).encode())
+            self.assertIsNone(run_job.read_lock_record(path), (grace, start))
+        with open(path, "wb") as lock:
+            lock.write(b"pid 1 pgid 1 start 1700000000.0 kill_grace 5 log /x\n")
+        self.assertEqual(run_job.read_lock_record(path)["kill_grace"], 5.0)
 
     def test_kill_job_with_nothing_running_says_so_on_stderr_and_returns_1(self):
         jobs = self.path("jobs")
@@ -871,10 +885,30 @@ class SummaryTests(unittest.TestCase):
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  universal_newlines=True, timeout=60)
         self.assertEqual(process.returncode, 0, process.stderr)
-        self.assertEqual(process.stdout, (
-            "skipped: test_sample.Sample.test_skipped: needs a frobnicator\n"
+        self.assertIn("\nOK (skipped=2)\n", process.stdout)  # the module's own output
+        self.assertTrue(process.stdout.endswith(
+            "\nskipped: test_sample.Sample.test_skipped: needs a frobnicator\n"
             "skipped: test_sample.Whole.test_first: the whole class: over two lines\n"
-            "tests: 1 passed, 0 failed, 2 skipped\n"))
+            "tests: 1 passed, 0 failed, 2 skipped\n"), process.stdout)
+
+    def test_a_failing_or_broken_module_fails_the_suite(self):
+        directory = tempfile.mkdtemp(prefix="run-job-test-summary-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        shutil.copy(os.path.join(HERE, "run_job.py"), directory)
+        shutil.copy(os.path.abspath(__file__), os.path.join(directory, "runner.py"))
+        for name, text in (("test_fails", "import unittest\nclass F(unittest.TestCase):\n"
+                            "    def test_no(self):\n        self.fail('no')\n"),
+                           ("test_broken", "import no_such_module_here\n")):
+            with open(os.path.join(directory, name + ".py"), "w") as module:
+                module.write(text)
+        process = subprocess.run([sys.executable, "runner.py"], cwd=directory,
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+        self.assertEqual(process.returncode, 1)
+        self.assertIn("AssertionError: no", process.stdout)
+        self.assertIn("no_such_module_here", process.stdout)
+        self.assertTrue(process.stdout.endswith("tests: 0 passed, 2 failed, 0 skipped\n"),
+                        process.stdout)
 
 
 def skip_lines(skipped):
@@ -902,20 +936,61 @@ class CountingResult(unittest.TextTestResult):
         self.passed += 1
 
 
-def run_all():
-    """Discover every test_*.py beside this file; print why each skipped test
-    was skipped, then one summary line."""
-    suite = unittest.defaultTestLoader.discover(HERE, pattern="test_*.py", top_level_dir=HERE)
+# `make test` runs the modules in parallel, one process each, as many at a
+# time as there are cores (at most 4, or $TEST_JOBS), the largest files
+# first: the suite's processes mostly wait on the processes they start.
+# Each module's output is printed whole once it is done.
+MAX_TEST_JOBS = 4
+
+
+def run_module(name):
+    """Run the test module NAME in this process: its unittest output on
+    stderr, then one JSON line on stdout with the counts and the skips."""
+    suite = unittest.defaultTestLoader.loadTestsFromName(name)
     result = unittest.TextTestRunner(verbosity=int(os.environ.get("VERBOSE", "1")),
                                      resultclass=CountingResult).run(suite)
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    skipped = len(result.skipped)
-    passed = result.passed
-    for line in skip_lines(result.skipped):
+    print(json.dumps({"passed": result.passed, "failed": failed, "ran": result.testsRun,
+                      "skipped": skip_lines(result.skipped)}))
+    return 0
+
+
+def run_all():
+    """Run every test_*.py beside this file, each as its own process; print
+    each one's output, why each skipped test was skipped, then one summary
+    line."""
+    names = sorted((entry[:-3] for entry in os.listdir(HERE)
+                    if entry.startswith("test_") and entry.endswith(".py")),
+                   key=lambda name: -os.path.getsize(os.path.join(HERE, name + ".py")))
+    jobs = int(os.environ.get("TEST_JOBS") or min(MAX_TEST_JOBS, os.cpu_count() or 1))
+    waiting, running, totals, skips = list(names), [], {"passed": 0, "failed": 0, "ran": 0}, []
+    while waiting or running:
+        while waiting and len(running) < jobs:
+            running.append(subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "--module", waiting.pop(0)],
+                cwd=HERE, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT))
+        process = running.pop(0)
+        output = process.communicate()[0].decode("utf-8", "replace")
+        lines = output.rstrip("\n").split("\n")
+        try:
+            counts = json.loads(lines[-1])
+        except ValueError:  # the module could not even be run
+            counts = {"passed": 0, "failed": 1, "ran": 0, "skipped": []}
+            lines.append("")
+        sys.stdout.write("\n".join(lines[:-1]) + "\n")
+        sys.stdout.flush()
+        for key in totals:
+            totals[key] += counts[key]
+        skips.extend(counts["skipped"])
+    for line in sorted(skips):
         print(line)
-    print("tests: %d passed, %d failed, %d skipped" % (passed, failed, skipped))
-    return 0 if failed == 0 and result.testsRun > 0 else 1
+    print("tests: %d passed, %d failed, %d skipped" % (totals["passed"], totals["failed"],
+                                                      len(skips)))
+    return 0 if totals["failed"] == 0 and totals["ran"] > 0 else 1
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--module"]:
+        sys.exit(run_module(sys.argv[2]))
     sys.exit(run_all())

@@ -58,6 +58,43 @@ class ConcurrentStateTests(SandboxTest):
         self.assertEqual(state["start_time"], max(entry["start_time"] for entry in runs))
         self.assertEqual(sorted(os.listdir(self.sandbox.path("state"))), ["busy.history", "busy.state"])
 
+    def test_simultaneous_runs_skips_pauses_and_resumes_are_each_recorded(self):
+        # A quarter each: plain runs (run, lock held or paused), starts by an
+        # out-of-date crontab line (drift skips), --pause and --resume.
+        self.sandbox.write_job("busy", "command: /bin/sleep 0.05\nschedule: '*/5 * * * *'\n")
+        self.sandbox.make_directories()
+        kinds = (("busy",), ("--job", "busy", "--scheduled", "0 * * * *"),
+                 ("--pause", "busy", "--reason", "load"), ("--resume", "busy"))
+        processes = [self.launch(*kinds[number % 4]) for number in range(LAUNCHES)]
+        results = [(process.wait(timeout=60), process.stderr.read()) for process in processes]
+        for process in processes:
+            process.stdout.close()
+            process.stderr.close()
+        codes = [code for code, _ in results]
+        self.assertEqual(set(codes[1::4] + codes[2::4] + codes[3::4]), {0}, results)
+        self.assertLessEqual(set(codes[::4]), {0, 75}, results)
+        config = self.sandbox.load()
+        history = read_history(config, "busy")
+        self.assertEqual(len(history), LAUNCHES)
+        statuses = [entry["status"] for entry in history]
+        self.assertEqual(statuses.count("paused"), len(range(2, LAUNCHES, 4)))
+        self.assertEqual(statuses.count("resumed"), len(range(3, LAUNCHES, 4)))
+        skips = [entry["reason"] for entry in history if entry["status"] == "skipped"]
+        self.assertEqual(sum(reason.startswith("rescheduled") for reason in skips),
+                         len(range(1, LAUNCHES, 4)))
+        self.assertEqual(sum(reason.startswith("lock held") for reason in skips),
+                         codes.count(75))
+        paused_skips = sum(reason.startswith("paused by ") for reason in skips)
+        self.assertEqual(statuses.count("success") + paused_skips + codes.count(75),
+                         len(range(0, LAUNCHES, 4)))
+        with open(run_job.state_path(config, "busy"), "rb") as state_file:
+            state = json.loads(state_file.read().decode())
+        self.assertEqual(state, run_job.read_job_state(config, "busy"))
+        # The state's pause is the last command's, in the order they were recorded.
+        last_command = [status for status in statuses if status in ("paused", "resumed")][-1]
+        self.assertEqual("paused" in state, last_command == "paused", state)
+        self.assertEqual(sorted(os.listdir(self.sandbox.path("state"))), ["busy.history", "busy.state"])
+
     def test_a_lock_held_start_is_recorded_as_a_skip_and_not_a_failure(self):
         self.sandbox.write_job("slow", "command: /bin/sleep 30\n")
         self.start_in_background("slow")
