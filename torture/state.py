@@ -1,13 +1,17 @@
-"""state: rounds of N simultaneous launches of one job that fails every
-third run (each launch a process that has imported run_job and waits for a
+"""state: rounds of N simultaneous launches of one job that fails its 3rd
+and 4th run in every 4 (each launch a process that has imported run_job and waits for a
 go-file, then a random moment): plain runs, cron runs by the job's own
-crontab line, drift skips by a line for another schedule, and the lock-held
-skips they cause each other. Every launch is recorded exactly once in the
-history, with the status its exit code says; the runs are recorded in the
-order they ran, with the right consecutive_failures; the state parses as
-JSON, run_job reads the same, and it holds the last run, the last success and
-the last skip since; one log per run, none per skip; no temporary or
-set-aside file is left."""
+crontab line, drift skips by a line for another schedule, the lock-held
+skips they cause each other, and --pause, --resume and --reset among them.
+Every launch is recorded exactly once in the history, with the status its
+exit code says; the runs are recorded in the order they ran, with the right
+consecutive_failures (a reset restarts the count); a start decided while the
+job was surely paused is a quiet skip (exit 0, reason "paused..."), and a
+paused skip was decided while it may have been; the state parses as JSON,
+run_job reads the same, and it holds the last run, the last success, the
+last skip since and the pause of the last pause or resume; one log per run,
+none per skip; no temporary or set-aside file is left. A last round has the
+state file replaced all along by a thread ignoring the state lock."""
 
 import json
 import os
@@ -25,6 +29,7 @@ import overlap
 sys.path.insert(0, common.REPO)
 import run_job  # noqa: E402
 
+# A launch notes in times-PID when it called run_job.main and when that returned.
 DRIVER = r"""
 import os, sys, time
 sys.path.insert(0, sys.argv[1])
@@ -33,42 +38,81 @@ open(sys.argv[2] + str(os.getpid()), "w").close()
 while not os.path.exists(sys.argv[3]):
     time.sleep(0.005)
 time.sleep(float(sys.argv[4]))
-sys.exit(run_job.main(sys.argv[5:]))
+called = time.time()
+try:
+    code = run_job.main(sys.argv[5:])
+finally:
+    with open(os.path.join(os.path.dirname(sys.argv[2]), "times-%d" % os.getpid()), "w") as times:
+        times.write("%r %r" % (called, time.time()))
+sys.exit(code)
 """
 
 NAME = "flaky"
 SCHEDULE = "*/5 * * * *"
 OTHER_SCHEDULE = "0 1 * * *"
 RUN_STATUSES = ("success", "failed")
-# What each kind of launch may exit with, and the history status each exit means.
+COMMAND_STATUSES = {"paused": "pause", "resumed": "resume", "reset": "reset"}
+# What each kind of launch may exit with, and what the history may say each
+# exit was (see recorded_as).
 KINDS = {
-    "run": {0: "success", 1: "failed", 75: "lock held"},
-    "cron run": {0: "success", 1: "failed", 75: "lock held"},
-    "drift skip": {0: "rescheduled"},
+    "run": {0: ("success", "paused"), 1: ("failed",), 75: ("lock held",)},
+    "cron run": {0: ("success", "paused"), 1: ("failed",), 75: ("lock held",)},
+    "drift skip": {0: ("rescheduled",)},
+    "pause": {0: ("pause",)},
+    "resume": {0: ("resume",)},
+    "reset": {0: ("reset",)},
 }
+PLAIN_KINDS = ["run", "run", "cron run", "drift skip"]
+MARK_KINDS = ["run"] * 4 + ["cron run"] * 2 + ["drift skip", "pause", "pause", "resume",
+                                                "resume", "reset"]
+# The times recorded are rounded to the millisecond.
+SLACK = 0.002
 
 
 def job_command(sandbox):
     """Counts its runs in COUNTER (the job lock serialises them), notes each
-    in RAN, fails on every third."""
+    in RAN, fails two in a row in every four (see fails)."""
     counter, ran = sandbox.path("counter"), sandbox.path("ran")
     return ("/bin/sh -c 'n=$(cat %s 2>/dev/null); n=$((${n:-0}+1)); echo $n > %s; "
-            "echo $n >> %s; sleep 0.02; [ $((n %% 3)) -ne 0 ]'" % (counter, counter, ran))
+            "echo $n >> %s; sleep 0.02; [ $((n %% 4)) -eq 1 ] || [ $((n %% 4)) -eq 2 ]'"
+            % (counter, counter, ran))
 
 
-def launch_arguments(kind, config):
+def fails(number):
+    """Whether the job's run NUMBER (from 1) fails."""
+    return number % 4 in (0, 3)
+
+
+def launch_arguments(kind, config, number):
     if kind == "run":
         return ["--config", config, NAME]
+    if kind == "pause":
+        return ["--config", config, "--pause", NAME, "--reason", pause_reason(number)]
+    if kind in ("resume", "reset"):
+        return ["--config", config, "--" + kind, NAME]
     schedule = SCHEDULE if kind == "cron run" else OTHER_SCHEDULE
     return ["--config", config, "--job", NAME, "--scheduled", schedule]
 
 
+def pause_reason(number):
+    return "torture pause %d" % number
+
+
 class Launch(object):
-    def __init__(self, kind, process):
+    def __init__(self, kind, process, number=None):
         self.kind = kind
         self.process = process
+        self.number = number
         self.code = None
         self.out = self.err = b""
+        self.called = self.returned = None  # when run_job.main was called, returned
+
+    def read_times(self, directory):
+        try:
+            with open(os.path.join(directory, "times-%d" % self.process.pid)) as times:
+                self.called, self.returned = map(float, times.read().split())
+        except (OSError, ValueError):
+            pass
 
 
 def start_launches(sandbox, library, kinds, spread, rng):
@@ -76,12 +120,12 @@ def start_launches(sandbox, library, kinds, spread, rng):
     common.write_file(driver, DRIVER)
     ready, go = sandbox.path("ready-"), sandbox.path("go")
     launches = []
-    for kind in kinds:
+    for number, kind in enumerate(kinds):
         argv = [common.PYTHON, driver, library, ready, go, "%.3f" % rng.uniform(0, spread)]
         launches.append(Launch(kind, subprocess.Popen(
-            argv + launch_arguments(kind, sandbox.config), stdin=subprocess.DEVNULL,
+            argv + launch_arguments(kind, sandbox.config, number), stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=sandbox.root,
-            start_new_session=True)))
+            start_new_session=True), number))
     deadline = time.monotonic() + 120
     while len([e for e in os.listdir(sandbox.root) if e.startswith("ready-")]) < len(kinds):
         if time.monotonic() > deadline or any(l.process.poll() is not None for l in launches):
@@ -90,6 +134,7 @@ def start_launches(sandbox, library, kinds, spread, rng):
     common.write_file(go, "")
     for launch in launches:
         launch.code, launch.out, launch.err, _ = common.finish(launch.process, 60)
+        launch.read_times(sandbox.root)
     return launches
 
 
@@ -159,13 +204,16 @@ def launch_problems(launch):
 
 def recorded_as(entry):
     """What a history entry says a launch did, in KINDS' terms."""
-    if entry.get("status") in RUN_STATUSES:
-        return entry["status"]
+    status = entry.get("status")
+    if status in RUN_STATUSES:
+        return status
+    if status in COMMAND_STATUSES:
+        return COMMAND_STATUSES[status]
     reason = str(entry.get("reason"))
-    for prefix in ("lock held", "rescheduled"):
-        if entry.get("status") == "skipped" and reason.startswith(prefix):
+    for prefix in ("lock held", "rescheduled", "paused"):
+        if status == "skipped" and reason.startswith(prefix):
             return prefix
-    return "%s (%s)" % (entry.get("status"), reason[:60])
+    return "%s (%s)" % (status, reason[:60])
 
 
 def history_problems(launches, history):
@@ -184,9 +232,10 @@ def history_problems(launches, history):
                 launch.kind, launch.code, len(entries)))
             continue
         expected = KINDS[launch.kind].get(launch.code)
-        if expected is not None and recorded_as(entries[0]) != expected:
+        if expected is not None and recorded_as(entries[0]) not in expected:
             problems.append("a %s that exited %s is recorded as %s" % (
                 launch.kind, launch.code, recorded_as(entries[0])))
+        launch.entry = entries[0]
     strangers = [entry for entry in history if entry.get("pid") not in pids]
     if strangers:
         problems.append("%d history entries of no launch: %r" % (len(strangers), strangers[0]))
@@ -195,15 +244,20 @@ def history_problems(launches, history):
 
 def run_problems(sandbox, history):
     """The runs in history order are the runs in the order they ran (the
-    counter), each failure counted."""
+    counter), each failure counted since the last success or reset."""
     problems = []
     runs = [entry for entry in history if entry.get("status") in RUN_STATUSES]
     ran = read_lines(sandbox.path("ran"))
     if len(ran) != len(runs):
         problems.append("the command ran %d times, the history has %d runs" % (len(ran), len(runs)))
-    failures = 0
-    for number, entry in enumerate(runs, 1):
-        expected = "failed" if number % 3 == 0 else "success"
+    failures, number = 0, 0
+    for entry in history:
+        if entry.get("status") == "reset":
+            failures = 0
+        if entry.get("status") not in RUN_STATUSES:
+            continue
+        number += 1
+        expected = "failed" if fails(number) else "success"
         if entry["status"] != expected:
             problems.append("run %d is recorded as %s, it was a %s: runs recorded out of order"
                             % (number, entry["status"], expected))
@@ -229,7 +283,7 @@ def state_problems(state, history, vandalised=False):
     if not runs:
         return ["no run in the history"]
     last = runs[-1]
-    for key in run_job.RUN_KEYS + ("consecutive_failures",):
+    for key in run_job.RUN_KEYS:
         if state.get(key) != last.get(key):
             problems.append("state %s is %r, the last run's is %r" % (key, state.get(key), last.get(key)))
             break
@@ -239,12 +293,79 @@ def state_problems(state, history, vandalised=False):
     if successes and state.get("last_success") != successes[-1]["start"]:
         problems.append("state last_success %r, the last success started %r" % (
             state.get("last_success"), successes[-1]["start"]))
-    skips_since = history[history.index(last) + 1:]
+    since = history[history.index(last) + 1:]
+    failures = 0 if any(entry.get("status") == "reset" for entry in since) \
+        else last.get("consecutive_failures")
+    if state.get("consecutive_failures") != failures:
+        problems.append("state consecutive_failures %r, the last run's and resets since say %r"
+                        % (state.get("consecutive_failures"), failures))
+    skips_since = [entry for entry in since if entry.get("status") == "skipped"]
     expected = skips_since[-1]["reason"] if skips_since else None
     if state.get("last_skip_reason") != expected:
         problems.append("state last_skip_reason %r, expected %r" % (
             state.get("last_skip_reason"), expected))
-    return problems
+    return problems + pause_mark_problems(state, history)
+
+
+def pause_mark_problems(state, history):
+    """The state is paused as the last pause or resume in the history says:
+    by whom and why of the last pause, since the first of those in a row."""
+    commands = [entry for entry in history if entry.get("status") in ("paused", "resumed")]
+    since = None
+    for entry in commands:
+        if entry["status"] == "resumed":
+            since = None
+        elif since is None:
+            since = entry
+    if since is None:
+        if any(state.get(key) is not None for key in run_job.PAUSE_KEYS):
+            return ["the last command was %s, yet the state says paused %r" % (
+                "a resume" if commands else "none", state.get("paused"))]
+        return []
+    last = commands[-1]
+    expected = {"paused": since["start"], "paused_time": since["start_time"],
+                "paused_by": last.get("by"), "pause_reason": last.get("reason")}
+    for key, value in expected.items():
+        if state.get(key) != value:
+            return ["after the last pause, state %s is %r, expected %r" % (key, state.get(key), value)]
+    return []
+
+
+def pause_problems(launches):
+    """A start decided while the job was surely paused is a paused skip; a
+    paused skip was decided while it may have been. A pause or resume takes
+    effect between its recorded start and the return of its run_job.main,
+    in history order; a run decides between the call of run_job.main and
+    its recorded start, a skip between its recorded start and the return."""
+    commands = sorted((launch for launch in launches if launch.kind in ("pause", "resume")),
+                      key=lambda launch: launch.history_index)
+    surely, maybe = [], []
+    for index, command in enumerate(commands):
+        if command.kind != "pause":
+            continue
+        following = commands[index + 1] if index + 1 < len(commands) else None
+        surely.append((command.returned + SLACK,
+                       following.entry["start_time"] - SLACK if following else float("inf")))
+        maybe.append((command.entry["start_time"] - SLACK,
+                      following.returned + SLACK if following else float("inf")))
+    problems = []
+    for launch in launches:
+        if launch.kind not in ("run", "cron run"):
+            continue
+        what = recorded_as(launch.entry)
+        if what in RUN_STATUSES:
+            decided = (launch.called, launch.entry["start_time"] + SLACK)
+        else:
+            decided = (launch.entry["start_time"] - SLACK, launch.returned)
+        if what != "paused" and any(start <= decided[0] and decided[1] <= end
+                                    for start, end in surely):
+            problems.append("a %s decided while the job was surely paused is recorded as %s"
+                            % (launch.kind, what))
+        if what == "paused" and not any(start <= decided[1] and decided[0] <= end
+                                        for start, end in maybe):
+            problems.append("a %s is recorded as a paused skip, decided while no pause "
+                            "was in effect" % launch.kind)
+    return problems[:1]
 
 
 def leftovers(sandbox, set_aside_too=True):
@@ -297,7 +418,7 @@ def vandalised_run_problems(history):
     restart from 0, never grow past the true count."""
     failures = 0
     for number, entry in enumerate((e for e in history if e.get("status") in RUN_STATUSES), 1):
-        failures = failures + 1 if number % 3 == 0 else 0
+        failures = failures + 1 if fails(number) else 0
         recorded = entry.get("consecutive_failures")
         if type(recorded) is not int or not (0 < recorded <= failures if failures else recorded == 0):
             return ["run %d records consecutive_failures %r, at most %d (and 0 only after a success)"
@@ -305,44 +426,62 @@ def vandalised_run_problems(history):
     return []
 
 
-def one_round(library, count, spread, rng, tally, counts, vandal=False):
-    if vandal:
-        return vandal_round(library, count, spread, rng, tally, counts)
+def count_outcomes(launches, counts):
+    for launch in launches:
+        entry = getattr(launch, "entry", None)
+        outcome = recorded_as(entry) if entry else "exit %s" % launch.code
+        counts[outcome] = counts.get(outcome, 0) + 1
+
+
+def timing_problems(launches):
+    missing = [launch for launch in launches if launch.returned is None]
+    return ["a %s noted no times: its driver failed" % missing[0].kind] if missing else []
+
+
+def one_round(library, count, spread, rng, tally, counts, kinds):
     sandbox = common.Sandbox()
+    label = "round of %d launches%s" % (count, " with pauses" if kinds is MARK_KINDS else "")
     try:
         sandbox.write_job(NAME, common.job_text(job_command(sandbox), schedule="'%s'" % SCHEDULE,
                                                 timeout="1m"))
-        kinds = [rng.choice(("run", "run", "cron run", "drift skip")) for _ in range(count)]
-        launches = start_launches(sandbox, library, kinds, spread, rng)
+        launches = start_launches(sandbox, library, [rng.choice(kinds) for _ in range(count)],
+                                  spread, rng)
         for launch in launches:
-            outcome = KINDS[launch.kind].get(launch.code, "exit %s" % launch.code)
-            counts[outcome] = counts.get(outcome, 0) + 1
             tally.check(launch_problems(launch), "launch")
         problems = []
         history = read_history(sandbox, problems)
         state = read_state(sandbox, problems)
         problems += history_problems(launches, history)
+        count_outcomes(launches, counts)
         problems += run_problems(sandbox, history)
         problems += state_problems(state, history)
         problems += leftovers(sandbox)
-        tally.check(problems, "round of %d launches" % count)
+        problems += timing_problems(launches)
+        if not problems:
+            for launch in launches:
+                launch.history_index = history.index(launch.entry)
+            problems += pause_problems(launches)
+        tally.check(problems, label)
     finally:
         sandbox.remove()
 
 
 def run(args):
-    rounds, count = (2, 25) if args.quick else (5, 50)
+    marked, count = (1, 25) if args.quick else (4, 50)
     rng = random.Random(args.seed)
     tally = common.Tally(args.failures)
     library = overlap.compiled_library()
     counts = {}
     try:
-        for number in range(rounds):
-            one_round(library, count, 1.0, rng, tally, counts, vandal=number == rounds - 1)
+        one_round(library, count, 1.0, rng, tally, counts, PLAIN_KINDS)
+        for _ in range(marked):
+            one_round(library, count, 1.0, rng, tally, counts, MARK_KINDS)
+        vandal_round(library, count, 1.0, rng, tally, counts)
     finally:
         shutil.rmtree(library, True)
-    figure = "%d rounds of %d launches: %s" % (rounds, count, ", ".join(
-        "%s x%d" % item for item in sorted(counts.items(), key=lambda item: -item[1])))
+    figure = "%d rounds of %d launches (plain, %d with pauses, state replaced all along): %s" % (
+        marked + 2, count, marked, ", ".join(
+            "%s x%d" % item for item in sorted(counts.items(), key=lambda item: -item[1])))
     return tally.trials, tally.ok, figure
 
 
@@ -354,24 +493,23 @@ def vandal_round(library, count, spread, rng, tally, counts):
     try:
         sandbox.write_job(NAME, common.job_text(job_command(sandbox), schedule="'%s'" % SCHEDULE,
                                                 timeout="1m"))
-        kinds = [rng.choice(("run", "run", "cron run", "drift skip")) for _ in range(count)]
+        kinds = [rng.choice(PLAIN_KINDS) for _ in range(count)]
         with Vandal(sandbox, rng.random()) as vandal:
             launches = start_launches(sandbox, library, kinds, spread, rng)
         last = Launch("run", subprocess.Popen(
-            [common.PYTHON, common.RUN_JOB] + launch_arguments("run", sandbox.config),
+            [common.PYTHON, common.RUN_JOB] + launch_arguments("run", sandbox.config, None),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             cwd=sandbox.root))
         last.code, last.out, last.err, _ = common.finish(last.process, 30)
         launches.append(last)
         counts["state replaced"] = counts.get("state replaced", 0) + vandal.replaced
         for launch in launches:
-            outcome = KINDS[launch.kind].get(launch.code, "exit %s" % launch.code)
-            counts[outcome] = counts.get(outcome, 0) + 1
             tally.check(launch_problems(launch), "launch, the state replaced all along")
         problems = []
         history = read_history(sandbox, problems)
         state = read_state(sandbox, problems)
         problems += history_problems(launches, history)
+        count_outcomes(launches, counts)
         problems += vandalised_run_problems(history)
         problems += state_problems(state, history, vandalised=True)
         problems += leftovers(sandbox, set_aside_too=False)
