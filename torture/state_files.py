@@ -17,8 +17,12 @@ import concurrent.futures
 import json
 import os
 import resource
+import sys
 
 import common
+
+sys.path.insert(0, common.REPO)
+import run_job  # noqa: E402
 
 GOOD, FAILING = "/bin/true", "/bin/false"
 CONTROL_CHARACTERS = [bytes([code]) for code in range(0x20) if code not in (0x0a,)] + [b"\x7f"]
@@ -30,13 +34,13 @@ def limited_memory():
 
 
 def record(name, **values):
-    """A state line as run-job writes it (json.dumps' separators are its own)."""
+    """A state line as run-job writes it."""
     state = {"job": name, "status": "success", "reason": "success", "exit_code": 0,
              "signal": None, "start": "2026-01-01T00:00:00.000+0000",
              "start_time": 1767225600.0, "duration": 0.1, "log": "/nonexistent.log",
              "pid": 1, "logging_error": None, "set_aside": None, "consecutive_failures": 0}
     state.update(values)
-    return (json.dumps(state) + "\n").encode()
+    return run_job.json_line(state).encode("utf-8", "surrogateescape")
 
 
 def raw_record(name, text):
@@ -65,30 +69,44 @@ STATE_CASES = [
     ("a number that overflows to inf (1e999)", lambda name, outside: raw_record(name, "1e999"), None),
     ("every number 1e999", lambda name, outside: record(
         name, status="failed", start_time="@", duration="@", last_success_time="@",
-        paused_time="@", halted_time="@", consecutive_failures="@", exit_code="@",
-        pid="@").replace(b'"@"', b"1e999"), None),
+        consecutive_failures="@", exit_code="@", pid="@").replace(b'"@"', b"1e999"), None),
     ("every number -1e999", lambda name, outside: record(
         name, status="failed", start_time="@", duration="@", last_success_time="@",
-        paused_time="@", halted_time="@", consecutive_failures="@", exit_code="@",
-        pid="@").replace(b'"@"', b"-1e999"), None),
+        consecutive_failures="@", exit_code="@", pid="@").replace(b'"@"', b"-1e999"), None),
     ("a huge float", lambda name, outside: raw_record(name, "1.7e308"), None),
     ("a 300-digit integer", lambda name, outside: raw_record(name, "9" * 300), None),
     ("a 5000-digit integer", lambda name, outside: raw_record(name, "9" * 5000), None),
     ("a negative count", lambda name, outside: raw_record(name, "-5"), None),
     ("strings where numbers belong", lambda name, outside: record(
         name, consecutive_failures="x", start_time="x", duration="x", exit_code="x",
-        last_success_time="x", pid="x", paused_time="x", halted_time="x"), None),
+        last_success_time="x", pid="x"), None),
     ("booleans and nulls where numbers belong", lambda name, outside: record(
         name, consecutive_failures=True, start_time=None, duration=False, exit_code=True,
         pid=None), None),
     ("numbers where strings belong", lambda name, outside: record(
-        name, status=5, reason=1.5, start=7, log=3, last_success=1, paused=2,
-        pause_reason=3, halted=4, halt_reason=5, paused_by=6, set_aside=8), None),
+        name, status=5, reason=1.5, start=7, log=3, last_success=1, set_aside=8,
+        last_skip=9, last_skip_reason=10, logging_error=11), None),
     ("control characters in strings", lambda name, outside: record(
         name, status="failed\x1b]0;title\x07", reason="line\nbreak\x1b[31m",
         start="\r\x1b[2J", log="\x00", set_aside="\x1b[5m", last_success="\x9b31m",
-        paused="\x1b[1m", pause_reason="\x1b[1m", halted="\x1b[1m",
-        halt_reason="\x1b[1m", paused_by="\x1b[1m"), None),
+        last_skip_reason="\x1b[1m", logging_error="\x1b[1m"), None),
+    # A mark, however odd its values, is honoured until --resume or --reset clears it.
+    ("a pause mark of the wrong types", lambda name, outside: record(
+        name, paused=2, paused_time="x", paused_by=6, pause_reason=3), "paused"),
+    ("a pause mark with control characters", lambda name, outside: record(
+        name, paused="\x1b[2J", paused_time=1e308, paused_by="\x1b]0;title\x07",
+        pause_reason="a\nb\r\x1b[31m\x9b"), "paused"),
+    ("a halt mark of the wrong types", lambda name, outside: record(
+        name, halted=4, halted_time="x", halt_reason=5.5, consecutive_failures=9), "halted"),
+    ("a halt mark with control characters", lambda name, outside: record(
+        name, halted="\x1b[2J", halted_time=-1e308, halt_reason="a\nb\r\x1b[31m\x9b"),
+     "halted"),
+    ("backoff after a huge count and times", lambda name, outside: record(
+        name, status="failed", consecutive_failures=10 ** 30, start_time=1e308,
+        duration=1e308), "backoff"),
+    ("backoff after a negative count and times", lambda name, outside: record(
+        name, status="failed", consecutive_failures=-5, start_time=-1e308,
+        duration=-1.0), "backoff"),
     ("invalid UTF-8", lambda name, outside: raw_record(name, '"\xff\xfe"').replace(
         b"\xc3\xbf\xc3\xbe", b"\xff\xfe"), None),
     ("a 2 MB file", lambda name, outside: record(name) + b" " * (2 << 20), True),
@@ -144,6 +162,8 @@ QUICK = {("state", "garbage bytes"), ("state", "another job's record"),
          ("state", "a symlink to a record outside"), ("state", "a directory"),
          ("history", "a cut last line"), ("history", "a symlink to a file outside"),
          ("state lock", "garbage bytes"), ("state lock", "a directory"),
+         ("state", "a pause mark with control characters"),
+         ("state", "a halt mark with control characters"),
          ("state, by the job as it runs,", "a symlink to a file outside"),
          ("history, by the job as it runs,", "garbage bytes")}
 
@@ -313,11 +333,14 @@ def file_case(sandbox, number, role, label, maker, expected, command):
         if expected == "state":  # garbage: a state is set aside, a history is not
             expected = role.startswith("state")
     else:
-        sandbox.write_job(name, "command: %s\ntimeout: 10s\n" % command)
+        sandbox.write_job(name, "command: %s\ntimeout: 10s\n%s" % (
+            command, "backoff: true\n" if expected == "backoff" else ""))
         put(path, made)
     problems = status_problems(sandbox, name)
     if expected == "refused":
         problems += refused_problems(sandbox, name, path)
+    elif expected in MARK_EXPECTATIONS:
+        problems = problems or mark_problems(sandbox, name, command, expected)
     else:
         problems = problems or run_problems(sandbox, name, command)
         problems = problems or set_aside_problems(sandbox, name, path, expected)
@@ -327,6 +350,44 @@ def file_case(sandbox, number, role, label, maker, expected, command):
         problems.append("the file outside a symlink pointed to was written")
     problems += leftovers(sandbox, name)
     return problems
+
+
+# What a run does with an odd mark, and what clears it: (exit code, history
+# reasons that start so, the command that clears it).
+MARK_EXPECTATIONS = {"paused": (0, ("paused",), "--resume"),
+                     "halted": (69, ("halted",), "--reset"),
+                     "backoff": (0, ("backing off", "success"), "--reset")}
+
+
+def mark_problems(sandbox, name, command, expected):
+    """A state whose pause, halt or backoff mark has odd values: the run
+    honours it (a quiet skip, or 69 with one line), --status shows it, the
+    command that clears it does, and the next run records normally."""
+    code, reasons, clear = MARK_EXPECTATIONS[expected]
+    problems, got, out, err = invoke(sandbox, [name])
+    if problems:
+        return problems
+    if got != code or out or (err if code == 0 else common.one_line_error(err, ("run-job",))):
+        return ["the run with %s exited %s, printed %r" % (expected, got, (out + err)[:200])]
+    bad = [c for c in CONTROL_CHARACTERS if c in err]
+    if bad or b"\xc2\x9b" in err:
+        return ["the run printed control character %r: %r" % ((bad or [b"\x9b"])[0], err[:200])]
+    entry, problem = last_history_entry(sandbox, name)
+    if problem:
+        return [problem]
+    said = str(entry.get("reason")) if entry.get("status") == "skipped" else entry.get("status")
+    if not said.startswith(reasons):
+        return ["the run with %s is recorded as %s (%s)" % (expected, entry.get("status"), said)]
+    problems = status_problems(sandbox, name)
+    if problems:
+        return problems
+    problems, got, out, err = invoke(sandbox, [clear, name])
+    if problems or got != 0 or out or err:
+        return problems or ["%s exited %s, printed %r" % (clear, got, (out + err)[:200])]
+    entry, problem = last_history_entry(sandbox, name)
+    if problem or entry.get("status") != clear[2:].replace("resume", "resumed"):
+        return [problem or "%s is recorded as %r" % (clear, entry.get("status"))]
+    return next_run_problems(sandbox, name, command)
 
 
 def refused_problems(sandbox, name, path):
