@@ -2,7 +2,8 @@
 and 4th run in every 4 (each launch a process that has imported run_job and waits for a
 go-file, then a random moment): plain runs, cron runs by the job's own
 crontab line, drift skips by a line for another schedule, the lock-held
-skips they cause each other, and --pause, --resume and --reset among them.
+skips they cause each other, and --pause, --resume and --reset among them
+(by name or by --tag).
 Every launch is recorded exactly once in the history, with the status its
 exit code says; the runs are recorded in the order they ran, with the right
 consecutive_failures (a reset restarts the count); a start decided while the
@@ -48,6 +49,7 @@ sys.exit(code)
 """
 
 NAME = "flaky"
+TAG = "torture"
 SCHEDULE = "*/5 * * * *"
 OTHER_SCHEDULE = "0 1 * * *"
 RUN_STATUSES = ("success", "failed")
@@ -86,10 +88,12 @@ def fails(number):
 def launch_arguments(kind, config, number):
     if kind == "run":
         return ["--config", config, NAME]
+    # Half the commands name the job, half select it by its tag.
+    selection = ["--tag", TAG] if number % 2 else [NAME]
     if kind == "pause":
-        return ["--config", config, "--pause", NAME, "--reason", pause_reason(number)]
+        return ["--config", config, "--pause"] + selection + ["--reason", pause_reason(number)]
     if kind in ("resume", "reset"):
-        return ["--config", config, "--" + kind, NAME]
+        return ["--config", config, "--" + kind] + selection
     schedule = SCHEDULE if kind == "cron run" else OTHER_SCHEDULE
     return ["--config", config, "--job", NAME, "--scheduled", schedule]
 
@@ -443,7 +447,7 @@ def one_round(library, count, spread, rng, tally, counts, kinds):
     label = "round of %d launches%s" % (count, " with pauses" if kinds is MARK_KINDS else "")
     try:
         sandbox.write_job(NAME, common.job_text(job_command(sandbox), schedule="'%s'" % SCHEDULE,
-                                                timeout="1m"))
+                                                timeout="1m", tags="[%s]" % TAG))
         launches = start_launches(sandbox, library, [rng.choice(kinds) for _ in range(count)],
                                   spread, rng)
         for launch in launches:
