@@ -442,21 +442,32 @@ def timing_problems(launches):
     return ["a %s noted no times: its driver failed" % missing[0].kind] if missing else []
 
 
+def write_job(sandbox):
+    sandbox.write_job(NAME, common.job_text(job_command(sandbox), schedule="'%s'" % SCHEDULE,
+                                            timeout="1m", tags="[%s]" % TAG))
+
+
+def recorded(sandbox, launches, label, tally, counts):
+    """Each launch's own problems, a trial each; (history, state, problems)
+    of the round: each launch recorded once, as it ended."""
+    for launch in launches:
+        tally.check(launch_problems(launch), "launch" + label)
+    problems = []
+    history = read_history(sandbox, problems)
+    state = read_state(sandbox, problems)
+    problems += history_problems(launches, history)
+    count_outcomes(launches, counts)
+    return history, state, problems
+
+
 def one_round(library, count, spread, rng, tally, counts, kinds):
     sandbox = common.Sandbox()
-    label = "round of %d launches%s" % (count, " with pauses" if kinds is MARK_KINDS else "")
+    label = ", with pauses" if kinds is MARK_KINDS else ""
     try:
-        sandbox.write_job(NAME, common.job_text(job_command(sandbox), schedule="'%s'" % SCHEDULE,
-                                                timeout="1m", tags="[%s]" % TAG))
+        write_job(sandbox)
         launches = start_launches(sandbox, library, [rng.choice(kinds) for _ in range(count)],
                                   spread, rng)
-        for launch in launches:
-            tally.check(launch_problems(launch), "launch")
-        problems = []
-        history = read_history(sandbox, problems)
-        state = read_state(sandbox, problems)
-        problems += history_problems(launches, history)
-        count_outcomes(launches, counts)
+        history, state, problems = recorded(sandbox, launches, label, tally, counts)
         problems += run_problems(sandbox, history)
         problems += state_problems(state, history)
         problems += leftovers(sandbox)
@@ -465,7 +476,7 @@ def one_round(library, count, spread, rng, tally, counts, kinds):
             for launch in launches:
                 launch.history_index = history.index(launch.entry)
             problems += pause_problems(launches)
-        tally.check(problems, label)
+        tally.check(problems, "round of %d launches%s" % (count, label))
     finally:
         sandbox.remove()
 
@@ -495,8 +506,7 @@ def vandal_round(library, count, spread, rng, tally, counts):
     stopped, leaves a valid state that holds it."""
     sandbox = common.Sandbox()
     try:
-        sandbox.write_job(NAME, common.job_text(job_command(sandbox), schedule="'%s'" % SCHEDULE,
-                                                timeout="1m"))
+        write_job(sandbox)
         kinds = [rng.choice(PLAIN_KINDS) for _ in range(count)]
         with Vandal(sandbox, rng.random()) as vandal:
             launches = start_launches(sandbox, library, kinds, spread, rng)
@@ -507,13 +517,8 @@ def vandal_round(library, count, spread, rng, tally, counts):
         last.code, last.out, last.err, _ = common.finish(last.process, 30)
         launches.append(last)
         counts["state replaced"] = counts.get("state replaced", 0) + vandal.replaced
-        for launch in launches:
-            tally.check(launch_problems(launch), "launch, the state replaced all along")
-        problems = []
-        history = read_history(sandbox, problems)
-        state = read_state(sandbox, problems)
-        problems += history_problems(launches, history)
-        count_outcomes(launches, counts)
+        history, state, problems = recorded(sandbox, launches, ", the state replaced all along",
+                                            tally, counts)
         problems += vandalised_run_problems(history)
         problems += state_problems(state, history, vandalised=True)
         problems += leftovers(sandbox, set_aside_too=False)
