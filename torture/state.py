@@ -1,18 +1,19 @@
 """state: rounds of N simultaneous launches of one job that fails its 3rd
-and 4th run in every 4 (each launch a process that has imported run_job and waits for a
-go-file, then a random moment): plain runs, cron runs by the job's own
-crontab line, drift skips by a line for another schedule, the lock-held
-skips they cause each other, and --pause, --resume and --reset among them
-(by name or by --tag).
-Every launch is recorded exactly once in the history, with the status its
-exit code says; the runs are recorded in the order they ran, with the right
-consecutive_failures (a reset restarts the count); a start decided while the
-job was surely paused is a quiet skip (exit 0, reason "paused..."), and a
-paused skip was decided while it may have been; the state parses as JSON,
-run_job reads the same, and it holds the last run, the last success, the
-last skip since and the pause of the last pause or resume; one log per run,
-none per skip; no temporary or set-aside file is left. A last round has the
-state file replaced all along by a thread ignoring the state lock."""
+and 4th run in every 4 (each launch a process that has imported run_job and
+waits for a go-file, then a random moment): plain runs, cron runs by the
+job's own crontab line, drift skips by a line for another schedule, the
+lock-held skips they cause each other, and --pause, --resume and --reset
+among them (by name or by --tag). Every launch is recorded exactly once in
+the history, with the status its exit code says; the runs are recorded in
+the order they ran, with the right consecutive_failures (a reset restarts
+the count); a start decided while the job was surely paused is a quiet skip
+(exit 0, reason "paused..."), and a paused skip was decided while it may
+have been; the state parses as JSON, run_job reads the same, and it holds
+the last run, the last success, the last skip since and the pause of the
+last pause or resume; a thread reading it all along never finds it torn;
+one log per run, none per skip; no temporary or set-aside file is left. A
+last round has the state file replaced all along by a thread ignoring the
+state lock."""
 
 import json
 import os
@@ -382,6 +383,41 @@ def leftovers(sandbox, set_aside_too=True):
     return ["left behind: %s" % ", ".join(sorted(found)[:3])] if found else []
 
 
+class Reader(object):
+    """A thread reading the state all along, as --status does (no lock):
+    every read must find a whole record of the job."""
+
+    def __init__(self, sandbox):
+        self.path = sandbox.state(NAME)
+        self.stopped = threading.Event()
+        self.reads = 0
+        self.problem = None
+        self.thread = threading.Thread(target=self.work)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exception):
+        self.stopped.set()
+        self.thread.join()
+
+    def work(self):
+        while not self.stopped.wait(0.002):
+            try:
+                with open(self.path, "rb") as stream:
+                    data = stream.read()
+            except FileNotFoundError:
+                continue  # not yet written
+            self.reads += 1
+            try:
+                state = json.loads(data.decode("utf-8"))
+            except ValueError:
+                state = None
+            if (not isinstance(state, dict) or state.get("job") != NAME) and not self.problem:
+                self.problem = "a reader found the state torn or invalid: %r" % data[:100]
+
+
 class Vandal(object):
     """A thread that keeps replacing the state file, ignoring the state
     lock, by garbage, another job's record, a record of wrong types or a
@@ -465,9 +501,13 @@ def one_round(library, count, spread, rng, tally, counts, kinds):
     label = ", with pauses" if kinds is MARK_KINDS else ""
     try:
         write_job(sandbox)
-        launches = start_launches(sandbox, library, [rng.choice(kinds) for _ in range(count)],
-                                  spread, rng)
+        with Reader(sandbox) as reader:
+            launches = start_launches(sandbox, library, [rng.choice(kinds) for _ in range(count)],
+                                      spread, rng)
+        counts["state read"] = counts.get("state read", 0) + reader.reads
         history, state, problems = recorded(sandbox, launches, label, tally, counts)
+        if reader.problem:
+            problems.append(reader.problem)
         problems += run_problems(sandbox, history)
         problems += state_problems(state, history)
         problems += leftovers(sandbox)
