@@ -383,74 +383,76 @@ def leftovers(sandbox, set_aside_too=True):
     return ["left behind: %s" % ", ".join(sorted(found)[:3])] if found else []
 
 
-class Reader(object):
-    """A thread reading the state all along, as --status does (no lock):
-    every read must find a whole record of the job."""
+class Background(object):
+    """A thread doing step() on the state file every PAUSE() seconds within
+    a `with` block."""
+
+    def __init__(self, sandbox, pause):
+        self.path = sandbox.state(NAME)
+        self.pause = pause
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.work)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exception):
+        self.stopped.set()
+        self.thread.join()
+
+    def work(self):
+        while not self.stopped.wait(self.pause()):
+            self.step()
+
+
+class Reader(Background):
+    """Reads the state all along, as --status does (no lock): every read
+    must find a whole record of the job."""
 
     def __init__(self, sandbox):
-        self.path = sandbox.state(NAME)
-        self.stopped = threading.Event()
+        Background.__init__(self, sandbox, lambda: 0.002)
         self.reads = 0
         self.problem = None
-        self.thread = threading.Thread(target=self.work)
 
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exception):
-        self.stopped.set()
-        self.thread.join()
-
-    def work(self):
-        while not self.stopped.wait(0.002):
-            try:
-                with open(self.path, "rb") as stream:
-                    data = stream.read()
-            except FileNotFoundError:
-                continue  # not yet written
-            self.reads += 1
-            try:
-                state = json.loads(data.decode("utf-8"))
-            except ValueError:
-                state = None
-            if (not isinstance(state, dict) or state.get("job") != NAME) and not self.problem:
-                self.problem = "a reader found the state torn or invalid: %r" % data[:100]
+    def step(self):
+        try:
+            with open(self.path, "rb") as stream:
+                data = stream.read()
+        except FileNotFoundError:
+            return  # not yet written
+        self.reads += 1
+        try:
+            state = json.loads(data.decode("utf-8"))
+        except ValueError:
+            state = None
+        if (not isinstance(state, dict) or state.get("job") != NAME) and not self.problem:
+            self.problem = "a reader found the state torn or invalid: %r" % data[:100]
 
 
-class Vandal(object):
-    """A thread that keeps replacing the state file, ignoring the state
-    lock, by garbage, another job's record, a record of wrong types or a
-    FIFO, each put in place by a rename (so never half-written)."""
+class Vandal(Background):
+    """Keeps replacing the state file, ignoring the state lock, by garbage,
+    another job's record, a record of wrong types or a FIFO, each put in
+    place by a rename (so never half-written)."""
 
     def __init__(self, sandbox, seed):
-        self.path = sandbox.state(NAME)
+        rng = random.Random(seed)
+        Background.__init__(self, sandbox, lambda: rng.uniform(0.005, 0.05))
         self.spare = sandbox.path("state", "vandal")
-        self.rng = random.Random(seed)
-        self.stopped = threading.Event()
+        self.rng = rng
         self.replaced = 0
-        self.thread = threading.Thread(target=self.work)
 
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exception):
-        self.stopped.set()
-        self.thread.join()
-
-    def work(self):
-        while not self.stopped.wait(self.rng.uniform(0.005, 0.05)):
-            kind = self.rng.randrange(4)
-            if kind == 3:
-                os.mkfifo(self.spare)
-            else:
-                common.write_file(self.spare, (
-                    b"\x00garbage\xff\n", b'{"job": "other", "consecutive_failures": 7}\n',
-                    b'{"job": "%s", "consecutive_failures": "x", "start_time": {}}\n'
-                    % NAME.encode())[kind])
-            os.rename(self.spare, self.path)
-            self.replaced += 1
+    def step(self):
+        kind = self.rng.randrange(4)
+        if kind == 3:
+            os.mkfifo(self.spare)
+        else:
+            common.write_file(self.spare, (
+                b"\x00garbage\xff\n", b'{"job": "other", "consecutive_failures": 7}\n',
+                b'{"job": "%s", "consecutive_failures": "x", "start_time": {}}\n'
+                % NAME.encode())[kind])
+        os.rename(self.spare, self.path)
+        self.replaced += 1
 
 
 def vandalised_run_problems(history):
