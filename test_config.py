@@ -649,6 +649,11 @@ class OperatorTests(SandboxTest):
         path = self.sandbox.write_job("sleeper", "command: /bin/sleep 30\n")
         process = self.start_in_background("sleeper")
         self.wait_until_running("sleeper")
+        lock = run_job.lock_path(self.sandbox.load(), "sleeper")
+        deadline = time.monotonic() + 10
+        while not [info for info in run_job.lock_holders(lock) if info.pid != process.pid]:
+            self.assertLess(time.monotonic(), deadline, "the sleep never started")
+            time.sleep(0.01)
         process.kill()  # SIGKILL: the sleep, left behind, holds the lock
         process.wait()
         os.remove(path)  # and its file is gone too: still killable
