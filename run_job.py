@@ -6265,6 +6265,7 @@ def catch_up_command(config, invocation):
     catch-up runs (see start_catch_up_runs)."""
     require_service_user(config, "run-job --catch-up")
     check_global_config_owner(config)
+    ensure_directories(config)  # as a run does: as root, for the service user
     runner = catch_up_runner(invocation.config_path)  # before the switch's chdir
     become_service_user(config, MODULES_AFTER_SWITCH["catch-up"])
     return start_catch_up_runs(config, runner, sys.stderr)
