@@ -3074,6 +3074,19 @@ def scan_job_directory(config):
     return sorted(names), problems
 
 
+def load_jobs(config):
+    """(every job that loads, in name order; the error of each job file
+    that does not, and scan_job_directory's problems)."""
+    names, problems = scan_job_directory(config)
+    jobs = []
+    for name in names:
+        try:
+            jobs.append(load_job(config, name))
+        except (ConfigError, RefusedError, UsageError) as error:
+            problems.append(error)
+    return jobs, problems
+
+
 # ---- 5. privileges ---------------------------------------------------------------
 
 def written_directories(config, account):
@@ -5242,12 +5255,20 @@ def catch_up_decision(job, state, now):
     return missed, None
 
 
+def catch_up_due(config, job, now):
+    """catch_up_decision for JOB with its recorded state; a job that is
+    running is not caught up either (its lock would refuse the run)."""
+    missed, why_not = catch_up_decision(job, readable_state(config, job.name), now)
+    if missed is not None and running_info(config, job.name) is not None:
+        return None, "it is running"
+    return missed, why_not
+
+
 def catch_up_trigger(config, job):
     """run-job --catch-up NAME: the trigger of JOB's run when it missed a
     scheduled time, else None (and why not, on a terminal)."""
     import datetime  # lazily: a plain run does without it
-    missed, why_not = catch_up_decision(job, readable_state(config, job.name),
-                                        datetime.datetime.now())
+    missed, why_not = catch_up_due(config, job, datetime.datetime.now())
     if missed is None:
         if os.isatty(1):
             _write_stderr("run-job: job %s is not caught up: %s\n" % (job.name, why_not))
@@ -5265,24 +5286,19 @@ def start_catch_up_runs(config, runner, err):
     import datetime
     import subprocess
     now = datetime.datetime.now()
-    names, problems = scan_job_directory(config)
+    jobs, problems = load_jobs(config)
     started, failures = [], []
-    for name in names:
-        try:
-            job = load_job(config, name)
-        except (ConfigError, RefusedError, UsageError) as error:
-            problems.append(error)
-            continue
-        if catch_up_decision(job, readable_state(config, name), now)[0] is None:
+    for job in jobs:
+        if catch_up_due(config, job, now)[0] is None:
             continue
         try:
-            subprocess.Popen(runner + ["--catch-up", "--job", name],
+            subprocess.Popen(runner + ["--catch-up", "--job", job.name],
                              stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as error:
             failures.append("job %s: cannot start its catch-up run: %s"
-                            % (name, error.strerror or error))
+                            % (job.name, error.strerror or error))
             continue
-        started.append(name)
+        started.append(job.name)
     for problem in problems + failures:
         err.write("run-job: %s\n" % printable(str(problem)))
     if started and err.isatty():
@@ -6029,9 +6045,9 @@ usage: run-job [-c FILE] [options] [NAME]
   --scheduled EXPR              run as the crontab line for schedule EXPR does:
                                 skip quietly (and record why) when the job file
                                 no longer asks for that line
-  --catch-up [NAME]             start (or run NAME) as a catch-up: each job with
-                                catch_up: true whose last scheduled time is later
-                                than its last run's start, in its own process
+  --catch-up [NAME]             start each job with catch_up: true whose last
+                                scheduled time is later than its last run's
+                                start, in a process of its own (or run NAME so)
   -k NAME, --kill-job NAME      stop a running job and its whole process tree
   -l, --list-jobs               print every job name, one per line
   -s, --status [NAME...]        print each job's (or each NAME's) status,

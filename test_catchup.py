@@ -116,7 +116,7 @@ class CatchUpDecisionTests(CatchUpTest):
                                  "unscheduled", "not_asked") if self.runs(name)]
         self.assertEqual(ran, ["due"])
         # By hand, one job at a time: the same rule.
-        for name in ("never_ran", "paused", "halted", "disabled", "unscheduled", "not_asked"):
+        for name in ("never_ran", "halted"):
             self.assertEqual(self.sandbox.run("--catch-up", name), (0, "", ""), name)
             self.assertEqual(self.runs(name), 0, name)
 
@@ -181,6 +181,15 @@ class CatchUpProcessTests(CatchUpTest):
         self.assertEqual(self.history("a_slow")[-1]["status"], "killed")
         self.assertTrue(self.history("a_slow")[-1]["trigger"].startswith(TRIGGER_PREFIX))
 
+    def test_a_running_job_is_not_caught_up(self):
+        self.job("slow", command="/bin/sleep 30")
+        self.record_start("slow", last_new_year() - datetime.timedelta(days=1))
+        self.start_in_background("slow")
+        self.wait_until_running("slow")
+        self.assertEqual(self.sandbox.run("--catch-up"), (0, "", ""))
+        self.assertEqual(self.sandbox.run("--catch-up", "slow"), (0, "", ""))
+        self.assertEqual(self.history("slow"), [])  # no run, no lock-held skip
+
     def test_an_invalid_job_file_is_reported_and_the_others_caught_up(self):
         self.job("nightly")
         self.record_start("nightly", last_new_year() - datetime.timedelta(days=1))
@@ -191,12 +200,18 @@ class CatchUpProcessTests(CatchUpTest):
         self.assertEqual(self.runs("nightly"), 1)
 
     def test_usage(self):
+        self.assertEqual(run_job.parse_command_line(["--catch-up"]).actions, ["catch-up"])
+        hand = run_job.parse_command_line(["--catch-up", "x"])
+        self.assertEqual((hand.actions, hand.job, hand.catch_up), (["run"], "x", True))
         for arguments in (("--catch-up", "--status"), ("--catch-up", "--check"),
                           ("--catch-up", "--scheduled", YEARLY, "x"),
                           ("--catch-up", "--kill-job", "x")):
-            code, out, err = self.sandbox.run(*arguments)
-            self.assertEqual(code, 64, arguments)
-            self.assert_one_error_line(err, "--catch-up")
+            with self.assertRaises(run_job.UsageError, msg=arguments) as caught:
+                run_job.parse_command_line(list(arguments))
+            self.assertIn("--catch-up", str(caught.exception))
+        code, out, err = self.sandbox.run("--catch-up", "--list-jobs")
+        self.assertEqual(code, 64)
+        self.assert_one_error_line(err, "--catch-up")
 
     def test_only_the_service_user_or_root_catches_up(self):
         self.job("nightly")
