@@ -263,9 +263,11 @@ class CrontabTests(test_drift.DriftTest):
         return [line for line in self.box.read_crontab().splitlines()
                 if line.startswith("@reboot")]
 
-    def assert_up_to_date(self):
+    def assert_up_to_date(self, run_job_too=False):
         code, out, err = self.box.run("--check")
         self.assertEqual((code, err), (0, ""))
+        if not run_job_too:
+            return
         code, out, err = self.box.run_job("--check")
         self.assertEqual((code, err), (0, ""))
         code, out, err = self.box.run_job("--status")
@@ -281,7 +283,7 @@ class CrontabTests(test_drift.DriftTest):
         text = self.box.read_crontab()
         self.assertTrue(text.endswith("@reboot %s /usr/bin/run-job --catch-up\n" % user))
         cron_generate.validate_crontab(text, self.box.global_config())
-        self.assert_up_to_date()
+        self.assert_up_to_date(run_job_too=True)
 
     def test_no_reboot_line_without_a_scheduled_catch_up_job(self):
         self.box.touching_job("a", "schedule: '%s'\n" % YEARLY)
