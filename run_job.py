@@ -6045,9 +6045,9 @@ usage: run-job [-c FILE] [options] [NAME]
   --scheduled EXPR              run as the crontab line for schedule EXPR does:
                                 skip quietly (and record why) when the job file
                                 no longer asks for that line
-  --catch-up [NAME]             run, each in a process of its own, every job with
-                                catch_up: true that missed a scheduled time since
-                                its last run started (with NAME: that one, here)
+  --catch-up [NAME]             run, each in a process of its own, every job
+                                with catch_up: true that missed a scheduled time
+                                since its last run started (NAME: that one, here)
   -k NAME, --kill-job NAME      stop a running job and its whole process tree
   -l, --list-jobs               print every job name, one per line
   -s, --status [NAME...]        print each job's (or each NAME's) status,
