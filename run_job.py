@@ -6047,7 +6047,7 @@ usage: run-job [-c FILE] [options] [NAME]
                                 no longer asks for that line
   --catch-up [NAME]             run, each in a process of its own, every job
                                 with catch_up: true that missed a scheduled time
-                                since its last run started (NAME: that one, here)
+                                since its last run started (NAME: only that job)
   -k NAME, --kill-job NAME      stop a running job and its whole process tree
   -l, --list-jobs               print every job name, one per line
   -s, --status [NAME...]        print each job's (or each NAME's) status,
