@@ -2363,6 +2363,8 @@ JOB_KEYS = (
         "run instead of `command` by --slow-start"),
     Key("schedule", parse_schedule, "schedule", None, "none",
         "a cron expression, for cron-generate"),
+    Key("catch_up", parse_flag, "catch_up", False, "`false`",
+        "run once at boot when a scheduled time passed while down"),
     Key("disabled", parse_flag, "disabled", False, "`false`",
         "left out of the crontab"),
     Key("timeout", parse_seconds, "timeout", 600.0, "`10m`",
@@ -3140,6 +3142,17 @@ def tagged_job_names(config, tags):
                 "no job has tags"
             raise UsageError("no job has the tag %s; %s" % (quoted_value(tag), listing))
     return selected
+def load_jobs(config):
+    """(every job that loads, in name order; the error of each job file
+    that does not, and scan_job_directory's problems)."""
+    names, problems = scan_job_directory(config)
+    jobs = []
+    for name in names:
+        try:
+            jobs.append(load_job(config, name))
+        except (ConfigError, RefusedError, UsageError) as error:
+            problems.append(error)
+    return jobs, problems
 
 
 # ---- 5. privileges ---------------------------------------------------------------
@@ -4640,15 +4653,17 @@ class JobRun(object):
             self._pump(end - time.monotonic())
 
 
-def execute_job(config, job, slow_start=False, live=None, events=None, force=False):
+def execute_job(config, job, slow_start=False, live=None, events=None, force=False,
+                trigger=None):
     """Run JOB under its lock; log, record and report the outcome. Return
     the exit code: 0 success (or still running with allow_overtime, or
     skipped as paused or backing off), 1 failed or killed, 124 timed out;
     raise LockHeldError when still running, HaltedError when halted. FORCE
     (--force) runs a paused, halted or backing-off job. LIVE (default:
     whether stdout is a terminal) also shows the output; EVENTS, a logger
-    (see run_events), hears of the start and the outcome. Must be the only
-    thing in this process that has child processes."""
+    (see run_events), hears of the start and the outcome; TRIGGER, what
+    started the run when not cron's line or a hand (see record_run). Must
+    be the only thing in this process that has child processes."""
     _ensure_standard_fds()  # before the lock, which must not become fd 0, 1 or 2
     now = time.time()
     state, set_aside = read_state_for_run(config, job.name, now)
@@ -4666,12 +4681,13 @@ def execute_job(config, job, slow_start=False, live=None, events=None, force=Fal
                     "(allow_overtime)", now)
         return EXIT_OK
     try:
-        return _execute_locked(config, job, lock, slow_start, live, events, set_aside)
+        return _execute_locked(config, job, lock, slow_start, live, events, set_aside,
+                               trigger)
     finally:
         lock.close()
 
 
-def _execute_locked(config, job, lock, slow_start, live, events, set_aside):
+def _execute_locked(config, job, lock, slow_start, live, events, set_aside, trigger):
     start = time.time()
     if live is None:
         live = os.isatty(1)
@@ -4684,6 +4700,8 @@ def _execute_locked(config, job, lock, slow_start, live, events, set_aside):
     try:
         _log_header(log, job, commands, start)
         _log_set_aside(log, set_aside)
+        if trigger is not None:
+            log.note("trigger", trigger)
         log_event(events, LOG_INFO, "job %s started (pid %d); log %s"
                   % (job.name, os.getpid(), log.path))
         run.open()
@@ -4699,7 +4717,7 @@ def _execute_locked(config, job, lock, slow_start, live, events, set_aside):
         # Nothing of the job is left to replace the state files once more.
         _log_set_aside(log, record_run(config, job.name, outcome, start, duration, log.path,
                                        logging_error=logging_error, set_aside=set_aside,
-                                       job=job))
+                                       job=job, trigger=trigger))
         if logging_error is not None:
             log.note("logging", logging_error)
         _log_footer(log, outcome, duration)
@@ -5130,22 +5148,25 @@ def run_record(name, outcome, start, duration, log_path, pid, logging_error=None
 
 
 def record_run(config, name, outcome, start, duration, log_path, pid=None,
-               logging_error=None, set_aside=(), job=None):
+               logging_error=None, set_aside=(), job=None, trigger=None):
     """Record a run of job NAME in state and history; a failure to do so is
     reported on stderr but does not change the run's exit code. PID: the
     run's run-job, when not this process (--kill-job recording a dead one's
     run); LOGGING_ERROR: how a `logging` handler failed during the run, or
     None; SET_ASIDE: what read_state_for_run set aside; JOB: the Job whose
-    halt_after_failures and halt_on_exit_codes apply (see halt_reason).
-    Return the lines saying what was set aside now."""
+    halt_after_failures and halt_on_exit_codes apply (see halt_reason);
+    TRIGGER: what started the run when not its crontab line or a hand (a
+    catch-up), or None. Return the lines saying what was set aside now."""
     record = run_record(name, outcome, start, duration, log_path,
                         os.getpid() if pid is None else pid, logging_error, set_aside)
+    if trigger is not None:
+        record["trigger"] = trigger
 
     def change(state):
         failures = 0
         if outcome.status != "success":
             failures = recorded_count(state, "consecutive_failures") + 1
-        for key in ("last_skip", "last_skip_reason"):
+        for key in ("last_skip", "last_skip_reason", "trigger"):
             state.pop(key, None)
         state.update(record, consecutive_failures=failures)
         if outcome.status == "success":
@@ -5334,14 +5355,17 @@ def reset_job(config, name, by, reason, now):
         state["consecutive_failures"] = 0
         return "; ".join(cleared) or "not halted, no consecutive failures", bool(cleared)
     return record_command(config, name, "reset", by, now, apply)
+def readable_state(config, name):
+    """Job NAME's state, or {} when it has none or cannot be read."""
+    try:
+        return read_job_state(config, name) or {}
+    except (BadFileError, OSError):
+        return {}
 
 
 def _recorded_start_time(config, name):
     """start_time of the last recorded run, 0 if none."""
-    try:
-        return recorded_number(read_job_state(config, name), "start_time")
-    except (BadFileError, OSError):
-        return 0
+    return recorded_number(readable_state(config, name), "start_time")
 
 
 LOG_INFO, LOG_WARNING, LOG_ERROR = 20, 30, 40  # logging's levels, without importing it
@@ -5454,6 +5478,89 @@ def skip_scheduled_start(config, job, reason, events=None):
     return EXIT_OK
 
 
+# Catch-up after downtime (`catch_up: true`): the crontab's @reboot line runs
+# `run-job --catch-up`, which starts `run-job --catch-up --job NAME` in a
+# process of its own for each job that missed a scheduled time, so that a slow
+# one delays no other. Each run decides again, as one started by hand does: it
+# runs once, however many times were missed, when the job's latest scheduled
+# time is later than its last recorded run's start; its run record gets
+# `trigger` ("catch-up: missed TIME").
+
+
+def catch_up_decision(job, state, now):
+    """(the missed scheduled time, None) when JOB, whose state is STATE, is
+    to be caught up at NOW (a naive local datetime), else (None, why not)."""
+    if not job.catch_up:
+        return None, "catch_up is not true"
+    if job.disabled or job.schedule is None:
+        return None, "disabled" if job.disabled else "unscheduled"
+    for mark in ("paused", "halted"):
+        if state.get(mark):
+            return None, mark
+    start_time = recorded_number(state, "start_time", None)
+    if start_time is None:
+        return None, "it never ran"
+    try:
+        last_start = type(now).fromtimestamp(start_time)
+    except (OverflowError, ValueError, OSError):  # a state file may hold anything
+        return None, "its last start time is not valid"
+    missed = job.schedule.previous_before(now)
+    if missed is None or missed <= last_start:
+        return None, "no scheduled time passed since its last run started"
+    return missed, None
+
+
+def catch_up_due(config, job, now):
+    """catch_up_decision for JOB with its recorded state; a job that is
+    running is not caught up either (its lock would refuse the run)."""
+    missed, why_not = catch_up_decision(job, readable_state(config, job.name), now)
+    if missed is not None and running_info(config, job.name) is not None:
+        return None, "it is running"
+    return missed, why_not
+
+
+def catch_up_trigger(config, job):
+    """run-job --catch-up NAME: the trigger of JOB's run when it missed a
+    scheduled time, else None (and why not, on a terminal)."""
+    import datetime  # lazily: a plain run does without it
+    missed, why_not = catch_up_due(config, job, datetime.datetime.now())
+    if missed is None:
+        if os.isatty(1):
+            _write_stderr("run-job: job %s is not caught up: %s\n" % (job.name, why_not))
+        return None
+    return "catch-up: missed %s" % missed.strftime("%Y-%m-%d %H:%M")
+
+
+def start_catch_up_runs(config, runner, err):
+    """run-job --catch-up: start `RUNNER --catch-up --job NAME` (RUNNER: this
+    run-job's command line) for each job to catch up, each detached in a
+    session of its own, without waiting for it: its outcome is its own run's,
+    logged, recorded and reported on the inherited stderr. An invalid job
+    file is reported on ERR. Return EXIT_OK, EXIT_FAILED when a run could
+    not be started, else EXIT_CONFIG when a job file is invalid."""
+    import datetime
+    import subprocess
+    now = datetime.datetime.now()
+    jobs, problems = load_jobs(config)
+    started, failures = [], []
+    for job in jobs:
+        if catch_up_due(config, job, now)[0] is None:
+            continue
+        try:
+            subprocess.Popen(runner + ["--catch-up", "--job", job.name],
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+        except OSError as error:
+            failures.append("job %s: cannot start its catch-up run: %s"
+                            % (job.name, error.strerror or error))
+            continue
+        started.append(job.name)
+    for problem in problems + failures:
+        err.write("run-job: %s\n" % printable(str(problem)))
+    if started and err.isatty():
+        err.write("run-job: catch-up runs started: %s\n" % ", ".join(started))
+    return EXIT_FAILED if failures else EXIT_CONFIG if problems else EXIT_OK
+
+
 # ---- 9. reporting ----------------------------------------------------------------
 
 # Three parts: the installed crontab against the job files; --list-jobs and
@@ -5469,19 +5576,22 @@ STATUS_INDENT = "    "
 # characters; a file larger than that is none of its own.
 CRONTAB_MAX_BYTES = 10000 * 999
 CRONTAB_JOB_PATTERN = r"(?:^|\s)--job (\S+)(?: --scheduled '([^']*)')?"
+CRONTAB_CATCH_UP_PATTERN = r"(?:^|\s)--catch-up(?:\s|$)"
 
 
 class InstalledCrontab(object):
     """What the installed crontab runs. `path` is None when output_crontab is
     console (nothing to compare). `jobs` maps each job name to the schedules
     of its lines (None for a line from a cron-generate that wrote no
-    --scheduled), or is None when no crontab is installed; `error` says why
-    the file cannot be compared, or is None."""
+    --scheduled), or is None when no crontab is installed; `catch_up_lines`
+    counts its lines that run run-job --catch-up; `error` says why the file
+    cannot be compared, or is None."""
 
-    def __init__(self, path, jobs=None, error=None):
+    def __init__(self, path, jobs=None, error=None, catch_up_lines=0):
         self.path = path
         self.jobs = jobs
         self.error = error
+        self.catch_up_lines = catch_up_lines
 
 
 def read_crontab_file(path):
@@ -5508,21 +5618,24 @@ def read_crontab_file(path):
     return data, status
 
 
-def crontab_job_lines(text):
-    """{job name: [the schedule of each of its lines]} for the lines of
-    crontab TEXT that run `--job NAME`; None for a line without the
-    `--scheduled 'EXPR'` that cron-generate now writes."""
+def parse_installed_crontab(path, data):
+    """The InstalledCrontab of DATA, the bytes of the crontab PATH: in `jobs`,
+    the schedule of each line that runs `--job NAME` (None for a line
+    without the `--scheduled 'EXPR'` that cron-generate now writes)."""
     import re  # lazily: only the reports read a crontab
-    pattern = re.compile(CRONTAB_JOB_PATTERN)
-    jobs = {}
-    for line in text.splitlines():
+    job_pattern = re.compile(CRONTAB_JOB_PATTERN)
+    catch_up_pattern = re.compile(CRONTAB_CATCH_UP_PATTERN)
+    crontab = InstalledCrontab(path, {})
+    for line in data.decode("utf-8", "replace").splitlines():
         words = line.split(None, 1)
         if not words or words[0].startswith("#") or "=" in words[0]:
             continue  # a blank line, a comment or an environment setting
-        match = pattern.search(line)
+        match = job_pattern.search(line)
         if match:
-            jobs.setdefault(match.group(1), []).append(match.group(2))
-    return jobs
+            crontab.jobs.setdefault(match.group(1), []).append(match.group(2))
+        elif catch_up_pattern.search(line):
+            crontab.catch_up_lines += 1
+    return crontab
 
 
 def read_installed_crontab(config):
@@ -5536,7 +5649,7 @@ def read_installed_crontab(config):
         return InstalledCrontab(path, error=str(error))
     if found is None:
         return InstalledCrontab(path)
-    return InstalledCrontab(path, crontab_job_lines(found[0].decode("utf-8", "replace")))
+    return parse_installed_crontab(path, found[0])
 
 
 def is_scheduled(job):
@@ -5566,6 +5679,19 @@ def job_crontab_problem(job, crontab):
         return "%d lines: %s" % (len(schedules), listed)
     if normalised_schedule(schedules[0]) != normalised_schedule(job.schedule_expression):
         return "rescheduled to '%s', still scheduled %s" % (job.schedule_expression, listed)
+    if job.catch_up and not crontab.catch_up_lines:
+        return "catch_up: true, but the crontab has no @reboot line for run-job --catch-up"
+    return None
+
+
+def catch_up_lines_problem(crontab, jobs):
+    """How CRONTAB's run-job --catch-up lines differ from the one that
+    cron-generate writes when one of JOBS is a scheduled catch-up job, or
+    None. (A missing one is each such job's problem: job_crontab_problem.)"""
+    if crontab.catch_up_lines > 1:
+        return "%d lines run run-job --catch-up" % crontab.catch_up_lines
+    if crontab.catch_up_lines and not any(is_scheduled(job) and job.catch_up for job in jobs):
+        return "it runs run-job --catch-up, but no scheduled job has catch_up: true"
     return None
 
 
@@ -5823,9 +5949,11 @@ def crontab_warnings(config, crontab, jobs, names):
                 "warning: the crontab %s is out of date (%s); run cron-generate"
                 % (crontab.path, problem)))
     orphans = crontab_orphans(crontab, names)
-    if orphans:
+    problems = [orphans_problem(orphans)] if orphans else []
+    problems.append(catch_up_lines_problem(crontab, jobs))
+    for problem in filter(None, problems):
         warnings.append(config.error("warning: the crontab %s is out of date (%s); run "
-                                     "cron-generate" % (crontab.path, orphans_problem(orphans)),
+                                     "cron-generate" % (crontab.path, problem),
                                      "output_crontab"))
     return warnings
 
@@ -6176,6 +6304,9 @@ usage: run-job [-c FILE] [options] [NAME]
                                 no longer asks for that line
   --force                       run the job even if paused, halted or backing
                                 off (by hand only)
+  --catch-up [NAME]             run, each in a process of its own, every job
+                                with catch_up: true that missed a scheduled time
+                                since its last run started (NAME: only that job)
   -k NAME, --kill-job NAME      stop a running job and its whole process tree
   -l, --list-jobs               print every job name, one per line
   -s, --status [NAME...]        print each job's (or each NAME's) status,
@@ -6216,6 +6347,7 @@ OPTIONS = {
     "-r": ("only_running", True), "--only-running": ("only_running", True),
     "-w": ("slow_start", True), "--slow-start": ("slow_start", True),
     "--scheduled": ("scheduled", None),
+    "--catch-up": ("catch_up", True),
     "-j": ("run", None), "--job": ("run", None),
     "-k": ("kill", None), "--kill-job": ("kill", None),
     "--force": ("force", True),
@@ -6243,6 +6375,7 @@ MODULES_AFTER_SWITCH = {
     "kill": (),
     "list": (),
     "status": ("re", "datetime", "shlex", "difflib"),
+    "catch-up": ("re", "datetime", "shlex", "difflib", "subprocess"),
     "check": ("re", "datetime", "shlex", "difflib", "grp"),
     "pause": JOB_FILE_MODULES,
     "resume": JOB_FILE_MODULES,
@@ -6263,6 +6396,7 @@ class Invocation(object):
         self.names = []  # the words that are not options: job names
         self.slow_start = False
         self.scheduled = None
+        self.catch_up = False
         self.only_running = False
         self.config_path = None
         self.force = False
@@ -6335,6 +6469,8 @@ def check_invocation(invocation):
         if wins in actions:
             invocation.actions = [wins]
             return invocation
+    if invocation.catch_up and not actions and not invocation.names:
+        actions.append("catch-up")  # else it is a run's: run-job --catch-up NAME
     if not actions and invocation.names:  # run-job NAME
         actions.append("run")
         invocation.job = invocation.names.pop(0)
@@ -6347,6 +6483,10 @@ def check_invocation(invocation):
         raise UsageError("--slow-start applies only to running a job; see run-job --help")
     if invocation.scheduled is not None and actions[0] != "run":
         raise UsageError("--scheduled applies only to running a job; see run-job --help")
+    if invocation.catch_up and actions[0] not in ("run", "catch-up"):
+        raise UsageError("--catch-up applies only to running jobs; see run-job --help")
+    if invocation.catch_up and invocation.scheduled is not None:
+        raise UsageError("--catch-up and --scheduled exclude each other; see run-job --help")
     if invocation.only_running and actions[0] not in ("list", "status"):
         raise UsageError("--only-running applies only to --list-jobs and --status; "
                          "see run-job --help")
@@ -6456,8 +6596,13 @@ def run_command(config, invocation):
     if invocation.slow_start and job.slow_start_commands is None:
         raise UsageError("job %s has no slow_start_command; run it without "
                          "--slow-start" % name)
+    trigger = None
+    if invocation.catch_up:
+        trigger = catch_up_trigger(config, job)
+        if trigger is None:
+            return EXIT_OK
     return execute_job(config, job, slow_start=invocation.slow_start, events=events,
-                       force=invocation.force)
+                       force=invocation.force, trigger=trigger)
 
 
 def kill_command(config, invocation):
@@ -6504,6 +6649,27 @@ def mark_command(config, invocation, environ):
         if sys.stdout.isatty():
             sys.stdout.write("job %s %s\n" % (name, done if changed else unchanged))
     return EXIT_OK
+
+
+def catch_up_command(config, invocation):
+    """run-job --catch-up: as the service user (root becomes it), start the
+    catch-up runs (see start_catch_up_runs)."""
+    require_service_user(config, "run-job --catch-up")
+    check_global_config_owner(config)
+    ensure_directories(config)  # as a run does: as root, for the service user
+    runner = catch_up_runner(invocation.config_path)  # before the switch's chdir
+    become_service_user(config, MODULES_AFTER_SWITCH["catch-up"])
+    return start_catch_up_runs(config, runner, sys.stderr)
+
+
+def catch_up_runner(config_path):
+    """The command line of this run-job: its interpreter (isolated, if this
+    one is), its script and the --config CONFIG_PATH given, as absolute paths."""
+    argv = [sys.executable] + (["-I"] if sys.flags.isolated else [])
+    argv.append(os.path.abspath(__file__))
+    if config_path is not None:
+        argv += ["--config", os.path.abspath(config_path)]
+    return argv
 
 
 def load_scheduled_job(config, name, scheduled):
@@ -6553,6 +6719,9 @@ def dispatch(invocation, environ):
     if action in MARK_ACTIONS:
         return mark_command(read_global_config(invocation.config_path, environ),
                             invocation, environ)
+    if action == "catch-up":
+        return catch_up_command(read_global_config(invocation.config_path, environ),
+                                invocation)
     return report_command(load_global_config(invocation.config_path, environ), invocation)
 
 
