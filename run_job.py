@@ -4938,14 +4938,16 @@ BACKOFF_DEFAULT = (300.0, 21600.0)
 
 def backoff_window(setting):
     """(initial, max) seconds of a job's `backoff` setting, or None when it
-    has none: True means BACKOFF_DEFAULT; else a pair or an object with
-    `initial` and `max`."""
+    has none: True means BACKOFF_DEFAULT; else a pair, a mapping or an
+    object with `initial` and `max`."""
     if not setting:
         return None
     if setting is True:
         return BACKOFF_DEFAULT
     if isinstance(setting, (tuple, list)):
         return setting[0], setting[1]
+    if isinstance(setting, dict):
+        return setting["initial"], setting["max"]
     return setting.initial, setting.max
 
 
