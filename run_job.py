@@ -5556,8 +5556,10 @@ def recorded_text(state, key):
 
 def recorded_time(state, text_key, time_key):
     """(local ISO 8601 text, Unix time) of a time that STATE records under
-    both keys; the text from the time when only that is there."""
-    text, epoch = recorded_text(state, text_key), recorded_number(state, time_key, None)
+    both keys; the text from the time when only that is there. A mark
+    cleared by setting it false (or empty) is no time."""
+    text = recorded_text(state, text_key) if state.get(text_key) else None
+    epoch = recorded_number(state, time_key, None)
     if text is None:
         text = optional_iso_time(epoch)
     return text, epoch
