@@ -5035,9 +5035,11 @@ def read_job_state(config, name):
 
 
 def recorded_number(state, key, default=0):
-    """STATE[KEY] if it is a number (a state file is anyone's to damage), else DEFAULT."""
+    """STATE[KEY] if it is a finite number (a state file is anyone's to
+    damage: 1e999 reads as infinity), else DEFAULT."""
     value = (state or {}).get(key)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and value - value == 0:  # neither infinite nor NaN
         return value
     return default
 
@@ -5705,21 +5707,18 @@ def orphans_problem(orphans):
         ", ".join(orphans), "has" if len(orphans) == 1 else "have")
 
 
-def crontab_status_lines(crontab, names, all_jobs=True):
-    """--status's closing lines about the crontab itself, not one job; the
-    lines of jobs without a file only when NAMES are ALL_JOBS."""
+def crontab_status_problem(crontab, names, all_jobs=True):
+    """What --status closes with about the crontab itself, not one job, or
+    None; the jobs without a file only when NAMES are ALL_JOBS."""
     if crontab.path is None:
-        return []
+        return None
     if crontab.error is not None:
-        return ["crontab: cannot compare it with the job files: %s; run cron-generate"
-                % crontab.error]
-    if not all_jobs:
-        return []
-    orphans = crontab_orphans(crontab, names)
+        return "cannot compare it with the job files: %s; run cron-generate" % crontab.error
+    orphans = crontab_orphans(crontab, names) if all_jobs else []
     if orphans:
-        return ["crontab: %s is out of date (%s); run cron-generate"
-                % (crontab.path, orphans_problem(orphans))]
-    return []
+        return "%s is out of date (%s); run cron-generate" % (crontab.path,
+                                                              orphans_problem(orphans))
+    return None
 
 
 # -- 9.2 --list-jobs and --status
@@ -5741,30 +5740,35 @@ def list_jobs(config, only_running, out, err, names=None):
     return EXIT_OK
 
 
-def show_status(config, names, only_running, out, err, now=None):
+def show_status(config, names, only_running, out, err, as_json=False, now=None):
     """--status [NAME...]: each job (or each named one, in the order named) in
-    the original's format; an invalid job file shows as invalid without hiding
-    the others. A name without a job file is a usage error, reported (as ls
-    does) after the others are shown."""
+    the original's format and ours, or AS_JSON one object {"jobs": [...],
+    "crontab": ...}; an invalid job file or an unreadable state shows as
+    such without hiding the others. A name without a job file is a usage
+    error, reported (as ls does) after the others are shown. NOW: Unix time."""
     unknown, named = [], bool(names)
     if named:
         names, unknown = existing_job_names(config, names)
     else:
         names, problems = scan_job_directory(config)
         write_problems(problems, err)
-    if names and now is None:
-        import datetime  # lazily: only the reports need it (1.2 ms)
-        now = datetime.datetime.now()
+    now = time.time() if now is None else now
     crontab = read_installed_crontab(config)
+    statuses = []
     for name in names:
         running = running_info(config, name)
-        if only_running and running is None:
-            continue
-        for line in job_status_lines(config, name, running, now, crontab):
-            out.write(printable(line) + "\n")  # a name or description never adds a line
-    if not only_running:
-        for line in crontab_status_lines(crontab, names, all_jobs=not named):
-            out.write(printable(line) + "\n")
+        if not only_running or running is not None:
+            statuses.append(job_status(config, name, running, now, crontab))
+    closing = None if only_running else crontab_status_problem(crontab, names, not named)
+    if as_json:
+        import json  # lazily: only --json needs it (preloaded, see report_command)
+        out.write(json.dumps({"jobs": statuses, "crontab": closing}, indent=2) + "\n")
+    else:
+        for status in statuses:
+            for line in status_text_lines(status):
+                out.write(printable(line) + "\n")  # a name or description never adds a line
+        if closing is not None:
+            out.write(printable("crontab: " + closing) + "\n")
     write_problems(unknown, err)
     return EXIT_USAGE if unknown else EXIT_OK
 
@@ -5784,86 +5788,258 @@ def existing_job_names(config, names):
     return found, unknown
 
 
-def job_status_lines(config, name, running, now, crontab):
+# One job's status, as --status --json prints it and --status words it: the
+# keys in this order, each always there (README's table says what each holds).
+STATUS_KEYS = ("name", "verbose_name", "description", "tags", "schedule", "next_run",
+               "next_run_time", "disabled", "invalid", "crontab", "lock_error", "running",
+               "paused", "halted", "backing_off_until", "backing_off_until_time",
+               "last_run", "last_success", "last_success_time", "consecutive_failures",
+               "last_skip", "logging_error", "set_aside", "state_error")
+
+
+def job_status(config, name, running, now, crontab):
+    """What --status says of job NAME at NOW: a dict of STATUS_KEYS, from its
+    job file, its lock (RUNNING: its running_info) and its state file."""
+    status = dict.fromkeys(STATUS_KEYS)
+    status.update(name=name, tags=[], running=running_status(running, now))
+    job = None
     try:
         job = load_job(config, name)
     except (ConfigError, RefusedError, UsageError) as error:
-        return ["%s ***Invalid configuration***" % name, STATUS_INDENT + str(error)]
-    head = "%s - %s" % (name, job.verbose_name)
-    if running is not None and running.get("pid") is not None:
-        head += "%s{pid: %d, status: running}" % (STATUS_INDENT, running["pid"])
-    elif running is not None:  # the run has not written its pid yet
-        head += "%s{status: running}" % STATUS_INDENT
-    lines = [head]
-    if running is not None and running.get("pid") is not None and runner_died(running):
-        lines.append(STATUS_INDENT + orphaned_run_text(name, running))
+        status["invalid"] = str(error)
+    else:
+        status.update(job_file_status(job, now, crontab))
     bad_lock = lock_file_problem(config, name)
     if bad_lock is not None:
-        lines.append(STATUS_INDENT + "lock file %s: every run is refused; remove it" % bad_lock)
-    if job.description:
-        lines.extend(STATUS_INDENT + line.strip()
-                     for line in job.description.strip().splitlines())
-    if job.tags:
-        lines.append(STATUS_INDENT + "tags: " + ", ".join(job.tags))
-    if job.schedule is not None:
-        lines.append(STATUS_INDENT + schedule_summary(job, now))
+        status["lock_error"] = str(bad_lock)
+    try:
+        state = read_job_state(config, name) or {}
+    except BadFileError as error:  # read-only: the next run sets it aside
+        status["state_error"] = "state file %s; the next run sets it aside" % error
+    except OSError as error:  # one unreadable record hides nothing else
+        status["state_error"] = "%s: cannot read: %s" % (state_path(config, name),
+                                                         error.strerror)
+    else:
+        status.update(recorded_status(job, state, now))
+    return status
+
+
+def job_file_status(job, now, crontab):
+    """job_status's keys that JOB's file gives."""
+    next_run = None
+    if is_scheduled(job):
+        import datetime  # lazily: only the reports need it (1.2 ms)
+        found = job.schedule.next_after(datetime.datetime.fromtimestamp(now))
+        if found is not None:
+            next_run = int(time.mktime(found.timetuple()))
+    problem = None
     if crontab.path is not None and crontab.error is None:
         problem = job_crontab_problem(job, crontab)
-        if problem is not None:
-            lines.append(STATUS_INDENT + "crontab: out of date (%s); run cron-generate" % problem)
-    try:
-        state = read_job_state(config, name)
-    except BadFileError as error:  # read-only: the next run sets it aside
-        lines.append(STATUS_INDENT + "last status: unknown: state file %s; the next run "
-                     "sets it aside" % error)
-    except OSError as error:  # one unreadable record hides nothing else
-        lines.append(STATUS_INDENT + "last status: unknown: %s: cannot read: %s"
-                     % (state_path(config, name), error.strerror))
-    else:
-        lines.extend(STATUS_INDENT + line for line in state_summaries(state or {}))
-    return lines
+    return {"verbose_name": job.verbose_name, "description": job.description,
+            "tags": list(job.tags), "schedule": job.schedule_expression,
+            "next_run": optional_iso_time(next_run), "next_run_time": next_run,
+            "disabled": job.disabled, "crontab": problem}
 
 
-def state_summaries(state):
-    """The last run's outcome, a failing `logging` handler, and the last
-    skipped start since, as recorded."""
-    lines = []
-    if "status" in state:
-        lines.append("last status: " + outcome_summary(state))
-    if state.get("logging_error"):
-        lines.append("logging: %s" % state["logging_error"])
-    if state.get("set_aside"):
-        lines.extend(str(state["set_aside"]).splitlines())
+def running_status(running, now):
+    """job_status's `running`, from RUNNING (see running_info), or None."""
+    if running is None:
+        return None
+    pid, start = running.get("pid"), running.get("start")
+    return {"pid": pid, "start": optional_iso_time(start),
+            "start_time": None if start is None else round(start, 3),
+            "elapsed": None if start is None else round(max(now - start, 0.0), 3),
+            "runner_died": pid is not None and runner_died(running)}
+
+
+def recorded_status(job, state, now):
+    """job_status's keys that a job's STATE gives; JOB: None when invalid."""
+    until = None if job is None else backoff_until(job, state, now)
+    if until is not None and until <= now:
+        until = None
+    last_success, last_success_time = recorded_time(state, "last_success", "last_success_time")
+    last_skip = None
     if "last_skip" in state:
-        lines.append("last skipped start: %s (%s)"
-                     % (state["last_skip"], state.get("last_skip_reason")))
+        last_skip = {"at": recorded_text(state, "last_skip"),
+                     "reason": recorded_text(state, "last_skip_reason")}
+    return {"paused": paused_status(state), "halted": halted_status(state),
+            "backing_off_until": optional_iso_time(until),
+            "backing_off_until_time": None if until is None else round(until, 3),
+            "last_run": last_run_status(state), "last_success": last_success,
+            "last_success_time": last_success_time,
+            "consecutive_failures": int(recorded_number(state, "consecutive_failures")),
+            "last_skip": last_skip, "logging_error": recorded_text(state, "logging_error"),
+            "set_aside": recorded_text(state, "set_aside")}
+
+
+def paused_status(state):
+    at, at_time = recorded_time(state, "paused", "paused_time")
+    if at is None:
+        return None
+    return {"by": recorded_text(state, "paused_by"), "at": at, "at_time": at_time,
+            "reason": recorded_text(state, "pause_reason")}
+
+
+def halted_status(state):
+    since, since_time = recorded_time(state, "halted", "halted_time")
+    if since is None:
+        return None
+    return {"since": since, "since_time": since_time,
+            "reason": recorded_text(state, "halt_reason")}
+
+
+def last_run_status(state):
+    if "status" not in state:
+        return None
+    start, start_time = recorded_time(state, "start", "start_time")
+    run = {key: recorded_text(state, key) for key in ("status", "reason")}
+    run.update({key: recorded_number(state, key, None) for key in ("exit_code", "signal")})
+    run.update(start=start, start_time=start_time,
+               duration=recorded_number(state, "duration", None),
+               attempts=recorded_number(state, "attempts", None),
+               log=recorded_text(state, "log"))
+    return run
+
+
+def recorded_text(state, key):
+    value = state.get(key)
+    return None if value is None else str(value)
+
+
+def recorded_time(state, text_key, time_key):
+    """(local ISO 8601 text, Unix time) of a time that STATE records under
+    both keys; the text from the time when only that is there. A mark
+    cleared by setting it false (or empty) is no time."""
+    text = recorded_text(state, text_key) if state.get(text_key) else None
+    epoch = recorded_number(state, time_key, None)
+    if text is None:
+        text = optional_iso_time(epoch)
+    return text, epoch
+
+
+def optional_iso_time(epoch):
+    """_iso_time(EPOCH), or None for None or a time beyond what localtime
+    takes (a state file may say any number)."""
+    if epoch is None:
+        return None
+    try:
+        return _iso_time(epoch)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def status_text_lines(status):
+    """STATUS (see job_status) as --status prints it: the head line and the
+    lines of the original's format, then the facts it did not have."""
+    name, running = status["name"], status["running"]
+    if status["invalid"] is not None:
+        head, lines = "%s ***Invalid configuration***" % name, [status["invalid"]]
+    else:
+        head, lines = "%s - %s" % (name, status["verbose_name"]), []
+    if running is not None:
+        head += STATUS_INDENT + ("{status: running}" if running["pid"] is None  # not yet written
+                                 else "{pid: %d, status: running}" % running["pid"])
+        lines.extend(running_lines(name, running))
+    if status["lock_error"] is not None:
+        lines.append("lock file %s: every run is refused; remove it" % status["lock_error"])
+    if status["description"]:
+        lines.extend(line.strip() for line in status["description"].strip().splitlines())
+    if status["tags"]:
+        lines.append("tags: " + ", ".join(status["tags"]))
+    if status["schedule"] is not None:
+        lines.append(schedule_summary(status))
+    if status["crontab"] is not None:
+        lines.append("crontab: out of date (%s); run cron-generate" % status["crontab"])
+    lines.extend(state_summaries(status))
+    return [head] + [STATUS_INDENT + line for line in lines]
+
+
+def running_lines(name, running):
+    lines = []
+    if running["start"] is not None:
+        lines.append("running since %s, for %s" % (running["start"],
+                                                  elapsed_text(running["elapsed"])))
+    if running["runner_died"]:
+        lines.append(orphaned_run_text(name, {"pid": running["pid"],
+                                              "start": running["start_time"]}))
     return lines
 
 
-def schedule_summary(job, now):
-    summary = "schedule: %s" % job.schedule_expression
-    if job.disabled:
+def elapsed_text(seconds):
+    """SECONDS as `42 s`, `5m 03s`, `2h 05m` or `3d 04h`."""
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return "%dd %02dh" % (days, hours)
+    if hours:
+        return "%dh %02dm" % (hours, minutes)
+    if minutes:
+        return "%dm %02ds" % (minutes, seconds)
+    return "%d s" % seconds
+
+
+def schedule_summary(status):
+    summary = "schedule: %s" % status["schedule"]
+    if status["disabled"]:
         return summary + " (disabled)"
-    next_run = job.schedule.next_after(now)
-    if next_run is None:
+    if status["next_run_time"] is None:
         return summary + ", no next run"
-    return summary + ", next run %s" % next_run.strftime("%Y-%m-%d %H:%M")
+    return summary + ", next run %s" % time.strftime("%Y-%m-%d %H:%M",
+                                                     time.localtime(status["next_run_time"]))
 
 
-def outcome_summary(state):
-    """One line from the runner's record of the last run, such as
+def state_summaries(status):
+    """What the state records, as STATUS has it: the pause and halt marks, a
+    backoff, the last run's outcome, the failures since the last success, a
+    failing `logging` handler, what a run set aside, and the last skipped
+    start since the last run."""
+    if status["state_error"] is not None:
+        return ["last status: unknown: " + status["state_error"]]
+    lines = []
+    paused, halted = status["paused"], status["halted"]
+    if paused is not None:
+        lines.append("paused by %s at %s%s" % (paused["by"] or "?", paused["at"],
+                                               reason_text(paused["reason"])))
+    if halted is not None:
+        lines.append("halted since %s%s; run-job --reset %s clears it"
+                     % (halted["since"], reason_text(halted["reason"]), status["name"]))
+    if status["backing_off_until"] is not None:
+        lines.append("backing off until %s" % status["backing_off_until"])
+    if status["last_run"] is not None:
+        lines.append("last status: " + outcome_summary(status["last_run"]))
+    if status["consecutive_failures"]:
+        lines.append("consecutive failures: %d, last success: %s"
+                     % (status["consecutive_failures"], status["last_success"] or "never"))
+    if status["logging_error"]:
+        lines.append("logging: %s" % status["logging_error"])
+    if status["set_aside"]:
+        lines.extend(status["set_aside"].splitlines())
+    if status["last_skip"] is not None:
+        lines.append("last skipped start: %s (%s)" % (status["last_skip"]["at"],
+                                                      status["last_skip"]["reason"]))
+    return lines
+
+
+def reason_text(reason):
+    return ": %s" % reason if reason else ""
+
+
+def outcome_summary(run):
+    """One line from RUN (job_status's `last_run`), such as
     `failed at 2026-11-27T02:30:00.000+0000 (exit code 3, 1.2 s)`."""
-    summary = str(state.get("status") or "unknown")
-    started = [state[key] for key in ("start", "start_time") if isinstance(state.get(key), str)]
-    if started:  # the local time as text, not the epoch seconds
-        summary += " at %s" % started[0]
+    summary = run["status"] or "unknown"
+    if run["start"] is not None:
+        summary += " at %s" % run["start"]
     details = []
-    if state.get("exit_code") is not None:
-        details.append("exit code %s" % state["exit_code"])
-    if state.get("signal") is not None:
-        details.append("signal %s" % state["signal"])
-    if isinstance(state.get("duration"), (int, float)):
-        details.append("%.1f s" % state["duration"])
+    if run["exit_code"] is not None:
+        details.append("exit code %s" % run["exit_code"])
+    if run["signal"] is not None:
+        details.append("signal %s" % run["signal"])
+    if run["duration"] is not None:
+        details.append("%.1f s" % run["duration"])
+    if run["attempts"] is not None and run["attempts"] > 1:
+        details.append("%d attempts" % run["attempts"])
     return summary + (" (%s)" % ", ".join(details) if details else "")
 
 
@@ -6319,6 +6495,7 @@ usage: run-job [-c FILE] [options] [NAME]
   --tag TAG                     instead of names, the jobs tagged TAG (repeat
                                 for more tags: any of them), for -l, -s, -k,
                                 --pause, --resume and --reset
+  --json                        with -s: print the status as one JSON object
   --check                       validate the global config and every job file
   -c FILE, --config FILE        the global config (default: $PROCESS_CONTROL_CONFIG,
                                 else /etc/process-control.yaml, else built-in defaults)
@@ -6345,6 +6522,7 @@ OPTIONS = {
     "-s": ("action", "status"), "--status": ("action", "status"),
     "--check": ("action", "check"),
     "-r": ("only_running", True), "--only-running": ("only_running", True),
+    "--json": ("json", True),
     "-w": ("slow_start", True), "--slow-start": ("slow_start", True),
     "--scheduled": ("scheduled", None),
     "--catch-up": ("catch_up", True),
@@ -6367,8 +6545,8 @@ MARK_ACTIONS = ("pause", "resume", "reset")
 # compiled on first use), datetime (date values), shlex (command lines with a
 # backslash or an unclosed quote), difflib (unknown keys); _ctypes: prctl for
 # the runner's child subreaper, and malloc_trim; grp: --check names the
-# service user's group. Signals come from
-# _signal, which is built in.
+# service user's group; json (added by report_command): --status --json only.
+# Signals come from _signal, which is built in.
 JOB_FILE_MODULES = ("re", "datetime", "shlex", "difflib")  # --tag loads every job file
 MODULES_AFTER_SWITCH = {
     "run": ("re", "datetime", "shlex", "difflib", "_ctypes"),
@@ -6398,6 +6576,7 @@ class Invocation(object):
         self.scheduled = None
         self.catch_up = False
         self.only_running = False
+        self.json = False
         self.config_path = None
         self.force = False
         self.reason = None
@@ -6496,6 +6675,8 @@ def check_invocation(invocation):
     if invocation.reason is not None and actions[0] != "pause":
         raise UsageError("--reason applies only to --pause; see run-job --help")
     check_tags(invocation)
+    if invocation.json and actions[0] != "status":
+        raise UsageError("--json applies only to --status; see run-job --help")
     check_names(invocation)
     return invocation
 
@@ -6692,6 +6873,8 @@ def report_command(config, invocation):
         modules += LOGGING_MODULES  # its handlers' classes are looked up
     if invocation.tags:
         modules += JOB_FILE_MODULES
+    if invocation.json:
+        modules += ("json",)  # only --status --json writes with it
     if service_account(config) is not None:
         become_service_user(config, modules)
     names = invocation.names
@@ -6701,7 +6884,8 @@ def report_command(config, invocation):
         return list_jobs(config, invocation.only_running, sys.stdout, sys.stderr,
                          names if invocation.tags else None)
     if action == "status":
-        return show_status(config, names, invocation.only_running, sys.stdout, sys.stderr)
+        return show_status(config, names, invocation.only_running, sys.stdout, sys.stderr,
+                           as_json=invocation.json)
     return check_configuration(config, sys.stdout, sys.stderr)
 
 
