@@ -5045,8 +5045,8 @@ def recorded_number(state, key, default=0):
 
 
 def recorded_count(state, key):
-    """STATE[KEY] as a whole number from 0 to COUNT_MAX: an infinite or huge
-    count (a damaged state) is COUNT_MAX, a negative one 0."""
+    """STATE[KEY] as a whole number from 0 to COUNT_MAX: a huge count (a
+    damaged state) is COUNT_MAX; a negative one, or no finite number, 0."""
     value = recorded_number(state, key)
     return int(min(max(value, 0), COUNT_MAX))
 
