@@ -4565,7 +4565,10 @@ class JobRun(object):
         outcome = self._attempt(commands)
         attempt = 1
         while self._retry(outcome, attempt, attempts):
-            outcome = self._interruption() or self._attempt(commands)
+            if self._interruption() is not None:  # stopped during the delay
+                outcome = self._interruption()
+                break
+            outcome = self._attempt(commands)
             attempt += 1
         outcome.attempts = attempt
         self._drain()
