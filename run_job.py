@@ -2321,19 +2321,29 @@ def line_safe_piece(source):
     return "(?%s:%s)" % (flags, source) if flags else "(?:%s)" % source
 
 
+_REGEX_SPECIAL = frozenset(".^$*+?{}[]\\|()")
+
+
 class LinePatterns(object):
     """The regular expressions of `stderr_ignore` or `fail_on_output`, as
-    written (SOURCES) and compiled for bytes (COMPILED), with COMBINED, their
-    alternation, when every one is line-safe (line_safe_piece), else None."""
+    written (SOURCES) and compiled for bytes (COMPILED). When every one is
+    line-safe (see line_safe_piece), ALTERNATION is their pieces joined with
+    `|`, and chunks are searched many lines at once: by bytes.find for a
+    pattern that is plain text (in a lowered copy for `(?i)`), by the pattern
+    itself (which then finds its literal prefix fast) for another; sre's
+    alternations search every position, several times slower. Else
+    ALTERNATION is None and lines are searched one by one."""
 
-    def __init__(self, sources, compiled, combined):
+    def __init__(self, sources, compiled, alternation=None):
         self.sources = sources
         self.compiled = compiled
-        self.combined = combined
-        self.run_of_matching_lines = None  # lines that each hold a match, at once
-        if combined is not None:
-            self.run_of_matching_lines = _compile_bytes(
-                b"(?:[^\n]*?(?:" + combined.pattern + b")[^\n]*\n)*")
+        self.finders = None  # (plain text or None, in lowered text, pattern) each
+        self.unmatched_line = None  # finds the start of a line holding no match
+        if alternation is not None:
+            self.finders = [_finder(source, pattern)
+                            for source, pattern in zip(sources, compiled)]
+            self.unmatched_line = _compile_bytes(
+                b"^(?![^\n]*?(?:" + alternation + b"))")
 
     def line_match(self, line):
         """The source of the first pattern found in LINE (no newline), or None."""
@@ -2345,20 +2355,35 @@ class LinePatterns(object):
     def first_match(self, data, start, stop):
         """(source, line) of the first line of DATA[START:STOP] (whole lines,
         each ending in a newline) in which a pattern is found, or None."""
-        if self.combined is None:
+        if self.finders is None:
             return self._first_line(data, start, stop, True)
-        found = self.combined.search(data, start, stop)
-        if found is None or found.start() >= stop:  # `$` after the last newline
+        # Each search ends where the best so far starts: a match it misses
+        # would only be on the same line.
+        best = stop
+        lowered = None
+        for text, in_lowered, pattern in self.finders:
+            if text is None:
+                found = pattern.search(data, start, best)
+                at = -1 if found is None else found.start()
+            elif in_lowered:
+                lowered = data.lower() if lowered is None else lowered
+                at = lowered.find(text, start, best)
+            else:
+                at = data.find(text, start, best)
+            if 0 <= at < best:  # `$` at STOP is past the last line
+                best = at
+        if best == stop:
             return None
-        line_start = data.rfind(b"\n", start, found.start()) + 1 or start
-        line = data[line_start:data.find(b"\n", found.start())]
+        line_start = data.rfind(b"\n", start, best) + 1 or start
+        line = data[line_start:data.find(b"\n", best)]
         return self.line_match(line), line
 
     def has_unmatched_line(self, data, start, stop):
         """Whether a line of DATA[START:STOP] (as for first_match) holds no match."""
-        if self.combined is None:
+        if self.unmatched_line is None:
             return self._first_line(data, start, stop, False) is not None
-        return self.run_of_matching_lines.match(data, start, stop).end() < stop
+        found = self.unmatched_line.search(data, start, stop)
+        return found is not None and found.start() < stop  # STOP starts no line
 
     def _first_line(self, data, start, stop, matching):
         """Line by line: (source, line) of the first line in which a pattern
@@ -2368,6 +2393,16 @@ class LinePatterns(object):
             if (source is not None) == matching:
                 return source, line
         return None
+
+
+def _finder(source, pattern):
+    """How LinePatterns searches a chunk for line-safe SOURCE (PATTERN)."""
+    lowered = source.startswith("(?i)")
+    text = source[4:] if lowered else source
+    if _REGEX_SPECIAL.isdisjoint(text):
+        text = utf8_bytes(text)
+        return (text.lower() if lowered else text), lowered, pattern
+    return None, False, pattern
 
 
 def _compile_bytes(pattern):
@@ -2391,10 +2426,9 @@ def parse_patterns(value, key, origin):
                              origin, *subpath)
         compiled.append(_compile_pattern(source, key, origin, subpath))
     pieces = [line_safe_piece(source) for source in sources]
-    combined = None
-    if None not in pieces:
-        combined = _compile_bytes(utf8_bytes("|".join(pieces)))
-    return LinePatterns(sources, compiled, combined)
+    if None in pieces:
+        return LinePatterns(sources, compiled)
+    return LinePatterns(sources, compiled, utf8_bytes("|".join(pieces)))
 
 
 def _compile_pattern(source, key, origin, subpath):
