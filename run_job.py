@@ -2304,9 +2304,8 @@ def line_safe_piece(source):
     classes, `.`, the escapes \\b \\B \\d \\w and escaped punctuation, `(?:`
     groups and a leading `(?i)` can do neither: on such a pattern the bulk
     search and the line-by-line one agree line for line."""
-    flags = ""
-    if source.startswith("(?i)"):
-        flags, source = "i", source[4:]
+    ignore_case, source = _case_flag(source)
+    flags = "i" if ignore_case else ""
     position = 0
     while position < len(source):
         char, after = source[position], source[position + 1:position + 2]
@@ -2327,23 +2326,22 @@ _REGEX_SPECIAL = frozenset(".^$*+?{}[]\\|()")
 class LinePatterns(object):
     """The regular expressions of `stderr_ignore` or `fail_on_output`, as
     written (SOURCES) and compiled for bytes (COMPILED). When every one is
-    line-safe (see line_safe_piece), ALTERNATION is their pieces joined with
-    `|`, and chunks are searched many lines at once: by bytes.find for a
+    line-safe, PIECES are what line_safe_piece made of them, and chunks are
+    searched many lines at once: by bytes.find for a
     pattern that is plain text (in a lowered copy for `(?i)`), by the pattern
     itself (which then finds its literal prefix fast) for another; sre's
     alternations search every position, several times slower. Else
-    ALTERNATION is None and lines are searched one by one."""
+    PIECES is None and lines are searched one by one."""
 
-    def __init__(self, sources, compiled, alternation=None):
+    def __init__(self, sources, compiled, pieces=None):
         self.sources = sources
         self.compiled = compiled
         self.finders = None  # (plain text or None, in lowered text, pattern) each
-        self.unmatched_line = None  # finds the start of a line holding no match
-        if alternation is not None:
+        self.matching_lines = None  # matches the lines that each hold a match
+        if pieces is not None:
             self.finders = [_finder(source, pattern)
                             for source, pattern in zip(sources, compiled)]
-            self.unmatched_line = _compile_bytes(
-                b"^(?![^\n]*?(?:" + alternation + b"))")
+            self.matching_lines = _compile_bytes(_matching_lines(sources, pieces))
 
     def line_match(self, line):
         """The source of the first pattern found in LINE (no newline), or None."""
@@ -2380,10 +2378,9 @@ class LinePatterns(object):
 
     def has_unmatched_line(self, data, start, stop):
         """Whether a line of DATA[START:STOP] (as for first_match) holds no match."""
-        if self.unmatched_line is None:
+        if self.matching_lines is None:
             return self._first_line(data, start, stop, False) is not None
-        found = self.unmatched_line.search(data, start, stop)
-        return found is not None and found.start() < stop  # STOP starts no line
+        return self.matching_lines.match(data, start, stop).end() < stop
 
     def _first_line(self, data, start, stop, matching):
         """Line by line: (source, line) of the first line in which a pattern
@@ -2397,12 +2394,34 @@ class LinePatterns(object):
 
 def _finder(source, pattern):
     """How LinePatterns searches a chunk for line-safe SOURCE (PATTERN)."""
-    lowered = source.startswith("(?i)")
-    text = source[4:] if lowered else source
+    lowered, text = _case_flag(source)
     if _REGEX_SPECIAL.isdisjoint(text):
         text = utf8_bytes(text)
         return (text.lower() if lowered else text), lowered, pattern
     return None, False, pattern
+
+
+def _matching_lines(sources, pieces):
+    """A pattern matching the lines that each hold a match of one of the
+    line-safe SOURCES (as PIECES): those starting with ^ (and no `|`) are
+    tried at the line's start only, before the others at every position."""
+    anchored, anywhere = [], []
+    for source, piece in zip(sources, pieces):
+        body = _case_flag(source)[1]
+        (anchored if body.startswith("^") and "|" not in body else anywhere).append(piece)
+    choices = []
+    if anchored:
+        choices.append("|".join(anchored))
+    if anywhere:
+        choices.append("[^\n]*?(?:%s)" % "|".join(anywhere))
+    return utf8_bytes("(?:(?:%s)[^\n]*\n)*" % "|".join(choices))
+
+
+def _case_flag(source):
+    """(whether SOURCE starts with `(?i)`, SOURCE without it)."""
+    if source.startswith("(?i)"):
+        return True, source[4:]
+    return False, source
 
 
 def _compile_bytes(pattern):
@@ -2426,9 +2445,7 @@ def parse_patterns(value, key, origin):
                              origin, *subpath)
         compiled.append(_compile_pattern(source, key, origin, subpath))
     pieces = [line_safe_piece(source) for source in sources]
-    if None in pieces:
-        return LinePatterns(sources, compiled)
-    return LinePatterns(sources, compiled, utf8_bytes("|".join(pieces)))
+    return LinePatterns(sources, compiled, None if None in pieces else pieces)
 
 
 def _compile_pattern(source, key, origin, subpath):

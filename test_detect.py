@@ -415,7 +415,8 @@ class BulkMatchingTests(unittest.TestCase):
 
     PATTERNS = [["ERROR"], ["^fatal", "x$"], ["(?i)warn"], ["a.c", "[0-9]{2}"],
                 [r"\bno\b", "z+"], [r"\s$"], [r"\Aab"], ["b(?!c)"], ["(?<=a)b"],
-                ["[^a-z]"], ["^$"], ["ab|cd", "(?:e)f"], [r"\d\w"], ["é"]]
+                ["[^a-z]"], ["^$"], ["ab|cd", "(?:e)f"], [r"\d\w"], ["é"], ["^a", "(?i)^b"],
+                ["^a|b"], ["(?i)warn", "ERROR", "^x"]]
     PIECES = [b"a", b"b", b"c", b"ERROR", b"fatal", b"x", b"\n", b"\n", b" ", b"WaRn",
               b"no", b"z", b"12", b"\xff", b"\xc3\xa9", b"e", b"f", b"d", b"\t"]
 
