@@ -2309,8 +2309,8 @@ def line_safe_piece(source):
     position = 0
     while position < len(source):
         char, after = source[position], source[position + 1:position + 2]
-        if char == "\\" and not (after in "bBdw" and after or after and not after.isalnum()
-                                 and after >= " "):
+        if char == "\\" and not (after in ("b", "B", "d", "w") or after >= " "
+                                 and not after.isalnum()):
             return None
         if char == "(" and after == "?" and source[position + 2:position + 3] != ":":
             return None
@@ -2327,11 +2327,11 @@ class LinePatterns(object):
     """The regular expressions of `stderr_ignore` or `fail_on_output`, as
     written (SOURCES) and compiled for bytes (COMPILED). When every one is
     line-safe, PIECES are what line_safe_piece made of them, and chunks are
-    searched many lines at once: by bytes.find for a
-    pattern that is plain text (in a lowered copy for `(?i)`), by the pattern
-    itself (which then finds its literal prefix fast) for another; sre's
-    alternations search every position, several times slower. Else
-    PIECES is None and lines are searched one by one."""
+    searched many lines at once: by bytes.find for a pattern that is plain
+    text (in a lowered copy for `(?i)`), by the pattern itself (which finds
+    its literal prefix fast) for another; an alternation would try every
+    position, several times slower. Else PIECES is None and lines are
+    searched one by one."""
 
     def __init__(self, sources, compiled, pieces=None):
         self.sources = sources
