@@ -5872,6 +5872,7 @@ def configuration_problems(config):
         warnings.extend(schedule_warnings(job))
         warnings.extend(shell_syntax_warnings(job))
         warnings.extend(timeout_warnings(job))
+        warnings.extend(stderr_ignore_warnings(job))
         jobs.append(job)
     warnings.extend(crontab_warnings(config, read_installed_crontab(config), jobs, names))
     return problems, warnings, names
@@ -6156,6 +6157,13 @@ def timeout_warnings(job):
         "warning: `timeout: %s`: the original process-control counted minutes: %s now "
         "means %s seconds; write %ss, or %sm for %s minutes")
         % ((written,) * 6))]
+
+
+def stderr_ignore_warnings(job):
+    if job.stderr_ignore is None or job.fail_on_stderr:
+        return []
+    return [job_key_error(job, "stderr_ignore", "warning: `stderr_ignore` does nothing "
+                          "without `fail_on_stderr: true`; set that, or remove it")]
 
 
 def logging_warnings(config, account):

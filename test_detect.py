@@ -374,6 +374,16 @@ class PatternConfigTests(DetectTest):
         self.assert_one_error_line(err, "one.yaml:2:17: `stderr_ignore` must be a list of "
                                         "regular expressions (strings), not a number")
 
+    def test_check_warns_of_stderr_ignore_without_fail_on_stderr(self):
+        self.sandbox.write_job("lax", "command: /bin/true\nstderr_ignore: '^warning'\n")
+        code, out, err = self.sandbox.run("--check")
+        self.assertEqual(code, 0, err)
+        self.assert_one_error_line(err, "lax.yaml:2:1: warning: `stderr_ignore` does nothing "
+                                        "without `fail_on_stderr: true`")
+        self.sandbox.write_job("lax", "command: /bin/true\nstderr_ignore: '^warning'\n"
+                                      "fail_on_stderr: true\n")
+        self.assertEqual(self.sandbox.run("--check")[::2], (0, ""))
+
     def test_retries_must_be_counts_and_durations(self):
         self.sandbox.write_job("neg", "command: /bin/true\nretries: -1\n")
         code, _, err = self.sandbox.run("--check")
