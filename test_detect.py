@@ -266,10 +266,10 @@ class StderrIgnoreTests(DetectTest):
                           if pair[0] == "status"])
 
 
-# Writes argv[1] (a Python bytes literal) to fd argv[2], in pieces split at
-# each "|", pausing between them so that run-job reads each on its own.
-PIECES = ("import ast, os, sys, time\n"
-          "for piece in ast.literal_eval(sys.argv[1]).split(b'|'):\n"
+# Writes the bytes of file argv[1] to fd argv[2], in pieces split at each
+# "|", pausing between them so that run-job reads each on its own.
+PIECES = ("import os, sys, time\n"
+          "for piece in open(sys.argv[1], 'rb').read().split(b'|'):\n"
           "    os.write(int(sys.argv[2]), piece)\n"
           "    time.sleep(0.1)\n")
 
@@ -280,11 +280,11 @@ class FailOnOutputTests(DetectTest):
         test_config.write_file(self.sandbox.path("pieces.py"), PIECES)
 
     def write_pieces(self, name, data, fd=1, patterns="['ERROR', '(?i)fatal']"):
-        test_config.write_file(self.sandbox.path(name + ".data"), repr(data))
-        self.sandbox.write_job(name, (
-            "command: /bin/sh -c '%s %s \"$(cat %s)\" %d'\nfail_on_output: %s\n" % (
-                sys.executable, self.sandbox.path("pieces.py"),
-                self.sandbox.path(name + ".data"), fd, patterns)))
+        with open(self.sandbox.path(name + ".data"), "wb") as output:
+            output.write(data)
+        self.sandbox.write_job(name, "command: %s %s %s %d\nfail_on_output: %s\n" % (
+            sys.executable, self.sandbox.path("pieces.py"), self.sandbox.path(name + ".data"),
+            fd, patterns))
 
     def test_a_matching_stdout_line_fails_a_run_that_exits_0(self):
         self.write_pieces("out", b"fine\nan ERROR here\nfine\n")
@@ -325,6 +325,7 @@ class FailOnOutputTests(DetectTest):
         self.write_pieces("early", early[:70000] + b"|" + early[70000:])
         code, _, err = self.sandbox.run("early")
         self.assertEqual(code, 1, err)
+        self.assertIn("pattern 'ERROR' on stdout: \"xxx", err)
         self.assertLess(len(err.splitlines()[0]), 1000)  # the line is cut in the summary
         late = b"x" * 70000 + b"ERROR" + b"\n"
         self.write_pieces("late", late[:30000] + b"|" + late[30000:])
