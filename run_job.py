@@ -2321,6 +2321,185 @@ def parse_backoff(value, key, origin):
         raise origin.error("`%s`: initial %gs is longer than max %gs; make max at least "
                            "initial" % (key, settings["initial"], settings["max"]), "max")
     return settings["initial"], settings["max"]
+def utf8_bytes(text):
+    """TEXT for exec (or a pattern): UTF-8 as in the job file, whatever the locale's
+    encoding; an escaped lone surrogate passes rather than failing the run."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
+# Output lines are matched as bytes (the output is kept as it was, invalid
+# UTF-8 included), on their first LINE_MATCH_MAX bytes: a line seen in pieces
+# is kept until its end up to that size. A chunk read (READ_SIZE, below) holds
+# no longer line, so only such a kept line ever needs cutting.
+LINE_MATCH_MAX = 65536
+
+
+def line_safe_piece(source):
+    """SOURCE as a piece of an alternation searched over many lines at once
+    (MULTILINE), or None when it could match, or look at, a newline or the
+    ends of the string: then it is searched line by line. Plain characters,
+    classes, `.`, the escapes \\b \\B \\d \\w and escaped punctuation, `(?:`
+    groups and a leading `(?i)` can do neither: on such a pattern the bulk
+    search and the line-by-line one agree line for line."""
+    ignore_case, source = _case_flag(source)
+    flags = "i" if ignore_case else ""
+    position = 0
+    while position < len(source):
+        char, after = source[position], source[position + 1:position + 2]
+        if char == "\\" and not (after in ("b", "B", "d", "w") or after >= " "
+                                 and not after.isalnum()):
+            return None
+        if char == "(" and after == "?" and source[position + 2:position + 3] != ":":
+            return None
+        if char == "[" and after == "^" or char < " " or char == "\x7f":
+            return None
+        position += 2 if char == "\\" else 1
+    return "(?%s:%s)" % (flags, source) if flags else "(?:%s)" % source
+
+
+_REGEX_SPECIAL = frozenset(".^$*+?{}[]\\|()")
+
+
+class LinePatterns(object):
+    """The regular expressions of `stderr_ignore` or `fail_on_output`, as
+    written (SOURCES) and compiled for bytes (COMPILED). When every one is
+    line-safe, PIECES are what line_safe_piece made of them, and chunks are
+    searched many lines at once: by bytes.find for a pattern that is plain
+    text (in a lowered copy for `(?i)`), by the pattern itself (which finds
+    its literal prefix fast) for another; an alternation would try every
+    position, several times slower. Else PIECES is None and lines are
+    searched one by one."""
+
+    def __init__(self, sources, compiled, pieces=None):
+        self.sources = sources
+        self.compiled = compiled
+        self.finders = None  # (plain text or None, in lowered text, pattern) each
+        self.matching_lines = None  # matches the lines that each hold a match
+        if pieces is not None:
+            self.finders = [_finder(source, pattern)
+                            for source, pattern in zip(sources, compiled)]
+            self.matching_lines = _compile_bytes(_matching_lines(sources, pieces))
+
+    def line_match(self, line):
+        """The source of the first pattern found in LINE (no newline), or None."""
+        for source, pattern in zip(self.sources, self.compiled):
+            if pattern.search(line):
+                return source
+        return None
+
+    def first_match(self, data, start, stop):
+        """(source, line) of the first line of DATA[START:STOP] (whole lines,
+        each ending in a newline) in which a pattern is found, or None."""
+        if self.finders is None:
+            return self._first_line(data, start, stop, True)
+        # Each search ends where the best so far starts: a match it misses
+        # would only be on the same line.
+        best = stop
+        lowered = None
+        for text, in_lowered, pattern in self.finders:
+            if text is None:
+                found = pattern.search(data, start, best)
+                at = -1 if found is None else found.start()
+            elif in_lowered:
+                lowered = data.lower() if lowered is None else lowered
+                at = lowered.find(text, start, best)
+            else:
+                at = data.find(text, start, best)
+            if 0 <= at < best:  # `$` at STOP is past the last line
+                best = at
+        if best == stop:
+            return None
+        line_start = data.rfind(b"\n", start, best) + 1 or start
+        line = data[line_start:data.find(b"\n", best)]
+        return self.line_match(line), line
+
+    def has_unmatched_line(self, data, start, stop):
+        """Whether a line of DATA[START:STOP] (as for first_match) holds no match."""
+        if self.matching_lines is None:
+            return self._first_line(data, start, stop, False) is not None
+        return self.matching_lines.match(data, start, stop).end() < stop
+
+    def _first_line(self, data, start, stop, matching):
+        """Line by line: (source, line) of the first line in which a pattern
+        is found (MATCHING) or none is, or None."""
+        for line in data[start:stop - 1].split(b"\n"):
+            source = self.line_match(line)
+            if (source is not None) == matching:
+                return source, line
+        return None
+
+
+def _finder(source, pattern):
+    """How LinePatterns searches a chunk for line-safe SOURCE (PATTERN)."""
+    lowered, text = _case_flag(source)
+    if _REGEX_SPECIAL.isdisjoint(text):
+        text = utf8_bytes(text)
+        return (text.lower() if lowered else text), lowered, pattern
+    return None, False, pattern
+
+
+def _matching_lines(sources, pieces):
+    """A pattern matching the lines that each hold a match of one of the
+    line-safe SOURCES (as PIECES): those starting with ^ (and no `|`) are
+    tried at the line's start only, before the others at every position."""
+    anchored, anywhere = [], []
+    for source, piece in zip(sources, pieces):
+        body = _case_flag(source)[1]
+        (anchored if body.startswith("^") and "|" not in body else anywhere).append(piece)
+    choices = []
+    if anchored:
+        choices.append("|".join(anchored))
+    if anywhere:
+        choices.append("[^\n]*?(?:%s)" % "|".join(anywhere))
+    return utf8_bytes("(?:(?:%s)[^\n]*\n)*" % "|".join(choices))
+
+
+def _case_flag(source):
+    """(whether SOURCE starts with `(?i)`, SOURCE without it)."""
+    if source.startswith("(?i)"):
+        return True, source[4:]
+    return False, source
+
+
+def _compile_bytes(pattern):
+    import re  # lazily: only jobs with patterns need it
+    return re.compile(pattern, re.MULTILINE)
+
+
+def parse_patterns(value, key, origin):
+    """A regular expression or a list of them (Python's syntax) as
+    LinePatterns; None for none."""
+    sources = [value] if isinstance(value, str) else value
+    if value is None or sources == []:
+        return None
+    if not isinstance(sources, list):
+        raise type_error(key, "a regular expression or a list of them", value, origin)
+    compiled = []
+    for index, source in enumerate(sources):
+        subpath = () if sources is not value else (index,)
+        if not isinstance(source, str):
+            raise type_error(key, "a list of regular expressions (strings)", source,
+                             origin, *subpath)
+        compiled.append(_compile_pattern(source, key, origin, subpath))
+    pieces = [line_safe_piece(source) for source in sources]
+    return LinePatterns(sources, compiled, None if None in pieces else pieces)
+
+
+def _compile_pattern(source, key, origin, subpath):
+    import re  # lazily: only jobs with patterns need it
+    try:
+        return _compile_bytes(utf8_bytes(source))
+    except (re.error, OverflowError, RecursionError) as error:
+        where = ""
+        if getattr(error, "pos", None) is not None:
+            where = " at character %d" % (error.pos + 1)
+        raise origin.error("`%s`: %s is not a regular expression: %s%s; see Python's re "
+                           "module for the syntax" % (key, quoted_value(source),
+                                                      getattr(error, "msg", error), where),
+                           *subpath)
 
 
 class Key(object):
@@ -2387,6 +2566,14 @@ JOB_KEYS = (
         "output on stderr fails the run"),
     Key("success_exit_codes", parse_exit_codes, "success_exit_codes", frozenset((0,)),
         "`[0]`", "the exit codes that count as success"),
+    Key("retries", parse_count, "retries", 0, "`0`",
+        "a failed run tries its commands again this many times"),
+    Key("retry_delay", parse_seconds, "retry_delay", 10.0, "`10s`",
+        "the wait before the first retry, doubled before each next one"),
+    Key("stderr_ignore", parse_patterns, "stderr_ignore", None, "none",
+        "stderr lines matching one of these patterns do not count for fail_on_stderr"),
+    Key("fail_on_output", parse_patterns, "fail_on_output", None, "none",
+        "an output line matching one of these patterns fails the run"),
     # The original process-control's mail keys: recognised so that its
     # example configs load; run-job reports failure on stderr, cron mails it.
     Key("failmail", parse_mapping, "failmail", None, "none", "the original's mail key"),
@@ -3970,6 +4157,7 @@ STDERR_TAIL_BYTES = 4096
 STDERR_TAIL_LINES = 20
 DRAIN_WAIT = 0.5         # seconds to wait for end of output once the tree is gone
 POLL_MAX_MILLISECONDS = 2 ** 31 - 1  # poll()'s longest wait, 24.8 days
+RETRY_DOUBLINGS_MAX = 30  # retry_delay doubles at most this often: 10s becomes 340 years
 _SHELL_SAFE = ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                "0123456789@%+=:,./-_")
 
@@ -3986,6 +4174,7 @@ class Outcome(object):
         self.reason = reason
         self.exit_code = None
         self.signal = None
+        self.attempts = 1  # how many times the commands were run (`retries`)
         if wait_status is not None:
             self.set_wait_status(wait_status)
 
@@ -4307,15 +4496,6 @@ def _exec_child(argv, environment, stdio, keep, dispositions, mask, error_w):
             os._exit(127)
 
 
-def utf8_bytes(text):
-    """TEXT for exec: UTF-8 as in the job file, whatever the locale's
-    encoding; an escaped lone surrogate passes rather than failing the run."""
-    try:
-        return text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass")
-
-
 def _exec_searching_path(argv, environment):
     """os.execvpe's search of the environment's PATH (all bytes), without
     what it needs: os.get_exec_path imports `warnings`, which the service user
@@ -4342,6 +4522,80 @@ def _exec_searching_path(argv, environment):
     raise first_refusal or FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), command)
 
 
+class OutputCheck(object):
+    """A run's output matched line by line against the job's `fail_on_output`
+    and `stderr_ignore` patterns (LinePatterns; the latter only with
+    fail_on_stderr), in bulk: the complete lines of each chunk read at once,
+    the unfinished one kept until its end (at most LINE_MATCH_MAX bytes of
+    it). MATCHED: (pattern, stream tag, line) of the first line that fails
+    the run, or None; COUNTED: whether stderr had a line stderr_ignore does
+    not cover. The run resets them as its commands and attempts start."""
+
+    def __init__(self, fail_on_output, stderr_ignore):
+        self.fail_on_output = fail_on_output
+        self.stderr_ignore = stderr_ignore
+        self.pending = {b"O": b"", b"E": b""}
+        self.passing = {b"O": False, b"E": False}  # in a line past LINE_MATCH_MAX
+        self.matched = None
+        self.counted = False
+
+    def feed(self, tag, data):
+        start = 0
+        if self.pending[tag] or self.passing[tag]:
+            newline = data.find(b"\n")
+            if newline < 0:
+                if not self.passing[tag]:
+                    self._keep(tag, data)
+                return
+            if not self.passing[tag]:
+                self._line(tag, (self.pending[tag] + data[:newline])[:LINE_MATCH_MAX])
+            self.pending[tag], self.passing[tag] = b"", False
+            start = newline + 1
+        stop = data.rfind(b"\n") + 1
+        if stop > start:
+            self._lines(tag, data, start, stop)
+        if max(start, stop) < len(data):
+            self._keep(tag, data[max(start, stop):])
+
+    def finish(self):
+        """The end of a command: its unfinished lines are lines."""
+        for tag in (b"O", b"E"):
+            if self.pending[tag]:
+                self._line(tag, self.pending[tag])
+            self.pending[tag], self.passing[tag] = b"", False
+
+    def reason(self):
+        pattern, tag, line = self.matched
+        text = line[:4 * QUOTED_VALUE_LIMIT].decode("utf-8", "replace")
+        return 'output matched fail_on_output pattern %s on %s: "%s"' % (
+            quoted_value(pattern), "stdout" if tag == b"O" else "stderr",
+            printable(text, QUOTED_VALUE_LIMIT))
+
+    def _keep(self, tag, piece):
+        pending = self.pending[tag] + piece
+        if len(pending) >= LINE_MATCH_MAX:
+            self._line(tag, pending[:LINE_MATCH_MAX])
+            pending, self.passing[tag] = b"", True
+        self.pending[tag] = pending
+
+    def _line(self, tag, line):
+        if self.matched is None and self.fail_on_output is not None:
+            pattern = self.fail_on_output.line_match(line)
+            if pattern is not None:
+                self.matched = (pattern, tag, line)
+        if tag == b"E" and not self.counted and self.stderr_ignore is not None:
+            self.counted = self.stderr_ignore.line_match(line) is None
+
+    def _lines(self, tag, data, start, stop):
+        """The whole lines DATA[START:STOP]."""
+        if self.matched is None and self.fail_on_output is not None:
+            found = self.fail_on_output.first_match(data, start, stop)
+            if found is not None:
+                self.matched = (found[0], tag, found[1])
+        if tag == b"E" and not self.counted and self.stderr_ignore is not None:
+            self.counted = self.stderr_ignore.has_unmatched_line(data, start, stop)
+
+
 class JobRun(object):
     """One run in flight: its lock, log, pipes and processes. As a child
     subreaper run-job is the parent of every orphan of the job, so "the job's
@@ -4363,6 +4617,10 @@ class JobRun(object):
         self.write_ends = []
         self.stderr_bytes = 0
         self.stderr_tail = b""
+        self.check = None  # an OutputCheck when the job's patterns need one
+        stderr_ignore = job.stderr_ignore if job.fail_on_stderr else None
+        if job.fail_on_output is not None or stderr_ignore is not None:
+            self.check = OutputCheck(job.fail_on_output, stderr_ignore)
         self.poller = select.poll()
         self.saved_handlers = []
         self.saved_wakeup = None
@@ -4448,10 +4706,29 @@ class JobRun(object):
     # -- running
 
     def run(self, commands):
-        """Run COMMANDS in sequence until one fails; stop whatever they leave
-        behind; log all output. Return the Outcome."""
+        """Run COMMANDS in sequence until one fails, and all of them again
+        while `retries` allow; stop whatever they leave behind; log all
+        output. Return the Outcome."""
+        attempts = self.job.retries + 1
+        if attempts > 1:
+            self.log.note("attempt", "1 of %d" % attempts)
+        outcome = self._attempt(commands)
+        attempt = 1
+        while self._retry(outcome, attempt, attempts):
+            if self._interruption() is not None:  # stopped during the delay
+                outcome = self._interruption()
+                break
+            outcome = self._attempt(commands)
+            attempt += 1
+        outcome.attempts = attempt
+        self._drain()
+        return outcome
+
+    def _attempt(self, commands):
         outcome = None
         last_status = 0
+        if self.check is not None:
+            self.check.matched = None
         for number, argv in enumerate(commands, 1):
             outcome = self._interruption()
             if outcome is None:
@@ -4464,8 +4741,35 @@ class JobRun(object):
             self.log.note("leftovers", "%d processes left behind; stopping them"
                           % len(self._tree()))
             self._stop_tree()
-        self._drain()
         return outcome
+
+    def _retry(self, outcome, attempt, attempts):
+        """Whether to run the commands again after OUTCOME of attempt ATTEMPT
+        (of ATTEMPTS at most), once retry_delay, doubled for each attempt
+        made, has passed. Never after a timeout, a kill or an exit code of
+        halt_on_exit_codes; not when the delay would pass the deadline: the
+        run then ends with this failure."""
+        if outcome.status != "failed" or attempt >= attempts:
+            return False
+        if outcome.exit_code in (getattr(self.job, "halt_on_exit_codes", None) or ()):
+            self.log.note("attempt", "%d of %d not made: exit code %d is in "
+                          "halt_on_exit_codes" % (attempt + 1, attempts, outcome.exit_code))
+            return False
+        delay = self.job.retry_delay * 2.0 ** min(attempt - 1, RETRY_DOUBLINGS_MAX)
+        if self.deadline is not None and time.monotonic() + delay >= self.deadline:
+            self.log.note("attempt", "%d of %d not made: its delay of %gs would pass the "
+                          "deadline (timeout %gs)" % (attempt + 1, attempts, delay,
+                                                      self.job.timeout))
+            return False
+        self.log.note("attempt", "%d of %d in %gs" % (attempt + 1, attempts, delay))
+        self._pause(delay)
+        return True
+
+    def _pause(self, seconds):
+        """Wait SECONDS, or less when run-job is asked to stop."""
+        end = time.monotonic() + seconds
+        while self.stop_signal is None and time.monotonic() < end:
+            self._pump(end - time.monotonic())
 
     def _interruption(self):
         if self.stop_signal is not None:
@@ -4487,6 +4791,8 @@ class JobRun(object):
         if number == 1:  # done loading: from now on only the waiting, while the job execs
             release_free_memory()
         stderr_before = self.stderr_bytes
+        if self.check is not None:
+            self.check.counted = False
         status = self._wait(pid)
         if status is None:
             outcome = self._interruption()
@@ -4497,12 +4803,31 @@ class JobRun(object):
                 self.log.note("status", "%d %s" % (number, describe_wait_status(status)))
             return outcome, status
         self._pump_ready()
+        if self.check is not None:
+            self.check.finish()
         self.log.note("status", "%d %s" % (number, describe_wait_status(status)))
         if os.WIFSIGNALED(status) or os.WEXITSTATUS(status) not in self.job.success_exit_codes:
             return Outcome("failed", describe_wait_status(status), status), status
-        if self.job.fail_on_stderr and self.stderr_bytes > stderr_before:
-            return Outcome("failed", "wrote to stderr (fail_on_stderr)", status), status
+        failure = self._output_failure(stderr_before)
+        if failure is not None:
+            return Outcome("failed", failure, status), status
         return None, status
+
+    def _output_failure(self, stderr_before):
+        """Why the output of the command that just ended fails the run, or
+        None. STDERR_BEFORE: stderr's byte count when it started."""
+        check = self.check
+        if check is not None and check.matched is not None:
+            return check.reason()
+        if not self.job.fail_on_stderr:
+            return None
+        if check is not None and check.stderr_ignore is not None:
+            if check.counted:
+                return "wrote to stderr a line that stderr_ignore does not match (fail_on_stderr)"
+            return None
+        if self.stderr_bytes > stderr_before:
+            return "wrote to stderr (fail_on_stderr)"
+        return None
 
     def _spawn(self, argv):
         """Fork and exec ARGV; return (pid, None), or (None, why it cannot start)."""
@@ -4597,6 +4922,8 @@ class JobRun(object):
 
     def _output(self, tag, data):
         self.log.write(tag, data)
+        if self.check is not None:
+            self.check.feed(tag, data)
         if tag == b"E":
             self.stderr_bytes += len(data)
             self.stderr_tail = (self.stderr_tail + data)[-STDERR_TAIL_BYTES:]
@@ -4751,15 +5078,20 @@ def _log_footer(log, outcome, duration):
         log.note("exit", outcome.exit_code)
     if outcome.signal is not None:
         log.note("signal", "%d %s" % (outcome.signal, _signal_name(outcome.signal)))
+    if outcome.attempts > 1:
+        log.note("attempts", outcome.attempts)
     log.note("duration", "%.3f" % duration)
 
 
 def outcome_sentence(job, outcome, duration, log_path):
+    after = "%.1fs" % duration
+    if outcome.attempts > 1:
+        after += " and %d attempts" % outcome.attempts
     if outcome.status == "success":
-        return "job %s succeeded after %.1fs; log %s" % (job.name, duration, log_path)
+        return "job %s succeeded after %s; log %s" % (job.name, after, log_path)
     verb = {"failed": "failed", "timeout": "timed out", "killed": "was killed"}
-    return "job %s %s (%s) after %.1fs; log %s" % (
-        job.name, verb[outcome.status], outcome.reason, duration, log_path)
+    return "job %s %s (%s) after %s; log %s" % (
+        job.name, verb[outcome.status], outcome.reason, after, log_path)
 
 
 def report_outcome(job, outcome, duration, log_path, stderr_tail, live,
@@ -5146,7 +5478,10 @@ def run_record(name, outcome, start, duration, log_path, pid, logging_error=None
     values = (name, outcome.status, outcome.reason, outcome.exit_code,
               outcome.signal, _iso_time(start), round(start, 3), duration, log_path,
               pid, logging_error, "\n".join(set_aside) or None)
-    return dict(zip(RUN_KEYS, values))
+    record = dict(zip(RUN_KEYS, values))
+    if outcome.attempts > 1:
+        record["attempts"] = outcome.attempts
+    return record
 
 
 def record_run(config, name, outcome, start, duration, log_path, pid=None,
@@ -5168,7 +5503,7 @@ def record_run(config, name, outcome, start, duration, log_path, pid=None,
         failures = 0
         if outcome.status != "success":
             failures = recorded_count(state, "consecutive_failures") + 1
-        for key in ("last_skip", "last_skip_reason", "trigger"):
+        for key in ("last_skip", "last_skip_reason", "trigger", "attempts"):
             state.pop(key, None)
         state.update(record, consecutive_failures=failures)
         if outcome.status == "success":
@@ -6098,6 +6433,7 @@ def configuration_problems(config):
         warnings.extend(schedule_warnings(job))
         warnings.extend(shell_syntax_warnings(job))
         warnings.extend(timeout_warnings(job))
+        warnings.extend(stderr_ignore_warnings(job))
         jobs.append(job)
     warnings.extend(crontab_warnings(config, read_installed_crontab(config), jobs, names))
     return problems, warnings, names
@@ -6384,6 +6720,13 @@ def timeout_warnings(job):
         "warning: `timeout: %s`: the original process-control counted minutes: %s now "
         "means %s seconds; write %ss, or %sm for %s minutes")
         % ((written,) * 6))]
+
+
+def stderr_ignore_warnings(job):
+    if job.stderr_ignore is None or job.fail_on_stderr:
+        return []
+    return [job_key_error(job, "stderr_ignore", "warning: `stderr_ignore` does nothing "
+                          "without `fail_on_stderr: true`; set that, or remove it")]
 
 
 def logging_warnings(config, account):
