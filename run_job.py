@@ -3545,6 +3545,7 @@ def _stop_signals(signals):
 
 
 def _acquire_in_turn(config, job):
+    """acquire_lock for `overlap: wait` and `replace`, as said above."""
     signals = _signals()
     stops = _stop_signals(signals)
     mask = signals.pthread_sigmask(signals.SIG_BLOCK, stops)
@@ -3591,13 +3592,13 @@ def _wait_for_lock(job, lock, signals, stops):
     end = time.monotonic() + limit if limit > 0 else None
     pause = WAIT_POLL_FIRST
     while True:
+        left = pause
         if end is not None:
             left = end - time.monotonic()
             if left <= 0:
                 raise LockHeldError("waited overlap_wait %gs: %s" % (
                     limit, _still_running_message(job.name, read_lock_record(lock.path))))
-            pause = min(pause, left)
-        received = signals.sigtimedwait(stops, pause)
+        received = signals.sigtimedwait(stops, min(pause, left))
         if received is not None:
             raise LockHeldError("stopped by %s while waiting: %s" % (
                 _signal_name(received.si_signo),
