@@ -2500,6 +2500,14 @@ def _compile_pattern(source, key, origin, subpath):
                            "module for the syntax" % (key, quoted_value(source),
                                                       getattr(error, "msg", error), where),
                            *subpath)
+OVERLAP_POLICIES = ("skip", "wait", "replace")
+
+
+def parse_overlap(value, key, origin):
+    if not isinstance(value, str) or value not in OVERLAP_POLICIES:
+        raise origin.error("`%s` must be skip, wait or replace, not %s"
+                           % (key, quoted_value(value)))
+    return value
 
 
 class Key(object):
@@ -2562,6 +2570,10 @@ JOB_KEYS = (
     Key("tags", parse_tags, "tags", (), "none", "a list of tags (or `tag`)"),
     Key("allow_overtime", parse_flag, "allow_overtime", False, "`false`",
         "a run finding the previous one still going exits 0"),
+    Key("overlap", parse_overlap, "overlap", "skip", "`skip`",
+        "a run finding the previous one still going: skip, wait or replace"),
+    Key("overlap_wait", parse_seconds, "overlap_wait", None, "the job's `timeout`",
+        "how long `overlap: wait` waits; 0: no limit"),
     Key("fail_on_stderr", parse_flag, "fail_on_stderr", False, "`false`",
         "output on stderr fails the run"),
     Key("success_exit_codes", parse_exit_codes, "success_exit_codes", frozenset((0,)),
@@ -3688,12 +3700,23 @@ def set_aside_file(path, now):
     raise OSError(errno.EEXIST, "too many files set aside within one second")
 
 
-class JobLock(object):
-    """The held lock of one run: `fd` is inherited by the job's processes."""
+def wait_lock_path(config, name):
+    """The lock of the one launch next in line (`overlap: wait` or `replace`).
+    A job name has no ".": no job's lock or state lock is named so."""
+    return os.path.join(config.run_directory, name + ".wait.lock")
 
-    def __init__(self, path, fd):
+
+class JobLock(object):
+    """The held lock of one run: `fd` is inherited by the job's processes. A
+    launch of `overlap: wait` or `replace` also holds `turn` (the wait lock)
+    with SIGTERM, SIGINT and SIGHUP blocked, `mask` the signal mask before,
+    until settle()."""
+
+    def __init__(self, path, fd, turn=None, mask=None):
         self.path = path
         self.fd = fd
+        self.turn = turn
+        self.mask = mask
 
     def describe(self, pid, pgid, start, kill_grace, log_path):
         # One fixed-size pwrite, so a concurrent reader sees the old or the new
@@ -3704,34 +3727,180 @@ class JobLock(object):
             text = text[:text.index(b" log ")] + b"\n"
         os.pwrite(self.fd, text.ljust(LOCK_RECORD_SIZE), 0)
 
+    def note_replacement(self, record):
+        """Tell the run RECORD describes, before it gets SIGTERM, that this
+        run-job replaces it: the record's second block, which it reads back."""
+        text = b"replace pid %d start %.3f by %d\n" % (record["pid"], record["start"],
+                                                       os.getpid())
+        os.pwrite(self.fd, text.ljust(LOCK_RECORD_SIZE), LOCK_RECORD_SIZE)
+
+    def replaced_by(self, pid, start):
+        """The pid of the run-job that noted it replaces the run of run-job
+        PID started at START, or None."""
+        try:
+            words = os.pread(self.fd, LOCK_RECORD_SIZE, LOCK_RECORD_SIZE).split()
+            if len(words) == 7 and words[0] == b"replace" and int(words[2]) == pid \
+                    and abs(float(words[4]) - start) < 0.002:
+                return int(words[6])
+        except (OSError, ValueError):
+            pass
+        return None
+
+    def settle(self):
+        """End the turn: the run is described here and handles SIGTERM (or
+        is about to end), so the next launch may stop it. A stop signal that
+        came meanwhile is delivered now."""
+        if self.turn is not None:
+            os.close(self.turn)
+            self.turn = None
+            _signals().pthread_sigmask(_signals().SIG_SETMASK, self.mask)
+
     def close(self):
+        self.settle()
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
 
 
-def acquire_lock(config, job):
-    """Take JOB's lock without waiting. Return a JobLock; None when the job
-    is still running and allows overtime; else raise LockHeldError."""
-    path = lock_path(config, job.name)
+class StuckRunError(LockHeldError):
+    """`overlap: replace` could not stop the previous run: never quiet."""
+
+
+def replaced_reason(pid):
+    return "replaced by run-job pid %d (overlap: replace)" % pid
+
+
+def _open_lock_file(path, name):
     try:
-        fd = _open_regular_file(path, os.O_RDWR | os.O_CREAT)
+        return _open_regular_file(path, os.O_RDWR | os.O_CREAT)
     except BadFileError as error:
-        raise RefusedError("%s; remove it: it is job %s's lock file" % (error, job.name))
+        raise RefusedError("%s; remove it: it is job %s's lock file" % (error, name))
     except OSError as error:
         raise RefusedError("%s: cannot open the lock file: %s; check run_directory"
                            % (path, error.strerror))
+
+
+def _try_lock(fd):
+    """Whether FD took its file's lock, without waiting."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        os.close(fd)
-        if job.allow_overtime:
-            return None
-        raise LockHeldError(_still_running_message(job.name, read_lock_record(path)))
+        return False
+    return True
+
+
+def acquire_lock(config, job):
+    """Take JOB's lock and return a JobLock, or raise LockHeldError.
+    `overlap: skip` takes it without waiting; wait and replace in turn."""
+    if job.overlap != "skip":
+        return _acquire_in_turn(config, job)
+    path = lock_path(config, job.name)
+    fd = _open_lock_file(path, job.name)
+    try:
+        locked = _try_lock(fd)
     except BaseException:
         os.close(fd)
         raise
+    if not locked:
+        os.close(fd)
+        raise LockHeldError(_still_running_message(job.name, read_lock_record(path)))
     return JobLock(path, fd)
+
+
+# `overlap: wait` and `replace`: a launch first takes the wait lock (LOCK_NB:
+# held, another launch is next in line and this one is skipped), then the
+# job's lock: at once, by waiting for it, or by stopping its run. It keeps
+# its turn until its own run is described in the lock and handles SIGTERM
+# (JobLock.settle), so the next replacing launch never stops a run that
+# could not record it. Meanwhile SIGTERM, SIGINT and SIGHUP stay blocked:
+# a waiter takes them with sigtimedwait (between two tries of the lock: no
+# signal handler, no interrupted system call), any other launch gets them
+# once its run's handlers are in place, which record the run as killed.
+
+WAIT_POLL_FIRST = 0.01  # seconds between two tries of the lock, doubling...
+WAIT_POLL_MAX = 0.25    # ...up to this: how late a waiter may start
+
+
+def _stop_signals(signals):
+    return [signals.SIGTERM, signals.SIGINT, signals.SIGHUP]
+
+
+def _acquire_in_turn(config, job):
+    """acquire_lock for `overlap: wait` and `replace`, as said above."""
+    signals = _signals()
+    stops = _stop_signals(signals)
+    mask = signals.pthread_sigmask(signals.SIG_BLOCK, stops)
+    opened = []
+    try:
+        turn_path = wait_lock_path(config, job.name)
+        opened.append(_open_lock_file(turn_path, job.name))
+        if not _try_lock(opened[0]):
+            raise LockHeldError(_next_in_line_message(job, read_lock_record(turn_path)))
+        JobLock(turn_path, opened[0]).describe(os.getpid(), 0, time.time(), job.kill_grace, "")
+        path = lock_path(config, job.name)
+        opened.append(_open_lock_file(path, job.name))
+        lock = JobLock(path, opened[1], opened[0], mask)
+        if not _try_lock(lock.fd):
+            if job.overlap == "wait":
+                _wait_for_lock(job, lock, signals, stops)
+            else:
+                _replace_run(config, job, lock)
+    except BaseException:
+        for fd in opened:
+            os.close(fd)
+        while signals.sigtimedwait(stops, 0) is not None:
+            pass  # asked to stop: this launch ends anyway, and not killed by it
+        signals.pthread_sigmask(signals.SIG_SETMASK, mask)
+        raise
+    return lock
+
+
+def _next_in_line_message(job, record):
+    holder = "" if not record else " (run-job pid %d)" % record["pid"]
+    return ("job %s: another launch%s is next in line (overlap: %s); not starting "
+            "another run" % (job.name, holder, job.overlap))
+
+
+def overlap_wait_limit(job):
+    """Seconds `overlap: wait` waits at most, 0 for no limit."""
+    return job.timeout if job.overlap_wait is None else job.overlap_wait
+
+
+def _wait_for_lock(job, lock, signals, stops):
+    """Try LOCK's file lock with a short growing pause until it is taken;
+    LockHeldError when overlap_wait runs out or a stop signal comes first."""
+    limit = overlap_wait_limit(job)
+    end = time.monotonic() + limit if limit > 0 else None
+    pause = WAIT_POLL_FIRST
+    while True:
+        left = pause
+        if end is not None:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise LockHeldError("waited overlap_wait %gs: %s" % (
+                    limit, _still_running_message(job.name, read_lock_record(lock.path))))
+        received = signals.sigtimedwait(stops, min(pause, left))
+        if received is not None:
+            raise LockHeldError("stopped by %s while waiting: %s" % (
+                _signal_name(received.si_signo),
+                _still_running_message(job.name, read_lock_record(lock.path))))
+        if _try_lock(lock.fd):
+            return
+        pause = min(2 * pause, WAIT_POLL_MAX)
+
+
+def _replace_run(config, job, lock):
+    """Stop the run holding LOCK's file as --kill-job does, noting first who
+    replaces it; take the lock; record the stopped run if its run-job did not."""
+    record = read_lock_record(lock.path) or {}
+    if record:
+        lock.note_replacement(record)
+    if not stop_running_job(config, job.name, record):
+        raise StuckRunError(_unstoppable_message(job.name, lock.path))
+    if not _try_lock(lock.fd):  # a launch of another policy came first
+        raise LockHeldError(_still_running_message(job.name, read_lock_record(lock.path)))
+    if record:
+        record_unrecorded_run(config, job.name, record, replaced_reason(os.getpid()))
 
 
 def _still_running_message(name, record):
@@ -4071,13 +4240,30 @@ def kill_job(config, name):
         sys.stderr.write("run-job: job %s is not running\n" % name)
         return EXIT_FAILED
     record = read_lock_record(path) or {}
+    _stop_next_in_line(config, name, record)
     if not stop_running_job(config, name, record):
-        pids = " ".join(str(info.pid) for info in lock_holders(path)) or "unknown"
-        raise ProcessControlError("job %s is still running (pids %s): they could not be "
-                                  "stopped; run --kill-job as their user or root" % (name, pids))
+        raise ProcessControlError(_unstoppable_message(name, path))
     if record:
         _record_orphaned_run(config, name, record)
     return EXIT_OK
+
+
+def _stop_next_in_line(config, name, record):
+    """SIGTERM the launch holding NAME's wait lock, first, so that it does not
+    start once the run is stopped: a waiter ends, a replacing launch's run is
+    killed as it starts. Wait for it as for the run (RECORD, its lock's)."""
+    path = wait_lock_path(config, name)
+    holders = lock_holders(path)
+    for info in holders:
+        signal_verified(info, _signals().SIGTERM)
+    if holders:
+        _wait_for_release(path, record.get("kill_grace", 10.0) + 5.0)
+
+
+def _unstoppable_message(name, path):
+    pids = " ".join(str(info.pid) for info in lock_holders(path)) or "unknown"
+    return ("job %s is still running (pids %s): they could not be stopped; run --kill-job "
+            "as their user or root" % (name, pids))
 
 
 def _record_orphaned_run(config, name, record):
@@ -4089,26 +4275,30 @@ def _record_orphaned_run(config, name, record):
     except (OSError, RefusedError):
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if abs(_recorded_start_time(config, name) - record["start"]) < 0.001:
-            return  # run-job recorded it before it went
-        outcome = Outcome("killed", "run-job (pid %d) had died; --kill-job stopped what "
-                          "it left" % record["pid"])
-        duration = time.time() - record["start"]
-        set_aside = record_run(config, name, outcome, record["start"], duration, record["log"],
-                               pid=record["pid"])  # that run's run-job, not this one
-        if _is_job_log(config, name, record["log"]):
-            try:
-                log = RunLog(_open_job_log(record["log"]), record["log"])
-                _log_set_aside(log, set_aside)
-                _log_footer(log, outcome, duration)
-                log.close()
-            except (OSError, RefusedError):
-                pass  # the state still says what happened
-    except BlockingIOError:
-        pass
+        if _try_lock(fd):
+            record_unrecorded_run(config, name, record, "run-job (pid %d) had died; "
+                                  "--kill-job stopped what it left" % record["pid"])
     finally:
         os.close(fd)
+
+
+def record_unrecorded_run(config, name, record, reason):
+    """Under job NAME's lock: record as killed, for REASON, the run that
+    RECORD (of the lock) describes, unless its run-job did before it went."""
+    if abs(_recorded_start_time(config, name) - record["start"]) < 0.001:
+        return
+    outcome = Outcome("killed", reason)
+    duration = time.time() - record["start"]
+    set_aside = record_run(config, name, outcome, record["start"], duration, record["log"],
+                           pid=record["pid"])  # that run's run-job, not this one
+    if _is_job_log(config, name, record["log"]):
+        try:
+            log = RunLog(_open_job_log(record["log"]), record["log"])
+            _log_set_aside(log, set_aside)
+            _log_footer(log, outcome, duration)
+            log.close()
+        except (OSError, RefusedError):
+            pass  # the state still says what happened
 
 
 def _is_job_log(config, name, path):
@@ -4135,6 +4325,17 @@ def _signals():
     except ImportError:
         import signal as signals
     return signals
+
+
+def _signal_name(signum):
+    """SIGTERM for 15, without the enum that the `signal` module imports. In
+    alphabetical order the usual name (SIGABRT, SIGCHLD, SIGIO) comes first."""
+    signals = _signals()
+    for name in dir(signals):
+        if name.startswith("SIG") and not name.startswith("SIG_") \
+                and getattr(signals, name) == signum:
+            return name
+    return "signal %d" % signum
 
 
 def _local_time_text(epoch):
@@ -4427,17 +4628,6 @@ def _quote_word(word):
 def quote_argv(argv):
     """ARGV as one line a shell would read back."""
     return " ".join(_quote_word(word) for word in argv)
-
-
-def _signal_name(signum):
-    """SIGTERM for 15, without the enum that the `signal` module imports. In
-    alphabetical order the usual name (SIGABRT, SIGCHLD, SIGIO) comes first."""
-    signals = _signals()
-    for name in dir(signals):
-        if name.startswith("SIG") and not name.startswith("SIG_") \
-                and getattr(signals, name) == signum:
-            return name
-    return "signal %d" % signum
 
 
 def describe_wait_status(wait_status):
@@ -4773,6 +4963,11 @@ class JobRun(object):
 
     def _interruption(self):
         if self.stop_signal is not None:
+            replacer = None
+            if self.stop_signal == self.signals.SIGTERM:
+                replacer = self.lock.replaced_by(os.getpid(), self.start)
+            if replacer is not None:
+                return Outcome("killed", replaced_reason(replacer))
             return Outcome("killed", "stopped by %s sent to run-job"
                            % _signal_name(self.stop_signal))
         if self.deadline is not None and time.monotonic() >= self.deadline:
@@ -4985,12 +5180,13 @@ def execute_job(config, job, slow_start=False, live=None, events=None, force=Fal
     """Run JOB under its lock; log, record and report the outcome. Return
     the exit code: 0 success (or still running with allow_overtime, or
     skipped as paused or backing off), 1 failed or killed, 124 timed out;
-    raise LockHeldError when still running, HaltedError when halted. FORCE
-    (--force) runs a paused, halted or backing-off job. LIVE (default:
-    whether stdout is a terminal) also shows the output; EVENTS, a logger
-    (see run_events), hears of the start and the outcome; TRIGGER, what
-    started the run when not cron's line or a hand (see record_run). Must
-    be the only thing in this process that has child processes."""
+    raise LockHeldError when still running (see acquire_lock for
+    `overlap`), HaltedError when halted. FORCE (--force) runs a paused,
+    halted or backing-off job. LIVE (default: whether stdout is a terminal)
+    also shows the output; EVENTS, a logger (see run_events), hears of the
+    start and the outcome; TRIGGER, what started the run when not cron's
+    line or a hand (see record_run). Must be the only thing in this process
+    that has child processes."""
     _ensure_standard_fds()  # before the lock, which must not become fd 0, 1 or 2
     now = time.time()
     state, set_aside = read_state_for_run(config, job.name, now)
@@ -5000,13 +5196,12 @@ def execute_job(config, job, slow_start=False, live=None, events=None, force=Fal
     try:
         lock = acquire_lock(config, job)
     except LockHeldError as error:
+        if job.allow_overtime and not isinstance(error, StuckRunError):
+            record_skip(config, job.name, "lock held: %s (allow_overtime)" % error, now)
+            return EXIT_OK
         log_event(events, LOG_WARNING, str(error))
         record_skip(config, job.name, "lock held: %s" % error, now)
         raise
-    if lock is None:
-        record_skip(config, job.name, "lock held: the previous run is still going "
-                    "(allow_overtime)", now)
-        return EXIT_OK
     try:
         return _execute_locked(config, job, lock, slow_start, live, events, set_aside,
                                trigger)
@@ -5032,6 +5227,7 @@ def _execute_locked(config, job, lock, slow_start, live, events, set_aside, trig
         log_event(events, LOG_INFO, "job %s started (pid %d); log %s"
                   % (job.name, os.getpid(), log.path))
         run.open()
+        lock.settle()
         outcome = run.run(commands)
         duration = time.monotonic() - run.started
         if log.error is not None and outcome.status == "success":
@@ -6434,6 +6630,7 @@ def configuration_problems(config):
         warnings.extend(shell_syntax_warnings(job))
         warnings.extend(timeout_warnings(job))
         warnings.extend(stderr_ignore_warnings(job))
+        warnings.extend(overlap_warnings(job))
         jobs.append(job)
     warnings.extend(crontab_warnings(config, read_installed_crontab(config), jobs, names))
     return problems, warnings, names
@@ -6727,6 +6924,13 @@ def stderr_ignore_warnings(job):
         return []
     return [job_key_error(job, "stderr_ignore", "warning: `stderr_ignore` does nothing "
                           "without `fail_on_stderr: true`; set that, or remove it")]
+def overlap_warnings(job):
+    """`overlap_wait` in a job file of another policy than wait (from
+    default_job_config it may well serve other jobs)."""
+    if job.overlap == "wait" or job.positions.get("overlap_wait", (None,))[0] != job.source:
+        return []
+    return [job_key_error(job, "overlap_wait", "warning: `overlap_wait` has no effect with "
+                          "`overlap: %s`; set `overlap: wait` or remove it" % job.overlap)]
 
 
 def logging_warnings(config, account):
