@@ -158,7 +158,7 @@ def render_crontab(config, entries):
     text = "\n".join(lines) + "\n"
     for entry in entries:
         text += render_entry(config, template, entry)
-    return text
+    return text + render_catch_up(config, template, entries)
 
 
 def render_entry(config, template, entry):
@@ -177,10 +177,34 @@ def render_entry(config, template, entry):
         "user": config.user,
         "command": job_command(config, entry.name, expression),
     }
+    return render_template(template, values, "job %s" % entry.name, entry.job.source)
+
+
+def render_catch_up(config, template, entries):
+    """The line that runs run-job --catch-up when cron starts at boot, in the
+    template's form, when a scheduled job has catch_up: true; else nothing."""
+    if not any(entry.scheduled and entry.job.catch_up for entry in entries):
+        return ""
+    values = {
+        "source": config.job_directory,
+        "schedule": "@reboot",
+        "user": config.user,
+        "command": "%s --catch-up" % config.runner_path,
+    }
+    return (CATCH_UP_COMMENT
+            + render_template(template, values, "the catch-up line", config.job_directory))
+
+
+CATCH_UP_COMMENT = ("# Catch-up: at boot, run-job --catch-up runs once each job with "
+                    "catch_up: true that missed a scheduled time\n")
+
+
+def render_template(template, values, what, where):
+    """TEMPLATE filled with VALUES, the lines of WHAT, ending in a newline."""
     for key, value in values.items():
         if "\n" in value or "\r" in value or (key != "source" and "%" in value):
-            raise ConfigError("%s of job %s holds a line break or %%, which cron would "
-                              "misread" % (key, entry.name), entry.job.source)
+            raise ConfigError("%s of %s holds a line break or %%, which cron would "
+                              "misread" % (key, what), where)
     rendered = template.format(**values)
     if not rendered.endswith("\n"):
         rendered += "\n"
@@ -221,17 +245,20 @@ def cron_line_problem(line, user):
     setting = ENVIRONMENT_LINE.match(stripped)
     if setting:
         return environment_line_problem(stripped[setting.end():].strip(" \t"))
-    fields = stripped.split(None, 6)
-    if len(fields) < 7:
-        return "not a cron entry of five time fields, a user and a command"
-    try:
-        run_job.Schedule(" ".join(fields[:5]))
-    except ConfigError as error:
-        return "schedule: %s" % error.message
-    if fields[5] != user:
-        return "runs as %s, not the service user %s" % (run_job.quoted_value(fields[5]),
+    # @reboot (the catch-up line) stands for the five time fields.
+    time_fields = 1 if stripped.split(None, 1)[0] == "@reboot" else 5
+    fields = stripped.split(None, time_fields + 1)
+    if len(fields) < time_fields + 2:
+        return "not a cron entry of five time fields (or @reboot), a user and a command"
+    if time_fields == 5:
+        try:
+            run_job.Schedule(" ".join(fields[:5]))
+        except ConfigError as error:
+            return "schedule: %s" % error.message
+    if fields[-2] != user:
+        return "runs as %s, not the service user %s" % (run_job.quoted_value(fields[-2]),
                                                         run_job.quoted_value(user))
-    if UNESCAPED_PERCENT.search(fields[6]):
+    if UNESCAPED_PERCENT.search(fields[-1]):
         return "an unescaped % in the command, which cron turns into a newline"
     return None
 
@@ -337,8 +364,7 @@ def report_out_of_date(path, data, entries):
 
 def drift_descriptions(path, installed, entries):
     """What the crontab PATH, INSTALLED (bytes), runs differently from ENTRIES."""
-    crontab = run_job.InstalledCrontab(
-        path, run_job.crontab_job_lines(installed.decode("utf-8", "replace")))
+    crontab = run_job.parse_installed_crontab(path, installed)
     descriptions = []
     for entry in entries:
         if entry.job is not None:
@@ -352,6 +378,10 @@ def drift_descriptions(path, installed, entries):
     orphans = run_job.crontab_orphans(crontab, [entry.name for entry in entries])
     if orphans:
         descriptions.append(run_job.orphans_problem(orphans))
+    catch_up = run_job.catch_up_lines_problem(
+        crontab, [entry.job for entry in entries if entry.job is not None])
+    if catch_up is not None:
+        descriptions.append(catch_up)
     return descriptions or ["its text differs from what the config and job files generate"]
 
 

@@ -2321,6 +2321,193 @@ def parse_backoff(value, key, origin):
         raise origin.error("`%s`: initial %gs is longer than max %gs; make max at least "
                            "initial" % (key, settings["initial"], settings["max"]), "max")
     return settings["initial"], settings["max"]
+def utf8_bytes(text):
+    """TEXT for exec (or a pattern): UTF-8 as in the job file, whatever the locale's
+    encoding; an escaped lone surrogate passes rather than failing the run."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
+# Output lines are matched as bytes (the output is kept as it was, invalid
+# UTF-8 included), on their first LINE_MATCH_MAX bytes: a line seen in pieces
+# is kept until its end up to that size. A chunk read (READ_SIZE, below) holds
+# no longer line, so only such a kept line ever needs cutting.
+LINE_MATCH_MAX = 65536
+
+
+def line_safe_piece(source):
+    """SOURCE as a piece of an alternation searched over many lines at once
+    (MULTILINE), or None when it could match, or look at, a newline or the
+    ends of the string: then it is searched line by line. Plain characters,
+    classes, `.`, the escapes \\b \\B \\d \\w and escaped punctuation, `(?:`
+    groups and a leading `(?i)` can do neither: on such a pattern the bulk
+    search and the line-by-line one agree line for line."""
+    ignore_case, source = _case_flag(source)
+    flags = "i" if ignore_case else ""
+    position = 0
+    while position < len(source):
+        char, after = source[position], source[position + 1:position + 2]
+        if char == "\\" and not (after in ("b", "B", "d", "w") or after >= " "
+                                 and not after.isalnum()):
+            return None
+        if char == "(" and after == "?" and source[position + 2:position + 3] != ":":
+            return None
+        if char == "[" and after == "^" or char < " " or char == "\x7f":
+            return None
+        position += 2 if char == "\\" else 1
+    return "(?%s:%s)" % (flags, source) if flags else "(?:%s)" % source
+
+
+_REGEX_SPECIAL = frozenset(".^$*+?{}[]\\|()")
+
+
+class LinePatterns(object):
+    """The regular expressions of `stderr_ignore` or `fail_on_output`, as
+    written (SOURCES) and compiled for bytes (COMPILED). When every one is
+    line-safe, PIECES are what line_safe_piece made of them, and chunks are
+    searched many lines at once: by bytes.find for a pattern that is plain
+    text (in a lowered copy for `(?i)`), by the pattern itself (which finds
+    its literal prefix fast) for another; an alternation would try every
+    position, several times slower. Else PIECES is None and lines are
+    searched one by one."""
+
+    def __init__(self, sources, compiled, pieces=None):
+        self.sources = sources
+        self.compiled = compiled
+        self.finders = None  # (plain text or None, in lowered text, pattern) each
+        self.matching_lines = None  # matches the lines that each hold a match
+        if pieces is not None:
+            self.finders = [_finder(source, pattern)
+                            for source, pattern in zip(sources, compiled)]
+            self.matching_lines = _compile_bytes(_matching_lines(sources, pieces))
+
+    def line_match(self, line):
+        """The source of the first pattern found in LINE (no newline), or None."""
+        for source, pattern in zip(self.sources, self.compiled):
+            if pattern.search(line):
+                return source
+        return None
+
+    def first_match(self, data, start, stop):
+        """(source, line) of the first line of DATA[START:STOP] (whole lines,
+        each ending in a newline) in which a pattern is found, or None."""
+        if self.finders is None:
+            return self._first_line(data, start, stop, True)
+        # Each search ends where the best so far starts: a match it misses
+        # would only be on the same line.
+        best = stop
+        lowered = None
+        for text, in_lowered, pattern in self.finders:
+            if text is None:
+                found = pattern.search(data, start, best)
+                at = -1 if found is None else found.start()
+            elif in_lowered:
+                lowered = data.lower() if lowered is None else lowered
+                at = lowered.find(text, start, best)
+            else:
+                at = data.find(text, start, best)
+            if 0 <= at < best:  # `$` at STOP is past the last line
+                best = at
+        if best == stop:
+            return None
+        line_start = data.rfind(b"\n", start, best) + 1 or start
+        line = data[line_start:data.find(b"\n", best)]
+        return self.line_match(line), line
+
+    def has_unmatched_line(self, data, start, stop):
+        """Whether a line of DATA[START:STOP] (as for first_match) holds no match."""
+        if self.matching_lines is None:
+            return self._first_line(data, start, stop, False) is not None
+        return self.matching_lines.match(data, start, stop).end() < stop
+
+    def _first_line(self, data, start, stop, matching):
+        """Line by line: (source, line) of the first line in which a pattern
+        is found (MATCHING) or none is, or None."""
+        for line in data[start:stop - 1].split(b"\n"):
+            source = self.line_match(line)
+            if (source is not None) == matching:
+                return source, line
+        return None
+
+
+def _finder(source, pattern):
+    """How LinePatterns searches a chunk for line-safe SOURCE (PATTERN)."""
+    lowered, text = _case_flag(source)
+    if _REGEX_SPECIAL.isdisjoint(text):
+        text = utf8_bytes(text)
+        return (text.lower() if lowered else text), lowered, pattern
+    return None, False, pattern
+
+
+def _matching_lines(sources, pieces):
+    """A pattern matching the lines that each hold a match of one of the
+    line-safe SOURCES (as PIECES): those starting with ^ (and no `|`) are
+    tried at the line's start only, before the others at every position."""
+    anchored, anywhere = [], []
+    for source, piece in zip(sources, pieces):
+        body = _case_flag(source)[1]
+        (anchored if body.startswith("^") and "|" not in body else anywhere).append(piece)
+    choices = []
+    if anchored:
+        choices.append("|".join(anchored))
+    if anywhere:
+        choices.append("[^\n]*?(?:%s)" % "|".join(anywhere))
+    return utf8_bytes("(?:(?:%s)[^\n]*\n)*" % "|".join(choices))
+
+
+def _case_flag(source):
+    """(whether SOURCE starts with `(?i)`, SOURCE without it)."""
+    if source.startswith("(?i)"):
+        return True, source[4:]
+    return False, source
+
+
+def _compile_bytes(pattern):
+    import re  # lazily: only jobs with patterns need it
+    return re.compile(pattern, re.MULTILINE)
+
+
+def parse_patterns(value, key, origin):
+    """A regular expression or a list of them (Python's syntax) as
+    LinePatterns; None for none."""
+    sources = [value] if isinstance(value, str) else value
+    if value is None or sources == []:
+        return None
+    if not isinstance(sources, list):
+        raise type_error(key, "a regular expression or a list of them", value, origin)
+    compiled = []
+    for index, source in enumerate(sources):
+        subpath = () if sources is not value else (index,)
+        if not isinstance(source, str):
+            raise type_error(key, "a list of regular expressions (strings)", source,
+                             origin, *subpath)
+        compiled.append(_compile_pattern(source, key, origin, subpath))
+    pieces = [line_safe_piece(source) for source in sources]
+    return LinePatterns(sources, compiled, None if None in pieces else pieces)
+
+
+def _compile_pattern(source, key, origin, subpath):
+    import re  # lazily: only jobs with patterns need it
+    try:
+        return _compile_bytes(utf8_bytes(source))
+    except (re.error, OverflowError, RecursionError) as error:
+        where = ""
+        if getattr(error, "pos", None) is not None:
+            where = " at character %d" % (error.pos + 1)
+        raise origin.error("`%s`: %s is not a regular expression: %s%s; see Python's re "
+                           "module for the syntax" % (key, quoted_value(source),
+                                                      getattr(error, "msg", error), where),
+                           *subpath)
+OVERLAP_POLICIES = ("skip", "wait", "replace")
+
+
+def parse_overlap(value, key, origin):
+    if not isinstance(value, str) or value not in OVERLAP_POLICIES:
+        raise origin.error("`%s` must be skip, wait or replace, not %s"
+                           % (key, quoted_value(value)))
+    return value
 
 
 class Key(object):
@@ -2363,6 +2550,8 @@ JOB_KEYS = (
         "run instead of `command` by --slow-start"),
     Key("schedule", parse_schedule, "schedule", None, "none",
         "a cron expression, for cron-generate"),
+    Key("catch_up", parse_flag, "catch_up", False, "`false`",
+        "run once at boot when a scheduled time passed while down"),
     Key("disabled", parse_flag, "disabled", False, "`false`",
         "left out of the crontab"),
     Key("timeout", parse_seconds, "timeout", 600.0, "`10m`",
@@ -2381,10 +2570,22 @@ JOB_KEYS = (
     Key("tags", parse_tags, "tags", (), "none", "a list of tags (or `tag`)"),
     Key("allow_overtime", parse_flag, "allow_overtime", False, "`false`",
         "a run finding the previous one still going exits 0"),
+    Key("overlap", parse_overlap, "overlap", "skip", "`skip`",
+        "a run finding the previous one still going: skip, wait or replace"),
+    Key("overlap_wait", parse_seconds, "overlap_wait", None, "the job's `timeout`",
+        "how long `overlap: wait` waits; 0: no limit"),
     Key("fail_on_stderr", parse_flag, "fail_on_stderr", False, "`false`",
         "output on stderr fails the run"),
     Key("success_exit_codes", parse_exit_codes, "success_exit_codes", frozenset((0,)),
         "`[0]`", "the exit codes that count as success"),
+    Key("retries", parse_count, "retries", 0, "`0`",
+        "a failed run tries its commands again this many times"),
+    Key("retry_delay", parse_seconds, "retry_delay", 10.0, "`10s`",
+        "the wait before the first retry, doubled before each next one"),
+    Key("stderr_ignore", parse_patterns, "stderr_ignore", None, "none",
+        "stderr lines matching one of these patterns do not count for fail_on_stderr"),
+    Key("fail_on_output", parse_patterns, "fail_on_output", None, "none",
+        "an output line matching one of these patterns fails the run"),
     # The original process-control's mail keys: recognised so that its
     # example configs load; run-job reports failure on stderr, cron mails it.
     Key("failmail", parse_mapping, "failmail", None, "none", "the original's mail key"),
@@ -3140,6 +3341,17 @@ def tagged_job_names(config, tags):
                 "no job has tags"
             raise UsageError("no job has the tag %s; %s" % (quoted_value(tag), listing))
     return selected
+def load_jobs(config):
+    """(every job that loads, in name order; the error of each job file
+    that does not, and scan_job_directory's problems)."""
+    names, problems = scan_job_directory(config)
+    jobs = []
+    for name in names:
+        try:
+            jobs.append(load_job(config, name))
+        except (ConfigError, RefusedError, UsageError) as error:
+            problems.append(error)
+    return jobs, problems
 
 
 # ---- 5. privileges ---------------------------------------------------------------
@@ -3488,12 +3700,23 @@ def set_aside_file(path, now):
     raise OSError(errno.EEXIST, "too many files set aside within one second")
 
 
-class JobLock(object):
-    """The held lock of one run: `fd` is inherited by the job's processes."""
+def wait_lock_path(config, name):
+    """The lock of the one launch next in line (`overlap: wait` or `replace`).
+    A job name has no ".": no job's lock or state lock is named so."""
+    return os.path.join(config.run_directory, name + ".wait.lock")
 
-    def __init__(self, path, fd):
+
+class JobLock(object):
+    """The held lock of one run: `fd` is inherited by the job's processes. A
+    launch of `overlap: wait` or `replace` also holds `turn` (the wait lock)
+    with SIGTERM, SIGINT and SIGHUP blocked, `mask` the signal mask before,
+    until settle()."""
+
+    def __init__(self, path, fd, turn=None, mask=None):
         self.path = path
         self.fd = fd
+        self.turn = turn
+        self.mask = mask
 
     def describe(self, pid, pgid, start, kill_grace, log_path):
         # One fixed-size pwrite, so a concurrent reader sees the old or the new
@@ -3504,34 +3727,180 @@ class JobLock(object):
             text = text[:text.index(b" log ")] + b"\n"
         os.pwrite(self.fd, text.ljust(LOCK_RECORD_SIZE), 0)
 
+    def note_replacement(self, record):
+        """Tell the run RECORD describes, before it gets SIGTERM, that this
+        run-job replaces it: the record's second block, which it reads back."""
+        text = b"replace pid %d start %.3f by %d\n" % (record["pid"], record["start"],
+                                                       os.getpid())
+        os.pwrite(self.fd, text.ljust(LOCK_RECORD_SIZE), LOCK_RECORD_SIZE)
+
+    def replaced_by(self, pid, start):
+        """The pid of the run-job that noted it replaces the run of run-job
+        PID started at START, or None."""
+        try:
+            words = os.pread(self.fd, LOCK_RECORD_SIZE, LOCK_RECORD_SIZE).split()
+            if len(words) == 7 and words[0] == b"replace" and int(words[2]) == pid \
+                    and abs(float(words[4]) - start) < 0.002:
+                return int(words[6])
+        except (OSError, ValueError):
+            pass
+        return None
+
+    def settle(self):
+        """End the turn: the run is described here and handles SIGTERM (or
+        is about to end), so the next launch may stop it. A stop signal that
+        came meanwhile is delivered now."""
+        if self.turn is not None:
+            os.close(self.turn)
+            self.turn = None
+            _signals().pthread_sigmask(_signals().SIG_SETMASK, self.mask)
+
     def close(self):
+        self.settle()
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
 
 
-def acquire_lock(config, job):
-    """Take JOB's lock without waiting. Return a JobLock; None when the job
-    is still running and allows overtime; else raise LockHeldError."""
-    path = lock_path(config, job.name)
+class StuckRunError(LockHeldError):
+    """`overlap: replace` could not stop the previous run: never quiet."""
+
+
+def replaced_reason(pid):
+    return "replaced by run-job pid %d (overlap: replace)" % pid
+
+
+def _open_lock_file(path, name):
     try:
-        fd = _open_regular_file(path, os.O_RDWR | os.O_CREAT)
+        return _open_regular_file(path, os.O_RDWR | os.O_CREAT)
     except BadFileError as error:
-        raise RefusedError("%s; remove it: it is job %s's lock file" % (error, job.name))
+        raise RefusedError("%s; remove it: it is job %s's lock file" % (error, name))
     except OSError as error:
         raise RefusedError("%s: cannot open the lock file: %s; check run_directory"
                            % (path, error.strerror))
+
+
+def _try_lock(fd):
+    """Whether FD took its file's lock, without waiting."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        os.close(fd)
-        if job.allow_overtime:
-            return None
-        raise LockHeldError(_still_running_message(job.name, read_lock_record(path)))
+        return False
+    return True
+
+
+def acquire_lock(config, job):
+    """Take JOB's lock and return a JobLock, or raise LockHeldError.
+    `overlap: skip` takes it without waiting; wait and replace in turn."""
+    if job.overlap != "skip":
+        return _acquire_in_turn(config, job)
+    path = lock_path(config, job.name)
+    fd = _open_lock_file(path, job.name)
+    try:
+        locked = _try_lock(fd)
     except BaseException:
         os.close(fd)
         raise
+    if not locked:
+        os.close(fd)
+        raise LockHeldError(_still_running_message(job.name, read_lock_record(path)))
     return JobLock(path, fd)
+
+
+# `overlap: wait` and `replace`: a launch first takes the wait lock (LOCK_NB:
+# held, another launch is next in line and this one is skipped), then the
+# job's lock: at once, by waiting for it, or by stopping its run. It keeps
+# its turn until its own run is described in the lock and handles SIGTERM
+# (JobLock.settle), so the next replacing launch never stops a run that
+# could not record it. Meanwhile SIGTERM, SIGINT and SIGHUP stay blocked:
+# a waiter takes them with sigtimedwait (between two tries of the lock: no
+# signal handler, no interrupted system call), any other launch gets them
+# once its run's handlers are in place, which record the run as killed.
+
+WAIT_POLL_FIRST = 0.01  # seconds between two tries of the lock, doubling...
+WAIT_POLL_MAX = 0.25    # ...up to this: how late a waiter may start
+
+
+def _stop_signals(signals):
+    return [signals.SIGTERM, signals.SIGINT, signals.SIGHUP]
+
+
+def _acquire_in_turn(config, job):
+    """acquire_lock for `overlap: wait` and `replace`, as said above."""
+    signals = _signals()
+    stops = _stop_signals(signals)
+    mask = signals.pthread_sigmask(signals.SIG_BLOCK, stops)
+    opened = []
+    try:
+        turn_path = wait_lock_path(config, job.name)
+        opened.append(_open_lock_file(turn_path, job.name))
+        if not _try_lock(opened[0]):
+            raise LockHeldError(_next_in_line_message(job, read_lock_record(turn_path)))
+        JobLock(turn_path, opened[0]).describe(os.getpid(), 0, time.time(), job.kill_grace, "")
+        path = lock_path(config, job.name)
+        opened.append(_open_lock_file(path, job.name))
+        lock = JobLock(path, opened[1], opened[0], mask)
+        if not _try_lock(lock.fd):
+            if job.overlap == "wait":
+                _wait_for_lock(job, lock, signals, stops)
+            else:
+                _replace_run(config, job, lock)
+    except BaseException:
+        for fd in opened:
+            os.close(fd)
+        while signals.sigtimedwait(stops, 0) is not None:
+            pass  # asked to stop: this launch ends anyway, and not killed by it
+        signals.pthread_sigmask(signals.SIG_SETMASK, mask)
+        raise
+    return lock
+
+
+def _next_in_line_message(job, record):
+    holder = "" if not record else " (run-job pid %d)" % record["pid"]
+    return ("job %s: another launch%s is next in line (overlap: %s); not starting "
+            "another run" % (job.name, holder, job.overlap))
+
+
+def overlap_wait_limit(job):
+    """Seconds `overlap: wait` waits at most, 0 for no limit."""
+    return job.timeout if job.overlap_wait is None else job.overlap_wait
+
+
+def _wait_for_lock(job, lock, signals, stops):
+    """Try LOCK's file lock with a short growing pause until it is taken;
+    LockHeldError when overlap_wait runs out or a stop signal comes first."""
+    limit = overlap_wait_limit(job)
+    end = time.monotonic() + limit if limit > 0 else None
+    pause = WAIT_POLL_FIRST
+    while True:
+        left = pause
+        if end is not None:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise LockHeldError("waited overlap_wait %gs: %s" % (
+                    limit, _still_running_message(job.name, read_lock_record(lock.path))))
+        received = signals.sigtimedwait(stops, min(pause, left))
+        if received is not None:
+            raise LockHeldError("stopped by %s while waiting: %s" % (
+                _signal_name(received.si_signo),
+                _still_running_message(job.name, read_lock_record(lock.path))))
+        if _try_lock(lock.fd):
+            return
+        pause = min(2 * pause, WAIT_POLL_MAX)
+
+
+def _replace_run(config, job, lock):
+    """Stop the run holding LOCK's file as --kill-job does, noting first who
+    replaces it; take the lock; record the stopped run if its run-job did not."""
+    record = read_lock_record(lock.path) or {}
+    if record:
+        lock.note_replacement(record)
+    if not stop_running_job(config, job.name, record):
+        raise StuckRunError(_unstoppable_message(job.name, lock.path))
+    if not _try_lock(lock.fd):  # a launch of another policy came first
+        raise LockHeldError(_still_running_message(job.name, read_lock_record(lock.path)))
+    if record:
+        record_unrecorded_run(config, job.name, record, replaced_reason(os.getpid()))
 
 
 def _still_running_message(name, record):
@@ -3871,13 +4240,30 @@ def kill_job(config, name):
         sys.stderr.write("run-job: job %s is not running\n" % name)
         return EXIT_FAILED
     record = read_lock_record(path) or {}
+    _stop_next_in_line(config, name, record)
     if not stop_running_job(config, name, record):
-        pids = " ".join(str(info.pid) for info in lock_holders(path)) or "unknown"
-        raise ProcessControlError("job %s is still running (pids %s): they could not be "
-                                  "stopped; run --kill-job as their user or root" % (name, pids))
+        raise ProcessControlError(_unstoppable_message(name, path))
     if record:
         _record_orphaned_run(config, name, record)
     return EXIT_OK
+
+
+def _stop_next_in_line(config, name, record):
+    """SIGTERM the launch holding NAME's wait lock, first, so that it does not
+    start once the run is stopped: a waiter ends, a replacing launch's run is
+    killed as it starts. Wait for it as for the run (RECORD, its lock's)."""
+    path = wait_lock_path(config, name)
+    holders = lock_holders(path)
+    for info in holders:
+        signal_verified(info, _signals().SIGTERM)
+    if holders:
+        _wait_for_release(path, record.get("kill_grace", 10.0) + 5.0)
+
+
+def _unstoppable_message(name, path):
+    pids = " ".join(str(info.pid) for info in lock_holders(path)) or "unknown"
+    return ("job %s is still running (pids %s): they could not be stopped; run --kill-job "
+            "as their user or root" % (name, pids))
 
 
 def _record_orphaned_run(config, name, record):
@@ -3889,26 +4275,30 @@ def _record_orphaned_run(config, name, record):
     except (OSError, RefusedError):
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if abs(_recorded_start_time(config, name) - record["start"]) < 0.001:
-            return  # run-job recorded it before it went
-        outcome = Outcome("killed", "run-job (pid %d) had died; --kill-job stopped what "
-                          "it left" % record["pid"])
-        duration = time.time() - record["start"]
-        set_aside = record_run(config, name, outcome, record["start"], duration, record["log"],
-                               pid=record["pid"])  # that run's run-job, not this one
-        if _is_job_log(config, name, record["log"]):
-            try:
-                log = RunLog(_open_job_log(record["log"]), record["log"])
-                _log_set_aside(log, set_aside)
-                _log_footer(log, outcome, duration)
-                log.close()
-            except (OSError, RefusedError):
-                pass  # the state still says what happened
-    except BlockingIOError:
-        pass
+        if _try_lock(fd):
+            record_unrecorded_run(config, name, record, "run-job (pid %d) had died; "
+                                  "--kill-job stopped what it left" % record["pid"])
     finally:
         os.close(fd)
+
+
+def record_unrecorded_run(config, name, record, reason):
+    """Under job NAME's lock: record as killed, for REASON, the run that
+    RECORD (of the lock) describes, unless its run-job did before it went."""
+    if abs(_recorded_start_time(config, name) - record["start"]) < 0.001:
+        return
+    outcome = Outcome("killed", reason)
+    duration = time.time() - record["start"]
+    set_aside = record_run(config, name, outcome, record["start"], duration, record["log"],
+                           pid=record["pid"])  # that run's run-job, not this one
+    if _is_job_log(config, name, record["log"]):
+        try:
+            log = RunLog(_open_job_log(record["log"]), record["log"])
+            _log_set_aside(log, set_aside)
+            _log_footer(log, outcome, duration)
+            log.close()
+        except (OSError, RefusedError):
+            pass  # the state still says what happened
 
 
 def _is_job_log(config, name, path):
@@ -3937,6 +4327,17 @@ def _signals():
     return signals
 
 
+def _signal_name(signum):
+    """SIGTERM for 15, without the enum that the `signal` module imports. In
+    alphabetical order the usual name (SIGABRT, SIGCHLD, SIGIO) comes first."""
+    signals = _signals()
+    for name in dir(signals):
+        if name.startswith("SIG") and not name.startswith("SIG_") \
+                and getattr(signals, name) == signum:
+            return name
+    return "signal %d" % signum
+
+
 def _local_time_text(epoch):
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
@@ -3957,6 +4358,7 @@ STDERR_TAIL_BYTES = 4096
 STDERR_TAIL_LINES = 20
 DRAIN_WAIT = 0.5         # seconds to wait for end of output once the tree is gone
 POLL_MAX_MILLISECONDS = 2 ** 31 - 1  # poll()'s longest wait, 24.8 days
+RETRY_DOUBLINGS_MAX = 30  # retry_delay doubles at most this often: 10s becomes 340 years
 _SHELL_SAFE = ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                "0123456789@%+=:,./-_")
 
@@ -3973,6 +4375,7 @@ class Outcome(object):
         self.reason = reason
         self.exit_code = None
         self.signal = None
+        self.attempts = 1  # how many times the commands were run (`retries`)
         if wait_status is not None:
             self.set_wait_status(wait_status)
 
@@ -4227,17 +4630,6 @@ def quote_argv(argv):
     return " ".join(_quote_word(word) for word in argv)
 
 
-def _signal_name(signum):
-    """SIGTERM for 15, without the enum that the `signal` module imports. In
-    alphabetical order the usual name (SIGABRT, SIGCHLD, SIGIO) comes first."""
-    signals = _signals()
-    for name in dir(signals):
-        if name.startswith("SIG") and not name.startswith("SIG_") \
-                and getattr(signals, name) == signum:
-            return name
-    return "signal %d" % signum
-
-
 def describe_wait_status(wait_status):
     if os.WIFSIGNALED(wait_status):
         return "killed by %s" % _signal_name(os.WTERMSIG(wait_status))
@@ -4294,15 +4686,6 @@ def _exec_child(argv, environment, stdio, keep, dispositions, mask, error_w):
             os._exit(127)
 
 
-def utf8_bytes(text):
-    """TEXT for exec: UTF-8 as in the job file, whatever the locale's
-    encoding; an escaped lone surrogate passes rather than failing the run."""
-    try:
-        return text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass")
-
-
 def _exec_searching_path(argv, environment):
     """os.execvpe's search of the environment's PATH (all bytes), without
     what it needs: os.get_exec_path imports `warnings`, which the service user
@@ -4329,6 +4712,80 @@ def _exec_searching_path(argv, environment):
     raise first_refusal or FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), command)
 
 
+class OutputCheck(object):
+    """A run's output matched line by line against the job's `fail_on_output`
+    and `stderr_ignore` patterns (LinePatterns; the latter only with
+    fail_on_stderr), in bulk: the complete lines of each chunk read at once,
+    the unfinished one kept until its end (at most LINE_MATCH_MAX bytes of
+    it). MATCHED: (pattern, stream tag, line) of the first line that fails
+    the run, or None; COUNTED: whether stderr had a line stderr_ignore does
+    not cover. The run resets them as its commands and attempts start."""
+
+    def __init__(self, fail_on_output, stderr_ignore):
+        self.fail_on_output = fail_on_output
+        self.stderr_ignore = stderr_ignore
+        self.pending = {b"O": b"", b"E": b""}
+        self.passing = {b"O": False, b"E": False}  # in a line past LINE_MATCH_MAX
+        self.matched = None
+        self.counted = False
+
+    def feed(self, tag, data):
+        start = 0
+        if self.pending[tag] or self.passing[tag]:
+            newline = data.find(b"\n")
+            if newline < 0:
+                if not self.passing[tag]:
+                    self._keep(tag, data)
+                return
+            if not self.passing[tag]:
+                self._line(tag, (self.pending[tag] + data[:newline])[:LINE_MATCH_MAX])
+            self.pending[tag], self.passing[tag] = b"", False
+            start = newline + 1
+        stop = data.rfind(b"\n") + 1
+        if stop > start:
+            self._lines(tag, data, start, stop)
+        if max(start, stop) < len(data):
+            self._keep(tag, data[max(start, stop):])
+
+    def finish(self):
+        """The end of a command: its unfinished lines are lines."""
+        for tag in (b"O", b"E"):
+            if self.pending[tag]:
+                self._line(tag, self.pending[tag])
+            self.pending[tag], self.passing[tag] = b"", False
+
+    def reason(self):
+        pattern, tag, line = self.matched
+        text = line[:4 * QUOTED_VALUE_LIMIT].decode("utf-8", "replace")
+        return 'output matched fail_on_output pattern %s on %s: "%s"' % (
+            quoted_value(pattern), "stdout" if tag == b"O" else "stderr",
+            printable(text, QUOTED_VALUE_LIMIT))
+
+    def _keep(self, tag, piece):
+        pending = self.pending[tag] + piece
+        if len(pending) >= LINE_MATCH_MAX:
+            self._line(tag, pending[:LINE_MATCH_MAX])
+            pending, self.passing[tag] = b"", True
+        self.pending[tag] = pending
+
+    def _line(self, tag, line):
+        if self.matched is None and self.fail_on_output is not None:
+            pattern = self.fail_on_output.line_match(line)
+            if pattern is not None:
+                self.matched = (pattern, tag, line)
+        if tag == b"E" and not self.counted and self.stderr_ignore is not None:
+            self.counted = self.stderr_ignore.line_match(line) is None
+
+    def _lines(self, tag, data, start, stop):
+        """The whole lines DATA[START:STOP]."""
+        if self.matched is None and self.fail_on_output is not None:
+            found = self.fail_on_output.first_match(data, start, stop)
+            if found is not None:
+                self.matched = (found[0], tag, found[1])
+        if tag == b"E" and not self.counted and self.stderr_ignore is not None:
+            self.counted = self.stderr_ignore.has_unmatched_line(data, start, stop)
+
+
 class JobRun(object):
     """One run in flight: its lock, log, pipes and processes. As a child
     subreaper run-job is the parent of every orphan of the job, so "the job's
@@ -4350,6 +4807,10 @@ class JobRun(object):
         self.write_ends = []
         self.stderr_bytes = 0
         self.stderr_tail = b""
+        self.check = None  # an OutputCheck when the job's patterns need one
+        stderr_ignore = job.stderr_ignore if job.fail_on_stderr else None
+        if job.fail_on_output is not None or stderr_ignore is not None:
+            self.check = OutputCheck(job.fail_on_output, stderr_ignore)
         self.poller = select.poll()
         self.saved_handlers = []
         self.saved_wakeup = None
@@ -4435,10 +4896,29 @@ class JobRun(object):
     # -- running
 
     def run(self, commands):
-        """Run COMMANDS in sequence until one fails; stop whatever they leave
-        behind; log all output. Return the Outcome."""
+        """Run COMMANDS in sequence until one fails, and all of them again
+        while `retries` allow; stop whatever they leave behind; log all
+        output. Return the Outcome."""
+        attempts = self.job.retries + 1
+        if attempts > 1:
+            self.log.note("attempt", "1 of %d" % attempts)
+        outcome = self._attempt(commands)
+        attempt = 1
+        while self._retry(outcome, attempt, attempts):
+            if self._interruption() is not None:  # stopped during the delay
+                outcome = self._interruption()
+                break
+            outcome = self._attempt(commands)
+            attempt += 1
+        outcome.attempts = attempt
+        self._drain()
+        return outcome
+
+    def _attempt(self, commands):
         outcome = None
         last_status = 0
+        if self.check is not None:
+            self.check.matched = None
         for number, argv in enumerate(commands, 1):
             outcome = self._interruption()
             if outcome is None:
@@ -4451,11 +4931,43 @@ class JobRun(object):
             self.log.note("leftovers", "%d processes left behind; stopping them"
                           % len(self._tree()))
             self._stop_tree()
-        self._drain()
         return outcome
+
+    def _retry(self, outcome, attempt, attempts):
+        """Whether to run the commands again after OUTCOME of attempt ATTEMPT
+        (of ATTEMPTS at most), once retry_delay, doubled for each attempt
+        made, has passed. Never after a timeout, a kill or an exit code of
+        halt_on_exit_codes; not when the delay would pass the deadline: the
+        run then ends with this failure."""
+        if outcome.status != "failed" or attempt >= attempts:
+            return False
+        if outcome.exit_code in (getattr(self.job, "halt_on_exit_codes", None) or ()):
+            self.log.note("attempt", "%d of %d not made: exit code %d is in "
+                          "halt_on_exit_codes" % (attempt + 1, attempts, outcome.exit_code))
+            return False
+        delay = self.job.retry_delay * 2.0 ** min(attempt - 1, RETRY_DOUBLINGS_MAX)
+        if self.deadline is not None and time.monotonic() + delay >= self.deadline:
+            self.log.note("attempt", "%d of %d not made: its delay of %gs would pass the "
+                          "deadline (timeout %gs)" % (attempt + 1, attempts, delay,
+                                                      self.job.timeout))
+            return False
+        self.log.note("attempt", "%d of %d in %gs" % (attempt + 1, attempts, delay))
+        self._pause(delay)
+        return True
+
+    def _pause(self, seconds):
+        """Wait SECONDS, or less when run-job is asked to stop."""
+        end = time.monotonic() + seconds
+        while self.stop_signal is None and time.monotonic() < end:
+            self._pump(end - time.monotonic())
 
     def _interruption(self):
         if self.stop_signal is not None:
+            replacer = None
+            if self.stop_signal == self.signals.SIGTERM:
+                replacer = self.lock.replaced_by(os.getpid(), self.start)
+            if replacer is not None:
+                return Outcome("killed", replaced_reason(replacer))
             return Outcome("killed", "stopped by %s sent to run-job"
                            % _signal_name(self.stop_signal))
         if self.deadline is not None and time.monotonic() >= self.deadline:
@@ -4474,6 +4986,8 @@ class JobRun(object):
         if number == 1:  # done loading: from now on only the waiting, while the job execs
             release_free_memory()
         stderr_before = self.stderr_bytes
+        if self.check is not None:
+            self.check.counted = False
         status = self._wait(pid)
         if status is None:
             outcome = self._interruption()
@@ -4484,12 +4998,31 @@ class JobRun(object):
                 self.log.note("status", "%d %s" % (number, describe_wait_status(status)))
             return outcome, status
         self._pump_ready()
+        if self.check is not None:
+            self.check.finish()
         self.log.note("status", "%d %s" % (number, describe_wait_status(status)))
         if os.WIFSIGNALED(status) or os.WEXITSTATUS(status) not in self.job.success_exit_codes:
             return Outcome("failed", describe_wait_status(status), status), status
-        if self.job.fail_on_stderr and self.stderr_bytes > stderr_before:
-            return Outcome("failed", "wrote to stderr (fail_on_stderr)", status), status
+        failure = self._output_failure(stderr_before)
+        if failure is not None:
+            return Outcome("failed", failure, status), status
         return None, status
+
+    def _output_failure(self, stderr_before):
+        """Why the output of the command that just ended fails the run, or
+        None. STDERR_BEFORE: stderr's byte count when it started."""
+        check = self.check
+        if check is not None and check.matched is not None:
+            return check.reason()
+        if not self.job.fail_on_stderr:
+            return None
+        if check is not None and check.stderr_ignore is not None:
+            if check.counted:
+                return "wrote to stderr a line that stderr_ignore does not match (fail_on_stderr)"
+            return None
+        if self.stderr_bytes > stderr_before:
+            return "wrote to stderr (fail_on_stderr)"
+        return None
 
     def _spawn(self, argv):
         """Fork and exec ARGV; return (pid, None), or (None, why it cannot start)."""
@@ -4584,6 +5117,8 @@ class JobRun(object):
 
     def _output(self, tag, data):
         self.log.write(tag, data)
+        if self.check is not None:
+            self.check.feed(tag, data)
         if tag == b"E":
             self.stderr_bytes += len(data)
             self.stderr_tail = (self.stderr_tail + data)[-STDERR_TAIL_BYTES:]
@@ -4640,15 +5175,18 @@ class JobRun(object):
             self._pump(end - time.monotonic())
 
 
-def execute_job(config, job, slow_start=False, live=None, events=None, force=False):
+def execute_job(config, job, slow_start=False, live=None, events=None, force=False,
+                trigger=None):
     """Run JOB under its lock; log, record and report the outcome. Return
     the exit code: 0 success (or still running with allow_overtime, or
     skipped as paused or backing off), 1 failed or killed, 124 timed out;
-    raise LockHeldError when still running, HaltedError when halted. FORCE
-    (--force) runs a paused, halted or backing-off job. LIVE (default:
-    whether stdout is a terminal) also shows the output; EVENTS, a logger
-    (see run_events), hears of the start and the outcome. Must be the only
-    thing in this process that has child processes."""
+    raise LockHeldError when still running (see acquire_lock for
+    `overlap`), HaltedError when halted. FORCE (--force) runs a paused,
+    halted or backing-off job. LIVE (default: whether stdout is a terminal)
+    also shows the output; EVENTS, a logger (see run_events), hears of the
+    start and the outcome; TRIGGER, what started the run when not cron's
+    line or a hand (see record_run). Must be the only thing in this process
+    that has child processes."""
     _ensure_standard_fds()  # before the lock, which must not become fd 0, 1 or 2
     now = time.time()
     state, set_aside = read_state_for_run(config, job.name, now)
@@ -4658,20 +5196,20 @@ def execute_job(config, job, slow_start=False, live=None, events=None, force=Fal
     try:
         lock = acquire_lock(config, job)
     except LockHeldError as error:
+        if job.allow_overtime and not isinstance(error, StuckRunError):
+            record_skip(config, job.name, "lock held: %s (allow_overtime)" % error, now)
+            return EXIT_OK
         log_event(events, LOG_WARNING, str(error))
         record_skip(config, job.name, "lock held: %s" % error, now)
         raise
-    if lock is None:
-        record_skip(config, job.name, "lock held: the previous run is still going "
-                    "(allow_overtime)", now)
-        return EXIT_OK
     try:
-        return _execute_locked(config, job, lock, slow_start, live, events, set_aside)
+        return _execute_locked(config, job, lock, slow_start, live, events, set_aside,
+                               trigger)
     finally:
         lock.close()
 
 
-def _execute_locked(config, job, lock, slow_start, live, events, set_aside):
+def _execute_locked(config, job, lock, slow_start, live, events, set_aside, trigger):
     start = time.time()
     if live is None:
         live = os.isatty(1)
@@ -4684,9 +5222,12 @@ def _execute_locked(config, job, lock, slow_start, live, events, set_aside):
     try:
         _log_header(log, job, commands, start)
         _log_set_aside(log, set_aside)
+        if trigger is not None:
+            log.note("trigger", trigger)
         log_event(events, LOG_INFO, "job %s started (pid %d); log %s"
                   % (job.name, os.getpid(), log.path))
         run.open()
+        lock.settle()
         outcome = run.run(commands)
         duration = time.monotonic() - run.started
         if log.error is not None and outcome.status == "success":
@@ -4699,7 +5240,7 @@ def _execute_locked(config, job, lock, slow_start, live, events, set_aside):
         # Nothing of the job is left to replace the state files once more.
         _log_set_aside(log, record_run(config, job.name, outcome, start, duration, log.path,
                                        logging_error=logging_error, set_aside=set_aside,
-                                       job=job))
+                                       job=job, trigger=trigger))
         if logging_error is not None:
             log.note("logging", logging_error)
         _log_footer(log, outcome, duration)
@@ -4733,15 +5274,20 @@ def _log_footer(log, outcome, duration):
         log.note("exit", outcome.exit_code)
     if outcome.signal is not None:
         log.note("signal", "%d %s" % (outcome.signal, _signal_name(outcome.signal)))
+    if outcome.attempts > 1:
+        log.note("attempts", outcome.attempts)
     log.note("duration", "%.3f" % duration)
 
 
 def outcome_sentence(job, outcome, duration, log_path):
+    after = "%.1fs" % duration
+    if outcome.attempts > 1:
+        after += " and %d attempts" % outcome.attempts
     if outcome.status == "success":
-        return "job %s succeeded after %.1fs; log %s" % (job.name, duration, log_path)
+        return "job %s succeeded after %s; log %s" % (job.name, after, log_path)
     verb = {"failed": "failed", "timeout": "timed out", "killed": "was killed"}
-    return "job %s %s (%s) after %.1fs; log %s" % (
-        job.name, verb[outcome.status], outcome.reason, duration, log_path)
+    return "job %s %s (%s) after %s; log %s" % (
+        job.name, verb[outcome.status], outcome.reason, after, log_path)
 
 
 def report_outcome(job, outcome, duration, log_path, stderr_tail, live,
@@ -5025,16 +5571,18 @@ def read_job_state(config, name):
 
 
 def recorded_number(state, key, default=0):
-    """STATE[KEY] if it is a number (a state file is anyone's to damage), else DEFAULT."""
+    """STATE[KEY] if it is a finite number (a state file is anyone's to
+    damage: 1e999 reads as infinity), else DEFAULT."""
     value = (state or {}).get(key)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and value - value == 0:  # neither infinite nor NaN
         return value
     return default
 
 
 def recorded_count(state, key):
-    """STATE[KEY] as a whole number from 0 to COUNT_MAX: an infinite or huge
-    count (a damaged state) is COUNT_MAX, a negative one 0."""
+    """STATE[KEY] as a whole number from 0 to COUNT_MAX: a huge count (a
+    damaged state) is COUNT_MAX; a negative one, or no finite number, 0."""
     value = recorded_number(state, key)
     return int(min(max(value, 0), COUNT_MAX))
 
@@ -5133,26 +5681,32 @@ def run_record(name, outcome, start, duration, log_path, pid, logging_error=None
     values = (name, outcome.status, outcome.reason, outcome.exit_code,
               outcome.signal, _iso_time(start), round(start, 3), duration, log_path,
               pid, logging_error, "\n".join(set_aside) or None)
-    return dict(zip(RUN_KEYS, values))
+    record = dict(zip(RUN_KEYS, values))
+    if outcome.attempts > 1:
+        record["attempts"] = outcome.attempts
+    return record
 
 
 def record_run(config, name, outcome, start, duration, log_path, pid=None,
-               logging_error=None, set_aside=(), job=None):
+               logging_error=None, set_aside=(), job=None, trigger=None):
     """Record a run of job NAME in state and history; a failure to do so is
     reported on stderr but does not change the run's exit code. PID: the
     run's run-job, when not this process (--kill-job recording a dead one's
     run); LOGGING_ERROR: how a `logging` handler failed during the run, or
     None; SET_ASIDE: what read_state_for_run set aside; JOB: the Job whose
-    halt_after_failures and halt_on_exit_codes apply (see halt_reason).
-    Return the lines saying what was set aside now."""
+    halt_after_failures and halt_on_exit_codes apply (see halt_reason);
+    TRIGGER: what started the run when not its crontab line or a hand (a
+    catch-up), or None. Return the lines saying what was set aside now."""
     record = run_record(name, outcome, start, duration, log_path,
                         os.getpid() if pid is None else pid, logging_error, set_aside)
+    if trigger is not None:
+        record["trigger"] = trigger
 
     def change(state):
         failures = 0
         if outcome.status != "success":
             failures = recorded_count(state, "consecutive_failures") + 1
-        for key in ("last_skip", "last_skip_reason"):
+        for key in ("last_skip", "last_skip_reason", "trigger", "attempts"):
             state.pop(key, None)
         state.update(record, consecutive_failures=failures)
         if outcome.status == "success":
@@ -5341,14 +5895,17 @@ def reset_job(config, name, by, reason, now):
         state["consecutive_failures"] = 0
         return "; ".join(cleared) or "not halted, no consecutive failures", bool(cleared)
     return record_command(config, name, "reset", by, now, apply)
+def readable_state(config, name):
+    """Job NAME's state, or {} when it has none or cannot be read."""
+    try:
+        return read_job_state(config, name) or {}
+    except (BadFileError, OSError):
+        return {}
 
 
 def _recorded_start_time(config, name):
     """start_time of the last recorded run, 0 if none."""
-    try:
-        return recorded_number(read_job_state(config, name), "start_time")
-    except (BadFileError, OSError):
-        return 0
+    return recorded_number(readable_state(config, name), "start_time")
 
 
 LOG_INFO, LOG_WARNING, LOG_ERROR = 20, 30, 40  # logging's levels, without importing it
@@ -5461,6 +6018,89 @@ def skip_scheduled_start(config, job, reason, events=None):
     return EXIT_OK
 
 
+# Catch-up after downtime (`catch_up: true`): the crontab's @reboot line runs
+# `run-job --catch-up`, which starts `run-job --catch-up --job NAME` in a
+# process of its own for each job that missed a scheduled time, so that a slow
+# one delays no other. Each run decides again, as one started by hand does: it
+# runs once, however many times were missed, when the job's latest scheduled
+# time is later than its last recorded run's start; its run record gets
+# `trigger` ("catch-up: missed TIME").
+
+
+def catch_up_decision(job, state, now):
+    """(the missed scheduled time, None) when JOB, whose state is STATE, is
+    to be caught up at NOW (a naive local datetime), else (None, why not)."""
+    if not job.catch_up:
+        return None, "catch_up is not true"
+    if job.disabled or job.schedule is None:
+        return None, "disabled" if job.disabled else "unscheduled"
+    for mark in ("paused", "halted"):
+        if state.get(mark):
+            return None, mark
+    start_time = recorded_number(state, "start_time", None)
+    if start_time is None:
+        return None, "it never ran"
+    try:
+        last_start = type(now).fromtimestamp(start_time)
+    except (OverflowError, ValueError, OSError):  # a state file may hold anything
+        return None, "its last start time is not valid"
+    missed = job.schedule.previous_before(now)
+    if missed is None or missed <= last_start:
+        return None, "no scheduled time passed since its last run started"
+    return missed, None
+
+
+def catch_up_due(config, job, now):
+    """catch_up_decision for JOB with its recorded state; a job that is
+    running is not caught up either (its lock would refuse the run)."""
+    missed, why_not = catch_up_decision(job, readable_state(config, job.name), now)
+    if missed is not None and running_info(config, job.name) is not None:
+        return None, "it is running"
+    return missed, why_not
+
+
+def catch_up_trigger(config, job):
+    """run-job --catch-up NAME: the trigger of JOB's run when it missed a
+    scheduled time, else None (and why not, on a terminal)."""
+    import datetime  # lazily: a plain run does without it
+    missed, why_not = catch_up_due(config, job, datetime.datetime.now())
+    if missed is None:
+        if os.isatty(1):
+            _write_stderr("run-job: job %s is not caught up: %s\n" % (job.name, why_not))
+        return None
+    return "catch-up: missed %s" % missed.strftime("%Y-%m-%d %H:%M")
+
+
+def start_catch_up_runs(config, runner, err):
+    """run-job --catch-up: start `RUNNER --catch-up --job NAME` (RUNNER: this
+    run-job's command line) for each job to catch up, each detached in a
+    session of its own, without waiting for it: its outcome is its own run's,
+    logged, recorded and reported on the inherited stderr. An invalid job
+    file is reported on ERR. Return EXIT_OK, EXIT_FAILED when a run could
+    not be started, else EXIT_CONFIG when a job file is invalid."""
+    import datetime
+    import subprocess
+    now = datetime.datetime.now()
+    jobs, problems = load_jobs(config)
+    started, failures = [], []
+    for job in jobs:
+        if catch_up_due(config, job, now)[0] is None:
+            continue
+        try:
+            subprocess.Popen(runner + ["--catch-up", "--job", job.name],
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+        except OSError as error:
+            failures.append("job %s: cannot start its catch-up run: %s"
+                            % (job.name, error.strerror or error))
+            continue
+        started.append(job.name)
+    for problem in problems + failures:
+        err.write("run-job: %s\n" % printable(str(problem)))
+    if started and err.isatty():
+        err.write("run-job: catch-up runs started: %s\n" % ", ".join(started))
+    return EXIT_FAILED if failures else EXIT_CONFIG if problems else EXIT_OK
+
+
 # ---- 9. reporting ----------------------------------------------------------------
 
 # Three parts: the installed crontab against the job files; --list-jobs and
@@ -5476,19 +6116,22 @@ STATUS_INDENT = "    "
 # characters; a file larger than that is none of its own.
 CRONTAB_MAX_BYTES = 10000 * 999
 CRONTAB_JOB_PATTERN = r"(?:^|\s)--job (\S+)(?: --scheduled '([^']*)')?"
+CRONTAB_CATCH_UP_PATTERN = r"(?:^|\s)--catch-up(?:\s|$)"
 
 
 class InstalledCrontab(object):
     """What the installed crontab runs. `path` is None when output_crontab is
     console (nothing to compare). `jobs` maps each job name to the schedules
     of its lines (None for a line from a cron-generate that wrote no
-    --scheduled), or is None when no crontab is installed; `error` says why
-    the file cannot be compared, or is None."""
+    --scheduled), or is None when no crontab is installed; `catch_up_lines`
+    counts its lines that run run-job --catch-up; `error` says why the file
+    cannot be compared, or is None."""
 
-    def __init__(self, path, jobs=None, error=None):
+    def __init__(self, path, jobs=None, error=None, catch_up_lines=0):
         self.path = path
         self.jobs = jobs
         self.error = error
+        self.catch_up_lines = catch_up_lines
 
 
 def read_crontab_file(path):
@@ -5515,21 +6158,24 @@ def read_crontab_file(path):
     return data, status
 
 
-def crontab_job_lines(text):
-    """{job name: [the schedule of each of its lines]} for the lines of
-    crontab TEXT that run `--job NAME`; None for a line without the
-    `--scheduled 'EXPR'` that cron-generate now writes."""
+def parse_installed_crontab(path, data):
+    """The InstalledCrontab of DATA, the bytes of the crontab PATH: in `jobs`,
+    the schedule of each line that runs `--job NAME` (None for a line
+    without the `--scheduled 'EXPR'` that cron-generate now writes)."""
     import re  # lazily: only the reports read a crontab
-    pattern = re.compile(CRONTAB_JOB_PATTERN)
-    jobs = {}
-    for line in text.splitlines():
+    job_pattern = re.compile(CRONTAB_JOB_PATTERN)
+    catch_up_pattern = re.compile(CRONTAB_CATCH_UP_PATTERN)
+    crontab = InstalledCrontab(path, {})
+    for line in data.decode("utf-8", "replace").splitlines():
         words = line.split(None, 1)
         if not words or words[0].startswith("#") or "=" in words[0]:
             continue  # a blank line, a comment or an environment setting
-        match = pattern.search(line)
+        match = job_pattern.search(line)
         if match:
-            jobs.setdefault(match.group(1), []).append(match.group(2))
-    return jobs
+            crontab.jobs.setdefault(match.group(1), []).append(match.group(2))
+        elif catch_up_pattern.search(line):
+            crontab.catch_up_lines += 1
+    return crontab
 
 
 def read_installed_crontab(config):
@@ -5543,7 +6189,7 @@ def read_installed_crontab(config):
         return InstalledCrontab(path, error=str(error))
     if found is None:
         return InstalledCrontab(path)
-    return InstalledCrontab(path, crontab_job_lines(found[0].decode("utf-8", "replace")))
+    return parse_installed_crontab(path, found[0])
 
 
 def is_scheduled(job):
@@ -5573,6 +6219,19 @@ def job_crontab_problem(job, crontab):
         return "%d lines: %s" % (len(schedules), listed)
     if normalised_schedule(schedules[0]) != normalised_schedule(job.schedule_expression):
         return "rescheduled to '%s', still scheduled %s" % (job.schedule_expression, listed)
+    if job.catch_up and not crontab.catch_up_lines:
+        return "catch_up: true, but the crontab has no @reboot line for run-job --catch-up"
+    return None
+
+
+def catch_up_lines_problem(crontab, jobs):
+    """How CRONTAB's run-job --catch-up lines differ from the one that
+    cron-generate writes when one of JOBS is a scheduled catch-up job, or
+    None. (A missing one is each such job's problem: job_crontab_problem.)"""
+    if crontab.catch_up_lines > 1:
+        return "%d lines run run-job --catch-up" % crontab.catch_up_lines
+    if crontab.catch_up_lines and not any(is_scheduled(job) and job.catch_up for job in jobs):
+        return "it runs run-job --catch-up, but no scheduled job has catch_up: true"
     return None
 
 
@@ -5586,21 +6245,18 @@ def orphans_problem(orphans):
         ", ".join(orphans), "has" if len(orphans) == 1 else "have")
 
 
-def crontab_status_lines(crontab, names, all_jobs=True):
-    """--status's closing lines about the crontab itself, not one job; the
-    lines of jobs without a file only when NAMES are ALL_JOBS."""
+def crontab_status_problem(crontab, names, all_jobs=True):
+    """What --status closes with about the crontab itself, not one job, or
+    None; the jobs without a file only when NAMES are ALL_JOBS."""
     if crontab.path is None:
-        return []
+        return None
     if crontab.error is not None:
-        return ["crontab: cannot compare it with the job files: %s; run cron-generate"
-                % crontab.error]
-    if not all_jobs:
-        return []
-    orphans = crontab_orphans(crontab, names)
+        return "cannot compare it with the job files: %s; run cron-generate" % crontab.error
+    orphans = crontab_orphans(crontab, names) if all_jobs else []
     if orphans:
-        return ["crontab: %s is out of date (%s); run cron-generate"
-                % (crontab.path, orphans_problem(orphans))]
-    return []
+        return "%s is out of date (%s); run cron-generate" % (crontab.path,
+                                                              orphans_problem(orphans))
+    return None
 
 
 # -- 9.2 --list-jobs and --status
@@ -5622,30 +6278,35 @@ def list_jobs(config, only_running, out, err, names=None):
     return EXIT_OK
 
 
-def show_status(config, names, only_running, out, err, now=None):
+def show_status(config, names, only_running, out, err, as_json=False, now=None):
     """--status [NAME...]: each job (or each named one, in the order named) in
-    the original's format; an invalid job file shows as invalid without hiding
-    the others. A name without a job file is a usage error, reported (as ls
-    does) after the others are shown."""
+    the original's format and ours, or AS_JSON one object {"jobs": [...],
+    "crontab": ...}; an invalid job file or an unreadable state shows as
+    such without hiding the others. A name without a job file is a usage
+    error, reported (as ls does) after the others are shown. NOW: Unix time."""
     unknown, named = [], bool(names)
     if named:
         names, unknown = existing_job_names(config, names)
     else:
         names, problems = scan_job_directory(config)
         write_problems(problems, err)
-    if names and now is None:
-        import datetime  # lazily: only the reports need it (1.2 ms)
-        now = datetime.datetime.now()
+    now = time.time() if now is None else now
     crontab = read_installed_crontab(config)
+    statuses = []
     for name in names:
         running = running_info(config, name)
-        if only_running and running is None:
-            continue
-        for line in job_status_lines(config, name, running, now, crontab):
-            out.write(printable(line) + "\n")  # a name or description never adds a line
-    if not only_running:
-        for line in crontab_status_lines(crontab, names, all_jobs=not named):
-            out.write(printable(line) + "\n")
+        if not only_running or running is not None:
+            statuses.append(job_status(config, name, running, now, crontab))
+    closing = None if only_running else crontab_status_problem(crontab, names, not named)
+    if as_json:
+        import json  # lazily: only --json needs it (preloaded, see report_command)
+        out.write(json.dumps({"jobs": statuses, "crontab": closing}, indent=2) + "\n")
+    else:
+        for status in statuses:
+            for line in status_text_lines(status):
+                out.write(printable(line) + "\n")  # a name or description never adds a line
+        if closing is not None:
+            out.write(printable("crontab: " + closing) + "\n")
     write_problems(unknown, err)
     return EXIT_USAGE if unknown else EXIT_OK
 
@@ -5665,86 +6326,258 @@ def existing_job_names(config, names):
     return found, unknown
 
 
-def job_status_lines(config, name, running, now, crontab):
+# One job's status, as --status --json prints it and --status words it: the
+# keys in this order, each always there (README's table says what each holds).
+STATUS_KEYS = ("name", "verbose_name", "description", "tags", "schedule", "next_run",
+               "next_run_time", "disabled", "invalid", "crontab", "lock_error", "running",
+               "paused", "halted", "backing_off_until", "backing_off_until_time",
+               "last_run", "last_success", "last_success_time", "consecutive_failures",
+               "last_skip", "logging_error", "set_aside", "state_error")
+
+
+def job_status(config, name, running, now, crontab):
+    """What --status says of job NAME at NOW: a dict of STATUS_KEYS, from its
+    job file, its lock (RUNNING: its running_info) and its state file."""
+    status = dict.fromkeys(STATUS_KEYS)
+    status.update(name=name, tags=[], running=running_status(running, now))
+    job = None
     try:
         job = load_job(config, name)
     except (ConfigError, RefusedError, UsageError) as error:
-        return ["%s ***Invalid configuration***" % name, STATUS_INDENT + str(error)]
-    head = "%s - %s" % (name, job.verbose_name)
-    if running is not None and running.get("pid") is not None:
-        head += "%s{pid: %d, status: running}" % (STATUS_INDENT, running["pid"])
-    elif running is not None:  # the run has not written its pid yet
-        head += "%s{status: running}" % STATUS_INDENT
-    lines = [head]
-    if running is not None and running.get("pid") is not None and runner_died(running):
-        lines.append(STATUS_INDENT + orphaned_run_text(name, running))
+        status["invalid"] = str(error)
+    else:
+        status.update(job_file_status(job, now, crontab))
     bad_lock = lock_file_problem(config, name)
     if bad_lock is not None:
-        lines.append(STATUS_INDENT + "lock file %s: every run is refused; remove it" % bad_lock)
-    if job.description:
-        lines.extend(STATUS_INDENT + line.strip()
-                     for line in job.description.strip().splitlines())
-    if job.tags:
-        lines.append(STATUS_INDENT + "tags: " + ", ".join(job.tags))
-    if job.schedule is not None:
-        lines.append(STATUS_INDENT + schedule_summary(job, now))
+        status["lock_error"] = str(bad_lock)
+    try:
+        state = read_job_state(config, name) or {}
+    except BadFileError as error:  # read-only: the next run sets it aside
+        status["state_error"] = "state file %s; the next run sets it aside" % error
+    except OSError as error:  # one unreadable record hides nothing else
+        status["state_error"] = "%s: cannot read: %s" % (state_path(config, name),
+                                                         error.strerror)
+    else:
+        status.update(recorded_status(job, state, now))
+    return status
+
+
+def job_file_status(job, now, crontab):
+    """job_status's keys that JOB's file gives."""
+    next_run = None
+    if is_scheduled(job):
+        import datetime  # lazily: only the reports need it (1.2 ms)
+        found = job.schedule.next_after(datetime.datetime.fromtimestamp(now))
+        if found is not None:
+            next_run = int(time.mktime(found.timetuple()))
+    problem = None
     if crontab.path is not None and crontab.error is None:
         problem = job_crontab_problem(job, crontab)
-        if problem is not None:
-            lines.append(STATUS_INDENT + "crontab: out of date (%s); run cron-generate" % problem)
-    try:
-        state = read_job_state(config, name)
-    except BadFileError as error:  # read-only: the next run sets it aside
-        lines.append(STATUS_INDENT + "last status: unknown: state file %s; the next run "
-                     "sets it aside" % error)
-    except OSError as error:  # one unreadable record hides nothing else
-        lines.append(STATUS_INDENT + "last status: unknown: %s: cannot read: %s"
-                     % (state_path(config, name), error.strerror))
-    else:
-        lines.extend(STATUS_INDENT + line for line in state_summaries(state or {}))
-    return lines
+    return {"verbose_name": job.verbose_name, "description": job.description,
+            "tags": list(job.tags), "schedule": job.schedule_expression,
+            "next_run": optional_iso_time(next_run), "next_run_time": next_run,
+            "disabled": job.disabled, "crontab": problem}
 
 
-def state_summaries(state):
-    """The last run's outcome, a failing `logging` handler, and the last
-    skipped start since, as recorded."""
-    lines = []
-    if "status" in state:
-        lines.append("last status: " + outcome_summary(state))
-    if state.get("logging_error"):
-        lines.append("logging: %s" % state["logging_error"])
-    if state.get("set_aside"):
-        lines.extend(str(state["set_aside"]).splitlines())
+def running_status(running, now):
+    """job_status's `running`, from RUNNING (see running_info), or None."""
+    if running is None:
+        return None
+    pid, start = running.get("pid"), running.get("start")
+    return {"pid": pid, "start": optional_iso_time(start),
+            "start_time": None if start is None else round(start, 3),
+            "elapsed": None if start is None else round(max(now - start, 0.0), 3),
+            "runner_died": pid is not None and runner_died(running)}
+
+
+def recorded_status(job, state, now):
+    """job_status's keys that a job's STATE gives; JOB: None when invalid."""
+    until = None if job is None else backoff_until(job, state, now)
+    if until is not None and until <= now:
+        until = None
+    last_success, last_success_time = recorded_time(state, "last_success", "last_success_time")
+    last_skip = None
     if "last_skip" in state:
-        lines.append("last skipped start: %s (%s)"
-                     % (state["last_skip"], state.get("last_skip_reason")))
+        last_skip = {"at": recorded_text(state, "last_skip"),
+                     "reason": recorded_text(state, "last_skip_reason")}
+    return {"paused": paused_status(state), "halted": halted_status(state),
+            "backing_off_until": optional_iso_time(until),
+            "backing_off_until_time": None if until is None else round(until, 3),
+            "last_run": last_run_status(state), "last_success": last_success,
+            "last_success_time": last_success_time,
+            "consecutive_failures": int(recorded_number(state, "consecutive_failures")),
+            "last_skip": last_skip, "logging_error": recorded_text(state, "logging_error"),
+            "set_aside": recorded_text(state, "set_aside")}
+
+
+def paused_status(state):
+    at, at_time = recorded_time(state, "paused", "paused_time")
+    if at is None:
+        return None
+    return {"by": recorded_text(state, "paused_by"), "at": at, "at_time": at_time,
+            "reason": recorded_text(state, "pause_reason")}
+
+
+def halted_status(state):
+    since, since_time = recorded_time(state, "halted", "halted_time")
+    if since is None:
+        return None
+    return {"since": since, "since_time": since_time,
+            "reason": recorded_text(state, "halt_reason")}
+
+
+def last_run_status(state):
+    if "status" not in state:
+        return None
+    start, start_time = recorded_time(state, "start", "start_time")
+    run = {key: recorded_text(state, key) for key in ("status", "reason")}
+    run.update({key: recorded_number(state, key, None) for key in ("exit_code", "signal")})
+    run.update(start=start, start_time=start_time,
+               duration=recorded_number(state, "duration", None),
+               attempts=recorded_number(state, "attempts", None),
+               log=recorded_text(state, "log"))
+    return run
+
+
+def recorded_text(state, key):
+    value = state.get(key)
+    return None if value is None else str(value)
+
+
+def recorded_time(state, text_key, time_key):
+    """(local ISO 8601 text, Unix time) of a time that STATE records under
+    both keys; the text from the time when only that is there. A mark
+    cleared by setting it false (or empty) is no time."""
+    text = recorded_text(state, text_key) if state.get(text_key) else None
+    epoch = recorded_number(state, time_key, None)
+    if text is None:
+        text = optional_iso_time(epoch)
+    return text, epoch
+
+
+def optional_iso_time(epoch):
+    """_iso_time(EPOCH), or None for None or a time beyond what localtime
+    takes (a state file may say any number)."""
+    if epoch is None:
+        return None
+    try:
+        return _iso_time(epoch)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def status_text_lines(status):
+    """STATUS (see job_status) as --status prints it: the head line and the
+    lines of the original's format, then the facts it did not have."""
+    name, running = status["name"], status["running"]
+    if status["invalid"] is not None:
+        head, lines = "%s ***Invalid configuration***" % name, [status["invalid"]]
+    else:
+        head, lines = "%s - %s" % (name, status["verbose_name"]), []
+    if running is not None:
+        head += STATUS_INDENT + ("{status: running}" if running["pid"] is None  # not yet written
+                                 else "{pid: %d, status: running}" % running["pid"])
+        lines.extend(running_lines(name, running))
+    if status["lock_error"] is not None:
+        lines.append("lock file %s: every run is refused; remove it" % status["lock_error"])
+    if status["description"]:
+        lines.extend(line.strip() for line in status["description"].strip().splitlines())
+    if status["tags"]:
+        lines.append("tags: " + ", ".join(status["tags"]))
+    if status["schedule"] is not None:
+        lines.append(schedule_summary(status))
+    if status["crontab"] is not None:
+        lines.append("crontab: out of date (%s); run cron-generate" % status["crontab"])
+    lines.extend(state_summaries(status))
+    return [head] + [STATUS_INDENT + line for line in lines]
+
+
+def running_lines(name, running):
+    lines = []
+    if running["start"] is not None:
+        lines.append("running since %s, for %s" % (running["start"],
+                                                  elapsed_text(running["elapsed"])))
+    if running["runner_died"]:
+        lines.append(orphaned_run_text(name, {"pid": running["pid"],
+                                              "start": running["start_time"]}))
     return lines
 
 
-def schedule_summary(job, now):
-    summary = "schedule: %s" % job.schedule_expression
-    if job.disabled:
+def elapsed_text(seconds):
+    """SECONDS as `42 s`, `5m 03s`, `2h 05m` or `3d 04h`."""
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return "%dd %02dh" % (days, hours)
+    if hours:
+        return "%dh %02dm" % (hours, minutes)
+    if minutes:
+        return "%dm %02ds" % (minutes, seconds)
+    return "%d s" % seconds
+
+
+def schedule_summary(status):
+    summary = "schedule: %s" % status["schedule"]
+    if status["disabled"]:
         return summary + " (disabled)"
-    next_run = job.schedule.next_after(now)
-    if next_run is None:
+    if status["next_run_time"] is None:
         return summary + ", no next run"
-    return summary + ", next run %s" % next_run.strftime("%Y-%m-%d %H:%M")
+    return summary + ", next run %s" % time.strftime("%Y-%m-%d %H:%M",
+                                                     time.localtime(status["next_run_time"]))
 
 
-def outcome_summary(state):
-    """One line from the runner's record of the last run, such as
+def state_summaries(status):
+    """What the state records, as STATUS has it: the pause and halt marks, a
+    backoff, the last run's outcome, the failures since the last success, a
+    failing `logging` handler, what a run set aside, and the last skipped
+    start since the last run."""
+    if status["state_error"] is not None:
+        return ["last status: unknown: " + status["state_error"]]
+    lines = []
+    paused, halted = status["paused"], status["halted"]
+    if paused is not None:
+        lines.append("paused by %s at %s%s" % (paused["by"] or "?", paused["at"],
+                                               reason_text(paused["reason"])))
+    if halted is not None:
+        lines.append("halted since %s%s; run-job --reset %s clears it"
+                     % (halted["since"], reason_text(halted["reason"]), status["name"]))
+    if status["backing_off_until"] is not None:
+        lines.append("backing off until %s" % status["backing_off_until"])
+    if status["last_run"] is not None:
+        lines.append("last status: " + outcome_summary(status["last_run"]))
+    if status["consecutive_failures"]:
+        lines.append("consecutive failures: %d, last success: %s"
+                     % (status["consecutive_failures"], status["last_success"] or "never"))
+    if status["logging_error"]:
+        lines.append("logging: %s" % status["logging_error"])
+    if status["set_aside"]:
+        lines.extend(status["set_aside"].splitlines())
+    if status["last_skip"] is not None:
+        lines.append("last skipped start: %s (%s)" % (status["last_skip"]["at"],
+                                                      status["last_skip"]["reason"]))
+    return lines
+
+
+def reason_text(reason):
+    return ": %s" % reason if reason else ""
+
+
+def outcome_summary(run):
+    """One line from RUN (job_status's `last_run`), such as
     `failed at 2026-11-27T02:30:00.000+0000 (exit code 3, 1.2 s)`."""
-    summary = str(state.get("status") or "unknown")
-    started = [state[key] for key in ("start", "start_time") if isinstance(state.get(key), str)]
-    if started:  # the local time as text, not the epoch seconds
-        summary += " at %s" % started[0]
+    summary = run["status"] or "unknown"
+    if run["start"] is not None:
+        summary += " at %s" % run["start"]
     details = []
-    if state.get("exit_code") is not None:
-        details.append("exit code %s" % state["exit_code"])
-    if state.get("signal") is not None:
-        details.append("signal %s" % state["signal"])
-    if isinstance(state.get("duration"), (int, float)):
-        details.append("%.1f s" % state["duration"])
+    if run["exit_code"] is not None:
+        details.append("exit code %s" % run["exit_code"])
+    if run["signal"] is not None:
+        details.append("signal %s" % run["signal"])
+    if run["duration"] is not None:
+        details.append("%.1f s" % run["duration"])
+    if run["attempts"] is not None and run["attempts"] > 1:
+        details.append("%d attempts" % run["attempts"])
     return summary + (" (%s)" % ", ".join(details) if details else "")
 
 
@@ -5803,6 +6636,8 @@ def configuration_problems(config):
         warnings.extend(schedule_warnings(job))
         warnings.extend(shell_syntax_warnings(job))
         warnings.extend(timeout_warnings(job))
+        warnings.extend(stderr_ignore_warnings(job))
+        warnings.extend(overlap_warnings(job))
         jobs.append(job)
     warnings.extend(crontab_warnings(config, read_installed_crontab(config), jobs, names))
     return problems, warnings, names
@@ -5830,9 +6665,11 @@ def crontab_warnings(config, crontab, jobs, names):
                 "warning: the crontab %s is out of date (%s); run cron-generate"
                 % (crontab.path, problem)))
     orphans = crontab_orphans(crontab, names)
-    if orphans:
+    problems = [orphans_problem(orphans)] if orphans else []
+    problems.append(catch_up_lines_problem(crontab, jobs))
+    for problem in filter(None, problems):
         warnings.append(config.error("warning: the crontab %s is out of date (%s); run "
-                                     "cron-generate" % (crontab.path, orphans_problem(orphans)),
+                                     "cron-generate" % (crontab.path, problem),
                                      "output_crontab"))
     return warnings
 
@@ -6089,6 +6926,20 @@ def timeout_warnings(job):
         % ((written,) * 6))]
 
 
+def stderr_ignore_warnings(job):
+    if job.stderr_ignore is None or job.fail_on_stderr:
+        return []
+    return [job_key_error(job, "stderr_ignore", "warning: `stderr_ignore` does nothing "
+                          "without `fail_on_stderr: true`; set that, or remove it")]
+def overlap_warnings(job):
+    """`overlap_wait` in a job file of another policy than wait (from
+    default_job_config it may well serve other jobs)."""
+    if job.overlap == "wait" or job.positions.get("overlap_wait", (None,))[0] != job.source:
+        return []
+    return [job_key_error(job, "overlap_wait", "warning: `overlap_wait` has no effect with "
+                          "`overlap: %s`; set `overlap: wait` or remove it" % job.overlap)]
+
+
 def logging_warnings(config, account):
     """The `logging` handlers that cannot work on this machine, as far as can
     be told without applying the config (which opens files and sockets)."""
@@ -6183,6 +7034,9 @@ usage: run-job [-c FILE] [options] [NAME]
                                 no longer asks for that line
   --force                       run the job even if paused, halted or backing
                                 off (by hand only)
+  --catch-up [NAME]             run, each in a process of its own, every job
+                                with catch_up: true that missed a scheduled time
+                                since its last run started (NAME: only that job)
   -k NAME, --kill-job NAME      stop a running job and its whole process tree
   -l, --list-jobs               print every job name, one per line
   -s, --status [NAME...]        print each job's (or each NAME's) status,
@@ -6195,6 +7049,7 @@ usage: run-job [-c FILE] [options] [NAME]
   --tag TAG                     instead of names, the jobs tagged TAG (repeat
                                 for more tags: any of them), for -l, -s, -k,
                                 --pause, --resume and --reset
+  --json                        with -s: print the status as one JSON object
   --check                       validate the global config and every job file
   -c FILE, --config FILE        the global config (default: $PROCESS_CONTROL_CONFIG,
                                 else /etc/process-control.yaml, else built-in defaults)
@@ -6221,8 +7076,10 @@ OPTIONS = {
     "-s": ("action", "status"), "--status": ("action", "status"),
     "--check": ("action", "check"),
     "-r": ("only_running", True), "--only-running": ("only_running", True),
+    "--json": ("json", True),
     "-w": ("slow_start", True), "--slow-start": ("slow_start", True),
     "--scheduled": ("scheduled", None),
+    "--catch-up": ("catch_up", True),
     "-j": ("run", None), "--job": ("run", None),
     "-k": ("kill", None), "--kill-job": ("kill", None),
     "--force": ("force", True),
@@ -6242,14 +7099,15 @@ MARK_ACTIONS = ("pause", "resume", "reset")
 # compiled on first use), datetime (date values), shlex (command lines with a
 # backslash or an unclosed quote), difflib (unknown keys); _ctypes: prctl for
 # the runner's child subreaper, and malloc_trim; grp: --check names the
-# service user's group. Signals come from
-# _signal, which is built in.
+# service user's group; json (added by report_command): --status --json only.
+# Signals come from _signal, which is built in.
 JOB_FILE_MODULES = ("re", "datetime", "shlex", "difflib")  # --tag loads every job file
 MODULES_AFTER_SWITCH = {
     "run": ("re", "datetime", "shlex", "difflib", "_ctypes"),
     "kill": (),
     "list": (),
     "status": ("re", "datetime", "shlex", "difflib"),
+    "catch-up": ("re", "datetime", "shlex", "difflib", "subprocess"),
     "check": ("re", "datetime", "shlex", "difflib", "grp"),
     "pause": JOB_FILE_MODULES,
     "resume": JOB_FILE_MODULES,
@@ -6270,7 +7128,9 @@ class Invocation(object):
         self.names = []  # the words that are not options: job names
         self.slow_start = False
         self.scheduled = None
+        self.catch_up = False
         self.only_running = False
+        self.json = False
         self.config_path = None
         self.force = False
         self.reason = None
@@ -6342,6 +7202,8 @@ def check_invocation(invocation):
         if wins in actions:
             invocation.actions = [wins]
             return invocation
+    if invocation.catch_up and not actions and not invocation.names:
+        actions.append("catch-up")  # else it is a run's: run-job --catch-up NAME
     if not actions and invocation.names:  # run-job NAME
         actions.append("run")
         invocation.job = invocation.names.pop(0)
@@ -6354,6 +7216,10 @@ def check_invocation(invocation):
         raise UsageError("--slow-start applies only to running a job; see run-job --help")
     if invocation.scheduled is not None and actions[0] != "run":
         raise UsageError("--scheduled applies only to running a job; see run-job --help")
+    if invocation.catch_up and actions[0] not in ("run", "catch-up"):
+        raise UsageError("--catch-up applies only to running jobs; see run-job --help")
+    if invocation.catch_up and invocation.scheduled is not None:
+        raise UsageError("--catch-up and --scheduled exclude each other; see run-job --help")
     if invocation.only_running and actions[0] not in ("list", "status"):
         raise UsageError("--only-running applies only to --list-jobs and --status; "
                          "see run-job --help")
@@ -6363,6 +7229,8 @@ def check_invocation(invocation):
     if invocation.reason is not None and actions[0] != "pause":
         raise UsageError("--reason applies only to --pause; see run-job --help")
     check_tags(invocation)
+    if invocation.json and actions[0] != "status":
+        raise UsageError("--json applies only to --status; see run-job --help")
     check_names(invocation)
     return invocation
 
@@ -6463,8 +7331,13 @@ def run_command(config, invocation):
     if invocation.slow_start and job.slow_start_commands is None:
         raise UsageError("job %s has no slow_start_command; run it without "
                          "--slow-start" % name)
+    trigger = None
+    if invocation.catch_up:
+        trigger = catch_up_trigger(config, job)
+        if trigger is None:
+            return EXIT_OK
     return execute_job(config, job, slow_start=invocation.slow_start, events=events,
-                       force=invocation.force)
+                       force=invocation.force, trigger=trigger)
 
 
 def kill_command(config, invocation):
@@ -6513,6 +7386,27 @@ def mark_command(config, invocation, environ):
     return EXIT_OK
 
 
+def catch_up_command(config, invocation):
+    """run-job --catch-up: as the service user (root becomes it), start the
+    catch-up runs (see start_catch_up_runs)."""
+    require_service_user(config, "run-job --catch-up")
+    check_global_config_owner(config)
+    ensure_directories(config)  # as a run does: as root, for the service user
+    runner = catch_up_runner(invocation.config_path)  # before the switch's chdir
+    become_service_user(config, MODULES_AFTER_SWITCH["catch-up"])
+    return start_catch_up_runs(config, runner, sys.stderr)
+
+
+def catch_up_runner(config_path):
+    """The command line of this run-job: its interpreter (isolated, if this
+    one is), its script and the --config CONFIG_PATH given, as absolute paths."""
+    argv = [sys.executable] + (["-I"] if sys.flags.isolated else [])
+    argv.append(os.path.abspath(__file__))
+    if config_path is not None:
+        argv += ["--config", os.path.abspath(config_path)]
+    return argv
+
+
 def load_scheduled_job(config, name, scheduled):
     """load_job; a crontab line (SCHEDULED is not None) for a job that has
     no file any more says that the crontab is out of date."""
@@ -6533,6 +7427,8 @@ def report_command(config, invocation):
         modules += LOGGING_MODULES  # its handlers' classes are looked up
     if invocation.tags:
         modules += JOB_FILE_MODULES
+    if invocation.json:
+        modules += ("json",)  # only --status --json writes with it
     if service_account(config) is not None:
         become_service_user(config, modules)
     names = invocation.names
@@ -6542,7 +7438,8 @@ def report_command(config, invocation):
         return list_jobs(config, invocation.only_running, sys.stdout, sys.stderr,
                          names if invocation.tags else None)
     if action == "status":
-        return show_status(config, names, invocation.only_running, sys.stdout, sys.stderr)
+        return show_status(config, names, invocation.only_running, sys.stdout, sys.stderr,
+                           as_json=invocation.json)
     return check_configuration(config, sys.stdout, sys.stderr)
 
 
@@ -6560,6 +7457,9 @@ def dispatch(invocation, environ):
     if action in MARK_ACTIONS:
         return mark_command(read_global_config(invocation.config_path, environ),
                             invocation, environ)
+    if action == "catch-up":
+        return catch_up_command(read_global_config(invocation.config_path, environ),
+                                invocation)
     return report_command(load_global_config(invocation.config_path, environ), invocation)
 
 

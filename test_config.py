@@ -649,6 +649,11 @@ class OperatorTests(SandboxTest):
         path = self.sandbox.write_job("sleeper", "command: /bin/sleep 30\n")
         process = self.start_in_background("sleeper")
         self.wait_until_running("sleeper")
+        lock = run_job.lock_path(self.sandbox.load(), "sleeper")
+        deadline = time.monotonic() + 10
+        while not [info for info in run_job.lock_holders(lock) if info.pid != process.pid]:
+            self.assertLess(time.monotonic(), deadline, "the sleep never started")
+            time.sleep(0.01)
         process.kill()  # SIGKILL: the sleep, left behind, holds the lock
         process.wait()
         os.remove(path)  # and its file is gone too: still killable
@@ -690,8 +695,12 @@ class OperatorTests(SandboxTest):
         self.assertEqual(self.sandbox.run("-r", "--status", "idle", "sleeper"), (0, "", ""))
         process = self.start_in_background("sleeper")
         self.wait_until_running("sleeper")
-        self.assertEqual(self.sandbox.run("-sr", "idle", "sleeper"),
-                         (0, "sleeper - sleeper    {pid: %d, status: running}\n" % process.pid, ""))
+        code, out, err = self.sandbox.run("-sr", "idle", "sleeper")
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(out.splitlines()[0], "sleeper - sleeper    {pid: %d, status: running}"
+                         % process.pid)
+        self.assertRegex(out.splitlines()[1], r"^    running since \S+, for \d+ s$")
+        self.assertEqual(len(out.splitlines()), 2, out)
         code, out, err = self.sandbox.run("-sr", "sleeper", "nosuch")
         self.assertEqual((code, out.splitlines()[0]),
                          (64, "sleeper - sleeper    {pid: %d, status: running}" % process.pid))
@@ -1219,7 +1228,7 @@ class ReportTests(SandboxTest):
         lines = out.splitlines()
         self.assertEqual(lines[0], "sleeper - sleeper    {pid: %d, status: running}" % process.pid)
         for fragment in died:
-            self.assertIn(fragment, lines[1])
+            self.assertIn(fragment, lines[2])
 
     def test_ctrl_c_while_kill_job_waits_is_one_line(self):
         # The job ignores SIGTERM, so --kill-job waits out kill_grace: Ctrl-C
@@ -1251,7 +1260,10 @@ class ReportTests(SandboxTest):
         self.assertEqual((code, err), (0, ""))
         self.assertEqual(out.splitlines()[:2], ["idle - idle",
                                                 "sleeper - Sleeper    {pid: %d, status: running}" % process.pid])
-        self.assertEqual(self.sandbox.run("-s", "-r")[1].splitlines(), out.splitlines()[1:])
+        def without_elapsed(text):  # `running since T, for N s`: N may have grown
+            return [re.sub(r", for [^,]*$", "", line) for line in text.splitlines()]
+        self.assertEqual(without_elapsed(self.sandbox.run("-s", "-r")[1]),
+                         without_elapsed(out)[1:])
         self.assertEqual(self.sandbox.run("-l", "-r"), (0, "sleeper\n", ""))
         code, out, err = self.sandbox.run("sleeper")
         self.assertEqual(code, 75)
@@ -1260,7 +1272,8 @@ class ReportTests(SandboxTest):
         self.assertEqual(code, 0, err)
         self.assertEqual(process.wait(timeout=20), 1)
         code, out, err = self.sandbox.run("--status")
-        self.assertRegex(out.splitlines()[-1], r"^    last status: killed at \d{4}-\d\d-\d\dT\d\d:\d\d:\S+ \(signal 15, \d+\.\d s\)$")
+        self.assertEqual(out.splitlines()[-1], "    consecutive failures: 1, last success: never")
+        self.assertRegex(out.splitlines()[-2], r"^    last status: killed at \d{4}-\d\d-\d\dT\d\d:\d\d:\S+ \(signal 15, \d+\.\d s\)$")
 
     def test_check(self):
         self.sandbox.make_directories()
@@ -1425,8 +1438,9 @@ class ServiceUserTests(SandboxTest):
         self.wait_until_running("sleeper")
         code, out, err = self.sandbox.run("--status", **as_nobody(self.sandbox))
         self.assertEqual((code, err), (0, ""))
-        self.assertEqual(out.splitlines(), ["sleeper - sleeper    {pid: %d, status: running}"
-                                            % process.pid])
+        self.assertEqual(out.splitlines()[0], "sleeper - sleeper    {pid: %d, status: running}"
+                         % process.pid)
+        self.assertEqual(len(out.splitlines()), 2, out)  # and the line `running since`
 
     def test_nothing_runs_as_root_unless_configured(self):
         try:

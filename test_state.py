@@ -2,11 +2,13 @@
 state at once (real processes, real files and locks in a temporary
 directory)."""
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
 import threading
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -16,6 +18,21 @@ import run_job  # noqa: E402
 from test_config import RUN_JOB, SandboxTest, read_history  # noqa: E402
 
 LAUNCHES = 50
+
+
+def is_locked(path):
+    """Whether another process holds the flock of PATH."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 class ConcurrentStateTests(SandboxTest):
@@ -117,8 +134,11 @@ class ConcurrentStateTests(SandboxTest):
         self.addCleanup(holder.kill)
         old, run_job.STATE_LOCK_WAIT = run_job.STATE_LOCK_WAIT, 0.2
         self.addCleanup(setattr, run_job, "STATE_LOCK_WAIT", old)
-        while not os.path.exists(run_job.state_lock_path(config, "quick")):
-            pass
+        path = run_job.state_lock_path(config, "quick")
+        deadline = time.monotonic() + 10
+        while not is_locked(path):
+            self.assertLess(time.monotonic(), deadline, "flock never took the lock")
+            time.sleep(0.01)
         with self.assertRaises(run_job.ProcessControlError) as raised:
             run_job.update_state(config, "quick", lambda state: None, 0)
         self.assertIn("held by another process", str(raised.exception))

@@ -24,6 +24,12 @@ median, the reference's, their ratio, the goal and run-job's min and max:
              14.5x their bytes): each side's time less its time for an empty
              output, that is without the start-ups; for information against
              `head -c LOG_SIZE /dev/zero > FILE`, writing the log's bytes alone;
+  matching   a job with fail_on_output or stderr_ignore patterns capturing N-byte
+             lines (none matching fail_on_output, all matching stderr_ignore)
+             against the same job without patterns, in CPU time (run-job's and
+             the producer's), each less that of an empty output (goal <= 2x);
+             the last case's pattern (\s) is searched line by line, for
+             information;
   ts         a job's whole run against `PRODUCER | ts > FILE`, per-line
              timestamps by moreutils' ts, start-ups included (skipped when ts
              is not installed);
@@ -58,12 +64,13 @@ EXIT_LOCKED = 75
 DEADLINE_TIMEOUT = 1.0
 DEADLINE_KILL_GRACE = 1.0
 
-# Writes SIZE bytes of LINE-byte lines to fd 1 itself, in 1 MB writes.
+# Writes SIZE bytes of LINE-byte lines to fd 1 (or FD) itself, in 1 MB writes.
 PRODUCER = """import os, sys
 size, line = int(sys.argv[1]), int(sys.argv[2])
+fd = int(sys.argv[3]) if len(sys.argv) > 3 else 1
 chunk = memoryview((b"x" * (line - 1) + b"\\n") * (1048576 // line))
 while size > 0:
-    size -= os.write(1, chunk[:size])
+    size -= os.write(fd, chunk[:size])
 """
 
 # The module form: run_job imported from a directory where it is byte-compiled.
@@ -409,6 +416,56 @@ def captures(report, root, ways, quick, python_peak):
     report.row("peak RSS while capturing", all_peaks, python_peak, "KiB", 2.2)
 
 
+# Jobs matching their output (fail_on_output, stderr_ignore) against the
+# same jobs without patterns: goal 2x. The lines match no fail_on_output
+# pattern, so every one is searched; on stderr every line is ignored, so each
+# one is matched by stderr_ignore too.
+MATCHING_CASES = (
+    (100, 100, 1, "fail_on_output: ['ERROR', '(?i)fatal']\n", "fail_on_output", 2.0),
+    (20, 2, 1, "fail_on_output: ['ERROR', '(?i)fatal']\n", "fail_on_output", 2.0),
+    (100, 100, 2, "fail_on_stderr: true\nstderr_ignore: ['^x', 'warning']\n"
+                  "fail_on_output: ERROR\n", "stderr_ignore + fail_on_output", 2.0),
+    (20, 2, 2, "fail_on_stderr: true\nstderr_ignore: ['^x', 'warning']\n",
+     "stderr_ignore", 2.0),
+    (100, 100, 2, "fail_on_stderr: true\nstderr_ignore: ['^x', '^warning:']\n",
+     "stderr_ignore, anchored", 2.0),
+    (20, 100, 1, "fail_on_output: '\\s(ERROR|FATAL)\\s'\n",
+     "fail_on_output, line by line", None),
+)
+
+
+def job_capture_time(root, ways, name, argv, extra):
+    """CPU seconds (user and system, run-job's and its job's) of one run of
+    a job NAME (keys EXTRA) capturing what ARGV writes: on a shared machine
+    far steadier than the time it takes."""
+    write_job(root, name, " ".join(argv), "timeout: 10m\n" + extra)
+    command = ways["installed"] + [name]
+    _, status, usage = os.wait4(start(command), 0)
+    check_exit(command, status, 0)
+    shutil.rmtree(os.path.join(root, "out", name))
+    return usage.ru_utime + usage.ru_stime
+
+
+def matching(report, root, ways, quick):
+    """Capture by a job with output patterns against the same job without,
+    in CPU time, each less the CPU time of an empty output (the start-ups)."""
+    producer = [PYTHON, os.path.join(root, "producer.py")]
+    repeats = 3 if quick else 5
+    start = statistics.median(job_capture_time(root, ways, "empty", producer + ["0", "1"], "")
+                              for _ in range(repeats))
+    for megabytes, line, fd, extra, label, goal in MATCHING_CASES:
+        if quick:
+            megabytes //= 2
+        argv = producer + [str(megabytes * 10 ** 6), str(line), str(fd)]
+        plain, patterned = [], []
+        for _ in range(repeats):  # interleaved
+            plain.append(job_capture_time(root, ways, "plain", argv, "") - start)
+            patterned.append(job_capture_time(root, ways, "patterned", argv, extra) - start)
+        report.row("%s: %d MB of %d-byte lines on %s vs none" % (
+            label, megabytes, line, "stdout" if fd == 1 else "stderr"),
+            patterned, plain, "s", goal)
+
+
 def against_ts(report, root, ways, quick):
     ts = shutil.which("ts")
     if ts is None:
@@ -444,6 +501,7 @@ def main():
         python_peak = memory_figures(report, root, ways, 3 if quick else 7)
         kill_latency(report, root, ways, 3 if quick else 5)
         captures(report, root, ways, quick, python_peak)
+        matching(report, root, ways, quick)
         against_ts(report, root, ways, quick)
     finally:
         shutil.rmtree(root)
