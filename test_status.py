@@ -346,9 +346,10 @@ class StatusProblemTests(StatusTest):
 
     def test_hostile_values_in_a_state_file_give_valid_json(self):
         self.sandbox.write_job("odd", "command: /bin/true\n")
-        # As the service user's processes could write it: 1e999 reads as infinity.
+        # As the service user's processes could write it (1e999 would make it
+        # no record: json_line never writes an infinity).
         with open(run_job.state_path(self.config, "odd"), "wb") as state:
-            state.write(b'{"job": "odd", "status": 7, "start_time": 1e999, "duration": -1e999, '
+            state.write(b'{"job": "odd", "status": 7, "start_time": 1e308, "duration": -1e308, '
                         b'"consecutive_failures": "x", "paused": true, "paused_time": -1e300, '
                         b'"last_skip": "\\u001b[2J\xff", "halted": false, "halted_time": 1e20}\n')
         self.assertIsNotNone(run_job.read_job_state(self.config, "odd"))
@@ -356,11 +357,11 @@ class StatusProblemTests(StatusTest):
         self.assertEqual((code, err), (0, ""))
         job = strict_json(out)["jobs"][0]
         self.assertEqual(job["last_run"]["status"], "7")
-        self.assertIsNone(job["last_run"]["start_time"])
+        self.assertEqual(job["last_run"]["start_time"], 1e308)  # a number, if no time
         self.assertEqual(job["consecutive_failures"], 0)
         self.assertEqual(job["paused"]["at"], "True")
         self.assertIsNone(job["halted"])  # false, and a time localtime cannot show
-        self.assertIsNone(job["last_run"]["duration"])
+        self.assertEqual(job["last_run"]["duration"], -1e308)
         lines = self.status_text()["odd"]
         self.assertTrue(all(line.isprintable() for line in lines), lines)
 
