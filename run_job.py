@@ -25,7 +25,7 @@ import time
 VERSION = "0.1.0"
 
 
-# ---- 1. errors and exit codes -------------------------------------------------
+# ---- 1. errors and exit codes ----------------------------------------------------
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -1360,7 +1360,7 @@ def load_yaml_mapping(text, source="<string>"):
                       "lines at the top level" % kind, source, line, column)
 
 
-# ---- 3. durations and schedules -------------------------------------------------
+# ---- 3. durations and schedules --------------------------------------------------
 
 # Durations: timeouts, grace periods and the like, always returned in seconds.
 
@@ -3522,6 +3522,36 @@ def preload_modules(names):
         __import__(name)
 
 
+def _c_function(name):
+    """(function NAME of the C library returning an int, c_int, c_ulong,
+    byref) through _ctypes, the C half of ctypes: the Python half costs a
+    plain run 1.2 ms (struct, endianness, many classes) for a call or two.
+    The few names used here are what ctypes itself is built on since 2.5.
+    Raises AttributeError when the C library has no NAME."""
+    try:
+        import _ctypes
+
+        class CInt(_ctypes._SimpleCData):
+            _type_ = "i"
+
+        class CULong(_ctypes._SimpleCData):
+            _type_ = "L"
+
+        class Function(_ctypes.CFuncPtr):
+            _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+            _restype_ = CInt
+
+        class Library(object):
+            _handle = _ctypes.dlopen(None, os.RTLD_NOW)
+
+        library = Library()
+    except (ImportError, AttributeError, TypeError, OSError):
+        import ctypes  # the whole of it, only where the C half alone would not do
+        libc = ctypes.CDLL(None, use_errno=True)
+        return getattr(libc, name), ctypes.c_int, ctypes.c_ulong, ctypes.byref
+    return Function((name, library)), CInt, CULong, _ctypes.byref
+
+
 PR_SET_DUMPABLE = 4
 
 
@@ -3789,118 +3819,6 @@ def _try_lock(fd):
     return True
 
 
-def acquire_lock(config, job):
-    """Take JOB's lock and return a JobLock, or raise LockHeldError.
-    `overlap: skip` takes it without waiting; wait and replace in turn."""
-    if job.overlap != "skip":
-        return _acquire_in_turn(config, job)
-    path = lock_path(config, job.name)
-    fd = _open_lock_file(path, job.name)
-    try:
-        locked = _try_lock(fd)
-    except BaseException:
-        os.close(fd)
-        raise
-    if not locked:
-        os.close(fd)
-        raise LockHeldError(_still_running_message(job.name, read_lock_record(path)))
-    return JobLock(path, fd)
-
-
-# `overlap: wait` and `replace`: a launch first takes the wait lock (LOCK_NB:
-# held, another launch is next in line and this one is skipped), then the
-# job's lock: at once, by waiting for it, or by stopping its run. It keeps
-# its turn until its own run is described in the lock and handles SIGTERM
-# (JobLock.settle), so the next replacing launch never stops a run that
-# could not record it. Meanwhile SIGTERM, SIGINT and SIGHUP stay blocked:
-# a waiter takes them with sigtimedwait (between two tries of the lock: no
-# signal handler, no interrupted system call), any other launch gets them
-# once its run's handlers are in place, which record the run as killed.
-
-WAIT_POLL_FIRST = 0.01  # seconds between two tries of the lock, doubling...
-WAIT_POLL_MAX = 0.25    # ...up to this: how late a waiter may start
-
-
-def _stop_signals(signals):
-    return [signals.SIGTERM, signals.SIGINT, signals.SIGHUP]
-
-
-def _acquire_in_turn(config, job):
-    """acquire_lock for `overlap: wait` and `replace`, as said above."""
-    signals = _signals()
-    stops = _stop_signals(signals)
-    mask = signals.pthread_sigmask(signals.SIG_BLOCK, stops)
-    opened = []
-    try:
-        turn_path = wait_lock_path(config, job.name)
-        opened.append(_open_lock_file(turn_path, job.name))
-        if not _try_lock(opened[0]):
-            raise LockHeldError(_next_in_line_message(job, read_lock_record(turn_path)))
-        JobLock(turn_path, opened[0]).describe(os.getpid(), 0, time.time(), job.kill_grace, "")
-        path = lock_path(config, job.name)
-        opened.append(_open_lock_file(path, job.name))
-        lock = JobLock(path, opened[1], opened[0], mask)
-        if not _try_lock(lock.fd):
-            if job.overlap == "wait":
-                _wait_for_lock(job, lock, signals, stops)
-            else:
-                _replace_run(config, job, lock)
-    except BaseException:
-        for fd in opened:
-            os.close(fd)
-        while signals.sigtimedwait(stops, 0) is not None:
-            pass  # asked to stop: this launch ends anyway, and not killed by it
-        signals.pthread_sigmask(signals.SIG_SETMASK, mask)
-        raise
-    return lock
-
-
-def _next_in_line_message(job, record):
-    holder = "" if not record else " (run-job pid %d)" % record["pid"]
-    return ("job %s: another launch%s is next in line (overlap: %s); not starting "
-            "another run" % (job.name, holder, job.overlap))
-
-
-def overlap_wait_limit(job):
-    """Seconds `overlap: wait` waits at most, 0 for no limit."""
-    return job.timeout if job.overlap_wait is None else job.overlap_wait
-
-
-def _wait_for_lock(job, lock, signals, stops):
-    """Try LOCK's file lock with a short growing pause until it is taken;
-    LockHeldError when overlap_wait runs out or a stop signal comes first."""
-    limit = overlap_wait_limit(job)
-    end = time.monotonic() + limit if limit > 0 else None
-    pause = WAIT_POLL_FIRST
-    while True:
-        left = pause
-        if end is not None:
-            left = end - time.monotonic()
-            if left <= 0:
-                raise LockHeldError("waited overlap_wait %gs: %s" % (
-                    limit, _still_running_message(job.name, read_lock_record(lock.path))))
-        received = signals.sigtimedwait(stops, min(pause, left))
-        if received is not None:
-            raise LockHeldError("stopped by %s while waiting: %s" % (
-                _signal_name(received.si_signo),
-                _still_running_message(job.name, read_lock_record(lock.path))))
-        if _try_lock(lock.fd):
-            return
-        pause = min(2 * pause, WAIT_POLL_MAX)
-
-
-def _replace_run(config, job, lock):
-    """Stop the run holding LOCK's file as --kill-job does, noting first who
-    replaces it; take the lock; record the stopped run if its run-job did not."""
-    record = read_lock_record(lock.path) or {}
-    if record:
-        lock.note_replacement(record)
-    if not stop_running_job(config, job.name, record):
-        raise StuckRunError(_unstoppable_message(job.name, lock.path))
-    if not _try_lock(lock.fd):  # a launch of another policy came first
-        raise LockHeldError(_still_running_message(job.name, read_lock_record(lock.path)))
-    if record:
-        record_unrecorded_run(config, job.name, record, replaced_reason(os.getpid()))
 
 
 def _still_running_message(name, record):
@@ -4228,94 +4146,6 @@ def _wait_for_release(path, seconds):
         time.sleep(0.02)
 
 
-def kill_job(config, name):
-    """Stop NAME's running job (stop_running_job); record as killed a run
-    whose run-job had died. Return 0 when something was stopped, 1 when
-    nothing was running; raise UsageError when there is no such job either.
-    A run whose job file was removed meanwhile is still stopped: the lock,
-    not the file, says it runs."""
-    path = lock_path(config, name)
-    if not _lock_is_held(path):
-        job_file_path(config, name)  # no job file: no such job (64)
-        sys.stderr.write("run-job: job %s is not running\n" % name)
-        return EXIT_FAILED
-    record = read_lock_record(path) or {}
-    _stop_next_in_line(config, name, record)
-    if not stop_running_job(config, name, record):
-        raise ProcessControlError(_unstoppable_message(name, path))
-    if record:
-        _record_orphaned_run(config, name, record)
-    return EXIT_OK
-
-
-def _stop_next_in_line(config, name, record):
-    """SIGTERM the launch holding NAME's wait lock, first, so that it does not
-    start once the run is stopped: a waiter ends, a replacing launch's run is
-    killed as it starts. Wait for it as for the run (RECORD, its lock's)."""
-    path = wait_lock_path(config, name)
-    holders = lock_holders(path)
-    for info in holders:
-        signal_verified(info, _signals().SIGTERM)
-    if holders:
-        _wait_for_release(path, record.get("kill_grace", 10.0) + 5.0)
-
-
-def _unstoppable_message(name, path):
-    pids = " ".join(str(info.pid) for info in lock_holders(path)) or "unknown"
-    return ("job %s is still running (pids %s): they could not be stopped; run --kill-job "
-            "as their user or root" % (name, pids))
-
-
-def _record_orphaned_run(config, name, record):
-    """Record as killed the run that RECORD (of the lock) describes, unless its
-    run-job did: it had died, leaving the log without footer and no state.
-    Under the lock, briefly: a run starting meanwhile wins and is left alone."""
-    try:
-        fd = _open_regular_file(lock_path(config, name), os.O_RDWR, None)
-    except (OSError, RefusedError):
-        return
-    try:
-        if _try_lock(fd):
-            record_unrecorded_run(config, name, record, "run-job (pid %d) had died; "
-                                  "--kill-job stopped what it left" % record["pid"])
-    finally:
-        os.close(fd)
-
-
-def record_unrecorded_run(config, name, record, reason):
-    """Under job NAME's lock: record as killed, for REASON, the run that
-    RECORD (of the lock) describes, unless its run-job did before it went."""
-    if abs(_recorded_start_time(config, name) - record["start"]) < 0.001:
-        return
-    outcome = Outcome("killed", reason)
-    duration = time.time() - record["start"]
-    set_aside = record_run(config, name, outcome, record["start"], duration, record["log"],
-                           pid=record["pid"])  # that run's run-job, not this one
-    if _is_job_log(config, name, record["log"]):
-        try:
-            log = RunLog(_open_job_log(record["log"]), record["log"])
-            _log_set_aside(log, set_aside)
-            _log_footer(log, outcome, duration)
-            log.close()
-        except (OSError, RefusedError):
-            pass  # the state still says what happened
-
-
-def _is_job_log(config, name, path):
-    """Whether PATH, as a lock record names it, is a log of job NAME: the
-    job's processes can write that record, so it may name any file."""
-    return bool(path) and os.path.dirname(path) == os.path.join(config.output_directory, name)
-
-
-def _open_job_log(path):
-    """The existing run log PATH opened for appending, through its directory
-    opened without following a symlink either."""
-    directory, name = os.path.split(path)
-    directory_fd = _open_log_directory(directory)
-    try:
-        return _open_regular_file(name, os.O_WRONLY | os.O_APPEND, None, directory_fd)
-    finally:
-        os.close(directory_fd)
 
 
 def _signals():
@@ -4561,34 +4391,6 @@ def _set_child_subreaper(on):
     return bool(previous.value)
 
 
-def _c_function(name):
-    """(function NAME of the C library returning an int, c_int, c_ulong,
-    byref) through _ctypes, the C half of ctypes: the Python half costs a
-    plain run 1.2 ms (struct, endianness, many classes) for a call or two.
-    The few names used here are what ctypes itself is built on since 2.5.
-    Raises AttributeError when the C library has no NAME."""
-    try:
-        import _ctypes
-
-        class CInt(_ctypes._SimpleCData):
-            _type_ = "i"
-
-        class CULong(_ctypes._SimpleCData):
-            _type_ = "L"
-
-        class Function(_ctypes.CFuncPtr):
-            _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
-            _restype_ = CInt
-
-        class Library(object):
-            _handle = _ctypes.dlopen(None, os.RTLD_NOW)
-
-        library = Library()
-    except (ImportError, AttributeError, TypeError, OSError):
-        import ctypes  # the whole of it, only where the C half alone would not do
-        libc = ctypes.CDLL(None, use_errno=True)
-        return getattr(libc, name), ctypes.c_int, ctypes.c_ulong, ctypes.byref
-    return Function((name, library)), CInt, CULong, _ctypes.byref
 
 
 def release_free_memory():
@@ -5175,82 +4977,6 @@ class JobRun(object):
             self._pump(end - time.monotonic())
 
 
-def execute_job(config, job, slow_start=False, live=None, events=None, force=False,
-                trigger=None):
-    """Run JOB under its lock; log, record and report the outcome. Return
-    the exit code: 0 success (or still running with allow_overtime, or
-    skipped as paused or backing off), 1 failed or killed, 124 timed out;
-    raise LockHeldError when still running (see acquire_lock for
-    `overlap`), HaltedError when halted. FORCE (--force) runs a paused,
-    halted or backing-off job. LIVE (default: whether stdout is a terminal)
-    also shows the output; EVENTS, a logger (see run_events), hears of the
-    start and the outcome; TRIGGER, what started the run when not cron's
-    line or a hand (see record_run). Must be the only thing in this process
-    that has child processes."""
-    _ensure_standard_fds()  # before the lock, which must not become fd 0, 1 or 2
-    now = time.time()
-    state, set_aside = read_state_for_run(config, job.name, now)
-    reason = None if force else policy_skip_reason(job, state, now)
-    if reason is not None:
-        return skip_by_policy(config, job, reason, now, events)
-    try:
-        lock = acquire_lock(config, job)
-    except LockHeldError as error:
-        if job.allow_overtime and not isinstance(error, StuckRunError):
-            record_skip(config, job.name, "lock held: %s (allow_overtime)" % error, now)
-            return EXIT_OK
-        log_event(events, LOG_WARNING, str(error))
-        record_skip(config, job.name, "lock held: %s" % error, now)
-        raise
-    try:
-        return _execute_locked(config, job, lock, slow_start, live, events, set_aside,
-                               trigger)
-    finally:
-        lock.close()
-
-
-def _execute_locked(config, job, lock, slow_start, live, events, set_aside, trigger):
-    start = time.time()
-    if live is None:
-        live = os.isatty(1)
-    commands = job.commands
-    if slow_start and job.slow_start_commands:
-        commands = job.slow_start_commands
-    log = open_run_log(config, job.name, start)
-    lock.describe(os.getpid(), 0, start, job.kill_grace, log.path)
-    run = JobRun(job, lock, log, live, start)
-    try:
-        _log_header(log, job, commands, start)
-        _log_set_aside(log, set_aside)
-        if trigger is not None:
-            log.note("trigger", trigger)
-        log_event(events, LOG_INFO, "job %s started (pid %d); log %s"
-                  % (job.name, os.getpid(), log.path))
-        run.open()
-        lock.settle()
-        outcome = run.run(commands)
-        duration = time.monotonic() - run.started
-        if log.error is not None and outcome.status == "success":
-            outcome = Outcome("failed", "cannot write the log: %s" % log.error)
-        # Before the footer and the record, which note a handler's failure.
-        log_event(events, LOG_INFO if outcome.status == "success" else LOG_ERROR,
-                  outcome_sentence(job, outcome, duration, log.path))
-        logging_error = None if events is None else events.failure
-        # Still under our signal handlers: a SIGTERM now cannot lose the record.
-        # Nothing of the job is left to replace the state files once more.
-        _log_set_aside(log, record_run(config, job.name, outcome, start, duration, log.path,
-                                       logging_error=logging_error, set_aside=set_aside,
-                                       job=job, trigger=trigger))
-        if logging_error is not None:
-            log.note("logging", logging_error)
-        _log_footer(log, outcome, duration)
-        log.close()
-        report_outcome(job, outcome, duration, log.path, run.stderr_tail, live,
-                       logging_error)
-    finally:
-        run.close()
-        log.close()
-    return outcome.run_job_exit_code
 
 
 def _log_header(log, job, commands, start):
@@ -5769,7 +5495,87 @@ def record_skip(config, name, reason, now, status="skipped"):
     return _record_change(config, name, change, "the skipped start")
 
 
-# -- 8.1 pause, halt and backoff
+# ---- 9. logging and notifications ------------------------------------------------
+
+LOG_INFO, LOG_WARNING, LOG_ERROR = 20, 30, 40  # logging's levels, without importing it
+
+
+class RunEvents(object):
+    """The logger named process-control and how its handlers failed: a
+    failure never reaches stderr on its own (cron would mail a successful
+    run's output); the run notes it in its log and state record instead."""
+
+    def __init__(self, logger):
+        self.logger = logger
+        self.failure = None  # the first failure of the run, one line
+
+    def fail(self, text):
+        if self.failure is None:
+            self.failure = " ".join(text.split())
+
+
+def run_events(config):
+    """The RunEvents of the logger named process-control, configured by the
+    global `logging` mapping (syslog in the original's example), or None
+    without one. Called as the service user, so that file handlers open files
+    as that user. A mapping that cannot be applied here (a handler's file the
+    service user cannot open, a syslog server that refuses) never stops the
+    run: its RunEvents has no logger and says why (--check warns beforehand)."""
+    if config.logging is None:
+        return None
+    import logging.config
+    try:
+        logging.config.dictConfig(config.logging)
+    except (ValueError, TypeError, AttributeError, ImportError, OSError) as error:
+        reason = str(error)
+        if error.__cause__ is not None:  # dictConfig wraps what went wrong
+            reason += ": %s" % error.__cause__
+        events = RunEvents(None)
+        events.fail("cannot apply the global config's `logging` (%s); see Python's "
+                    "logging.config dictConfig schema" % reason)
+        return events
+    logger = logging.getLogger("process-control")
+    if not logger.hasHandlers():
+        return None  # else Python's last-resort handler prints to stderr
+    events = RunEvents(logger)
+    record_handler_errors(logger, events)
+    return events
+
+
+def record_handler_errors(logger, events):
+    """A handler failing as it emits (no syslog socket, a full disk) makes
+    logging print a traceback per record: instead the failure goes to
+    EVENTS, and the run goes on. Covers every handler LOGGER's records reach."""
+    def handle_error(handler):
+        def record(log_record):
+            error = sys.exc_info()[1]
+            events.fail("handler %s (%s) failed: %s; check it in the global config's "
+                        "`logging`" % (handler.get_name() or "?", type(handler).__name__,
+                                       str(error) or type(error).__name__))
+        return record
+    while logger is not None:
+        for handler in logger.handlers:
+            handler.handleError = handle_error(handler)
+        logger = logger.parent if logger.propagate else None
+
+
+def log_event(events, level, text):
+    """One line to the configured logger; a broken handler never fails a run."""
+    if events is None or events.logger is None:
+        return
+    try:
+        events.logger.log(level, text)
+    except Exception as error:  # logging's own handlers report through handleError
+        events.fail("%s: %s" % (type(error).__name__, error))
+
+
+# ---- 10. starting, skipping and stopping a job -----------------------------------
+
+# What happens to a start, in order: the policies that skip or refuse it
+# (10.1), a start by an out-of-date crontab line (10.2), the job's lock and
+# its overlap policy (10.3), the run itself, and --kill-job (10.4).
+
+# -- 10.1 pause, halt and backoff
 # A paused job (run-job --pause) skips its runs quietly until --resume; a
 # halted one (halt_after_failures, halt_on_exit_codes) refuses them (exit 69)
 # until --reset; one with `backoff` skips them quietly for a while after each
@@ -5908,78 +5714,7 @@ def _recorded_start_time(config, name):
     return recorded_number(readable_state(config, name), "start_time")
 
 
-LOG_INFO, LOG_WARNING, LOG_ERROR = 20, 30, 40  # logging's levels, without importing it
-
-
-class RunEvents(object):
-    """The logger named process-control and how its handlers failed: a
-    failure never reaches stderr on its own (cron would mail a successful
-    run's output); the run notes it in its log and state record instead."""
-
-    def __init__(self, logger):
-        self.logger = logger
-        self.failure = None  # the first failure of the run, one line
-
-    def fail(self, text):
-        if self.failure is None:
-            self.failure = " ".join(text.split())
-
-
-def run_events(config):
-    """The RunEvents of the logger named process-control, configured by the
-    global `logging` mapping (syslog in the original's example), or None
-    without one. Called as the service user, so that file handlers open files
-    as that user. A mapping that cannot be applied here (a handler's file the
-    service user cannot open, a syslog server that refuses) never stops the
-    run: its RunEvents has no logger and says why (--check warns beforehand)."""
-    if config.logging is None:
-        return None
-    import logging.config
-    try:
-        logging.config.dictConfig(config.logging)
-    except (ValueError, TypeError, AttributeError, ImportError, OSError) as error:
-        reason = str(error)
-        if error.__cause__ is not None:  # dictConfig wraps what went wrong
-            reason += ": %s" % error.__cause__
-        events = RunEvents(None)
-        events.fail("cannot apply the global config's `logging` (%s); see Python's "
-                    "logging.config dictConfig schema" % reason)
-        return events
-    logger = logging.getLogger("process-control")
-    if not logger.hasHandlers():
-        return None  # else Python's last-resort handler prints to stderr
-    events = RunEvents(logger)
-    record_handler_errors(logger, events)
-    return events
-
-
-def record_handler_errors(logger, events):
-    """A handler failing as it emits (no syslog socket, a full disk) makes
-    logging print a traceback per record: instead the failure goes to
-    EVENTS, and the run goes on. Covers every handler LOGGER's records reach."""
-    def handle_error(handler):
-        def record(log_record):
-            error = sys.exc_info()[1]
-            events.fail("handler %s (%s) failed: %s; check it in the global config's "
-                        "`logging`" % (handler.get_name() or "?", type(handler).__name__,
-                                       str(error) or type(error).__name__))
-        return record
-    while logger is not None:
-        for handler in logger.handlers:
-            handler.handleError = handle_error(handler)
-        logger = logger.parent if logger.propagate else None
-
-
-def log_event(events, level, text):
-    """One line to the configured logger; a broken handler never fails a run."""
-    if events is None or events.logger is None:
-        return
-    try:
-        events.logger.log(level, text)
-    except Exception as error:  # logging's own handlers report through handleError
-        events.fail("%s: %s" % (type(error).__name__, error))
-
-
+# -- 10.2 a start by an out-of-date crontab line
 # A generated crontab line names the schedule it was written for: `run-job
 # --job NAME --scheduled 'EXPR'`. A start by a line that the job file no longer
 # asks for (the job is disabled, unscheduled or rescheduled) is skipped as a
@@ -6101,14 +5836,302 @@ def start_catch_up_runs(config, runner, err):
     return EXIT_FAILED if failures else EXIT_CONFIG if problems else EXIT_OK
 
 
-# ---- 9. reporting ----------------------------------------------------------------
+# -- 10.3 the job's lock, its overlap policy, the run
+
+def acquire_lock(config, job):
+    """Take JOB's lock and return a JobLock, or raise LockHeldError.
+    `overlap: skip` takes it without waiting; wait and replace in turn."""
+    if job.overlap != "skip":
+        return _acquire_in_turn(config, job)
+    path = lock_path(config, job.name)
+    fd = _open_lock_file(path, job.name)
+    try:
+        locked = _try_lock(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not locked:
+        os.close(fd)
+        raise LockHeldError(_still_running_message(job.name, read_lock_record(path)))
+    return JobLock(path, fd)
+
+
+# `overlap: wait` and `replace`: a launch first takes the wait lock (LOCK_NB:
+# held, another launch is next in line and this one is skipped), then the
+# job's lock: at once, by waiting for it, or by stopping its run. It keeps
+# its turn until its own run is described in the lock and handles SIGTERM
+# (JobLock.settle), so the next replacing launch never stops a run that
+# could not record it. Meanwhile SIGTERM, SIGINT and SIGHUP stay blocked:
+# a waiter takes them with sigtimedwait (between two tries of the lock: no
+# signal handler, no interrupted system call), any other launch gets them
+# once its run's handlers are in place, which record the run as killed.
+
+WAIT_POLL_FIRST = 0.01  # seconds between two tries of the lock, doubling...
+WAIT_POLL_MAX = 0.25    # ...up to this: how late a waiter may start
+
+
+def _stop_signals(signals):
+    return [signals.SIGTERM, signals.SIGINT, signals.SIGHUP]
+
+
+def _acquire_in_turn(config, job):
+    """acquire_lock for `overlap: wait` and `replace`, as said above."""
+    signals = _signals()
+    stops = _stop_signals(signals)
+    mask = signals.pthread_sigmask(signals.SIG_BLOCK, stops)
+    opened = []
+    try:
+        turn_path = wait_lock_path(config, job.name)
+        opened.append(_open_lock_file(turn_path, job.name))
+        if not _try_lock(opened[0]):
+            raise LockHeldError(_next_in_line_message(job, read_lock_record(turn_path)))
+        JobLock(turn_path, opened[0]).describe(os.getpid(), 0, time.time(), job.kill_grace, "")
+        path = lock_path(config, job.name)
+        opened.append(_open_lock_file(path, job.name))
+        lock = JobLock(path, opened[1], opened[0], mask)
+        if not _try_lock(lock.fd):
+            if job.overlap == "wait":
+                _wait_for_lock(job, lock, signals, stops)
+            else:
+                _replace_run(config, job, lock)
+    except BaseException:
+        for fd in opened:
+            os.close(fd)
+        while signals.sigtimedwait(stops, 0) is not None:
+            pass  # asked to stop: this launch ends anyway, and not killed by it
+        signals.pthread_sigmask(signals.SIG_SETMASK, mask)
+        raise
+    return lock
+
+
+def _next_in_line_message(job, record):
+    holder = "" if not record else " (run-job pid %d)" % record["pid"]
+    return ("job %s: another launch%s is next in line (overlap: %s); not starting "
+            "another run" % (job.name, holder, job.overlap))
+
+
+def overlap_wait_limit(job):
+    """Seconds `overlap: wait` waits at most, 0 for no limit."""
+    return job.timeout if job.overlap_wait is None else job.overlap_wait
+
+
+def _wait_for_lock(job, lock, signals, stops):
+    """Try LOCK's file lock with a short growing pause until it is taken;
+    LockHeldError when overlap_wait runs out or a stop signal comes first."""
+    limit = overlap_wait_limit(job)
+    end = time.monotonic() + limit if limit > 0 else None
+    pause = WAIT_POLL_FIRST
+    while True:
+        left = pause
+        if end is not None:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise LockHeldError("waited overlap_wait %gs: %s" % (
+                    limit, _still_running_message(job.name, read_lock_record(lock.path))))
+        received = signals.sigtimedwait(stops, min(pause, left))
+        if received is not None:
+            raise LockHeldError("stopped by %s while waiting: %s" % (
+                _signal_name(received.si_signo),
+                _still_running_message(job.name, read_lock_record(lock.path))))
+        if _try_lock(lock.fd):
+            return
+        pause = min(2 * pause, WAIT_POLL_MAX)
+
+
+def _replace_run(config, job, lock):
+    """Stop the run holding LOCK's file as --kill-job does, noting first who
+    replaces it; take the lock; record the stopped run if its run-job did not."""
+    record = read_lock_record(lock.path) or {}
+    if record:
+        lock.note_replacement(record)
+    if not stop_running_job(config, job.name, record):
+        raise StuckRunError(_unstoppable_message(job.name, lock.path))
+    if not _try_lock(lock.fd):  # a launch of another policy came first
+        raise LockHeldError(_still_running_message(job.name, read_lock_record(lock.path)))
+    if record:
+        record_unrecorded_run(config, job.name, record, replaced_reason(os.getpid()))
+
+
+def execute_job(config, job, slow_start=False, live=None, events=None, force=False,
+                trigger=None):
+    """Run JOB under its lock; log, record and report the outcome. Return
+    the exit code: 0 success (or still running with allow_overtime, or
+    skipped as paused or backing off), 1 failed or killed, 124 timed out;
+    raise LockHeldError when still running (see acquire_lock for
+    `overlap`), HaltedError when halted. FORCE (--force) runs a paused,
+    halted or backing-off job. LIVE (default: whether stdout is a terminal)
+    also shows the output; EVENTS, a logger (see run_events), hears of the
+    start and the outcome; TRIGGER, what started the run when not cron's
+    line or a hand (see record_run). Must be the only thing in this process
+    that has child processes."""
+    _ensure_standard_fds()  # before the lock, which must not become fd 0, 1 or 2
+    now = time.time()
+    state, set_aside = read_state_for_run(config, job.name, now)
+    reason = None if force else policy_skip_reason(job, state, now)
+    if reason is not None:
+        return skip_by_policy(config, job, reason, now, events)
+    try:
+        lock = acquire_lock(config, job)
+    except LockHeldError as error:
+        if job.allow_overtime and not isinstance(error, StuckRunError):
+            record_skip(config, job.name, "lock held: %s (allow_overtime)" % error, now)
+            return EXIT_OK
+        log_event(events, LOG_WARNING, str(error))
+        record_skip(config, job.name, "lock held: %s" % error, now)
+        raise
+    try:
+        return _execute_locked(config, job, lock, slow_start, live, events, set_aside,
+                               trigger)
+    finally:
+        lock.close()
+
+
+def _execute_locked(config, job, lock, slow_start, live, events, set_aside, trigger):
+    start = time.time()
+    if live is None:
+        live = os.isatty(1)
+    commands = job.commands
+    if slow_start and job.slow_start_commands:
+        commands = job.slow_start_commands
+    log = open_run_log(config, job.name, start)
+    lock.describe(os.getpid(), 0, start, job.kill_grace, log.path)
+    run = JobRun(job, lock, log, live, start)
+    try:
+        _log_header(log, job, commands, start)
+        _log_set_aside(log, set_aside)
+        if trigger is not None:
+            log.note("trigger", trigger)
+        log_event(events, LOG_INFO, "job %s started (pid %d); log %s"
+                  % (job.name, os.getpid(), log.path))
+        run.open()
+        lock.settle()
+        outcome = run.run(commands)
+        duration = time.monotonic() - run.started
+        if log.error is not None and outcome.status == "success":
+            outcome = Outcome("failed", "cannot write the log: %s" % log.error)
+        # Before the footer and the record, which note a handler's failure.
+        log_event(events, LOG_INFO if outcome.status == "success" else LOG_ERROR,
+                  outcome_sentence(job, outcome, duration, log.path))
+        logging_error = None if events is None else events.failure
+        # Still under our signal handlers: a SIGTERM now cannot lose the record.
+        # Nothing of the job is left to replace the state files once more.
+        _log_set_aside(log, record_run(config, job.name, outcome, start, duration, log.path,
+                                       logging_error=logging_error, set_aside=set_aside,
+                                       job=job, trigger=trigger))
+        if logging_error is not None:
+            log.note("logging", logging_error)
+        _log_footer(log, outcome, duration)
+        log.close()
+        report_outcome(job, outcome, duration, log.path, run.stderr_tail, live,
+                       logging_error)
+    finally:
+        run.close()
+        log.close()
+    return outcome.run_job_exit_code
+
+
+# -- 10.4 --kill-job
+
+def kill_job(config, name):
+    """Stop NAME's running job (stop_running_job); record as killed a run
+    whose run-job had died. Return 0 when something was stopped, 1 when
+    nothing was running; raise UsageError when there is no such job either.
+    A run whose job file was removed meanwhile is still stopped: the lock,
+    not the file, says it runs."""
+    path = lock_path(config, name)
+    if not _lock_is_held(path):
+        job_file_path(config, name)  # no job file: no such job (64)
+        sys.stderr.write("run-job: job %s is not running\n" % name)
+        return EXIT_FAILED
+    record = read_lock_record(path) or {}
+    _stop_next_in_line(config, name, record)
+    if not stop_running_job(config, name, record):
+        raise ProcessControlError(_unstoppable_message(name, path))
+    if record:
+        _record_orphaned_run(config, name, record)
+    return EXIT_OK
+
+
+def _stop_next_in_line(config, name, record):
+    """SIGTERM the launch holding NAME's wait lock, first, so that it does not
+    start once the run is stopped: a waiter ends, a replacing launch's run is
+    killed as it starts. Wait for it as for the run (RECORD, its lock's)."""
+    path = wait_lock_path(config, name)
+    holders = lock_holders(path)
+    for info in holders:
+        signal_verified(info, _signals().SIGTERM)
+    if holders:
+        _wait_for_release(path, record.get("kill_grace", 10.0) + 5.0)
+
+
+def _unstoppable_message(name, path):
+    pids = " ".join(str(info.pid) for info in lock_holders(path)) or "unknown"
+    return ("job %s is still running (pids %s): they could not be stopped; run --kill-job "
+            "as their user or root" % (name, pids))
+
+
+def _record_orphaned_run(config, name, record):
+    """Record as killed the run that RECORD (of the lock) describes, unless its
+    run-job did: it had died, leaving the log without footer and no state.
+    Under the lock, briefly: a run starting meanwhile wins and is left alone."""
+    try:
+        fd = _open_regular_file(lock_path(config, name), os.O_RDWR, None)
+    except (OSError, RefusedError):
+        return
+    try:
+        if _try_lock(fd):
+            record_unrecorded_run(config, name, record, "run-job (pid %d) had died; "
+                                  "--kill-job stopped what it left" % record["pid"])
+    finally:
+        os.close(fd)
+
+
+def record_unrecorded_run(config, name, record, reason):
+    """Under job NAME's lock: record as killed, for REASON, the run that
+    RECORD (of the lock) describes, unless its run-job did before it went."""
+    if abs(_recorded_start_time(config, name) - record["start"]) < 0.001:
+        return
+    outcome = Outcome("killed", reason)
+    duration = time.time() - record["start"]
+    set_aside = record_run(config, name, outcome, record["start"], duration, record["log"],
+                           pid=record["pid"])  # that run's run-job, not this one
+    if _is_job_log(config, name, record["log"]):
+        try:
+            log = RunLog(_open_job_log(record["log"]), record["log"])
+            _log_set_aside(log, set_aside)
+            _log_footer(log, outcome, duration)
+            log.close()
+        except (OSError, RefusedError):
+            pass  # the state still says what happened
+
+
+def _is_job_log(config, name, path):
+    """Whether PATH, as a lock record names it, is a log of job NAME: the
+    job's processes can write that record, so it may name any file."""
+    return bool(path) and os.path.dirname(path) == os.path.join(config.output_directory, name)
+
+
+def _open_job_log(path):
+    """The existing run log PATH opened for appending, through its directory
+    opened without following a symlink either."""
+    directory, name = os.path.split(path)
+    directory_fd = _open_log_directory(directory)
+    try:
+        return _open_regular_file(name, os.O_WRONLY | os.O_APPEND, None, directory_fd)
+    finally:
+        os.close(directory_fd)
+
+
+
+
+# ---- 11. reporting ---------------------------------------------------------------
 
 # Three parts: the installed crontab against the job files; --list-jobs and
 # --status; --check, which also says what the service user will meet under cron.
 
 STATUS_INDENT = "    "
 
-# -- 9.1 the installed crontab
+# -- 11.1 the installed crontab
 
 # The installed crontab, compared with what cron-generate would write from the
 # job files: a scheduled, enabled job has exactly one line with its schedule,
@@ -6259,7 +6282,7 @@ def crontab_status_problem(crontab, names, all_jobs=True):
     return None
 
 
-# -- 9.2 --list-jobs and --status
+# -- 11.2 --list-jobs and --status
 
 def write_problems(problems, err):
     for problem in problems:
@@ -6581,7 +6604,7 @@ def outcome_summary(run):
     return summary + (" (%s)" % ", ".join(details) if details else "")
 
 
-# -- 9.3 --check
+# -- 11.3 --check
 
 def check_configuration(config, out, err):
     """--check: every problem in the global config and the job files, one
@@ -7019,7 +7042,7 @@ def schedule_warnings(job):
             for warning in getattr(job.schedule, "warnings", ())]
 
 
-# ---- 10. the command line --------------------------------------------------------
+# ---- 12. the command line --------------------------------------------------------
 
 HELP = """\
 run-job: run a declared job as the service user, never twice at once, within

@@ -2,6 +2,7 @@
 completions. Real make, bash, groff and mandoc in temporary directories; each
 test skips with its reason when its tool is missing."""
 
+import ast
 import grp
 import os
 import pwd
@@ -125,6 +126,38 @@ def files_under(root):
     for directory, _, names in os.walk(root):
         found.extend(os.path.relpath(os.path.join(directory, name), root) for name in names)
     return sorted(found)
+
+
+class ArchitectureTests(unittest.TestCase):
+    def test_each_section_of_run_job_uses_only_those_above_it(self):
+        # The numbered banners `# ---- N. name`: a function or class of
+        # section N may name only what sections 1 to N define.
+        with open(os.path.join(HERE, "run_job.py")) as script:
+            source = script.read()
+        starts = [(number + 1, int(line.split()[2].rstrip(".")))
+                  for number, line in enumerate(source.splitlines())
+                  if line.startswith("# ---- ")]
+        self.assertEqual([section for _, section in starts], list(range(1, len(starts) + 1)))
+
+        def section(line):
+            return max([0] + [number for start, number in starts if start <= line])
+        tree = ast.parse(source)
+        defined = {}
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                defined[node.name] = section(node.lineno)
+            elif isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        defined[target.id] = section(node.lineno)
+        later = []
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                for name in ast.walk(node):
+                    if isinstance(name, ast.Name) and defined.get(name.id, 0) > section(node.lineno):
+                        later.append("%s (section %d) uses %s (section %d)" % (
+                            node.name, section(node.lineno), name.id, defined[name.id]))
+        self.assertEqual(later, [])
 
 
 class DocumentationTests(unittest.TestCase):
