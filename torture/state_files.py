@@ -56,7 +56,6 @@ STATE_CASES = [
     ("garbage bytes", lambda name, outside: bytes(range(256)) * 4, True),
     ("empty", lambda name, outside: b"", True),
     ("a cut record", lambda name, outside: record(name)[:57], True),
-    ("a record without its newline", lambda name, outside: record(name)[:-1], True),
     ("two records", lambda name, outside: record(name) * 2, True),
     ("another job's record", lambda name, outside: record("other"), True),
     ("a record without job", lambda name, outside: b'{"status": "success"}\n', True),
@@ -65,7 +64,6 @@ STATE_CASES = [
     ("a list value", lambda name, outside: raw_record(name, '[1, 2]'), True),
     ("NaN", lambda name, outside: raw_record(name, "NaN"), True),
     ("Infinity", lambda name, outside: raw_record(name, "Infinity"), True),
-    ("-Infinity", lambda name, outside: raw_record(name, "-Infinity"), True),
     ("a number that overflows to inf (1e999)", lambda name, outside: raw_record(name, "1e999"), None),
     ("every number 1e999", lambda name, outside: record(
         name, status="failed", start_time="@", duration="@", last_success_time="@",
@@ -155,6 +153,11 @@ BY_THE_JOB_CASES = [
     ("a symlink to a file outside", lambda name, outside: ByTheJob("rm -f {path}; ln -s {outside} {path}"), True),
     ("a directory", lambda name, outside: ByTheJob("rm -f {path}; mkdir {path}"), True),
 ]
+
+# A failing run counts the failures recorded before it: these, odd counts.
+FAILING_TOO = {"a number that overflows to inf (1e999)", "every number 1e999",
+               "a 300-digit integer", "a negative count", "strings where numbers belong"}
+HISTORY_1_CASES = {"a 3 MB file", "a FIFO", "a symlink to a file outside"}
 
 QUICK = {("state", "garbage bytes"), ("state", "another job's record"),
          ("state", "every number 1e999"), ("state", "strings where numbers belong"),
@@ -420,9 +423,10 @@ def cases(quick):
         for label, maker, expected in table:
             if quick and (role, label) not in QUICK:
                 continue
+            if role == "history.1" and label not in HISTORY_1_CASES:
+                continue
             found.append((role, label, maker, expected, GOOD))
-            numeric = "1e999" in label or "numbers" in label or "integer" in label
-            if role == "state" and numeric and not quick:
+            if role == "state" and label in FAILING_TOO and not quick:
                 found.append((role, label, maker, expected, FAILING))
     return found
 
