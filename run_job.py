@@ -4194,11 +4194,18 @@ _SHELL_SAFE = ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 class Outcome(object):
-    """How a run ended: status is success, failed, timeout or killed; the last
-    command's exit_code or signal when it ended."""
+    """How a run ended: status is success, failed, timeout, killed or
+    replaced (stopped by a run of `overlap: replace`: neither a success nor
+    a failure, and as quiet as a success); the last command's exit_code or
+    signal when it ended."""
 
     EXIT_CODES = {"success": EXIT_OK, "failed": EXIT_FAILED, "killed": EXIT_FAILED,
-                  "timeout": EXIT_TIMEOUT}
+                  "timeout": EXIT_TIMEOUT, "replaced": EXIT_OK}
+    QUIET = ("success", "replaced")
+
+    @property
+    def quiet(self):
+        return self.status in self.QUIET
 
     def __init__(self, status, reason, wait_status=None):
         self.status = status
@@ -4439,9 +4446,12 @@ def describe_wait_status(wait_status):
 
 
 def _iso_time(epoch):
-    local = time.localtime(epoch)
-    return "%s.%03d%s" % (time.strftime("%Y-%m-%dT%H:%M:%S", local),
-                          int((epoch - int(epoch)) * 1000), time.strftime("%z", local))
+    """EPOCH as local ISO 8601 to the millisecond, rounded as the records'
+    round(EPOCH, 3) is, so that a time's text and number agree."""
+    whole, milliseconds = divmod(int(round(epoch * 1000)), 1000)
+    local = time.localtime(whole)
+    return "%s.%03d%s" % (time.strftime("%Y-%m-%dT%H:%M:%S", local), milliseconds,
+                          time.strftime("%z", local))
 
 
 def _user_name():
@@ -4769,7 +4779,7 @@ class JobRun(object):
             if self.stop_signal == self.signals.SIGTERM:
                 replacer = self.lock.replaced_by(os.getpid(), self.start)
             if replacer is not None:
-                return Outcome("killed", replaced_reason(replacer))
+                return Outcome("replaced", replaced_reason(replacer))
             return Outcome("killed", "stopped by %s sent to run-job"
                            % _signal_name(self.stop_signal))
         if self.deadline is not None and time.monotonic() >= self.deadline:
@@ -5011,7 +5021,8 @@ def outcome_sentence(job, outcome, duration, log_path):
         after += " and %d attempts" % outcome.attempts
     if outcome.status == "success":
         return "job %s succeeded after %s; log %s" % (job.name, after, log_path)
-    verb = {"failed": "failed", "timeout": "timed out", "killed": "was killed"}
+    verb = {"failed": "failed", "timeout": "timed out", "killed": "was killed",
+            "replaced": "was replaced"}
     return "job %s %s (%s) after %s; log %s" % (
         job.name, verb[outcome.status], outcome.reason, after, log_path)
 
@@ -5023,9 +5034,9 @@ def report_outcome(job, outcome, duration, log_path, stderr_tail, live,
     failure one summary line, the handler's failure in one more, and the
     tail of the job's stderr, on stderr."""
     text = "run-job: %s\n" % printable(outcome_sentence(job, outcome, duration, log_path))
-    if logging_error is not None and (live or outcome.status != "success"):
+    if logging_error is not None and (live or not outcome.quiet):
         text += "run-job: logging: %s\n" % printable(str(logging_error))
-    if outcome.status == "success":
+    if outcome.quiet:
         if live:
             _write_stderr(text)
         return
@@ -5422,9 +5433,10 @@ def record_run(config, name, outcome, start, duration, log_path, pid=None,
         record["trigger"] = trigger
 
     def change(state):
-        failures = 0
+        failures = 0  # a success; a replaced run counts for neither
         if outcome.status != "success":
-            failures = recorded_count(state, "consecutive_failures") + 1
+            failures = recorded_count(state, "consecutive_failures") + \
+                (outcome.status != "replaced")
         for key in ("last_skip", "last_skip_reason", "trigger", "attempts"):
             state.pop(key, None)
         state.update(record, consecutive_failures=failures)
@@ -5942,7 +5954,8 @@ def _replace_run(config, job, lock):
     if not _try_lock(lock.fd):  # a launch of another policy came first
         raise LockHeldError(_still_running_message(job.name, read_lock_record(lock.path)))
     if record:
-        record_unrecorded_run(config, job.name, record, replaced_reason(os.getpid()))
+        record_unrecorded_run(config, job.name, record, replaced_reason(os.getpid()),
+                              "replaced")
 
 
 def execute_job(config, job, slow_start=False, live=None, events=None, force=False,
@@ -6003,7 +6016,7 @@ def _execute_locked(config, job, lock, slow_start, live, events, set_aside, trig
         if log.error is not None and outcome.status == "success":
             outcome = Outcome("failed", "cannot write the log: %s" % log.error)
         # Before the footer and the record, which note a handler's failure.
-        log_event(events, LOG_INFO if outcome.status == "success" else LOG_ERROR,
+        log_event(events, LOG_INFO if outcome.quiet else LOG_ERROR,
                   outcome_sentence(job, outcome, duration, log.path))
         logging_error = None if events is None else events.failure
         # Still under our signal handlers: a SIGTERM now cannot lose the record.
@@ -6079,12 +6092,13 @@ def _record_orphaned_run(config, name, record):
         os.close(fd)
 
 
-def record_unrecorded_run(config, name, record, reason):
-    """Under job NAME's lock: record as killed, for REASON, the run that
-    RECORD (of the lock) describes, unless its run-job did before it went."""
+def record_unrecorded_run(config, name, record, reason, status="killed"):
+    """Under job NAME's lock: record with STATUS (killed or replaced), for
+    REASON, the run that RECORD (of the lock) describes, unless its run-job
+    did before it went."""
     if abs(_recorded_start_time(config, name) - record["start"]) < 0.001:
         return
-    outcome = Outcome("killed", reason)
+    outcome = Outcome(status, reason)
     duration = time.time() - record["start"]
     set_aside = record_run(config, name, outcome, record["start"], duration, record["log"],
                            pid=record["pid"])  # that run's run-job, not this one
@@ -7073,7 +7087,7 @@ usage: run-job [-c FILE] [options] [NAME]
   -h, --help                    print this help
 
 exit codes:
-  0    success, or a quiet policy skip
+  0    success, a quiet policy skip, or a run replaced (overlap: replace)
   1    the job failed or was killed
   64   usage error, or no job by that name
   69   the job is halted (run-job --reset NAME clears it)
