@@ -3740,13 +3740,14 @@ class JobLock(object):
     """The held lock of one run: `fd` is inherited by the job's processes. A
     launch of `overlap: wait` or `replace` also holds `turn` (the wait lock)
     with SIGTERM, SIGINT and SIGHUP blocked, `mask` the signal mask before,
-    until settle()."""
+    until settle(); `waited`: whether it waited for the previous run to end."""
 
     def __init__(self, path, fd, turn=None, mask=None):
         self.path = path
         self.fd = fd
         self.turn = turn
         self.mask = mask
+        self.waited = False
 
     def describe(self, pid, pgid, start, kill_grace, log_path):
         # One fixed-size pwrite, so a concurrent reader sees the old or the new
@@ -5897,6 +5898,7 @@ def _acquire_in_turn(config, job):
         if not _try_lock(lock.fd):
             if job.overlap == "wait":
                 _wait_for_lock(job, lock, signals, stops)
+                lock.waited = True
             else:
                 _replace_run(config, job, lock)
     except BaseException:
@@ -5986,6 +5988,12 @@ def execute_job(config, job, slow_start=False, live=None, events=None, force=Fal
         record_skip(config, job.name, "lock held: %s" % error, now)
         raise
     try:
+        if lock.waited and not force:  # paused, say, while it waited
+            now = time.time()
+            state, set_aside = read_state_for_run(config, job.name, now)
+            reason = policy_skip_reason(job, state, now)
+            if reason is not None:
+                return skip_by_policy(config, job, reason, now, events)
         return _execute_locked(config, job, lock, slow_start, live, events, set_aside,
                                trigger)
     finally:

@@ -125,6 +125,24 @@ class OverlapTests(SandboxTest):
         self.assertGreaterEqual(runs[1]["start_time"],
                                 runs[0]["start_time"] + runs[0]["duration"] - 0.01)
 
+    def test_a_job_paused_while_a_run_waited_is_skipped_when_its_turn_comes(self):
+        self.job("held", "sh -c 'echo run >> %s; until [ -e %s ]; do sleep 0.02; done'"
+                 % (self.path("runs"), self.path("go")), "overlap: wait\n")
+        first = self.launch("held")
+        wait_for(lambda: self.lines("runs"))
+        waiter = self.launch("held")
+        self.wait_lock_held("held", waiter)
+        self.assertEqual(self.sandbox.run("--pause", "held", "--reason", "disk swap")[0], 0)
+        with open(self.path("go"), "w"):
+            pass
+        self.assertEqual(self.finish(first), (0, ""))
+        self.assertEqual(self.finish(waiter), (0, ""))  # a quiet policy skip
+        self.assertEqual(self.lines("runs"), ["run"])
+        entry = self.history("held")[-1]
+        self.assertEqual((entry["status"], entry["pid"]), ("skipped", waiter.pid))
+        self.assertTrue(entry["reason"].startswith("paused by "), entry)
+        self.assertTrue(entry["reason"].endswith(": disk swap"), entry)
+
     def test_a_second_waiter_is_skipped_with_75_and_recorded(self):
         # Each run lasts until the test creates `go`.
         self.job("busy", "sh -c 'echo run >> %s; until [ -e %s ]; do sleep 0.02; done'"
