@@ -4102,13 +4102,18 @@ def stop_process_tree(find_processes, kill_grace, wait=time.sleep):
                  and (late or (info.pid, info.start) not in signalled)]
         signalled.update((info.pid, info.start) for info in fresh)
         # 3. Each group once, first: it reaches members the look missed
-        # (forked since; adopted by init when run-job died). Then each
-        # process, in case it left its group; SIGCONT after SIGTERM, which a
-        # stopped process would keep pending. signal_verified checks pid and
-        # start time (through a pidfd where there is one) just before.
+        # (forked since; adopted by init when run-job died). Only a group
+        # led by a process of the tree: a run-job holding the lock is in its
+        # launcher's group (cron's child that mails the output, a shell, a
+        # CI script), which is not the job's. Then each process, in case it
+        # left its group; SIGCONT after SIGTERM, which a stopped process
+        # would keep pending. signal_verified checks pid and start time
+        # (through a pidfd where there is one) just before.
+        members = set(info.pid for info in processes)
         groups = {}
         for info in fresh:
-            groups.setdefault(info.pgrp, info)
+            if info.pgrp in members:
+                groups.setdefault(info.pgrp, info)
         for info in groups.values():
             signal_verified(info, signum, group=True)
         for info in fresh:
