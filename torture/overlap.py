@@ -546,9 +546,12 @@ def run(args):
     figure = ("skip: 3 rounds of %d launches (present, fresh, fresh+allow_overtime): the "
               "command ran %s times; exits %s" % (
                   launches, "/".join(map(str, skip_runs)), exits))
-    figure += ("; wait: %d launches within %gs, the first run held, ran %d (%d alive while "
-               "held), %d within %gs ran %d; %d overlaps (closest gap %s)" % (
-                   many, held_span, held[0], held[3] or 0, few, span, staggered[0],
+    waiter = ""
+    if held[0] == 2 and held[2] is not None:
+        waiter = ", the waiter %.3f s after the first run's last process" % held[2]
+    figure += ("; wait: %d launches within %gs, the first run held: %d alive while held, "
+               "ran %d%s; %d within %gs ran %d; %d overlaps (closest gap %s)" % (
+                   many, held_span, held[3] or 0, held[0], waiter, few, span, staggered[0],
                    held[1] + staggered[1], gap_text([held[2], staggered[2]])))
     figure += ("; replace: %s: %s runs replaced; %d overlaps (closest gap %s)" % (
         ", ".join("%d %s%s" % (count, "within %gs" % stagger if stagger else "at once",
