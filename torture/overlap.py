@@ -364,6 +364,7 @@ def wait_round(library, launches, span, held, seed, tally):
         launch_problems(tally, label, codes, errs, (0, 75))
         lines = read_trace(trace)
         problems, closest = overlap_problems(lines, watch)
+        overlaps = len(problems)
         expected = []
         for word, run, _ in lines:
             if word == "start":
@@ -376,7 +377,6 @@ def wait_round(library, launches, span, held, seed, tally):
             problems.append("%d runs in the trace, %d launches exited 0" % (runs,
                                                                            codes.count(0)))
         tally.check(problems, label + ": runs never overlap")
-        overlaps = len(problems)
         problems, _ = record_problems(sandbox, "queue", processes, codes)
         tally.check(problems, label + ": every launch recorded once")
         tally.check(leftover_problems(token), label)
