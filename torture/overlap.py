@@ -16,7 +16,7 @@ the state file parses and agrees with the last run; no traceback; nothing of
 the job is left. With `replace` (a command in its own process group with a
 grandchild in its own session, and one deaf to SIGTERM with a short
 kill_grace), once every launch has ended but one, exactly that one runs and
-nothing of a replaced run lives; each replaced run is recorded as killed,
+nothing of a replaced run lives; each replaced run is recorded as replaced,
 `replaced by run-job pid N`, N a launch that ran; --kill-job stops the last.
 """
 
@@ -248,12 +248,12 @@ def read_history(sandbox, name):
     return entries, None
 
 
-EXPECTED_STATUS = {0: "success", 1: "killed", 75: "skipped"}
+EXPECTED_STATUS = {0: ("success", "replaced"), 1: ("killed",), 75: ("skipped",)}
 
 
 def record_problems(sandbox, name, processes, codes):
     """Every launch recorded exactly once, as its exit code says (0 a
-    success, 1 killed, 75 a skip `lock held: ...`); the state parses and is
+    success or replaced, 1 killed, 75 a skip `lock held: ...`); the state parses and is
     the last run's. Returns (problems, history)."""
     history, problem = read_history(sandbox, name)
     if problem:
@@ -269,7 +269,7 @@ def record_problems(sandbox, name, processes, codes):
                 process.pid, code, len(entries)))
             continue
         entry = entries[0]
-        if entry.get("status") != EXPECTED_STATUS.get(code):
+        if entry.get("status") not in EXPECTED_STATUS.get(code, ()):
             problems.append("launch %d exited %s but its record says %s (%s)" % (
                 process.pid, code, entry.get("status"), entry.get("reason")))
         elif code == 75 and not str(entry.get("reason")).startswith("lock held"):
@@ -458,7 +458,7 @@ def replaced_problems(history, survivor):
                                 "--kill-job" % (entry.get("status"), reason))
             continue
         words = reason.split()
-        if entry.get("status") != "killed" or not reason.startswith("replaced by run-job pid "):
+        if entry.get("status") != "replaced" or not reason.startswith("replaced by run-job pid "):
             problems.append("run of launch %s recorded as %s (%s), not replaced" % (
                 entry.get("pid"), entry.get("status"), reason))
         elif not words[4].isdigit() or int(words[4]) not in ran - {entry.get("pid")}:
@@ -497,7 +497,7 @@ def replace_round(library, launches, span, deaf, seed, tally):
         tally.check(["--kill-job exited %s: %s" % (code, common.last_line(err))]
                     if code != 0 or err else [], label + ": --kill-job")
         codes, errs = finish_launches(processes, watch, max(5, time_to_end - time.monotonic()))
-        launch_problems(tally, label, codes, errs, (1, 75))
+        launch_problems(tally, label, codes, errs, (0, 1, 75))
         problems, closest = overlap_problems(read_trace(trace), watch)
         tally.check(problems, label + ": runs never overlap")
         overlaps = len(problems)
