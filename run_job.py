@@ -3740,13 +3740,14 @@ class JobLock(object):
     """The held lock of one run: `fd` is inherited by the job's processes. A
     launch of `overlap: wait` or `replace` also holds `turn` (the wait lock)
     with SIGTERM, SIGINT and SIGHUP blocked, `mask` the signal mask before,
-    until settle()."""
+    until settle(); `waited`: whether it waited for the previous run to end."""
 
     def __init__(self, path, fd, turn=None, mask=None):
         self.path = path
         self.fd = fd
         self.turn = turn
         self.mask = mask
+        self.waited = False
 
     def describe(self, pid, pgid, start, kill_grace, log_path):
         # One fixed-size pwrite, so a concurrent reader sees the old or the new
@@ -4101,13 +4102,18 @@ def stop_process_tree(find_processes, kill_grace, wait=time.sleep):
                  and (late or (info.pid, info.start) not in signalled)]
         signalled.update((info.pid, info.start) for info in fresh)
         # 3. Each group once, first: it reaches members the look missed
-        # (forked since; adopted by init when run-job died). Then each
-        # process, in case it left its group; SIGCONT after SIGTERM, which a
-        # stopped process would keep pending. signal_verified checks pid and
-        # start time (through a pidfd where there is one) just before.
+        # (forked since; adopted by init when run-job died). Only a group
+        # led by a process of the tree: a run-job holding the lock is in its
+        # launcher's group (cron's child that mails the output, a shell, a
+        # CI script), which is not the job's. Then each process, in case it
+        # left its group; SIGCONT after SIGTERM, which a stopped process
+        # would keep pending. signal_verified checks pid and start time
+        # (through a pidfd where there is one) just before.
+        members = set(info.pid for info in processes)
         groups = {}
         for info in fresh:
-            groups.setdefault(info.pgrp, info)
+            if info.pgrp in members:
+                groups.setdefault(info.pgrp, info)
         for info in groups.values():
             signal_verified(info, signum, group=True)
         for info in fresh:
@@ -4194,11 +4200,18 @@ _SHELL_SAFE = ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 class Outcome(object):
-    """How a run ended: status is success, failed, timeout or killed; the last
-    command's exit_code or signal when it ended."""
+    """How a run ended: status is success, failed, timeout, killed or
+    replaced (stopped by a run of `overlap: replace`: neither a success nor
+    a failure, and as quiet as a success); the last command's exit_code or
+    signal when it ended."""
 
     EXIT_CODES = {"success": EXIT_OK, "failed": EXIT_FAILED, "killed": EXIT_FAILED,
-                  "timeout": EXIT_TIMEOUT}
+                  "timeout": EXIT_TIMEOUT, "replaced": EXIT_OK}
+    QUIET = ("success", "replaced")
+
+    @property
+    def quiet(self):
+        return self.status in self.QUIET
 
     def __init__(self, status, reason, wait_status=None):
         self.status = status
@@ -4439,9 +4452,12 @@ def describe_wait_status(wait_status):
 
 
 def _iso_time(epoch):
-    local = time.localtime(epoch)
-    return "%s.%03d%s" % (time.strftime("%Y-%m-%dT%H:%M:%S", local),
-                          int((epoch - int(epoch)) * 1000), time.strftime("%z", local))
+    """EPOCH as local ISO 8601 to the millisecond, rounded as the records'
+    round(EPOCH, 3) is, so that a time's text and number agree."""
+    whole, milliseconds = divmod(int(round(epoch * 1000)), 1000)
+    local = time.localtime(whole)
+    return "%s.%03d%s" % (time.strftime("%Y-%m-%dT%H:%M:%S", local), milliseconds,
+                          time.strftime("%z", local))
 
 
 def _user_name():
@@ -4769,7 +4785,7 @@ class JobRun(object):
             if self.stop_signal == self.signals.SIGTERM:
                 replacer = self.lock.replaced_by(os.getpid(), self.start)
             if replacer is not None:
-                return Outcome("killed", replaced_reason(replacer))
+                return Outcome("replaced", replaced_reason(replacer))
             return Outcome("killed", "stopped by %s sent to run-job"
                            % _signal_name(self.stop_signal))
         if self.deadline is not None and time.monotonic() >= self.deadline:
@@ -5011,7 +5027,8 @@ def outcome_sentence(job, outcome, duration, log_path):
         after += " and %d attempts" % outcome.attempts
     if outcome.status == "success":
         return "job %s succeeded after %s; log %s" % (job.name, after, log_path)
-    verb = {"failed": "failed", "timeout": "timed out", "killed": "was killed"}
+    verb = {"failed": "failed", "timeout": "timed out", "killed": "was killed",
+            "replaced": "was replaced"}
     return "job %s %s (%s) after %s; log %s" % (
         job.name, verb[outcome.status], outcome.reason, after, log_path)
 
@@ -5023,9 +5040,9 @@ def report_outcome(job, outcome, duration, log_path, stderr_tail, live,
     failure one summary line, the handler's failure in one more, and the
     tail of the job's stderr, on stderr."""
     text = "run-job: %s\n" % printable(outcome_sentence(job, outcome, duration, log_path))
-    if logging_error is not None and (live or outcome.status != "success"):
+    if logging_error is not None and (live or not outcome.quiet):
         text += "run-job: logging: %s\n" % printable(str(logging_error))
-    if outcome.status == "success":
+    if outcome.quiet:
         if live:
             _write_stderr(text)
         return
@@ -5429,9 +5446,10 @@ def record_run(config, name, outcome, start, duration, log_path, pid=None,
         record["trigger"] = trigger
 
     def change(state):
-        failures = 0
+        failures = 0  # a success; a replaced run counts for neither
         if outcome.status != "success":
-            failures = recorded_count(state, "consecutive_failures") + 1
+            failures = recorded_count(state, "consecutive_failures") + \
+                (outcome.status != "replaced")
         for key in ("last_skip", "last_skip_reason", "trigger", "attempts"):
             state.pop(key, None)
         state.update(record, consecutive_failures=failures)
@@ -5892,6 +5910,7 @@ def _acquire_in_turn(config, job):
         if not _try_lock(lock.fd):
             if job.overlap == "wait":
                 _wait_for_lock(job, lock, signals, stops)
+                lock.waited = True
             else:
                 _replace_run(config, job, lock)
     except BaseException:
@@ -5949,7 +5968,8 @@ def _replace_run(config, job, lock):
     if not _try_lock(lock.fd):  # a launch of another policy came first
         raise LockHeldError(_still_running_message(job.name, read_lock_record(lock.path)))
     if record:
-        record_unrecorded_run(config, job.name, record, replaced_reason(os.getpid()))
+        record_unrecorded_run(config, job.name, record, replaced_reason(os.getpid()),
+                              "replaced")
 
 
 def execute_job(config, job, slow_start=False, live=None, events=None, force=False,
@@ -5980,6 +6000,12 @@ def execute_job(config, job, slow_start=False, live=None, events=None, force=Fal
         record_skip(config, job.name, "lock held: %s" % error, now)
         raise
     try:
+        if lock.waited and not force:  # paused, say, while it waited
+            now = time.time()
+            state, set_aside = read_state_for_run(config, job.name, now)
+            reason = policy_skip_reason(job, state, now)
+            if reason is not None:
+                return skip_by_policy(config, job, reason, now, events)
         return _execute_locked(config, job, lock, slow_start, live, events, set_aside,
                                trigger)
     finally:
@@ -6010,7 +6036,7 @@ def _execute_locked(config, job, lock, slow_start, live, events, set_aside, trig
         if log.error is not None and outcome.status == "success":
             outcome = Outcome("failed", "cannot write the log: %s" % log.error)
         # Before the footer and the record, which note a handler's failure.
-        log_event(events, LOG_INFO if outcome.status == "success" else LOG_ERROR,
+        log_event(events, LOG_INFO if outcome.quiet else LOG_ERROR,
                   outcome_sentence(job, outcome, duration, log.path))
         logging_error = None if events is None else events.failure
         # Still under our signal handlers: a SIGTERM now cannot lose the record.
@@ -6086,12 +6112,13 @@ def _record_orphaned_run(config, name, record):
         os.close(fd)
 
 
-def record_unrecorded_run(config, name, record, reason):
-    """Under job NAME's lock: record as killed, for REASON, the run that
-    RECORD (of the lock) describes, unless its run-job did before it went."""
+def record_unrecorded_run(config, name, record, reason, status="killed"):
+    """Under job NAME's lock: record with STATUS (killed or replaced), for
+    REASON, the run that RECORD (of the lock) describes, unless its run-job
+    did before it went."""
     if abs(_recorded_start_time(config, name) - record["start"]) < 0.001:
         return
-    outcome = Outcome("killed", reason)
+    outcome = Outcome(status, reason)
     duration = time.time() - record["start"]
     set_aside = record_run(config, name, outcome, record["start"], duration, record["log"],
                            pid=record["pid"])  # that run's run-job, not this one
@@ -7080,7 +7107,7 @@ usage: run-job [-c FILE] [options] [NAME]
   -h, --help                    print this help
 
 exit codes:
-  0    success, or a quiet policy skip
+  0    success, a quiet policy skip, or a run replaced (overlap: replace)
   1    the job failed or was killed
   64   usage error, or no job by that name
   69   the job is halted (run-job --reset NAME clears it)

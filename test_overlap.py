@@ -125,6 +125,24 @@ class OverlapTests(SandboxTest):
         self.assertGreaterEqual(runs[1]["start_time"],
                                 runs[0]["start_time"] + runs[0]["duration"] - 0.01)
 
+    def test_a_job_paused_while_a_run_waited_is_skipped_when_its_turn_comes(self):
+        self.job("held", "sh -c 'echo run >> %s; until [ -e %s ]; do sleep 0.02; done'"
+                 % (self.path("runs"), self.path("go")), "overlap: wait\n")
+        first = self.launch("held")
+        wait_for(lambda: self.lines("runs"))
+        waiter = self.launch("held")
+        self.wait_lock_held("held", waiter)
+        self.assertEqual(self.sandbox.run("--pause", "held", "--reason", "disk swap")[0], 0)
+        with open(self.path("go"), "w"):
+            pass
+        self.assertEqual(self.finish(first), (0, ""))
+        self.assertEqual(self.finish(waiter), (0, ""))  # a quiet policy skip
+        self.assertEqual(self.lines("runs"), ["run"])
+        entry = self.history("held")[-1]
+        self.assertEqual((entry["status"], entry["pid"]), ("skipped", waiter.pid))
+        self.assertTrue(entry["reason"].startswith("paused by "), entry)
+        self.assertTrue(entry["reason"].endswith(": disk swap"), entry)
+
     def test_a_second_waiter_is_skipped_with_75_and_recorded(self):
         # Each run lasts until the test creates `go`.
         self.job("busy", "sh -c 'echo run >> %s; until [ -e %s ]; do sleep 0.02; done'"
@@ -208,17 +226,16 @@ class OverlapTests(SandboxTest):
         self.assertNotEqual(os.getpgid(grandchild), first.pid)
         second = self.launch("fresh")
         self.assertEqual(self.finish(second), (0, ""))
-        code, err = self.finish(first)
-        self.assertEqual(code, 1)
-        self.assertIn("was killed (replaced by run-job pid %d (overlap: replace))"
-                      % second.pid, err)
+        # Replaced: neither a success nor a failure, and as quiet as a success.
+        self.assertEqual(self.finish(first), (0, ""))
         self.assertEqual(self.lines("runs"), ["second"])
         self.assertIsNone(run_job.read_process(grandchild))
         history = self.history("fresh")
         self.assertEqual([(entry["status"], entry["pid"]) for entry in history],
-                         [("killed", first.pid), ("success", second.pid)])
+                         [("replaced", first.pid), ("success", second.pid)])
         self.assertEqual(history[0]["reason"],
                          "replaced by run-job pid %d (overlap: replace)" % second.pid)
+        self.assertEqual(history[0]["consecutive_failures"], 0)
         self.assertEqual(self.leftovers(), [])
 
     def test_replace_records_a_run_whose_run_job_had_died(self):
@@ -233,7 +250,7 @@ class OverlapTests(SandboxTest):
         self.assertEqual((code, out, err), (0, "", ""))
         history = self.history("orphan")
         self.assertEqual([(entry["status"], entry["pid"]) for entry in history],
-                         [("killed", first.pid), ("success", history[1]["pid"])])
+                         [("replaced", first.pid), ("success", history[1]["pid"])])
         self.assertEqual(history[0]["reason"], "replaced by run-job pid %d (overlap: replace)"
                          % history[1]["pid"])
         self.assertEqual(self.leftovers(), [])
@@ -251,8 +268,8 @@ class OverlapTests(SandboxTest):
         by_pid = dict((entry["pid"], entry) for entry in history)
         for process, code in zip(processes, codes):
             entry = by_pid[process.pid]
-            expected = {0: "success", 1: "killed", 75: "skipped"}[code]
-            self.assertEqual(entry["status"], expected, (code, entry))
+            expected = {0: ("success", "replaced"), 1: ("killed",), 75: ("skipped",)}[code]
+            self.assertIn(entry["status"], expected, (code, entry))
             if code == 75:
                 self.assertTrue(entry["reason"].startswith("lock held: "), entry)
         self.assertEqual(run_job.read_job_state(self.sandbox.load(), name)["status"],
@@ -291,12 +308,14 @@ class OverlapTests(SandboxTest):
         self.assertEqual(self.sandbox.run("--kill-job", "latest")[0], 0)
         results = [self.finish(process, 60) for process in processes]
         codes = [code for code, _ in results]
-        self.assertEqual(set(codes) - {1, 75}, set(), results)
+        self.assertEqual(set(codes) - {0, 1, 75}, set(), results)
         history = self.assert_every_launch_recorded("latest", processes, codes)
+        replaced = [entry for entry in history if entry["status"] == "replaced"]
         killed = [entry for entry in history if entry["status"] == "killed"]
-        self.assertEqual(killed[-1]["pid"], survivor.pid)
-        ran = set(entry["pid"] for entry in killed)
-        for entry in killed[:-1]:
+        self.assertEqual([entry["pid"] for entry in killed], [survivor.pid])  # --kill-job
+        self.assertEqual(killed[0]["consecutive_failures"], 1)  # replaced runs: no failure
+        ran = set(entry["pid"] for entry in replaced + killed)
+        for entry in replaced:
             replacer = int(entry["reason"].split()[4])
             self.assertEqual(entry["reason"], run_job.replaced_reason(replacer))
             self.assertIn(replacer, ran)

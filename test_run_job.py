@@ -344,7 +344,7 @@ class LockTests(RunnerTestCase):
         self.assertIsNotNone(run_job.running_info(self.config, "demo"))
         started = time.monotonic()
         self.assertEqual(run_job.kill_job(self.config, "demo"), 0)
-        self.assertLess(time.monotonic() - started, 0.3 + 1.0)
+        self.assertLess(time.monotonic() - started, 0.3 + 3.0)  # no hang: speed is bench's
         wait_for(lambda: not any(alive(pid) for pid in job_pids), 2)
         self.assertIsNone(bystander.poll())
         self.assertIsNone(run_job.running_info(self.config, "demo"))

@@ -167,5 +167,14 @@ class ConcurrentStateTests(SandboxTest):
         self.assertEqual([entry["n"] for entry in read_history(config, "a")], list(range(150)))
 
 
+class TimeTextTests(unittest.TestCase):
+    def test_a_times_text_and_number_agree_to_the_millisecond(self):
+        for epoch in (1e9 + 0.5475, 1e9 + 0.9996, 1e9, 1e9 + 0.0004, 1764633600.1239):
+            text = run_job._iso_time(epoch)
+            seconds = time.mktime(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S"))
+            self.assertAlmostEqual(seconds + int(text[20:23]) / 1000.0, round(epoch, 3),
+                                   places=6, msg=text)
+
+
 if __name__ == "__main__":
     unittest.main()

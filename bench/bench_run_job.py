@@ -13,7 +13,9 @@ median, the reference's, their ratio, the goal and run-job's min and max:
              against `flock -n LOCK timeout 600 /bin/true >LOG 2>&1` in sh, and
              run_job imported byte-compiled by a 3-line stub (the module form);
   skip       a second launch of a job while its first run holds the lock
-             (exit 75) against `python3 -c pass`;
+             (exit 75) against `python3 -c pass`; a start of a paused job
+             (exit 0) and of a halted one (exit 69), neither writing a job
+             log, against a /bin/true run (goal <= 1x: no dearer than a run);
   memory     run-job's resident memory (VmRSS) while its job sleeps (goal
              <= 1.6x `python3 -c pass`'s) and its peak (VmHWM, goal <= 2.2x),
              read from /proc by this bench, also while it captures output;
@@ -294,6 +296,24 @@ def skip_when_locked(report, root, ways, count):
     report.row("skip (lock held, exit 75) vs python3 -c pass", ours, python, "ms")
 
 
+def skip_when_paused(report, root, ways, count):
+    """A start of a paused job, skipped quietly (exit 0, recorded, no job
+    log), and of a halted one (exit 69), against a plain /bin/true run: the
+    skip and refusal paths must cost no more than a run (goal <= 1x)."""
+    write_job(root, "true", "/bin/true")
+    write_job(root, "paused", "/bin/true")
+    write_job(root, "halted", "/bin/false", "halt_after_failures: 1\n")
+    run(ways["installed"] + ["--pause", "paused"])
+    run(ways["installed"] + ["halted"], expected=1)
+    plain, paused, halted = [], [], []
+    for _ in range(count):  # interleaved
+        plain.append(run(ways["installed"] + ["true"]))
+        paused.append(run(ways["installed"] + ["paused"]))
+        halted.append(run(ways["installed"] + ["halted"], expected=69))
+    report.row("skip (paused, exit 0) vs a /bin/true run", paused, plain, "ms", 1.0)
+    report.row("refusal (halted, exit 69) vs a /bin/true run", halted, plain, "ms", 1.0)
+
+
 def recorded_start(root, name):
     """The start of NAME's last run (time.time()), from its lock file."""
     with open(os.path.join(root, "run", name + ".lock"), "rb") as lock:
@@ -498,6 +518,7 @@ def main():
         report = Table()
         start_up(report, root, ways, 10 if quick else 30)
         skip_when_locked(report, root, ways, 10 if quick else 30)
+        skip_when_paused(report, root, ways, 10 if quick else 30)
         python_peak = memory_figures(report, root, ways, 3 if quick else 7)
         kill_latency(report, root, ways, 3 if quick else 5)
         captures(report, root, ways, quick, python_peak)
