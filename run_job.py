@@ -5439,10 +5439,13 @@ def record_run(config, name, outcome, start, duration, log_path, pid=None,
         record["trigger"] = trigger
 
     def change(state):
-        failures = 0  # a success; a replaced run counts for neither
-        if outcome.status != "success":
-            failures = recorded_count(state, "consecutive_failures") + \
-                (outcome.status != "replaced")
+        # Only failed and timed-out runs count (halt_after_failures, backoff);
+        # a run killed by hand or replaced is neither a success nor a failure.
+        failures = recorded_count(state, "consecutive_failures")
+        if outcome.status == "success":
+            failures = 0
+        elif outcome.status in ("failed", "timeout"):
+            failures += 1
         for key in ("last_skip", "last_skip_reason", "trigger", "attempts"):
             state.pop(key, None)
         state.update(record, consecutive_failures=failures)

@@ -255,6 +255,24 @@ class HaltTests(PolicyTest):
         self.assertEqual(self.sandbox.run("slow")[0], 124)
         self.assertEqual(self.state("slow")["halt_reason"], "1 consecutive failure")
 
+    def test_a_run_killed_by_hand_is_no_failure(self):
+        # Killed twice, then one failure: one consecutive failure, not three.
+        self.sandbox.write_job("stopped", "command: /bin/sh -c 'test -e %s || exec sleep 30; "
+                               "exit 3'\nhalt_after_failures: 2\nbackoff: true\n"
+                               % self.sandbox.path("fail-now"))
+        for _ in range(2):
+            process = self.start_in_background("stopped")
+            self.wait_until_running("stopped")
+            self.assertEqual(self.sandbox.run("--kill-job", "stopped")[0], 0)
+            self.assertEqual(process.wait(timeout=20), 1)
+            self.assertEqual(self.state("stopped")["consecutive_failures"], 0)
+        with open(self.sandbox.path("fail-now"), "w"):
+            pass
+        self.assertEqual(self.sandbox.run("stopped")[0], 1)
+        state = self.state("stopped")
+        self.assertEqual(state["consecutive_failures"], 1)
+        self.assertNotIn("halted", state)
+
     def test_paused_wins_over_halted_quietly(self):
         self.sandbox.write_job("fatal", "command: /bin/false\nhalt_on_exit_codes: 1\n")
         self.sandbox.run("fatal")
