@@ -3,6 +3,8 @@ on job files, state and history in temporary directories. Backoff windows
 are tested on recorded failures whose times lie in the past (written with
 update_state), not by waiting and not with a fake clock."""
 
+import datetime
+import json
 import os
 import sys
 import time
@@ -184,6 +186,25 @@ class LoggerTests(PolicyTest):
             "INFO job fatal reset by %s (was %s; had 1 consecutive failure)"
             % (CURRENT_USER, halted)])
         self.assertTrue(lines[3].startswith("ERROR job fatal failed (exit status 1)"))
+
+
+class MarkTests(PolicyTest):
+    def test_a_mark_cleared_by_hand_with_false_or_0_is_no_mark_anywhere(self):
+        # Runs, --status and --catch-up ask the same question of the state.
+        self.write_counting_job("tidy", "schedule: '0 * * * *'\ncatch_up: true\n")
+        for cleared in ({"halted": 0, "halted_time": 5}, {"paused": False}, {"paused": ""},
+                        {"halted": None, "paused": None}):
+            run_job.write_file_atomic(run_job.state_path(self.config, "tidy"), run_job.json_line(
+                dict({"job": "tidy", "start_time": 1.0}, **cleared)).encode())
+            state = self.state("tidy")
+            self.assertIsNone(run_job.policy_skip_reason(
+                run_job.load_job(self.config, "tidy"), state, time.time()), cleared)
+            status = json.loads(self.sandbox.run("--status", "--json", "tidy")[1])["jobs"][0]
+            self.assertEqual((status["paused"], status["halted"]), (None, None), cleared)
+            now = datetime.datetime.now()
+            self.assertIsNotNone(run_job.catch_up_decision(
+                run_job.load_job(self.config, "tidy"), state, now)[0], cleared)
+            self.assertEqual(self.sandbox.run("tidy"), (0, "", ""), cleared)
 
 
 class HaltTests(PolicyTest):
