@@ -5323,6 +5323,13 @@ def recorded_number(state, key, default=0):
     return default
 
 
+def mark_set(state, key):
+    """Whether STATE holds the mark KEY (paused, halted): set to its time;
+    one cleared by hand with false, 0, "" or null is no mark. Runs, --status
+    and --catch-up all ask this."""
+    return bool((state or {}).get(key))
+
+
 def recorded_count(state, key):
     """STATE[KEY] as a whole number from 0 to COUNT_MAX: a huge count (a
     damaged state) is COUNT_MAX; a negative one, or no finite number, 0."""
@@ -5446,10 +5453,13 @@ def record_run(config, name, outcome, start, duration, log_path, pid=None,
         record["trigger"] = trigger
 
     def change(state):
-        failures = 0  # a success; a replaced run counts for neither
-        if outcome.status != "success":
-            failures = recorded_count(state, "consecutive_failures") + \
-                (outcome.status != "replaced")
+        # Only failed and timed-out runs count (halt_after_failures, backoff);
+        # a run killed by hand or replaced is neither a success nor a failure.
+        failures = recorded_count(state, "consecutive_failures")
+        if outcome.status == "success":
+            failures = 0
+        elif outcome.status in ("failed", "timeout"):
+            failures += 1
         for key in ("last_skip", "last_skip_reason", "trigger", "attempts"):
             state.pop(key, None)
         state.update(record, consecutive_failures=failures)
@@ -5457,7 +5467,7 @@ def record_run(config, name, outcome, start, duration, log_path, pid=None,
             state["last_success"], state["last_success_time"] = record["start"], record["start_time"]
         entry = dict(record, consecutive_failures=failures)
         halt = halt_reason(job, outcome, failures)
-        if halt is not None and state.get("halted") is None:
+        if halt is not None and not mark_set(state, "halted"):
             state["halted"], state["halted_time"] = _iso_time(start + duration), \
                 round(start + duration, 3)
             state["halt_reason"] = entry["halt_reason"] = halt
@@ -5637,9 +5647,9 @@ def backoff_until(job, state, now):
 def policy_skip_reason(job, state, now):
     """Why JOB must not run now, by its STATE: paused, halted or backing
     off (the reason starts with that word), or None."""
-    if state.get("paused") is not None:
+    if mark_set(state, "paused"):
         return pause_text(state)
-    if state.get("halted") is not None:
+    if mark_set(state, "halted"):
         return halt_text(state)
     until = backoff_until(job, state, now)
     if until is not None and now < until:
@@ -5684,7 +5694,7 @@ def pause_job(config, name, by, reason, now):
     """Pause job NAME; pausing a paused job replaces who and why (REASON,
     or None), and keeps since when; changed: whether it was not paused yet."""
     def apply(state, entry):
-        was_paused = state.get("paused") is not None
+        was_paused = mark_set(state, "paused")
         if not was_paused:
             state["paused"], state["paused_time"] = entry["start"], entry["start_time"]
         state["paused_by"], state["pause_reason"] = by, reason
@@ -5696,7 +5706,7 @@ def resume_job(config, name, by, reason, now):
     """Resume job NAME (REASON unused: --reason is --pause's); the history
     says which pause it ended; changed: whether it was paused."""
     def apply(state, entry):
-        was_paused = state.get("paused") is not None
+        was_paused = mark_set(state, "paused")
         ended = "was " + pause_text(state) if was_paused else "not paused"
         for key in PAUSE_KEYS:
             state.pop(key, None)
@@ -5709,7 +5719,7 @@ def reset_job(config, name, by, reason, now):
     backoff (REASON unused); changed: whether there was anything to clear."""
     def apply(state, entry):
         cleared = []
-        if state.get("halted") is not None:
+        if mark_set(state, "halted"):
             cleared.append("was " + halt_text(state))
         failures = recorded_count(state, "consecutive_failures")
         if failures:
@@ -5788,7 +5798,7 @@ def catch_up_decision(job, state, now):
     if job.disabled or job.schedule is None:
         return None, "disabled" if job.disabled else "unscheduled"
     for mark in ("paused", "halted"):
-        if state.get(mark):
+        if mark_set(state, mark):
             return None, mark
     start_time = recorded_number(state, "start_time", None)
     if start_time is None:
@@ -6461,17 +6471,17 @@ def recorded_status(job, state, now):
 
 
 def paused_status(state):
-    at, at_time = recorded_time(state, "paused", "paused_time")
-    if at is None:
+    if not mark_set(state, "paused"):
         return None
+    at, at_time = recorded_time(state, "paused", "paused_time")
     return {"by": recorded_text(state, "paused_by"), "at": at, "at_time": at_time,
             "reason": recorded_text(state, "pause_reason")}
 
 
 def halted_status(state):
-    since, since_time = recorded_time(state, "halted", "halted_time")
-    if since is None:
+    if not mark_set(state, "halted"):
         return None
+    since, since_time = recorded_time(state, "halted", "halted_time")
     return {"since": since, "since_time": since_time,
             "reason": recorded_text(state, "halt_reason")}
 

@@ -313,7 +313,7 @@ class OverlapTests(SandboxTest):
         replaced = [entry for entry in history if entry["status"] == "replaced"]
         killed = [entry for entry in history if entry["status"] == "killed"]
         self.assertEqual([entry["pid"] for entry in killed], [survivor.pid])  # --kill-job
-        self.assertEqual(killed[0]["consecutive_failures"], 1)  # replaced runs: no failure
+        self.assertEqual(killed[0]["consecutive_failures"], 0)  # killed, replaced: no failure
         ran = set(entry["pid"] for entry in replaced + killed)
         for entry in replaced:
             replacer = int(entry["reason"].split()[4])

@@ -3,6 +3,8 @@ on job files, state and history in temporary directories. Backoff windows
 are tested on recorded failures whose times lie in the past (written with
 update_state), not by waiting and not with a fake clock."""
 
+import datetime
+import json
 import os
 import sys
 import time
@@ -186,6 +188,25 @@ class LoggerTests(PolicyTest):
         self.assertTrue(lines[3].startswith("ERROR job fatal failed (exit status 1)"))
 
 
+class MarkTests(PolicyTest):
+    def test_a_mark_cleared_by_hand_with_false_or_0_is_no_mark_anywhere(self):
+        # Runs, --status and --catch-up ask the same question of the state.
+        self.write_counting_job("tidy", "schedule: '0 * * * *'\ncatch_up: true\n")
+        for cleared in ({"halted": 0, "halted_time": 5}, {"paused": False}, {"paused": ""},
+                        {"halted": None, "paused": None}):
+            run_job.write_file_atomic(run_job.state_path(self.config, "tidy"), run_job.json_line(
+                dict({"job": "tidy", "start_time": 1.0}, **cleared)).encode())
+            state = self.state("tidy")
+            self.assertIsNone(run_job.policy_skip_reason(
+                run_job.load_job(self.config, "tidy"), state, time.time()), cleared)
+            status = json.loads(self.sandbox.run("--status", "--json", "tidy")[1])["jobs"][0]
+            self.assertEqual((status["paused"], status["halted"]), (None, None), cleared)
+            now = datetime.datetime.now()
+            self.assertIsNotNone(run_job.catch_up_decision(
+                run_job.load_job(self.config, "tidy"), state, now)[0], cleared)
+            self.assertEqual(self.sandbox.run("tidy"), (0, "", ""), cleared)
+
+
 class HaltTests(PolicyTest):
     def test_a_halt_after_failures_survives_a_restart_and_clears_with_reset(self):
         self.sandbox.write_job("flaky", "command: /bin/false\nhalt_after_failures: 2\n")
@@ -254,6 +275,24 @@ class HaltTests(PolicyTest):
         self.assertNotIn("halted", self.state("busy"))
         self.assertEqual(self.sandbox.run("slow")[0], 124)
         self.assertEqual(self.state("slow")["halt_reason"], "1 consecutive failure")
+
+    def test_a_run_killed_by_hand_is_no_failure(self):
+        # Killed twice, then one failure: one consecutive failure, not three.
+        self.sandbox.write_job("stopped", "command: /bin/sh -c 'test -e %s || exec sleep 30; "
+                               "exit 3'\nhalt_after_failures: 2\nbackoff: true\n"
+                               % self.sandbox.path("fail-now"))
+        for _ in range(2):
+            process = self.start_in_background("stopped")
+            self.wait_until_running("stopped")
+            self.assertEqual(self.sandbox.run("--kill-job", "stopped")[0], 0)
+            self.assertEqual(process.wait(timeout=20), 1)
+            self.assertEqual(self.state("stopped")["consecutive_failures"], 0)
+        with open(self.sandbox.path("fail-now"), "w"):
+            pass
+        self.assertEqual(self.sandbox.run("stopped")[0], 1)
+        state = self.state("stopped")
+        self.assertEqual(state["consecutive_failures"], 1)
+        self.assertNotIn("halted", state)
 
     def test_paused_wins_over_halted_quietly(self):
         self.sandbox.write_job("fatal", "command: /bin/false\nhalt_on_exit_codes: 1\n")
