@@ -88,6 +88,8 @@ STATE_CASES = [
         name, status="failed\x1b]0;title\x07", reason="line\nbreak\x1b[31m",
         start="\r\x1b[2J", log="\x00", set_aside="\x1b[5m", last_success="\x9b31m",
         last_skip_reason="\x1b[1m", logging_error="\x1b[1m"), None),
+    ("marks cleared by hand (false, 0, empty)", lambda name, outside: record(
+        name, paused=False, paused_by="", halted=0, halt_reason=""), False),
     # A mark, however odd its values, is honoured until --resume or --reset clears it.
     ("a pause mark of the wrong types", lambda name, outside: record(
         name, paused=2, paused_time="x", paused_by=6, pause_reason=3), "paused"),
