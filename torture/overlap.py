@@ -31,6 +31,9 @@ import time
 
 import common
 
+# A launch: python3 driver.py LIBRARY READY-PREFIX GO-FILE DELAY ARGUMENTS...
+# It notes in times-PID beside READY-PREFIX when it called run_job.main and
+# when that returned (torture/state.py reads them).
 DRIVER = r"""
 import os, sys, time
 sys.path.insert(0, sys.argv[1])
@@ -39,7 +42,13 @@ open(sys.argv[2] + str(os.getpid()), "w").close()
 while not os.path.exists(sys.argv[3]):
     time.sleep(0.005)
 time.sleep(float(sys.argv[4]))
-sys.exit(run_job.main(sys.argv[5:]))
+called = time.time()
+try:
+    code = run_job.main(sys.argv[5:])
+finally:
+    with open(os.path.join(os.path.dirname(sys.argv[2]), "times-%d" % os.getpid()), "w") as times:
+        times.write("%r %r" % (called, time.time()))
+sys.exit(code)
 """
 
 # In every process of a run: the run's id, PID-NANOSECONDS (its shell's pid

@@ -31,24 +31,6 @@ import overlap
 sys.path.insert(0, common.REPO)
 import run_job  # noqa: E402
 
-# A launch notes in times-PID when it called run_job.main and when that returned.
-DRIVER = r"""
-import os, sys, time
-sys.path.insert(0, sys.argv[1])
-import run_job
-open(sys.argv[2] + str(os.getpid()), "w").close()
-while not os.path.exists(sys.argv[3]):
-    time.sleep(0.005)
-time.sleep(float(sys.argv[4]))
-called = time.time()
-try:
-    code = run_job.main(sys.argv[5:])
-finally:
-    with open(os.path.join(os.path.dirname(sys.argv[2]), "times-%d" % os.getpid()), "w") as times:
-        times.write("%r %r" % (called, time.time()))
-sys.exit(code)
-"""
-
 NAME = "flaky"
 TAG = "torture"
 SCHEDULE = "*/5 * * * *"
@@ -122,7 +104,7 @@ class Launch(object):
 
 def start_launches(sandbox, library, kinds, spread, rng):
     driver = sandbox.path("driver.py")
-    common.write_file(driver, DRIVER)
+    common.write_file(driver, overlap.DRIVER)
     ready, go = sandbox.path("ready-"), sandbox.path("go")
     launches = []
     for number, kind in enumerate(kinds):
