@@ -3730,6 +3730,10 @@ def set_aside_file(path, now):
     raise OSError(errno.EEXIST, "too many files set aside within one second")
 
 
+def state_lock_path(config, name):
+    return os.path.join(config.run_directory, name + ".state.lock")
+
+
 def wait_lock_path(config, name):
     """The lock of the one launch next in line (`overlap: wait` or `replace`).
     A job name has no ".": no job's lock or state lock is named so."""
@@ -3801,11 +3805,13 @@ def replaced_reason(pid):
     return "replaced by run-job pid %d (overlap: replace)" % pid
 
 
-def _open_lock_file(path, name):
+def _open_lock_file(path, name, what="lock file"):
+    """Open (or create) job NAME's lock file PATH: its lock, wait lock or
+    state lock (WHAT)."""
     try:
         return _open_regular_file(path, os.O_RDWR | os.O_CREAT)
     except BadFileError as error:
-        raise RefusedError("%s; remove it: it is job %s's lock file" % (error, name))
+        raise RefusedError("%s; remove it: it is job %s's %s" % (error, name, what))
     except OSError as error:
         raise RefusedError("%s: cannot open the lock file: %s; check run_directory"
                            % (path, error.strerror))
@@ -3886,8 +3892,15 @@ def _lock_file_status(path):
 
 def lock_file_problem(config, name):
     """The BadFileError of job NAME's lock file when something else than a
-    regular file is there (acquire_lock refuses every run), else None."""
-    return _unexpected_file(lock_path(config, name), None)
+    regular file is there (acquire_lock refuses every run), else that of
+    its state lock (no change can be recorded) or wait lock (no run of
+    `overlap: wait` or `replace` starts), else None."""
+    for path in (lock_path(config, name), state_lock_path(config, name),
+                 wait_lock_path(config, name)):
+        problem = _unexpected_file(path, None)
+        if problem is not None:
+            return problem
+    return None
 
 
 def _lock_is_held(path, ask_holders=True):
@@ -5102,10 +5115,6 @@ def history_path(config, name):
     return os.path.join(config.state_directory, name + ".history")
 
 
-def state_lock_path(config, name):
-    return os.path.join(config.run_directory, name + ".state.lock")
-
-
 def _json_string(text):
     if text.isprintable() and '"' not in text and "\\" not in text:
         return '"%s"' % text
@@ -5267,10 +5276,11 @@ class StateLock(object):
 
     def __init__(self, config, name):
         self.path = state_lock_path(config, name)
+        self.name = name
         self.fd = None
 
     def __enter__(self):
-        self.fd = _open_regular_file(self.path, os.O_RDWR | os.O_CREAT)
+        self.fd = _open_lock_file(self.path, self.name, "state lock")
         try:
             _flock_within(self.fd, STATE_LOCK_WAIT, self.path)
         except BaseException:
@@ -5673,6 +5683,9 @@ def skip_by_policy(config, job, reason, now, events):
     return EXIT_OK
 
 
+COMMAND_NAMES = {"paused": "pause", "resumed": "resume", "reset": "reset"}
+
+
 def record_command(config, name, status, by, now, apply):
     """Record a --pause, --resume or --reset (STATUS paused, resumed, reset)
     of job NAME by user BY: APPLY(state, entry) changes the state's marks
@@ -5686,7 +5699,12 @@ def record_command(config, name, status, by, now, apply):
         entry["reason"], effect = apply(state, entry)
         changed.append(effect)
         return entry
-    update_state(config, name, change, now)
+    try:
+        update_state(config, name, change, now)
+    except OSError as error:
+        raise RefusedError("job %s: cannot record the %s in %s: %s; the service user must "
+                           "be able to write there" % (name, COMMAND_NAMES[status],
+                                                       config.state_directory, error.strerror))
     return entry["reason"], changed[0]
 
 
@@ -5910,7 +5928,7 @@ def _acquire_in_turn(config, job):
     opened = []
     try:
         turn_path = wait_lock_path(config, job.name)
-        opened.append(_open_lock_file(turn_path, job.name))
+        opened.append(_open_lock_file(turn_path, job.name, "wait lock"))
         if not _try_lock(opened[0]):
             raise LockHeldError(_next_in_line_message(job, read_lock_record(turn_path)))
         JobLock(turn_path, opened[0]).describe(os.getpid(), 0, time.time(), job.kill_grace, "")
@@ -7355,6 +7373,8 @@ def command_hint(invocation):
     words = ["run-job"]
     if action != "run":
         words.append("--kill-job" if action == "kill" else "--" + action)
+    if invocation.force:
+        words.append("--force")
     words.extend([invocation.job] if invocation.job is not None else invocation.names)
     for tag in invocation.tags:
         words.extend(("--tag", tag))

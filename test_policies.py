@@ -207,6 +207,19 @@ class MarkTests(PolicyTest):
             self.assertEqual(self.sandbox.run("tidy"), (0, "", ""), cleared)
 
 
+class BadLockTests(PolicyTest):
+    def test_a_bad_state_lock_is_one_line_with_its_fix_and_shown_by_status(self):
+        self.write_counting_job("fifo")
+        os.mkfifo(run_job.state_lock_path(self.config, "fifo"))
+        code, out, err = self.sandbox.run("--pause", "fifo", **AS_CALLER)
+        self.assertEqual((code, out, len(err.splitlines())), (77, "", 1), err)
+        self.assertTrue(err.rstrip().endswith("is a FIFO, not a regular file; remove it: it "
+                                              "is job fifo's state lock"), err)
+        code, out, err = self.sandbox.run("--status", "--json", "fifo")
+        self.assertIn("fifo.state.lock is a FIFO",
+                      json.loads(out)["jobs"][0]["lock_error"])
+
+
 class HaltTests(PolicyTest):
     def test_a_halt_after_failures_survives_a_restart_and_clears_with_reset(self):
         self.sandbox.write_job("flaky", "command: /bin/false\nhalt_after_failures: 2\n")

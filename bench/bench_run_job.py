@@ -450,7 +450,7 @@ MATCHING_CASES = (
     (100, 100, 2, "fail_on_stderr: true\nstderr_ignore: ['^x', '^warning:']\n",
      "stderr_ignore, anchored", 2.0),
     (20, 100, 1, "fail_on_output: '\\s(ERROR|FATAL)\\s'\n",
-     "fail_on_output, line by line", None),
+     "fail_on_output, line by line", 2.0),
 )
 
 
