@@ -5520,15 +5520,19 @@ def history_entry(name, status, reason, now):
             "start_time": round(now, 3), "pid": os.getpid()}
 
 
-def record_skip(config, name, reason, now, status="skipped"):
+def record_skip(config, name, reason, now, set_aside=()):
     """Record a start of job NAME that did not run, and why: the history gets
-    a line with STATUS, the state keeps the last run's record and gains
-    `last_skip` (local time) and `last_skip_reason`, so it shows the skips
-    since that run."""
-    entry = history_entry(name, status, reason, now)
+    a line with status skipped, the state keeps the last run's record and
+    gains `last_skip` (local time) and `last_skip_reason`, so it shows the
+    skips since that run. SET_ASIDE: what read_state_for_run set aside."""
+    entry = history_entry(name, "skipped", reason, now)
+    if set_aside:
+        entry["set_aside"] = "\n".join(set_aside)
 
     def change(state):
         state["last_skip"], state["last_skip_reason"] = entry["start"], reason
+        if set_aside:
+            state["set_aside"] = entry["set_aside"]
         return entry
     return _record_change(config, name, change, "the skipped start")
 
@@ -5669,14 +5673,14 @@ def policy_skip_reason(job, state, now):
     return None
 
 
-def skip_by_policy(config, job, reason, now, events):
-    """Skip a start of JOB for REASON (policy_skip_reason): recorded, told to
-    EVENTS, no job log; quiet (exit 0), except that a halted job raises
-    HaltedError, whose one line cron mails."""
+def skip_by_policy(config, job, reason, now, events, set_aside=()):
+    """Skip a start of JOB for REASON (policy_skip_reason): recorded (with
+    SET_ASIDE, see record_skip), told to EVENTS, no job log; quiet (exit 0),
+    except that a halted job raises HaltedError, whose one line cron mails."""
     halted = reason.startswith("halted")
     log_event(events, LOG_WARNING if halted else LOG_INFO,
               "job %s: start skipped: %s" % (job.name, reason))
-    record_skip(config, job.name, reason, now)
+    record_skip(config, job.name, reason, now, set_aside)
     if halted:
         raise HaltedError("job %s is %s; run-job --reset %s clears it"
                           % (job.name, reason, job.name))
@@ -6017,23 +6021,25 @@ def execute_job(config, job, slow_start=False, live=None, events=None, force=Fal
     state, set_aside = read_state_for_run(config, job.name, now)
     reason = None if force else policy_skip_reason(job, state, now)
     if reason is not None:
-        return skip_by_policy(config, job, reason, now, events)
+        return skip_by_policy(config, job, reason, now, events, set_aside)
     try:
         lock = acquire_lock(config, job)
     except LockHeldError as error:
         if job.allow_overtime and not isinstance(error, StuckRunError):
-            record_skip(config, job.name, "lock held: %s (allow_overtime)" % error, now)
+            record_skip(config, job.name, "lock held: %s (allow_overtime)" % error, now,
+                        set_aside)
             return EXIT_OK
         log_event(events, LOG_WARNING, str(error))
-        record_skip(config, job.name, "lock held: %s" % error, now)
+        record_skip(config, job.name, "lock held: %s" % error, now, set_aside)
         raise
     try:
         if lock.waited and not force:  # paused, say, while it waited
             now = time.time()
-            state, set_aside = read_state_for_run(config, job.name, now)
+            state, more = read_state_for_run(config, job.name, now)
+            set_aside = set_aside + more
             reason = policy_skip_reason(job, state, now)
             if reason is not None:
-                return skip_by_policy(config, job, reason, now, events)
+                return skip_by_policy(config, job, reason, now, events, set_aside)
         return _execute_locked(config, job, lock, slow_start, live, events, set_aside,
                                trigger)
     finally:

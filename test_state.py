@@ -123,6 +123,20 @@ class ConcurrentStateTests(SandboxTest):
                                                              "running"), state)
         self.assertNotIn("consecutive_failures", state)
 
+    def test_a_lock_held_skip_records_what_it_set_aside(self):
+        self.sandbox.write_job("slow", "command: /bin/sleep 30\n")
+        self.start_in_background("slow")
+        self.wait_until_running("slow")
+        config = self.sandbox.load()
+        with open(run_job.state_path(config, "slow"), "wb") as state:
+            state.write(b"garbage\n")
+        self.assertEqual(self.sandbox.run("slow")[0], 75)
+        entry = read_history(config, "slow")[-1]
+        self.assertEqual(entry["status"], "skipped")
+        self.assertTrue(entry["set_aside"].startswith("state file set aside: "), entry)
+        self.assertIn("state file set aside: ",
+                      run_job.read_job_state(config, "slow")["set_aside"])
+
     def test_a_state_held_locked_too_long_is_an_error_not_a_hang(self):
         # Only processes of the service user can hold it: a job gone wrong.
         self.sandbox.write_job("quick", "command: /bin/true\n")
