@@ -10,8 +10,10 @@ missed:
 
   run-job as `make install` installs it, run by /usr/bin/python3
   (bench_run_job.py): a plain run and a skip (lock held, exit 75) against
-  `python3 -c pass`; resident and peak memory; output capture against
-  `JOB | cat > FILE`; per-line stamps against ts (moreutils); the exit past a
+  `python3 -c pass`; a paused skip and a halted refusal against a plain run;
+  resident and peak memory; output capture against `JOB | cat > FILE`;
+  output matching against the same job without patterns (CPU time);
+  per-line stamps against ts (moreutils); the exit past a
   deadline (timeout 1s, kill_grace 1s) of a job that ignores SIGTERM and of a
   sleep job, against coreutils' timeout;
   in this interpreter: the YAML subset against PyYAML (bench_yaml.py) and
@@ -63,6 +65,8 @@ def run_job_figures(table, quick):
         measured(table, "start-up", bench_run_job.start_up, table, root, ways, repeats)
         measured(table, "skip (lock held)", bench_run_job.skip_when_locked, table, root, ways,
                  repeats)
+        measured(table, "skip (paused), refusal (halted)", bench_run_job.skip_when_paused,
+                 table, root, ways, repeats)
         python_peak = measured(table, "memory", bench_run_job.memory_figures, table, root,
                                ways, 3 if quick else 7)
         measured(table, "timeout", bench_run_job.kill_latency, table, root, ways,
@@ -70,6 +74,7 @@ def run_job_figures(table, quick):
         measured(table, "capture", bench_run_job.captures, table, root, ways, quick,
                  python_peak)
         measured(table, "stamps vs ts", bench_run_job.against_ts, table, root, ways, quick)
+        measured(table, "matching", bench_run_job.matching, table, root, ways, quick)
     finally:
         shutil.rmtree(root)
 
