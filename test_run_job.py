@@ -963,16 +963,22 @@ def run_all():
                     if entry.startswith("test_") and entry.endswith(".py")),
                    key=lambda name: -os.path.getsize(os.path.join(HERE, name + ".py")))
     jobs = int(os.environ.get("TEST_JOBS") or min(MAX_TEST_JOBS, os.cpu_count() or 1))
-    waiting, running, totals, skips = list(names), [], {"passed": 0, "failed": 0, "ran": 0}, []
+    waiting, running, totals, skips = list(names), {}, {"passed": 0, "failed": 0, "ran": 0}, []
     while waiting or running:
         while waiting and len(running) < jobs:
-            running.append(subprocess.Popen(
+            output = tempfile.TemporaryFile()
+            process = subprocess.Popen(
                 [sys.executable, os.path.abspath(__file__), "--module", waiting.pop(0)],
-                cwd=HERE, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT))
-        process = running.pop(0)
-        output = process.communicate()[0].decode("utf-8", "replace")
-        lines = output.rstrip("\n").split("\n")
+                cwd=HERE, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
+            running[process.pid] = (process, output)
+        pid, _ = os.wait()  # whichever module ends first
+        if pid not in running:
+            continue  # not a module's process: a test's, reaped too late
+        process, output = running.pop(pid)
+        process.returncode = 0  # reaped here, not by Popen
+        output.seek(0)
+        lines = output.read().decode("utf-8", "replace").rstrip("\n").split("\n")
+        output.close()
         try:
             counts = json.loads(lines[-1])
         except ValueError:  # the module could not even be run
