@@ -2191,17 +2191,29 @@ def exceeds_exec_limit(text):
         and len(text.encode("utf-8", "surrogateescape")) > EXEC_STRING_MAX
 
 
+def string_items(value, key, origin, whole, each):
+    """[(string, subpath)] of VALUE, a string or a list of strings; the
+    subpath is the string's index in the list, () for a string alone.
+    WHOLE names what VALUE must be, EACH what an item of its list must be."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise type_error(key, whole, value, origin)
+    pairs = []
+    for index, item in enumerate(items):
+        subpath = () if items is not value else (index,)
+        if not isinstance(item, str):
+            raise type_error(key, each, item, origin, *subpath)
+        pairs.append((item, subpath))
+    return pairs
+
+
 def parse_commands(value, key, origin):
     """A command line, or a list of them run in sequence: a list of argvs."""
-    lines = [value] if isinstance(value, str) else value
-    if not isinstance(lines, list) or not lines:
+    if value == []:
         raise type_error(key, "a command line or a list of them", value, origin)
     commands = []
-    for index, line in enumerate(lines):
-        subpath = () if lines is not value else (index,)
-        if not isinstance(line, str):
-            raise type_error(key, "a list of command lines (strings)", line,
-                             origin, *subpath)
+    for line, subpath in string_items(value, key, origin, "a command line or a list of them",
+                                      "a list of command lines (strings)"):
         try:
             argv = split_command_line(line)
         except ValueError as error:
@@ -2272,14 +2284,12 @@ def parse_environment(value, key, origin):
 
 
 def parse_tags(value, key, origin):
-    tags = [value] if isinstance(value, str) else value
-    if not isinstance(tags, list):
-        raise type_error(key, "a string or a list of strings", value, origin)
-    for index, tag in enumerate(tags):
-        if not isinstance(tag, str) or not tag:
-            subpath = () if tags is not value else (index,)
-            raise type_error(key, "a string or a list of strings", tag, origin, *subpath)
-    return tags
+    expected = "a string or a list of strings"
+    tags = string_items(value, key, origin, expected, expected)
+    for tag, subpath in tags:
+        if not tag:
+            raise type_error(key, expected, tag, origin, *subpath)
+    return [tag for tag, _ in tags]
 
 
 def parse_exit_codes(value, key, origin):
@@ -2472,17 +2482,13 @@ def _compile_bytes(pattern):
 def parse_patterns(value, key, origin):
     """A regular expression or a list of them (Python's syntax) as
     LinePatterns; None for none."""
-    sources = [value] if isinstance(value, str) else value
-    if value is None or sources == []:
+    if value is None or value == []:
         return None
-    if not isinstance(sources, list):
-        raise type_error(key, "a regular expression or a list of them", value, origin)
-    compiled = []
-    for index, source in enumerate(sources):
-        subpath = () if sources is not value else (index,)
-        if not isinstance(source, str):
-            raise type_error(key, "a list of regular expressions (strings)", source,
-                             origin, *subpath)
+    sources, compiled = [], []
+    for source, subpath in string_items(value, key, origin,
+                                        "a regular expression or a list of them",
+                                        "a list of regular expressions (strings)"):
+        sources.append(source)
         compiled.append(_compile_pattern(source, key, origin, subpath))
     pieces = [line_safe_piece(source) for source in sources]
     return LinePatterns(sources, compiled, None if None in pieces else pieces)
