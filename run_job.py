@@ -5453,6 +5453,15 @@ def run_record(name, outcome, start, duration, log_path, pid, logging_error=None
     return record
 
 
+class Recorded(object):
+    """What record_run wrote: STATE the job's state after the run (None when
+    it could not be recorded), FAILURES_BEFORE the consecutive failures
+    before it, SET_ASIDE the lines saying what was set aside."""
+
+    def __init__(self, state, failures_before, set_aside):
+        self.state, self.failures_before, self.set_aside = state, failures_before, set_aside
+
+
 def record_run(config, name, outcome, start, duration, log_path, pid=None,
                logging_error=None, set_aside=(), job=None, trigger=None):
     """Record a run of job NAME in state and history; a failure to do so is
@@ -5462,16 +5471,21 @@ def record_run(config, name, outcome, start, duration, log_path, pid=None,
     None; SET_ASIDE: what read_state_for_run set aside; JOB: the Job whose
     halt_after_failures and halt_on_exit_codes apply (see halt_reason);
     TRIGGER: what started the run when not its crontab line or a hand (a
-    catch-up), or None. Return the lines saying what was set aside now."""
+    catch-up), or None. Return a Recorded: the state as written (None when
+    it could not be), the consecutive failures before this run, and the
+    lines saying what was set aside now."""
     record = run_record(name, outcome, start, duration, log_path,
                         os.getpid() if pid is None else pid, logging_error, set_aside)
     if trigger is not None:
         record["trigger"] = trigger
 
+    before = {}
+
     def change(state):
         # Only failed and timed-out runs count (halt_after_failures, backoff);
         # a run killed by hand or replaced is neither a success nor a failure.
         failures = recorded_count(state, "consecutive_failures")
+        before["failures"] = failures
         if outcome.status == "success":
             failures = 0
         elif outcome.status in ("failed", "timeout"):
@@ -5487,8 +5501,11 @@ def record_run(config, name, outcome, start, duration, log_path, pid=None,
             state["halted"], state["halted_time"] = _iso_time(start + duration), \
                 round(start + duration, 3)
             state["halt_reason"] = entry["halt_reason"] = halt
+        before["state"] = state
         return entry
-    return _record_change(config, name, change, "the run")
+    set_aside = _record_change(config, name, change, "the run")
+    return Recorded(before.get("state") if set_aside is not None else None,
+                    before.get("failures", 0), set_aside or [])
 
 
 def halt_reason(job, outcome, failures):
@@ -5517,7 +5534,7 @@ def _record_change(config, name, change, what):
     except (OSError, ProcessControlError) as error:
         _write_stderr("run-job: job %s: cannot record %s in %s: %s\n" % (
             name, what, config.state_directory, getattr(error, "strerror", None) or error))
-        return []
+        return None
 
 
 def history_entry(name, status, reason, now):
@@ -5540,7 +5557,7 @@ def record_skip(config, name, reason, now, set_aside=()):
         if set_aside:
             state["set_aside"] = entry["set_aside"]
         return entry
-    return _record_change(config, name, change, "the skipped start")
+    return _record_change(config, name, change, "the skipped start") or []
 
 
 # ---- 9. logging and notifications ------------------------------------------------
@@ -6081,9 +6098,10 @@ def _execute_locked(config, job, lock, slow_start, live, events, set_aside, trig
         logging_error = None if events is None else events.failure
         # Still under our signal handlers: a SIGTERM now cannot lose the record.
         # Nothing of the job is left to replace the state files once more.
-        _log_set_aside(log, record_run(config, job.name, outcome, start, duration, log.path,
-                                       logging_error=logging_error, set_aside=set_aside,
-                                       job=job, trigger=trigger))
+        recorded = record_run(config, job.name, outcome, start, duration, log.path,
+                              logging_error=logging_error, set_aside=set_aside,
+                              job=job, trigger=trigger)
+        _log_set_aside(log, recorded.set_aside)
         if logging_error is not None:
             log.note("logging", logging_error)
         _log_footer(log, outcome, duration)
@@ -6161,7 +6179,7 @@ def record_unrecorded_run(config, name, record, reason, status="killed"):
     outcome = Outcome(status, reason)
     duration = time.time() - record["start"]
     set_aside = record_run(config, name, outcome, record["start"], duration, record["log"],
-                           pid=record["pid"])  # that run's run-job, not this one
+                           pid=record["pid"]).set_aside  # that run's run-job, not this one
     if _is_job_log(config, name, record["log"]):
         try:
             log = RunLog(_open_job_log(record["log"]), record["log"])
