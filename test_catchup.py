@@ -161,7 +161,7 @@ class CatchUpProcessTests(CatchUpTest):
         config = self.sandbox.load()
         with open(self.sandbox.path("catch-up.out"), "w+") as output:
             started = time.monotonic()
-            code = subprocess.call([sys.executable, test_config.RUN_JOB, "--config",
+            code = subprocess.call([sys.executable, test_config.RUN_JOB_CODE, "--config",
                                     self.sandbox.config, "--catch-up"],
                                    stdin=subprocess.DEVNULL, stdout=output, stderr=output,
                                    timeout=20)

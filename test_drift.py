@@ -16,11 +16,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import run_job  # noqa: E402
-from test_config import read_history  # noqa: E402
+from test_config import RUN_JOB_CODE, read_history  # noqa: E402
 import test_cron_generate  # noqa: E402
 from test_cron_generate import job_lines  # noqa: E402
 
-RUN_JOB = os.path.join(HERE, "run_job.py")
+RUN_JOB = RUN_JOB_CODE  # see test_config.compiled_script
 EVERY_5 = "*/5 * * * *"
 OUT_OF_DATE = "the crontab is out of date: run cron-generate"
 

@@ -21,11 +21,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import run_job  # noqa: E402
-from test_config import read_history  # noqa: E402
+from test_config import RUN_JOB_CODE, read_history  # noqa: E402
 import test_cron_generate  # noqa: E402
 from test_cron_generate import IS_ROOT, service_user  # noqa: E402
 
-RUN_JOB = os.path.join(HERE, "run_job.py")
+RUN_JOB = RUN_JOB_CODE  # see test_config.compiled_script
 CRON_GENERATE = os.path.join(HERE, "cron_generate.py")
 TIMEOUT = 30  # seconds: far beyond any run here, so only a hang reaches it
 MEMORY_LIMIT = 1 << 30  # address space: reading /dev/zero without end fails fast

@@ -270,7 +270,7 @@ class FreedMemoryTests(test_config.SandboxTest):
     def test_the_script_gives_back_what_its_compiler_freed(self):
         # `python3 run_job.py` as installed: CPython compiles the script at
         # every start; its syntax tree alone is several MB.
-        process = self.start_in_background("sleeper")
+        process = self.start_in_background("sleeper", script=test_config.RUN_JOB)
         resident, peak = self.resident_and_peak_while_the_job_runs(process, 4096)
         self.assertGreater(peak - resident, 4096, (resident, peak))
 

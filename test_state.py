@@ -15,7 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import run_job  # noqa: E402
-from test_config import RUN_JOB, SandboxTest, read_history  # noqa: E402
+from test_config import RUN_JOB_CODE, SandboxTest, read_history  # noqa: E402
 
 LAUNCHES = 50
 
@@ -37,7 +37,7 @@ def is_locked(path):
 
 class ConcurrentStateTests(SandboxTest):
     def launch(self, *args):
-        return subprocess.Popen([sys.executable, RUN_JOB, "--config", self.sandbox.config]
+        return subprocess.Popen([sys.executable, RUN_JOB_CODE, "--config", self.sandbox.config]
                                 + list(args), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 cwd=self.sandbox.root)
