@@ -2348,29 +2348,220 @@ LINE_MATCH_MAX = 65536
 
 
 def line_safe_piece(source):
-    """SOURCE as a piece of an alternation searched over many lines at once
-    (MULTILINE), or None when it could match, or look at, a newline or the
-    ends of the string: then it is searched line by line. Plain characters,
-    classes, `.`, the escapes \\b \\B \\d \\w and escaped punctuation, `(?:`
-    groups and a leading `(?i)` can do neither: on such a pattern the bulk
-    search and the line-by-line one agree line for line."""
+    """(PIECE, EXACT): SOURCE rewritten as a piece of an alternation searched
+    over many lines at once (MULTILINE) that never matches, or looks at, a
+    newline, or None when it cannot be (a newline in it, a flag other than a
+    leading `(?i)`, a conditional group): then it is searched line by line.
+    `\s`, `\D`, `\W` and `[^...]` leave out the newline, `\A` and `\Z`
+    become `^` and `$`. With EXACT, the piece finds in a line exactly what
+    SOURCE does; else (a lookaround left out, a backreference that became
+    "anything") it finds more, each line it finds to be checked by SOURCE."""
     ignore_case, source = _case_flag(source)
-    flags = "i" if ignore_case else ""
-    position = 0
+    pieces, exact, position = [], True, 0
     while position < len(source):
-        char, after = source[position], source[position + 1:position + 2]
-        if char == "\\" and not (after in ("b", "B", "d", "w") or after >= " "
-                                 and not after.isalnum()):
+        piece, end, same = _line_safe_token(source, position)
+        if piece is None or not same and source[end:end + 1] in _QUANTIFIERS:
             return None
-        if char == "(" and after == "?" and source[position + 2:position + 3] != ":":
-            return None
-        if char == "[" and after == "^" or char < " " or char == "\x7f":
-            return None
-        position += 2 if char == "\\" else 1
-    return "(?%s:%s)" % (flags, source) if flags else "(?:%s)" % source
+        pieces.append(piece)
+        exact, position = exact and same, end
+    return "(?%s:%s)" % ("i" if ignore_case else "", "".join(pieces)), exact
+
+
+_QUANTIFIERS = frozenset("*+?{")
+_LINE_SAFE_ESCAPES = {"s": r"[ \t\r\f\v]", "D": r"[^\d\n]", "W": r"[^\w\n]", "A": "^", "Z": "$"}
+_ANYTHING_ON_THE_LINE = r"[^\n]*"
+
+
+def _line_safe_token(source, position):
+    """(piece or None, end, exact) of the token of SOURCE at POSITION, as
+    line_safe_piece rewrites it."""
+    char, after = source[position], source[position + 1:position + 2]
+    if char == "\\":
+        if after in _LINE_SAFE_ESCAPES:
+            return _LINE_SAFE_ESCAPES[after], position + 2, True
+        if after in ("b", "B", "d", "w", "S", "t") or after >= " " and not after.isalnum():
+            return source[position:position + 2], position + 2, True
+        if after.isdigit() and after != "0":  # a backreference
+            end = position + (3 if source[position + 2:position + 3].isdigit() else 2)
+            return _ANYTHING_ON_THE_LINE, end, False
+        return None, position, False
+    if char == "[":
+        return _line_safe_class(source, position)
+    if char == "(" and after == "?":
+        return _line_safe_group(source, position)
+    if char == "\n":
+        return None, position, False
+    return char, position + 1, True
+
+
+def _line_safe_class(source, position):
+    """A class `[...]` at POSITION, as _line_safe_token: one that is negated
+    leaves out the newline; of the others, escapes other than \d \w \S \s
+    and punctuation are refused (a range like \t-\r holds a newline)."""
+    negated = source[position + 1:position + 2] == "^"
+    index = position + (2 if negated else 1)
+    pieces = []
+    while index < len(source) and (source[index] != "]" or index == position + 1 + negated):
+        char, after = source[index], source[index + 1:index + 2]
+        if char == "\\" and not negated:
+            if after == "s":
+                pieces.append(" \\t\\r\\f\\v")
+            elif after in ("d", "w", "S") or after >= " " and not after.isalnum():
+                pieces.append(char + after)
+            else:
+                return None, position, False
+        elif char == "\n":
+            return None, position, False
+        else:
+            pieces.append(source[index:index + (2 if char == "\\" else 1)])
+        index += 2 if char == "\\" else 1
+    if index >= len(source):
+        return None, position, False
+    body = "".join(pieces)
+    return ("[^%s\\n]" if negated else "[%s]") % body, index + 1, True
+
+
+def _line_safe_group(source, position):
+    """A `(?` group at POSITION, as _line_safe_token: `(?:` and named groups
+    as groups, comments and lookarounds left out (a lookaround only ever
+    narrows a match), a named backreference as anything on the line."""
+    kind = source[position + 2:position + 4]
+    if kind[:1] == ":":
+        return "(?:", position + 3, True
+    if kind == "P<":
+        name_end = source.find(">", position)
+        if name_end < 0:
+            return None, position, False
+        return "(?:", name_end + 1, True  # two patterns may use one name
+    end = _group_end(source, position)
+    if end is None:
+        return None, position, False
+    if kind[:1] == "#":
+        return "", end, True
+    if kind == "P=":
+        return _ANYTHING_ON_THE_LINE, end, False
+    if kind[:1] in ("=", "!") or kind in ("<=", "<!"):
+        return "", end, False
+    return None, position, False
+
+
+def _group_end(source, position):
+    """The index after the `)` closing the group that opens at POSITION, or None."""
+    depth, index = 0, position
+    while index < len(source):
+        char = source[index]
+        if char == "\\":
+            index += 1
+        elif char == "[":
+            end = _line_safe_class(source, index)[1]
+            if end == index:
+                return None
+            index = end - 1
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return index + 1
+        index += 1
+    return None
 
 
 _REGEX_SPECIAL = frozenset(".^$*+?{}[]\\|()")
+
+
+def required_texts(source):
+    """Texts of which a line must hold one for SOURCE (a pattern without a
+    leading `(?i)`) to be found in it, or None: the longest run of plain
+    characters outside groups that nothing makes optional, else the
+    alternatives of such a group when each is plain text. A pattern that is
+    searched from these (with bytes.find) rather than by itself (which tries
+    every position when it starts with a class) is much faster."""
+    if "|" in _outside_groups(source):
+        return None
+    runs, run, position = [], "", 0
+    while position < len(source):
+        literal, alternatives, end = _plain_token(source, position)
+        if end is None:
+            return None
+        quantified, end = _quantifier(source, end)
+        if literal is not None and quantified != "optional":
+            run += literal
+        elif run:
+            runs.append((run,))
+            run = ""
+        if alternatives and quantified != "optional":
+            runs.append(alternatives)
+        if quantified == "repeated" and run:  # what follows is not next to it
+            runs.append((run,))
+            run = ""
+        position = end
+    runs.append((run,))
+    best = max(runs, key=lambda texts: min(len(text) for text in texts))
+    return best if min(len(text) for text in best) >= 2 else None
+
+
+def _outside_groups(source):
+    """SOURCE without its groups, classes and escapes."""
+    kept, position = [], 0
+    while position < len(source):
+        char = source[position]
+        if char == "(":
+            position = _group_end(source, position) or len(source)
+            continue
+        if char == "[":
+            end = _line_safe_class(source, position)[1]
+            position = end if end > position else len(source)
+            continue
+        if char != "\\":
+            kept.append(char)
+        position += 2 if char == "\\" else 1
+    return "".join(kept)
+
+
+def _plain_token(source, position):
+    """(the plain character or None, the plain alternatives of a group or
+    None, the end, None if not understood) of the token at POSITION."""
+    char, after = source[position], source[position + 1:position + 2]
+    if char == "\\":
+        plain = after >= " " and not after.isalnum()
+        return (after if plain else None), None, position + 2
+    if char == "[":
+        end = _line_safe_class(source, position)[1]
+        return None, None, end if end > position else None
+    if char == "(":
+        end = _group_end(source, position)
+        if end is None:
+            return None, None, None
+        inside = source[position + (3 if after == "?" else 1):end - 1]
+        if after == "?" and source[position + 2:position + 3] != ":" \
+                or _REGEX_SPECIAL.difference("|").intersection(inside):
+            return None, None, end
+        return None, tuple(inside.split("|")), end
+    if char in _REGEX_SPECIAL:
+        return None, None, position + 1
+    return char, None, position + 1
+
+
+def _quantifier(source, position):
+    """(what a quantifier at POSITION does to the token before it: None,
+    "optional" or "repeated", the end of the quantifier)."""
+    char = source[position:position + 1]
+    if char == "{":
+        end = source.find("}", position)
+        if end < 0:
+            return None, position
+        minimum = source[position + 1:end].split(",")[0]
+        kind = "optional" if minimum.lstrip("0") == "" else "repeated"
+        position = end + 1
+    elif char in ("?", "*", "+"):
+        kind = "repeated" if char == "+" else "optional"
+        position += 1
+    else:
+        return None, position
+    if source[position:position + 1] in ("?", "+"):  # lazy or possessive
+        position += 1
+    return kind, position
 
 
 class LinePatterns(object):
@@ -2378,19 +2569,20 @@ class LinePatterns(object):
     written (SOURCES) and compiled for bytes (COMPILED). When every one is
     line-safe, PIECES are what line_safe_piece made of them, and chunks are
     searched many lines at once: by bytes.find for a pattern that is plain
-    text (in a lowered copy for `(?i)`), by the pattern itself (which finds
-    its literal prefix fast) for another; an alternation would try every
-    position, several times slower. Else PIECES is None and lines are
-    searched one by one."""
+    text or holds required_texts (in a lowered copy for `(?i)`), by its
+    piece (which finds its literal prefix fast) for another; an alternation
+    would try every position, several times slower. A line found by a text
+    or by a piece that is not exact is checked by the patterns themselves.
+    Else PIECES is None and lines are searched one by one."""
 
     def __init__(self, sources, compiled, pieces=None):
         self.sources = sources
         self.compiled = compiled
-        self.finders = None  # (plain text or None, in lowered text, pattern) each
+        self.finders = None  # (texts or None, in lowered text, pattern) each
         self.matching_lines = None  # matches the lines that each hold a match
+        self.exact = pieces is not None and all(exact for _, exact in pieces)
         if pieces is not None:
-            self.finders = [_finder(source, pattern)
-                            for source, pattern in zip(sources, compiled)]
+            self.finders = [_finder(source, piece) for source, piece in zip(sources, pieces)]
             self.matching_lines = _compile_bytes(_matching_lines(sources, pieces))
 
     def line_match(self, line):
@@ -2405,32 +2597,46 @@ class LinePatterns(object):
         each ending in a newline) in which a pattern is found, or None."""
         if self.finders is None:
             return self._first_line(data, start, stop, True)
+        while start < stop:
+            at = self._first_found(data, start, stop)
+            if at is None:
+                return None
+            line_start = data.rfind(b"\n", start, at) + 1 or start
+            line_end = data.find(b"\n", at)
+            source = self.line_match(data[line_start:line_end])
+            if source is not None:
+                return source, data[line_start:line_end]
+            start = line_end + 1  # found by a piece that is not exact
+        return None
+
+    def _first_found(self, data, start, stop):
+        """Where the first piece found in DATA[START:STOP] starts, or None."""
         # Each search ends where the best so far starts: a match it misses
         # would only be on the same line.
         best = stop
         lowered = None
-        for text, in_lowered, pattern in self.finders:
-            if text is None:
+        for texts, in_lowered, pattern in self.finders:
+            if texts is None:
                 found = pattern.search(data, start, best)
-                at = -1 if found is None else found.start()
-            elif in_lowered:
-                lowered = data.lower() if lowered is None else lowered
-                at = lowered.find(text, start, best)
-            else:
-                at = data.find(text, start, best)
-            if 0 <= at < best:  # `$` at STOP is past the last line
-                best = at
-        if best == stop:
-            return None
-        line_start = data.rfind(b"\n", start, best) + 1 or start
-        line = data[line_start:data.find(b"\n", best)]
-        return self.line_match(line), line
+                if found is not None and found.start() < best:  # `$` at STOP: no line
+                    best = found.start()
+                continue
+            haystack = data
+            if in_lowered:
+                lowered = haystack = data.lower() if lowered is None else lowered
+            for text in texts:
+                at = haystack.find(text, start, best)
+                if at >= 0:
+                    best = at
+        return None if best == stop else best
 
     def has_unmatched_line(self, data, start, stop):
         """Whether a line of DATA[START:STOP] (as for first_match) holds no match."""
         if self.matching_lines is None:
             return self._first_line(data, start, stop, False) is not None
-        return self.matching_lines.match(data, start, stop).end() < stop
+        if self.matching_lines.match(data, start, stop).end() < stop:
+            return True  # a line no piece finds anything in
+        return not self.exact and self._first_line(data, start, stop, False) is not None
 
     def _first_line(self, data, start, stop, matching):
         """Line by line: (source, line) of the first line in which a pattern
@@ -2442,13 +2648,17 @@ class LinePatterns(object):
         return None
 
 
-def _finder(source, pattern):
-    """How LinePatterns searches a chunk for line-safe SOURCE (PATTERN)."""
+def _finder(source, piece):
+    """How LinePatterns searches a chunk for line-safe SOURCE, PIECE being
+    what line_safe_piece made of it: (texts, in lowered text, None) when a
+    line it is found in must hold one of the texts (the whole pattern, when
+    it is plain text), else (None, False, the piece compiled)."""
     lowered, text = _case_flag(source)
-    if _REGEX_SPECIAL.isdisjoint(text):
-        text = utf8_bytes(text)
-        return (text.lower() if lowered else text), lowered, pattern
-    return None, False, pattern
+    texts = (text,) if _REGEX_SPECIAL.isdisjoint(text) else required_texts(text)
+    if texts is None:
+        return None, False, _compile_bytes(utf8_bytes(piece[0]))
+    texts = tuple(utf8_bytes(each) for each in texts)
+    return (tuple(each.lower() for each in texts) if lowered else texts), lowered, None
 
 
 def _matching_lines(sources, pieces):
@@ -2456,7 +2666,7 @@ def _matching_lines(sources, pieces):
     line-safe SOURCES (as PIECES): those starting with ^ (and no `|`) are
     tried at the line's start only, before the others at every position."""
     anchored, anywhere = [], []
-    for source, piece in zip(sources, pieces):
+    for source, (piece, _) in zip(sources, pieces):
         body = _case_flag(source)[1]
         (anchored if body.startswith("^") and "|" not in body else anywhere).append(piece)
     choices = []

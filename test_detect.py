@@ -427,7 +427,11 @@ class BulkMatchingTests(unittest.TestCase):
     PATTERNS = [["ERROR"], ["^fatal", "x$"], ["(?i)warn"], ["a.c", "[0-9]{2}"],
                 [r"\bno\b", "z+"], [r"\s$"], [r"\Aab"], ["b(?!c)"], ["(?<=a)b"],
                 ["[^a-z]"], ["^$"], ["ab|cd", "(?:e)f"], [r"\d\w"], ["é"], ["^a", "(?i)^b"],
-                ["^a|b"], ["(?i)warn", "ERROR", "^x"]]
+                ["^a|b"], ["(?i)warn", "ERROR", "^x"], [r"a\sb", "ERROR"], [r"[^a]b"], [r"\D"],
+                [r"\W+x"], [r"[\s,]a"], [r"b\Z", "^$"], [r"(a)\1"], ["(?P<n>a)b(?P=n)", "x"],
+                ["a(?=b)", "ERROR"], ["(?<!a)b"], ["(?!a)"], [r"^\s*$"], [r"(?i)[^a-z]{2}"],
+                [r"\sERROR"], ["[ab]ERROR", "x"], ["(?i)[xw]arn"], ["(ERROR|fatal)x"], ["ab+?c"],
+                ["no\\b"], ["a{2}b"], ["(?i)e(RROR|rr)", "^d"], [r"\d+ERROR"], ["ER?ROR"]]
     PIECES = [b"a", b"b", b"c", b"ERROR", b"fatal", b"x", b"\n", b"\n", b" ", b"WaRn",
               b"no", b"z", b"12", b"\xff", b"\xc3\xa9", b"e", b"f", b"d", b"\t"]
 
@@ -462,14 +466,33 @@ class BulkMatchingTests(unittest.TestCase):
                                  self.reference(patterns, stream), (patterns, stream, chunks))
 
     def test_line_safe_patterns_are_searched_in_bulk(self):
-        safe = ["ERROR", "^fatal: .*$", "(?i)warn", r"a\.b\[c\]", r"\bx\d+\w", "(?:a|b)c",
-                "[a-z]{3}", "é"]
-        unsafe = [r"\s", r"a\Z", r"\Aa", "a(?!b)", "(?<=a)b", "[^a]", "(?s)a.b", r"(a)\1",
-                  "a\nb", r"\n", "(?P<x>a)", "a(?i)b"]
-        for source in safe:
-            self.assertIsNotNone(run_job.line_safe_piece(source), source)
-        for source in unsafe:
+        exact = ["ERROR", "^fatal: .*$", "(?i)warn", r"a\.b\[c\]", r"\bx\d+\w", "(?:a|b)c",
+                 "[a-z]{3}", "é", r"\s", r"a\Z", r"\Aa", "[^a]", r"[\s,]", r"\D\W", "(?P<x>a)",
+                 "(?#note)a", "a\tb"]
+        wider = ["a(?!b)", "(?<=a)b", r"(a)\1", "(?P<x>a)(?P=x)", "(?<!a)b|c"]
+        line_by_line = ["(?s)a.b", "a\nb", r"\n", "a(?i)b", r"[\t-\r]", "(?(1)a|b)", "(?=a)*b",
+                        r"[\n]"]
+        for source in exact:
+            self.assertEqual(run_job.line_safe_piece(source)[1], True, source)
+        for source in wider:
+            self.assertEqual(run_job.line_safe_piece(source)[1], False, source)
+        for source in line_by_line:
             self.assertIsNone(run_job.line_safe_piece(source), source)
+
+    def test_required_texts(self):
+        cases = {"ERROR": ("ERROR",), r"\s(ERROR|FATAL)\s": ("ERROR", "FATAL"),
+                 "[Ee]rror:": ("rror:",), "ab+?cde": ("cde",), "abc?d": ("ab",),
+                 "x{2}yz": ("yz",), r"foo\.bar": ("foo.bar",), "(?:disk|memory) full": (" full",),
+                 "a|bc": None, r"\d{4}-\d\d": None, r"^\s*$": None, "(a|)b": None}
+        for source, texts in cases.items():
+            self.assertEqual(run_job.required_texts(source), texts, source)
+
+    def test_no_piece_can_match_a_newline(self):
+        for source in [r"\s", "[^a]", r"[\s,]+", r"\D\W", r"a\Z", r"(a)\1", "(?P<x>.)(?P=x)",
+                       r"\Aa", "[^]a]"]:
+            piece = re.compile(run_job.line_safe_piece(source)[0].encode(), re.MULTILINE)
+            self.assertIsNone(piece.search(b"\n"), source)
+            self.assertIsNone(piece.search(b"\n\n"), source)
 
     def test_long_lines_in_many_chunks(self):
         line = b"y" * (run_job.LINE_MATCH_MAX - 5) + b"ERROR" + b"tail" * 50000 + b"\n"

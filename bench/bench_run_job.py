@@ -449,8 +449,13 @@ MATCHING_CASES = (
      "stderr_ignore", 2.0),
     (100, 100, 2, "fail_on_stderr: true\nstderr_ignore: ['^x', '^warning:']\n",
      "stderr_ignore, anchored", 2.0),
-    (20, 100, 1, "fail_on_output: '\\s(ERROR|FATAL)\\s'\n",
-     "fail_on_output, line by line", 2.0),
+    (100, 100, 1, "fail_on_output: '\\s(ERROR|FATAL)\\s'\n",
+     "fail_on_output, \\s and a group", 2.0),
+    (100, 100, 1, "fail_on_output: '(?<!no )ERROR'\n",
+     "fail_on_output, a lookbehind", 2.0),
+    # No text a matching line must hold: the regex engine tries every byte.
+    (100, 100, 1, "fail_on_output: '^\\s*$'\n",
+     "fail_on_output, no literal text", None),
 )
 
 
