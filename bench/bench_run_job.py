@@ -263,12 +263,34 @@ def machine():
         time.strftime("%Y-%m-%d %H:%M"))
 
 
+# The run_job.py that issue 11 (logging, mail, hooks, retention, metrics...)
+# started from: a plain run must cost no more than with it.
+BEFORE_ISSUE_11 = "9e94b29"
+
+
+def script_before(root, commit):
+    """run_job.py of COMMIT (from git) in ROOT, or None without git or it."""
+    try:
+        source = subprocess.check_output(["git", "-C", HERE, "show", commit + ":run_job.py"],
+                                          stderr=subprocess.DEVNULL)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    path = os.path.join(root, "before-%s.py" % commit)
+    with open(path, "wb") as script:
+        script.write(source)
+    return path
+
+
 def start_up(report, root, ways, count):
     write_job(root, "true", "/bin/true")
     flock = ["/bin/sh", "-c", "flock -n %s/flock.lock timeout 600 /bin/true >%s/flock.log 2>&1"
              % (root, root)]
     cases = [("installed", ways["installed"] + ["true"]), ("module", ways["module"] + ["true"]),
              ("python3 -c pass", [PYTHON, "-c", "pass"]), ("flock", flock)]
+    before = script_before(root, BEFORE_ISSUE_11)
+    if before is not None:  # as installed: the same interpreter, options and config
+        installed = ways["installed"]
+        cases.append(("before", installed[:-3] + [before] + installed[-2:] + ["true"]))
     times = dict((name, []) for name, _ in cases)
     for _ in range(count):  # interleaved: load from elsewhere hits all alike
         for name, argv in cases:
@@ -277,6 +299,11 @@ def start_up(report, root, ways, count):
     report.row("start-up: /bin/true job vs python3 -c pass", times["installed"], python, "ms")
     report.row("  module form (for information)", times["module"], python, "ms")
     report.row("  vs flock+timeout in sh", times["installed"], times["flock"], "ms")
+    if before is None:
+        report.note("  vs before issue 11", "skipped: no git, or no commit %s" % BEFORE_ISSUE_11)
+    else:
+        report.row("  vs before issue 11 (%s)" % BEFORE_ISSUE_11, times["installed"],
+                   times["before"], "ms", 1.05)
 
 
 def skip_when_locked(report, root, ways, count):
