@@ -100,6 +100,8 @@ class Sandbox(object):
         # here (console) unless EXTRA names one, never the machine's own.
         if "output_crontab:" not in extra:
             extra += "output_crontab: console\n"
+        if "syslog_socket:" not in extra:  # nor the machine's syslog
+            extra += "syslog_socket: no-syslog-socket\n"
         write_file(self.config,
                    "user: %s\n"
                    "job_directory: jobs\n"
@@ -1051,7 +1053,8 @@ class LoggingConfigTests(SandboxTest):
         while not os.path.exists(started) and time.time() < deadline:
             time.sleep(0.01)
         self.assertEqual(self.sandbox.run("slow")[0], 75)
-        self.assertTrue(any(line.startswith("process-control WARNING job slow is still running")
+        self.assertTrue(any(line.startswith("process-control WARNING job slow skipped: lock held: job slow "
+                                            "is still running")
                             for line in self.read_events(events)), self.read_events(events))
 
     def test_a_handler_failing_at_emit_time_is_recorded_not_printed(self):
