@@ -5604,10 +5604,10 @@ class RunEvents(object):
 # Without a `logging` mapping the events go to the syslog socket
 # (`syslog_socket`, /dev/log), written here as syslog(3) writes them: the
 # logging package would cost every run some 10 ms to import, the C half of
-# the socket module 0.2 ms. `<PRI>IDENT[PID]: MESSAGE`, the daemon adding
-# time and host; facility user, as syslog(3) and the original's
-# SysLogHandler default to; severity by level.
-SYSLOG_FACILITY_USER = 1
+# the socket module 0.2 ms. `<PRI>IDENT[PID]: MESSAGE`, the syslog daemon
+# adding time and host; facility daemon, as the example `logging` mapping
+# (examples/process-control.yaml) configures; severity by level.
+SYSLOG_FACILITY_DAEMON = 3
 SYSLOG_SEVERITIES = {LOG_INFO: 6, LOG_WARNING: 4, LOG_ERROR: 3}  # info, warning, err
 SYSLOG_MESSAGE_MAX = 2000  # characters: RFC 5424 receivers take 2048 bytes at least
 # No socket there (or nothing reading it): no syslog, as said, not a failure.
@@ -5625,7 +5625,7 @@ def _socket_module():
 
 
 def syslog_datagram(ident, level, text):
-    priority = SYSLOG_FACILITY_USER * 8 + SYSLOG_SEVERITIES[level]
+    priority = SYSLOG_FACILITY_DAEMON * 8 + SYSLOG_SEVERITIES[level]
     return ("<%d>%s[%d]: %s" % (priority, ident, os.getpid(),
                                 printable(text, SYSLOG_MESSAGE_MAX))).encode(
         "utf-8", "surrogateescape")

@@ -26,7 +26,7 @@ import test_startup  # noqa: E402
 # No SUDO_USER: the caller recorded is the real user, whoever runs the suite.
 AS_CALLER = {"environ": {"SUDO_USER": ""}}
 DATAGRAM = re.compile(r"^<(\d+)>([a-z-]+)\[(\d+)\]: (.*)$")
-USER_INFO, USER_WARNING, USER_ERR = 14, 12, 11  # facility user (1) * 8 + severity
+INFO, WARNING, ERR = 30, 28, 27  # facility daemon (3) * 8 + severity
 
 
 class SyslogTest(SandboxTest):
@@ -80,7 +80,7 @@ class RunEventTests(SyslogTest):
         self.assertEqual(self.sandbox.run("bad")[0], 1)
         events = self.received()
         self.assertEqual([(priority, ident) for priority, ident, pid, message in events],
-                         [(USER_INFO, "run-job")] * 3 + [(USER_ERR, "run-job")])
+                         [(INFO, "run-job")] * 3 + [(ERR, "run-job")])
         log = self.state("ok")["log"]
         pid = events[0][2]
         self.assertEqual(events[0][3], "job ok started (pid %d); log %s" % (pid, log))
@@ -109,7 +109,7 @@ class RunEventTests(SyslogTest):
         by = run_job.caller_name(os.environ)
         paused = "paused by %s at " % by
         self.assertEqual([priority for priority, message in events],
-                         [USER_INFO, USER_INFO, USER_INFO, USER_ERR, USER_WARNING, USER_INFO])
+                         [INFO, INFO, INFO, ERR, WARNING, INFO])
         self.assertEqual(events[0][1], "job fatal paused by %s (disk swap)" % by)
         self.assertTrue(events[1][1].startswith("job fatal skipped: " + paused), events[1])
         self.assertTrue(events[2][1].startswith("job fatal resumed by %s (was %s"
@@ -128,7 +128,7 @@ class RunEventTests(SyslogTest):
         self.assertEqual(self.sandbox.run("--job", "off", "--scheduled", "* * * * *"),
                          (0, "", ""))
         events = [event for event in self.messages() if " started (pid " not in event[1]]
-        self.assertEqual([priority for priority, message in events], [USER_WARNING] * 2)
+        self.assertEqual([priority for priority, message in events], [WARNING] * 2)
         self.assertTrue(events[0][1].startswith("job slow skipped: lock held: job slow is "
                                                 "still running"), events)
         self.assertTrue(events[1][1].startswith("job off skipped: disabled; "), events)
@@ -140,9 +140,9 @@ class RunEventTests(SyslogTest):
         self.assertEqual(self.sandbox.run("--kill-job", "slow", **AS_CALLER), (0, "", ""))
         background.wait(10)
         events = self.messages()
-        self.assertIn((USER_WARNING, "job slow killed by %s (run-job pid %d)"
+        self.assertIn((WARNING, "job slow killed by %s (run-job pid %d)"
                        % (CURRENT_USER, background.pid)), events)
-        self.assertTrue(any(priority == USER_ERR and message.startswith("job slow was killed")
+        self.assertTrue(any(priority == ERR and message.startswith("job slow was killed")
                             for priority, message in events), events)
         self.sandbox.write_job("slow", "command: /bin/sleep 30\nkill_grace: 1\n"
                                        "overlap: replace\n")
@@ -153,7 +153,7 @@ class RunEventTests(SyslogTest):
         self.assertEqual(self.sandbox.run("slow"), (0, "", ""))
         first.wait(10)
         replaced = [message for priority, message in self.messages()
-                    if priority == USER_WARNING]
+                    if priority == WARNING]
         self.assertEqual(len(replaced), 1, replaced)
         self.assertRegex(replaced[0], r"^job slow: run-job pid \d+ replaced the run of run-job "
                                       r"pid %d \(overlap: replace\)$" % first.pid)
@@ -174,9 +174,9 @@ class CronGenerateEventTests(SyslogTest):
         self.sandbox.write_job("beta", "command: /bin/true\nschedule: '*/5  * * * *'\n")
         self.generate()
         self.assertEqual(self.received(), [
-            (USER_INFO, "cron-generate", os.getpid(),
+            (INFO, "cron-generate", os.getpid(),
              "job alpha added to %s: '0 * * * *'" % crontab),
-            (USER_INFO, "cron-generate", os.getpid(),
+            (INFO, "cron-generate", os.getpid(),
              "job beta added to %s: '*/5 * * * *'" % crontab)])
         os.unlink(self.sandbox.path("jobs", "alpha.yaml"))
         self.sandbox.write_job("beta", "command: /bin/true\nschedule: '*/10 * * * *'\n")
@@ -185,10 +185,10 @@ class CronGenerateEventTests(SyslogTest):
         self.generate()
         self.assertEqual([(priority, message) for priority, ident, pid, message
                           in self.received()], [
-            (USER_INFO, "job alpha removed from %s, was '0 * * * *'" % crontab),
-            (USER_INFO, "job beta rescheduled in %s: '*/10 * * * *', was '*/5 * * * *'"
+            (INFO, "job alpha removed from %s, was '0 * * * *'" % crontab),
+            (INFO, "job beta rescheduled in %s: '*/10 * * * *', was '*/5 * * * *'"
              % crontab),
-            (USER_INFO, "job gamma added to %s: '30 2 * * 1-5'" % crontab)])
+            (INFO, "job gamma added to %s: '30 2 * * 1-5'" % crontab)])
         self.assertIn("is up to date", self.generate())
         self.assertEqual(self.received(), [])
 
