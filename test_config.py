@@ -146,9 +146,11 @@ class SandboxTest(unittest.TestCase):
         self.addCleanup(self.sandbox.remove)
 
     def wait_until_running(self, name):
+        """Until the job's processes run: its lock records their group (a
+        group 0 or None read earlier would make os.killpg hit the test)."""
         config = self.sandbox.load()
         deadline = time.monotonic() + 10
-        while run_job.running_info(config, name) is None:
+        while not (run_job.running_info(config, name) or {}).get("pgid"):
             self.assertLess(time.monotonic(), deadline, "job %s never started" % name)
             time.sleep(0.02)
 
