@@ -19,8 +19,8 @@ sys.path.insert(0, HERE)
 
 import cron_generate  # noqa: E402
 import run_job  # noqa: E402
-from test_config import (CURRENT_USER, IS_ROOT, UNPRIVILEGED, SandboxTest,  # noqa: E402
-                         as_nobody)
+from test_config import (CRON_GENERATE, CURRENT_USER, IS_ROOT, UNPRIVILEGED,  # noqa: E402
+                         SandboxTest, as_nobody)
 import test_startup  # noqa: E402
 
 # No SUDO_USER: the caller recorded is the real user, whoever runs the suite.
@@ -245,18 +245,25 @@ class BrokenSocketTests(SyslogTest):
 class ConfigTests(SyslogTest):
     def test_a_logging_mapping_takes_the_events_instead(self):
         events = self.sandbox.path("events.log")
+        crontab = self.sandbox.path("crontab")
         self.write_config(
+            "output_crontab: %s\n"
             "logging:\n  version: 1\n  formatters: {plain: {format: '%%(levelname)s "
             "%%(message)s'}}\n  handlers: {events: {class: logging.FileHandler, filename: %s, "
             "formatter: plain}}\n  loggers: {process-control: {handlers: [events], "
-            "level: INFO}}\n" % events)
-        self.sandbox.write_job("ok", "command: /bin/true\n")
+            "level: INFO}}\n" % (crontab, events))
+        self.sandbox.write_job("ok", "command: /bin/true\nschedule: '0 3 * * *'\n")
         self.assertEqual(self.sandbox.run("ok"), (0, "", ""))
+        process = subprocess.run([sys.executable, CRON_GENERATE, "--config", self.sandbox.config],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual((process.returncode, process.stderr), (0, b""))
         self.assertEqual(self.received(), [])
         with open(events) as stream:
             lines = stream.read().splitlines()
-        self.assertEqual(len(lines), 2, lines)
+        self.assertEqual(len(lines), 3, lines)
         self.assertTrue(lines[1].startswith("INFO job ok succeeded after "), lines)
+        self.assertEqual(lines[2], "INFO job ok added to %s: '0 3 * * *'" % crontab)
 
     def test_null_is_no_syslog_and_a_path_too_long_for_a_socket_is_refused(self):
         self.sandbox.write_config(extra="syslog_socket: null\n")
