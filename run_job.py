@@ -5609,14 +5609,14 @@ class RunEvents(object):
 # (examples/process-control.yaml) configures; severity by level.
 SYSLOG_FACILITY_DAEMON = 3
 SYSLOG_SEVERITIES = {LOG_INFO: 6, LOG_WARNING: 4, LOG_ERROR: 3}  # info, warning, err
-SYSLOG_MESSAGE_MAX = 2000  # characters: RFC 5424 receivers take 2048 bytes at least
+SYSLOG_MESSAGE_MAX = 2000  # characters, cut beyond (rsyslog takes 8 KiB by default)
 # No socket there (or nothing reading it): no syslog, as said, not a failure.
 SYSLOG_ABSENT = (errno.ENOENT, errno.ENOTDIR, errno.ECONNREFUSED)
 
 
 def _socket_module():
     """The C half of socket, without the enum and selectors machinery that
-    `socket` imports (4 ms)."""
+    `socket` imports (4 to 7 ms)."""
     try:
         import _socket as sockets
     except ImportError:
@@ -5625,10 +5625,10 @@ def _socket_module():
 
 
 def syslog_datagram(ident, level, text):
+    """One event as syslog(3) sends it, less the time (the daemon adds it)."""
     priority = SYSLOG_FACILITY_DAEMON * 8 + SYSLOG_SEVERITIES[level]
-    return ("<%d>%s[%d]: %s" % (priority, ident, os.getpid(),
-                                printable(text, SYSLOG_MESSAGE_MAX))).encode(
-        "utf-8", "surrogateescape")
+    line = "<%d>%s[%d]: %s" % (priority, ident, os.getpid(), printable(text, SYSLOG_MESSAGE_MAX))
+    return line.encode("utf-8", "surrogateescape")
 
 
 class SyslogEvents(RunEvents):
