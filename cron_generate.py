@@ -311,6 +311,46 @@ def is_current(existing, data):
     return content == data and (status.st_mode & 0o7777) == 0o644 and owner_ok
 
 
+# ---- logging -------------------------------------------------------------------
+
+def crontab_changes(path, existing, data):
+    """A line per job that DATA, the crontab PATH as written, schedules
+    differently from EXISTING (read_existing's before): added, removed or
+    rescheduled, in name order."""
+    before = {} if existing is None else run_job.parse_installed_crontab(path, existing[0]).jobs
+    after = run_job.parse_installed_crontab(path, data).jobs
+    changes = []
+    for name in sorted(set(before) | set(after)):
+        if name not in before:
+            changes.append("job %s added to %s: %s" % (name, path, schedules_text(after[name])))
+        elif name not in after:
+            changes.append("job %s removed from %s, was %s"
+                           % (name, path, schedules_text(before[name])))
+        elif schedules_text(before[name]) != schedules_text(after[name]):
+            changes.append("job %s rescheduled in %s: %s, was %s" % (
+                name, path, schedules_text(after[name]), schedules_text(before[name])))
+    return changes
+
+
+def schedules_text(schedules):
+    """The schedules of a job's crontab lines (None: a line of an older
+    cron-generate, without --scheduled), as the events quote them."""
+    return ", ".join("an unknown schedule" if schedule is None
+                     else "'%s'" % run_job.normalised_schedule(schedule)
+                     for schedule in schedules)
+
+
+def log_changes(config, changes):
+    """One event per change, as run-job's (ident cron-generate); a logging
+    failure is a warning, never a failure of the deployment."""
+    if not changes:
+        return
+    events = run_job.run_events(config, "cron-generate")
+    for change in changes:
+        run_job.log_event(events, run_job.LOG_INFO, change)
+    if events is not None and events.failure is not None:
+        sys.stderr.write("cron-generate: warning: logging: %s\n" % printable(events.failure))
+
 # ---- the command line ----------------------------------------------------------
 
 def parse_arguments(argv):
@@ -452,7 +492,8 @@ def generate(options):
     if console:
         sys.stdout.write(text)
         return status
-    if is_current(read_existing(path), data):
+    existing = read_existing(path)
+    if is_current(existing, data):
         print("cron-generate: %s is up to date" % path)
         return status
     try:
@@ -462,7 +503,9 @@ def generate(options):
     scheduled = sum(1 for entry in entries if entry.scheduled)
     print("cron-generate: wrote %s (%d scheduled, %d skipped)"
           % (path, scheduled, len(entries) - scheduled))
+    log_changes(config, crontab_changes(path, existing, data))
     return status
+
 
 
 def main(argv=None):

@@ -2884,6 +2884,21 @@ def check_path_length(path, key, origin):
                                % (key, printable(path, QUOTED_VALUE_LIMIT), NAME_MAX))
 
 
+SOCKET_PATH_MAX = 107  # bytes of a Unix socket's address (sun_path), less its NUL
+
+
+def parse_syslog_socket(value, key, origin):
+    """The Unix datagram socket of syslog, or null: no syslog."""
+    if value is None:
+        return None
+    path = parse_path(value, key, origin)
+    if len(path.encode("utf-8", "surrogateescape")) > SOCKET_PATH_MAX:
+        raise origin.error("`%s`: the path %s is longer than the %d bytes a Unix socket's "
+                           "address takes; use a shorter one (a symlink to it)"
+                           % (key, printable(path, QUOTED_PATH_LIMIT), SOCKET_PATH_MAX))
+    return path
+
+
 # What cron-generate writes from the global config must be what cron reads:
 # checked here, as the config loads, so that run-job --check, a run and
 # cron-generate agree on what is valid (cron_generate.py renders it).
@@ -3092,6 +3107,8 @@ GLOBAL_KEYS = (
         "job keys applied before every job file"),
     Key("logging", parse_logging, "logging", None, "none",
         "a logging.config.dictConfig mapping"),
+    Key("syslog_socket", parse_syslog_socket, "syslog_socket", "/dev/log", "`/dev/log`",
+        "where events go without `logging`"),
     Key("mailto", parse_mailto, "mailto", None, "none", "the crontab's MAILTO"),
     Key("cron_environment", parse_cron_environment, "cron_environment", {}, "none",
         "variables set in the crontab"),
@@ -3968,6 +3985,7 @@ class JobLock(object):
         self.turn = turn
         self.mask = mask
         self.waited = False
+        self.replaced = None  # the pid of the run-job whose run it stopped
 
     def describe(self, pid, pgid, start, kill_grace, log_path):
         # One fixed-size pwrite, so a concurrent reader sees the old or the new
@@ -5788,16 +5806,79 @@ class RunEvents(object):
         if self.failure is None:
             self.failure = " ".join(text.split())
 
+    def emit(self, level, text):
+        if self.logger is not None:
+            self.logger.log(level, text)
 
-def run_events(config):
+
+# Without a `logging` mapping the events go to the syslog socket
+# (`syslog_socket`, /dev/log), written here as syslog(3) writes them: the
+# logging package would cost every run some 10 ms to import, the C half of
+# the socket module 0.2 ms. `<PRI>IDENT[PID]: MESSAGE`, the syslog daemon
+# adding time and host; facility daemon, as the example `logging` mapping
+# (examples/process-control.yaml) configures; severity by level.
+SYSLOG_FACILITY_DAEMON = 3
+SYSLOG_SEVERITIES = {LOG_INFO: 6, LOG_WARNING: 4, LOG_ERROR: 3}  # info, warning, err
+SYSLOG_MESSAGE_MAX = 2000  # characters, cut beyond (rsyslog takes 8 KiB by default)
+# No socket there (or nothing reading it): no syslog, as said, not a failure.
+SYSLOG_ABSENT = (errno.ENOENT, errno.ENOTDIR, errno.ECONNREFUSED)
+
+
+def _socket_module():
+    """The C half of socket, without the enum and selectors machinery that
+    `socket` imports (4 to 7 ms)."""
+    try:
+        import _socket as sockets
+    except ImportError:
+        import socket as sockets
+    return sockets
+
+
+def syslog_datagram(ident, level, text):
+    """One event as syslog(3) sends it, less the time (the daemon adds it)."""
+    priority = SYSLOG_FACILITY_DAEMON * 8 + SYSLOG_SEVERITIES[level]
+    line = "<%d>%s[%d]: %s" % (priority, ident, os.getpid(), printable(text, SYSLOG_MESSAGE_MAX))
+    return line.encode("utf-8", "surrogateescape")
+
+
+class SyslogEvents(RunEvents):
+    """Events as datagrams to the syslog socket PATH. Each goes through a
+    socket of its own (some microseconds: no descriptor held while the job
+    runs) to the path as it is then (a syslog daemon restarted meanwhile
+    still gets the outcome), and never waits: a full socket drops it, as
+    does a socket that is gone."""
+
+    def __init__(self, path, ident):
+        RunEvents.__init__(self, None)
+        self.path = path
+        self.ident = ident
+
+    def emit(self, level, text):
+        sockets = _socket_module()
+        sender = sockets.socket(sockets.AF_UNIX, sockets.SOCK_DGRAM)
+        try:
+            sender.setblocking(False)
+            sender.sendto(syslog_datagram(self.ident, level, text), self.path)
+        except OSError as error:
+            if error.errno not in SYSLOG_ABSENT:
+                self.fail("syslog socket %s: %s; records dropped" % (
+                    self.path, error.strerror or error))
+        finally:
+            sender.close()
+
+
+def run_events(config, ident="run-job"):
     """The RunEvents of the logger named process-control, configured by the
-    global `logging` mapping (syslog in the original's example), or None
-    without one. Called as the service user, so that file handlers open files
-    as that user. A mapping that cannot be applied here (a handler's file the
-    service user cannot open, a syslog server that refuses) never stops the
-    run: its RunEvents has no logger and says why (--check warns beforehand)."""
+    global `logging` mapping (syslog in the original's example); without
+    one, SyslogEvents to `syslog_socket` with IDENT; else None. Called as the
+    service user, so that file handlers open files as that user. A mapping
+    that cannot be applied here (a handler's file the service user cannot
+    open, a syslog server that refuses) never stops the run: its RunEvents
+    has no logger and says why (--check warns beforehand)."""
     if config.logging is None:
-        return None
+        if config.syslog_socket is None:
+            return None
+        return SyslogEvents(config.syslog_socket, ident)
     import logging.config
     try:
         logging.config.dictConfig(config.logging)
@@ -5836,10 +5917,10 @@ def record_handler_errors(logger, events):
 
 def log_event(events, level, text):
     """One line to the configured logger; a broken handler never fails a run."""
-    if events is None or events.logger is None:
+    if events is None:
         return
     try:
-        events.logger.log(level, text)
+        events.emit(level, text)
     except Exception as error:  # logging's own handlers report through handleError
         events.fail("%s: %s" % (type(error).__name__, error))
 
@@ -5906,14 +5987,20 @@ def policy_skip_reason(job, state, now):
     return None
 
 
+def skip_start(config, name, reason, now, events, level=LOG_INFO, set_aside=()):
+    """Record a skipped start of job NAME for REASON (with SET_ASIDE, see
+    record_skip) and tell EVENTS at LEVEL."""
+    log_event(events, level, "job %s skipped: %s" % (name, reason))
+    record_skip(config, name, reason, now, set_aside)
+
+
 def skip_by_policy(config, job, reason, now, events, set_aside=()):
-    """Skip a start of JOB for REASON (policy_skip_reason): recorded (with
-    SET_ASIDE, see record_skip), told to EVENTS, no job log; quiet (exit 0),
-    except that a halted job raises HaltedError, whose one line cron mails."""
+    """Skip a start of JOB for REASON (policy_skip_reason): recorded, told
+    to EVENTS, no job log; quiet (exit 0), except that a halted job raises
+    HaltedError, whose one line cron mails."""
     halted = reason.startswith("halted")
-    log_event(events, LOG_WARNING if halted else LOG_INFO,
-              "job %s: start skipped: %s" % (job.name, reason))
-    record_skip(config, job.name, reason, now, set_aside)
+    skip_start(config, job.name, reason, now, events, LOG_WARNING if halted else LOG_INFO,
+               set_aside)
     if halted:
         raise HaltedError("job %s is %s; run-job --reset %s clears it"
                           % (job.name, reason, job.name))
@@ -6031,8 +6118,7 @@ def scheduled_skip_reason(job, scheduled):
 def skip_scheduled_start(config, job, reason, events=None):
     """Skip a start of JOB by an out-of-date crontab line: nothing runs,
     nothing is printed, no job log; recorded, and told to EVENTS."""
-    log_event(events, LOG_WARNING, "job %s: scheduled start skipped: %s" % (job.name, reason))
-    record_skip(config, job.name, reason, time.time())
+    skip_start(config, job.name, reason, time.time(), events, LOG_WARNING)
     return EXIT_OK
 
 
@@ -6233,6 +6319,7 @@ def _replace_run(config, job, lock):
     if not _try_lock(lock.fd):  # a launch of another policy came first
         raise LockHeldError(_still_running_message(job.name, read_lock_record(lock.path)))
     if record:
+        lock.replaced = record["pid"]
         record_unrecorded_run(config, job.name, record, replaced_reason(os.getpid()),
                               "replaced")
 
@@ -6259,13 +6346,17 @@ def execute_job(config, job, slow_start=False, live=None, events=None, force=Fal
         lock = acquire_lock(config, job)
     except LockHeldError as error:
         if job.allow_overtime and not isinstance(error, StuckRunError):
-            record_skip(config, job.name, "lock held: %s (allow_overtime)" % error, now,
-                        set_aside)
+            skip_start(config, job.name, "lock held: %s (allow_overtime)" % error, now,
+                       events, LOG_INFO, set_aside)
             return EXIT_OK
-        log_event(events, LOG_WARNING, str(error))
-        record_skip(config, job.name, "lock held: %s" % error, now, set_aside)
+        skip_start(config, job.name, "lock held: %s" % error, now, events, LOG_WARNING,
+                   set_aside)
         raise
     try:
+        if lock.replaced is not None:
+            log_event(events, LOG_WARNING, "job %s: run-job pid %d replaced the run of "
+                      "run-job pid %d (overlap: replace)"
+                      % (job.name, os.getpid(), lock.replaced))
         if lock.waited and not force:  # paused, say, while it waited
             now = time.time()
             state, more = read_state_for_run(config, job.name, now)
@@ -6326,21 +6417,25 @@ def _execute_locked(config, job, lock, slow_start, live, events, set_aside, trig
 
 # -- 10.4 --kill-job
 
-def kill_job(config, name):
-    """Stop NAME's running job (stop_running_job); record as killed a run
-    whose run-job had died. Return 0 when something was stopped, 1 when
-    nothing was running; raise UsageError when there is no such job either.
-    A run whose job file was removed meanwhile is still stopped: the lock,
-    not the file, says it runs."""
+def kill_job(config, name, by, events):
+    """Stop NAME's running job (stop_running_job) for user BY, telling
+    EVENTS; record as killed a run whose run-job had died. Return 0 when
+    something was stopped, 1 when nothing was running; raise UsageError when
+    there is no such job either. A run whose job file was removed meanwhile
+    is still stopped: the lock, not the file, says it runs."""
     path = lock_path(config, name)
     if not _lock_is_held(path):
         job_file_path(config, name)  # no job file: no such job (64)
         sys.stderr.write("run-job: job %s is not running\n" % name)
         return EXIT_FAILED
     record = read_lock_record(path) or {}
+    holder = "" if not record else " (run-job pid %d)" % record["pid"]
     _stop_next_in_line(config, name, record)
     if not stop_running_job(config, name, record):
+        log_event(events, LOG_ERROR, "job %s: --kill-job by %s could not stop it%s"
+                  % (name, by, holder))
         raise ProcessControlError(_unstoppable_message(name, path))
+    log_event(events, LOG_WARNING, "job %s killed by %s%s" % (name, by, holder))
     if record:
         _record_orphaned_run(config, name, record)
     return EXIT_OK
@@ -7435,6 +7530,8 @@ MODULES_AFTER_SWITCH = {
 
 # With a `logging` config: what dictConfig and the original's SysLogHandler need.
 LOGGING_MODULES = ("logging", "logging.config", "logging.handlers")
+# Without: the syslog socket's (SyslogEvents), in Debian's python3 built in.
+SYSLOG_MODULES = ("_socket",)
 
 
 class Invocation(object):
@@ -7623,24 +7720,30 @@ def command_hint(invocation):
 
 def switch_to_change(config, action):
     """Before a run or a command that changes state: create the missing
-    directories, become the service user with the modules ACTION needs after
-    the switch (`logging`'s too), and return the configured logger's
-    RunEvents, or None."""
+    directories, then switch_with_events."""
     ensure_directories(config)
-    modules = MODULES_AFTER_SWITCH[action]
+    return switch_with_events(config, MODULES_AFTER_SWITCH[action])
+
+
+def switch_with_events(config, modules):
+    """Become the service user with MODULES and those the events need after
+    the switch (`logging`'s, or the socket's); return the RunEvents (see
+    run_events), or None."""
     if config.logging is not None:
         modules += LOGGING_MODULES
+    elif config.syslog_socket is not None:
+        modules += SYSLOG_MODULES
     become_service_user(config, modules)
     return run_events(config)
 
 
-def run_command(config, invocation):
+def run_command(config, invocation, environ):
     """Run or kill a job: as the service user, or as root becoming it."""
     action, name = invocation.actions[0], invocation.job
     require_service_user(config, command_hint(invocation))
     check_global_config_owner(config)
     if action == "kill":
-        return kill_command(config, invocation)
+        return kill_command(config, invocation, caller_name(environ))
     check_job_name(name)
     events = switch_to_change(config, action)
     job = load_scheduled_job(config, name, invocation.scheduled)
@@ -7660,21 +7763,21 @@ def run_command(config, invocation):
                        force=invocation.force, trigger=trigger)
 
 
-def kill_command(config, invocation):
+def kill_command(config, invocation, by):
     """--kill-job NAME, or --kill-job --tag TAG: every running job tagged so
-    (1 when none is)."""
+    (1 when none is); BY, the user who asks."""
     if not invocation.tags:
-        become_service_user(config, MODULES_AFTER_SWITCH["kill"])
+        events = switch_with_events(config, MODULES_AFTER_SWITCH["kill"])
         check_job_name(invocation.job)
-        return kill_job(config, invocation.job)
-    become_service_user(config, MODULES_AFTER_SWITCH["kill"] + JOB_FILE_MODULES)
+        return kill_job(config, invocation.job, by, events)
+    events = switch_with_events(config, MODULES_AFTER_SWITCH["kill"] + JOB_FILE_MODULES)
     running = [name for name in tagged_job_names(config, invocation.tags)
                if _lock_is_held(lock_path(config, name))]
     if not running:
         _write_stderr("run-job: no job tagged %s is running\n"
                       % printable(" or ".join(invocation.tags)))
         return EXIT_FAILED
-    return max(kill_job(config, name) for name in running)
+    return max(kill_job(config, name, by, events) for name in running)
 
 
 # --pause, --resume, --reset: what changes the marks, and what a terminal is told.
@@ -7773,7 +7876,7 @@ def dispatch(invocation, environ):
         return EXIT_OK
     if action in ("run", "kill"):
         return run_command(read_global_config(invocation.config_path, environ),
-                           invocation)
+                           invocation, environ)
     if action in MARK_ACTIONS:
         return mark_command(read_global_config(invocation.config_path, environ),
                             invocation, environ)

@@ -119,6 +119,8 @@ class Sandbox(object):
         # here (console) unless EXTRA names one, never the machine's own.
         if "output_crontab:" not in extra:
             extra += "output_crontab: console\n"
+        if "syslog_socket:" not in extra:  # nor the machine's syslog
+            extra += "syslog_socket: no-syslog-socket\n"
         write_file(self.config,
                    "user: %s\n"
                    "job_directory: jobs\n"
@@ -163,9 +165,10 @@ class SandboxTest(unittest.TestCase):
         self.addCleanup(self.sandbox.remove)
 
     def wait_until_running(self, name):
+        """Until the job's processes run: its lock records their group (a
+        group 0 or None read earlier would make os.killpg hit the test)."""
         config = self.sandbox.load()
         deadline = time.monotonic() + 10
-        # Until the job's process group is recorded: the lock is held a moment before.
         while not (run_job.running_info(config, name) or {}).get("pgid"):
             self.assertLess(time.monotonic(), deadline, "job %s never started" % name)
             time.sleep(0.02)
@@ -1071,7 +1074,8 @@ class LoggingConfigTests(SandboxTest):
         while not os.path.exists(started) and time.time() < deadline:
             time.sleep(0.01)
         self.assertEqual(self.sandbox.run("slow")[0], 75)
-        self.assertTrue(any(line.startswith("process-control WARNING job slow is still running")
+        self.assertTrue(any(line.startswith("process-control WARNING job slow skipped: lock held: job slow "
+                                            "is still running")
                             for line in self.read_events(events)), self.read_events(events))
 
     def test_a_handler_failing_at_emit_time_is_recorded_not_printed(self):

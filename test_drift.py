@@ -219,7 +219,7 @@ class ScheduledRunTests(DriftTest):
         self.assertEqual(self.box.run_job("--job", "tick", "--scheduled", EVERY_5), (0, "", ""))
         with open(events) as stream:
             self.assertEqual(stream.read().splitlines(), [
-                "WARNING job tick: scheduled start skipped: disabled; " + OUT_OF_DATE])
+                "WARNING job tick skipped: disabled; " + OUT_OF_DATE])
 
     def test_a_skip_imports_no_json(self):
         self.box.touching_job("tick", "disabled: true\n")

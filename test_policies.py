@@ -178,11 +178,11 @@ class LoggerTests(PolicyTest):
         halted = self.history("fatal")[-2]["reason"]
         self.assertEqual(lines, [
             "INFO job fatal paused by %s (why)" % CURRENT_USER,
-            "INFO job fatal: start skipped: paused by %s at %s: why" % (CURRENT_USER, paused),
+            "INFO job fatal skipped: paused by %s at %s: why" % (CURRENT_USER, paused),
             "INFO job fatal resumed by %s (was paused by %s at %s: why)"
             % (CURRENT_USER, CURRENT_USER, paused),
             lines[3],  # the failure
-            "WARNING job fatal: start skipped: %s" % halted,
+            "WARNING job fatal skipped: %s" % halted,
             "INFO job fatal reset by %s (was %s; had 1 consecutive failure)"
             % (CURRENT_USER, halted)])
         self.assertTrue(lines[3].startswith("ERROR job fatal failed (exit status 1)"))

@@ -64,7 +64,7 @@ while spec.get("go") and not os.path.exists(spec["go"]):
 config = run_job.GlobalConfig(**spec["config"])
 try:
     if spec.get("action") == "kill":
-        code = run_job.kill_job(config, spec["job"]["name"])
+        code = run_job.kill_job(config, spec["job"]["name"], "test", None)
     else:
         code = run_job.execute_job(config, run_job.Job(**spec["job"]),
                                    slow_start=spec.get("slow_start", False),
@@ -343,7 +343,7 @@ class LockTests(RunnerTestCase):
         self.assertEqual(self.run_job(self.job([["true"]]))[0], 75)
         self.assertIsNotNone(run_job.running_info(self.config, "demo"))
         started = time.monotonic()
-        self.assertEqual(run_job.kill_job(self.config, "demo"), 0)
+        self.assertEqual(run_job.kill_job(self.config, "demo", "test", None), 0)
         self.assertLess(time.monotonic() - started, 0.3 + 3.0)  # no hang: speed is bench's
         wait_for(lambda: not any(alive(pid) for pid in job_pids), 2)
         self.assertIsNone(bystander.poll())
@@ -440,9 +440,9 @@ class LockTests(RunnerTestCase):
                                       **self.config_fields)
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            self.assertEqual(run_job.kill_job(config, "demo"), 1)
+            self.assertEqual(run_job.kill_job(config, "demo", "test", None), 1)
             with self.assertRaisesRegex(run_job.UsageError, "^no job named nosuch: "):
-                run_job.kill_job(config, "nosuch")  # no file, no lock: no such job
+                run_job.kill_job(config, "nosuch", "test", None)  # no file, no lock: no such job
         self.assertEqual((out.getvalue(), err.getvalue()), ("", "run-job: job demo is not running\n"))
 
     def test_a_symlink_as_lock_file_is_refused(self):

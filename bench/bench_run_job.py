@@ -12,6 +12,8 @@ median, the reference's, their ratio, the goal and run-job's min and max:
   start-up   a /bin/true job against `python3 -c pass`; for information also
              against `flock -n LOCK timeout 600 /bin/true >LOG 2>&1` in sh, and
              run_job imported byte-compiled by a 3-line stub (the module form);
+             and the same run sending its start and outcome to a syslog socket
+             that the bench reads against one with `syslog_socket: null`;
   skip       a second launch of a job while its first run holds the lock
              (exit 75) against `python3 -c pass`; a start of a paused job
              (exit 0) and of a halted one (exit 69), neither writing a job
@@ -50,10 +52,12 @@ import py_compile
 import pwd
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from table import Table
@@ -125,9 +129,15 @@ def set_up(root):
     write(os.path.join(root, "producer.py"), PRODUCER)
     user = pwd.getpwuid(os.geteuid()).pw_name
     write(os.path.join(root, "config.yaml"), CONFIG.format(user=user, root=root))
+    write(os.path.join(root, "syslog.yaml"), CONFIG.format(user=user, root=root)
+          + "syslog_socket: %s/log.socket\n" % root)
+    write(os.path.join(root, "no-syslog.yaml"), CONFIG.format(user=user, root=root)
+          + "syslog_socket: null\n")
     installed = install(root)
     config = ["--config", os.path.join(root, "config.yaml")]
     return {"installed": installed + config,
+            "syslog": installed + ["--config", os.path.join(root, "syslog.yaml")],
+            "no syslog": installed + ["--config", os.path.join(root, "no-syslog.yaml")],
             "module": [PYTHON, os.path.join(root, "module.py"), os.path.join(root, "lib")]
             + config}
 
@@ -304,6 +314,40 @@ def start_up(report, root, ways, count):
     else:
         report.row("  vs before issue 11 (%s)" % BEFORE_ISSUE_11, times["installed"],
                    times["before"], "ms", 1.05)
+
+
+def syslog_receiver(path):
+    """A socket bound at PATH, read by a thread as a syslog daemon would:
+    returns the list its datagrams go to."""
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(path)
+    received = []
+
+    def read():
+        while True:
+            received.append(receiver.recv(65536))
+    threading.Thread(target=read, daemon=True).start()
+    return received
+
+
+def with_syslog(report, root, ways, count):
+    """A plain run sending its two events to a syslog socket that is read,
+    against one with `syslog_socket: null` (no events: what a run without
+    `logging` cost before syslog)."""
+    received = syslog_receiver(os.path.join(root, "log.socket"))
+    cases = [("syslog", ways["syslog"] + ["true"]), ("no syslog", ways["no syslog"] + ["true"])]
+    times = dict((name, []) for name, _ in cases)
+    for _ in range(count):  # interleaved
+        for name, argv in cases:
+            times[name].append(run(argv))
+    deadline = time.monotonic() + 5
+    while len(received) < 2 * count and time.monotonic() < deadline:
+        time.sleep(0.01)  # the last datagrams may still be on their way to the thread
+    if len(received) != 2 * count:
+        raise RuntimeError("the syslog socket received %d datagrams, not %d"
+                           % (len(received), 2 * count))
+    report.row("  to a syslog socket vs syslog_socket: null", times["syslog"],
+               times["no syslog"], "ms")
 
 
 def skip_when_locked(report, root, ways, count):
@@ -549,6 +593,7 @@ def main():
         print()
         report = Table()
         start_up(report, root, ways, 10 if quick else 30)
+        with_syslog(report, root, ways, 10 if quick else 30)
         skip_when_locked(report, root, ways, 10 if quick else 30)
         skip_when_paused(report, root, ways, 10 if quick else 30)
         python_peak = memory_figures(report, root, ways, 3 if quick else 7)
