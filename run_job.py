@@ -5758,6 +5758,7 @@ def log_event(events, level, text):
 # One mail's whole SMTP exchange, connecting included, ends within this
 # long: a server that accepts and never answers must not hold the job's lock.
 MAIL_TIMEOUT = 30.0
+MAIL_LINE_MAX = 998
 # What sending a mail imports: loaded before the switch to the service user
 # for a job that may send one (see mail_modules).
 MAIL_MODULES = ("smtplib", "email.message", "email.policy", "email.utils", "threading",
@@ -5813,8 +5814,8 @@ def failure_mail(job, outcome, state, duration, log_path, stderr_tail, host):
         lines.extend("    " + printable(line.decode("utf-8", "replace")) for line in tail)
     else:
         lines.append("Nothing on its stderr.")
-    lines += ["", "Every failed run mails from %d consecutive failures on "
-              "(failure_threshold_for_mail) until a run succeeds. To stop the mails:"
+    lines += ["", "Every failed run mails once %d in a row have failed "
+              "(failure_threshold_for_mail), until a run succeeds. To stop the mails:"
               % max(job.failure_threshold_for_mail, 1),
               "  run-job --pause %s   skips its runs until run-job --resume %s"
               % (job.name, job.name),
@@ -5841,11 +5842,14 @@ def _verbose_name_text(job):
 def mail_message(failmail, subject, body, host):
     """The mail as bytes, with the headers a mail server expects (Date,
     Message-ID) and Auto-Submitted, so that vacation replies stay away
-    (RFC 3834). 7-bit: a body with other than ASCII is encoded."""
+    (RFC 3834). 7-bit, for any server: a body with other than ASCII is
+    quoted-printable; lines up to RFC 5322's 998 characters, so that a
+    long log path is not cut by soft line breaks."""
     import email.message
     import email.policy
     import email.utils
-    message = email.message.EmailMessage(policy=email.policy.SMTP.clone(cte_type="7bit"))
+    policy = email.policy.SMTP.clone(cte_type="7bit", max_line_length=MAIL_LINE_MAX)
+    message = email.message.EmailMessage(policy=policy)
     message["From"] = email.utils.formataddr(failmail.sender)
     message["To"] = ", ".join(email.utils.formataddr(each) for each in failmail.recipients)
     message["Subject"] = subject
@@ -7808,7 +7812,7 @@ def mail_modules(config, name):
     the service user (as root), who reads its job file only after the switch:
     `failmail` in default_job_config or anywhere in the job file's text (a
     mention in a comment only costs the imports). Else ()."""
-    if os.geteuid() != 0:
+    if os.geteuid() != 0 or config.user == "root":  # no switch (become_service_user)
         return ()
     if "failmail" in config.default_job_config:
         return MAIL_MODULES

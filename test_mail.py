@@ -44,7 +44,10 @@ class SmtpServer(object):
             def handle(self):
                 with server.lock:
                     server.connections.append(self.request)
-                server.converse(self.rfile, self.wfile)
+                try:
+                    server.converse(self.rfile, self.wfile)
+                except OSError:
+                    pass  # the client went away: run-job gave up, as it may
 
         self.tcp = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self.tcp.daemon_threads = True
