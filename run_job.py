@@ -5860,21 +5860,32 @@ def mail_message(failmail, subject, body, host):
     return message.as_bytes()
 
 
-def send_mail(smtp_host, failmail, data, host, seconds):
+MAIL_POLL = 0.05  # seconds between looks at a stop signal while a mail is sent
+
+
+def send_mail(smtp_host, failmail, data, host, seconds, stopped=lambda: None):
     """Send DATA to FAILMAIL's recipients through SMTP_HOST (host, port)
     within SECONDS in all, connecting included: in a thread, given up when it
-    takes longer (a slow DNS lookup, a server dribbling its replies).
-    Return (delivered, error): whether a recipient took it, and why it was
-    not sent to every recipient, one line, or None."""
+    takes longer (a slow DNS lookup, a server dribbling its replies) or when
+    STOPPED() names a signal (--kill-job). Return (delivered, error):
+    whether a recipient took it, and why it was not sent to every
+    recipient, one line, or None."""
     import threading
     dialogue = SmtpDialogue(smtp_host, failmail, data, host, seconds)
     thread = threading.Thread(target=dialogue.run)
     thread.daemon = True  # an abandoned one must not keep run-job from exiting
     thread.start()
-    thread.join(seconds)
+    end = time.monotonic() + seconds
+    signal_name = None
+    while thread.is_alive() and signal_name is None and time.monotonic() < end:
+        thread.join(min(MAIL_POLL, max(end - time.monotonic(), 0)))
+        signal_name = stopped()
+    result = dialogue.result  # before abandon(), which makes the thread fail
     if thread.is_alive():
         dialogue.abandon()
-    return dialogue.result or (False, dialogue.silence())
+    if result is None and signal_name is not None:
+        return False, "given up: run-job got %s" % signal_name
+    return result or (False, dialogue.silence())
 
 
 class SmtpDialogue(object):
@@ -5960,27 +5971,23 @@ def smtp_reply(code, text):
     return "no SMTP reply (%s)" % text if code == -1 else "%d %s" % (code, text)
 
 
-def notify_by_mail(config, job, outcome, recorded, duration, log, stderr_tail, events):
-    """After the run is recorded (RECORDED, see record_run): the failure or
-    recovery mail it calls for (mail_to_send), its result in the job's state
-    (failmail_sent, mail_error), its log and the configured logger. Return
-    why the mail could not be sent, or None. Never raises: a mail changes
-    nothing of the run's outcome."""
+def notify_by_mail(config, job, outcome, recorded, duration, run, events):
+    """After RUN (a JobRun, DURATION seconds) is recorded (RECORDED, see
+    record_run): the failure or recovery mail it calls for (mail_to_send),
+    its result in the job's state (failmail_sent, mail_error), the run's log
+    and the configured logger. Return why the mail could not be sent, or
+    None. Never raises: a mail changes nothing of the run's outcome. A stop
+    signal to run-job (--kill-job) gives the mail up."""
     kind = mail_to_send(job, outcome, recorded.state)
     if kind is None:
         return None
     try:
         import socket
         host = socket.gethostname()
-        if kind == "failure":
-            subject, body = failure_mail(job, outcome, recorded.state, duration, log.path,
-                                         stderr_tail, host)
-        else:
-            subject, body = recovery_mail(job, recorded.state, recorded.failures_before,
-                                          duration, log.path, host)
+        subject, body = mail_text(job, kind, outcome, recorded, duration, run, host)
         data = mail_message(job.failmail, subject, body, host)
         delivered, error = send_mail(config.smtp_host, job.failmail, data, host,
-                                     MAIL_TIMEOUT)
+                                     MAIL_TIMEOUT, lambda: _stop_signal_name(run))
     except Exception as error:  # composing: a bug, still not the run's failure
         delivered, error = False, "cannot compose the mail: %s: %s" % (type(error).__name__,
                                                                        error)
@@ -5989,12 +5996,25 @@ def notify_by_mail(config, job, outcome, recorded, duration, log, stderr_tail, e
         error = "cannot send the %s mail to %s: %s" % (kind, recipients, error)
     record_mail(config, job.name, kind, delivered, error, time.time())
     if error is None:
-        log.note("mail", "%s mail sent to %s" % (kind, recipients))
+        run.log.note("mail", "%s mail sent to %s" % (kind, recipients))
         log_event(events, LOG_INFO, "job %s: %s mail sent to %s" % (job.name, kind, recipients))
     else:
-        log.note("mail", error)
+        run.log.note("mail", error)
         log_event(events, LOG_WARNING, "job %s: %s" % (job.name, error))
     return error
+
+
+def mail_text(job, kind, outcome, recorded, duration, run, host):
+    """(subject, body) of the mail of KIND for RUN."""
+    if kind == "failure":
+        return failure_mail(job, outcome, recorded.state, duration, run.log.path,
+                            run.stderr_tail, host)
+    return recovery_mail(job, recorded.state, recorded.failures_before, duration,
+                         run.log.path, host)
+
+
+def _stop_signal_name(run):
+    return None if run.stop_signal is None else _signal_name(run.stop_signal)
 
 
 def record_mail(config, name, kind, delivered, error, now):
@@ -6479,8 +6499,7 @@ def _execute_locked(config, job, lock, slow_start, live, events, set_aside, trig
         _log_set_aside(log, recorded.set_aside)
         if logging_error is not None:
             log.note("logging", logging_error)
-        mail_error = notify_by_mail(config, job, outcome, recorded, duration, log,
-                                    run.stderr_tail, events)
+        mail_error = notify_by_mail(config, job, outcome, recorded, duration, run, events)
         _log_footer(log, outcome, duration)
         log.close()
         report_outcome(job, outcome, duration, log.path, run.stderr_tail, live,

@@ -7,11 +7,13 @@ starts on 127.0.0.1 (SmtpServer, below: smtpd left Python in 3.12).
 import email
 import email.policy
 import os
+import signal
 import socket
 import socketserver
 import subprocess
 import sys
 import threading
+import time
 import unittest
 
 import test_config
@@ -348,6 +350,29 @@ class RefusalTests(MailTest):
         self.write_flaky_job()
         self.assertEqual(self.run_with_code(3)[0], 1)
         self.assertIn("answered no SMTP reply (bage)", self.state()["mail_error"])
+
+
+class StopTests(MailTest):
+    def test_kill_job_gives_up_a_mail_to_a_silent_server(self):
+        # A server that accepts and never answers holds a run for the 30 s
+        # bound (torture/mail.py shows it); SIGTERM ends the wait at once.
+        self.server = self.start_server({"greeting": HANG})
+        self.write_flaky_job()
+        self.set_exit_code(3)
+        process = self.start_in_background("flaky")
+        deadline = time.monotonic() + 20
+        while not self.server.connections:
+            self.assertLess(time.monotonic(), deadline, "run-job never connected")
+            time.sleep(0.02)
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(process.wait(timeout=10), 1)  # the run's outcome: failed
+        self.assertLess(time.monotonic() - started, 5)
+        state = self.state()
+        self.assertEqual(state["status"], "failed")
+        self.assertTrue(state["mail_error"].endswith(": given up: run-job got SIGTERM"),
+                        state["mail_error"])
+        self.assertIn(" #| outcome failed\n", self.log_text())  # the footer is written
 
 
 class ReasonTests(unittest.TestCase):
