@@ -2726,6 +2726,91 @@ def parse_overlap(value, key, origin):
     return value
 
 
+_LETTERS_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+# A mail address as SMTP's MAIL FROM and RCPT TO take it: local@domain in
+# ASCII (RFC 5321's dot-atom and domain forms, no quoted local parts), with
+# an optional display name before it, `Ops team <ops@example.com>`, which
+# the original's smtplib accepted too. No commas: several go in a list.
+ADDRESS_LOCAL_CHARACTERS = frozenset(_LETTERS_DIGITS + "!#$%&'*+-/=?^_`{|}~.")
+ADDRESS_DOMAIN_CHARACTERS = frozenset(_LETTERS_DIGITS + "-.")
+DISPLAY_NAME_FORBIDDEN = frozenset('<>"(),;:@[]\\')
+ADDRESS_MAX_LENGTH = 254  # RFC 5321's path limit less its angle brackets
+
+
+def address_problem(address):
+    """Why ADDRESS (local@domain) is not one SMTP takes, or None."""
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain or len(address) > ADDRESS_MAX_LENGTH:
+        return "is not a mail address such as ops@example.com"
+    if not set(local) <= ADDRESS_LOCAL_CHARACTERS or not set(domain) <= \
+            ADDRESS_DOMAIN_CHARACTERS or "" in local.split(".") or "" in domain.split("."):
+        return ("is not a plain ASCII mail address such as ops@example.com (no blanks, "
+                "quotes or commas; several addresses go in a list)")
+    return None
+
+
+def parse_address(value, key, origin, *subpath):
+    """`ADDRESS` or `NAME <ADDRESS>` as (display name or "", address)."""
+    if not isinstance(value, str):
+        raise type_error(key, "a mail address such as ops@example.com", value, origin,
+                         *subpath)
+    name, address = "", value.strip()
+    if address.endswith(">") and "<" in address:
+        name, _, address = address[:-1].rpartition("<")
+        name = name.strip()
+        if not name.isprintable() or set(name) & DISPLAY_NAME_FORBIDDEN:
+            raise origin.error("`%s`: the name in %s holds a quote, a bracket, one of , ; : @ "
+                               "or a control character; write letters, digits, blanks and "
+                               ". - ' only" % (key, quoted_value(value)), *subpath)
+    problem = address_problem(address)
+    if problem is not None:
+        raise origin.error("`%s`: %s %s" % (key, quoted_value(value), problem), *subpath)
+    return name, address
+
+
+class Failmail(object):
+    """Where a job's failure and recovery mails go: FROM and each of TO a
+    (display name, address) pair."""
+
+    def __init__(self, sender, recipients):
+        self.sender = sender
+        self.recipients = recipients
+
+
+FAILMAIL_KEYS = ("to_address", "from_address")
+
+
+def parse_failmail(value, key, origin):
+    """{to_address, from_address} as a Failmail; None (left out, or empty to
+    cancel a default_job_config's) for no mail. to_address may be a list."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise type_error(key, "a mapping {to_address: ..., from_address: ...}", value, origin)
+    for name in value:
+        if name not in FAILMAIL_KEYS:
+            raise unknown_key_error(name, FAILMAIL_KEYS,
+                                    Origin(origin.source, origin.marks, origin.path + (name,)))
+    for name in FAILMAIL_KEYS:
+        if name not in value:
+            raise origin.error("`%s` needs both `to_address` and `from_address`; add `%s`, "
+                               "or leave `%s` out for no mail" % (key, name, key))
+    sender = parse_address(value["from_address"], key + ": from_address", origin,
+                           "from_address")
+    recipients = value["to_address"]
+    if recipients == []:
+        raise origin.error("`%s: to_address` is an empty list; name at least one address"
+                           % key, "to_address")
+    if not isinstance(recipients, list):
+        return Failmail(sender, [parse_address(recipients, key + ": to_address", origin,
+                                               "to_address")])
+    return Failmail(sender, [parse_address(item, key + ": to_address", origin,
+                                           "to_address", index)
+                             for index, item in enumerate(recipients)])
+
+
 class Key(object):
     """One key of a job file or of the global config: its name as written,
     its parse function (value, key, origin), the attribute of Job or
@@ -2802,11 +2887,10 @@ JOB_KEYS = (
         "stderr lines matching one of these patterns do not count for fail_on_stderr"),
     Key("fail_on_output", parse_patterns, "fail_on_output", None, "none",
         "an output line matching one of these patterns fails the run"),
-    # The original process-control's mail keys: recognised so that its
-    # example configs load; run-job reports failure on stderr, cron mails it.
-    Key("failmail", parse_mapping, "failmail", None, "none", "the original's mail key"),
-    Key("failure_threshold_for_mail", parse_count, "failure_threshold_for_mail", None,
-        "none", "the original's mail key"),
+    Key("failmail", parse_failmail, "failmail", None, "none",
+        "{to_address, from_address}: mail failed runs and the recovery"),
+    Key("failure_threshold_for_mail", parse_count, "failure_threshold_for_mail", 1,
+        "`1`", "mail from this many consecutive failures on (0 as 1)"),
 )
 
 
@@ -2903,7 +2987,6 @@ def parse_syslog_socket(value, key, origin):
 # checked here, as the config loads, so that run-job --check, a run and
 # cron-generate agree on what is valid (cron_generate.py renders it).
 CRON_LINE_MAX = 998  # Debian cron rejects or truncates a longer line
-_LETTERS_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 RUNNER_PATH_CHARACTERS = frozenset(_LETTERS_DIGITS + "_./+-")
 CRON_FILE_NAME_CHARACTERS = frozenset(_LETTERS_DIGITS + "_-")
 MAILTO_CHARACTERS = frozenset(_LETTERS_DIGITS + "_.+@,-")
@@ -2946,6 +3029,37 @@ def parse_mailto(value, key, origin):
         raise origin.error("mailto is %d characters long; cron reads lines of at most %d, "
                            "so use a mail alias" % (len(value), CRON_LINE_MAX))
     return value
+
+
+HOST_NAME_CHARACTERS = frozenset(_LETTERS_DIGITS + "-._")
+IPV6_CHARACTERS = frozenset("0123456789abcdefABCDEF:.")
+DIGITS = frozenset("0123456789")
+
+
+def split_host_port(value):
+    """(host, port as written) of HOST, HOST:PORT, [IPV6] or [IPV6]:PORT,
+    the port "25" when left out; None for anything else."""
+    if value.startswith("["):
+        host, bracket, rest = value[1:].partition("]")
+        if not bracket or not set(host) <= IPV6_CHARACTERS or rest[:1] not in ("", ":"):
+            return None
+        return host, rest[1:] if rest else "25"
+    host, colon, port = value.partition(":")
+    if not set(host) <= HOST_NAME_CHARACTERS:
+        return None
+    return host, port if colon else "25"
+
+
+def parse_smtp_host(value, key, origin):
+    """HOST or HOST:PORT as (host, port)."""
+    if not isinstance(value, str) or not value:
+        raise type_error(key, "HOST or HOST:PORT", value, origin)
+    parts = split_host_port(value)
+    if parts is None or not parts[0] or not parts[1] or not set(parts[1]) <= _ASCII_DIGITS \
+            or not 0 < int(parts[1]) < 65536:
+        raise origin.error("`%s`: %s is not HOST or HOST:PORT, such as localhost:25, "
+                           "mail.example.com or [::1]:587" % (key, quoted_value(value)))
+    return parts[0], int(parts[1])
 
 
 def cron_setting_problem(name, value):
@@ -3110,6 +3224,8 @@ GLOBAL_KEYS = (
     Key("syslog_socket", parse_syslog_socket, "syslog_socket", "/dev/log", "`/dev/log`",
         "where events go without `logging`"),
     Key("mailto", parse_mailto, "mailto", None, "none", "the crontab's MAILTO"),
+    Key("smtp_host", parse_smtp_host, "smtp_host", ("localhost", 25), "`localhost:25`",
+        "where failure mail goes"),
     Key("cron_environment", parse_cron_environment, "cron_environment", {}, "none",
         "variables set in the crontab"),
 )
@@ -5281,14 +5397,17 @@ def outcome_sentence(job, outcome, duration, log_path):
 
 
 def report_outcome(job, outcome, duration, log_path, stderr_tail, live,
-                   logging_error=None):
+                   logging_error=None, mail_error=None):
     """Quiet on success unless on a terminal (cron mails any output), even
-    when a `logging` handler failed (the log and the state say so); on
-    failure one summary line, the handler's failure in one more, and the
-    tail of the job's stderr, on stderr."""
+    when a `logging` handler failed or a mail could not be sent (the log and
+    the state say so); on failure one summary line, the handler's failure
+    and the mail's in one more each, and the tail of the job's stderr, on
+    stderr."""
     text = "run-job: %s\n" % printable(outcome_sentence(job, outcome, duration, log_path))
     if logging_error is not None and (live or not outcome.quiet):
         text += "run-job: logging: %s\n" % printable(str(logging_error))
+    if mail_error is not None and (live or not outcome.quiet):
+        text += "run-job: mail: %s\n" % printable(mail_error)
     if outcome.quiet:
         if live:
             _write_stderr(text)
@@ -5925,6 +6044,282 @@ def log_event(events, level, text):
         events.fail("%s: %s" % (type(error).__name__, error))
 
 
+# -- failure and recovery mail (`failmail`)
+
+# One mail's whole SMTP exchange, connecting included, ends within this
+# long: a server that accepts and never answers must not hold the job's lock.
+MAIL_TIMEOUT = 30.0
+MAIL_LINE_MAX = 998
+# What sending a mail imports: loaded before the switch to the service user
+# for a job that may send one (see mail_modules).
+MAIL_MODULES = ("smtplib", "email.message", "email.policy", "email.utils", "threading",
+                "encodings.idna")  # idna: getaddrinfo's encoding of a host name
+
+
+def mail_to_send(job, outcome, state):
+    """What mail the run with OUTCOME sends: "failure", "recovery" or None.
+    STATE is the job's state as record_run wrote it (None, not recorded: no
+    mail). A failed or timed-out run mails once its consecutive failures
+    reach failure_threshold_for_mail; a success mails when a failure mail
+    went out since the last success (failmail_sent)."""
+    if job.failmail is None or state is None:
+        return None
+    if outcome.status in ("failed", "timeout"):
+        threshold = max(job.failure_threshold_for_mail, 1)
+        if recorded_count(state, "consecutive_failures") >= threshold:
+            return "failure"
+    elif outcome.status == "success" and state.get("failmail_sent"):
+        return "recovery"
+    return None
+
+
+def failure_summary(job, outcome):
+    """The run's reason in the original's words where it had them (mail
+    filters match its subjects): NAME failed with code N, NAME timed out
+    after T minutes, NAME was terminated by SIGNAL."""
+    if outcome.status == "timeout":
+        return "%s timed out after %g minutes" % (job.name, job.timeout / 60.0)
+    if outcome.exit_code is not None and outcome.reason == "exit status %d" % outcome.exit_code:
+        return "%s failed with code %d" % (job.name, outcome.exit_code)
+    if outcome.signal is not None \
+            and outcome.reason == "killed by %s" % _signal_name(outcome.signal):
+        return "%s was terminated by %s" % (job.name, _signal_name(outcome.signal))
+    return "%s failed: %s" % (job.name, outcome.reason)
+
+
+def failure_mail(job, outcome, state, duration, log_path, stderr_tail, host):
+    """(subject, body) of the failure mail of the run with OUTCOME."""
+    summary = printable(failure_summary(job, outcome), 300)
+    attempts = "" if outcome.attempts == 1 else " and %d attempts" % outcome.attempts
+    lines = ["Job %s%s on %s: %s." % (job.name, _verbose_name_text(job), host, summary),
+             "Started at %s, ended after %.1fs%s; consecutive failures: %d."
+             % (state.get("start"), duration, attempts,
+                recorded_count(state, "consecutive_failures"))]
+    if mark_set(state, "halted"):
+        lines.append("The job is halted: %s; run-job --reset %s clears it."
+                     % (state.get("halt_reason"), job.name))
+    lines += ["", "See the logs for more information: %s" % log_path, ""]
+    tail = stderr_tail.splitlines()[-STDERR_TAIL_LINES:]
+    if tail:
+        lines.append("The end of its stderr:")
+        lines.extend("    " + printable(line.decode("utf-8", "replace")) for line in tail)
+    else:
+        lines.append("Nothing on its stderr.")
+    lines += ["", "Every failed run mails once %d in a row have failed "
+              "(failure_threshold_for_mail), until a run succeeds. To stop the mails:"
+              % max(job.failure_threshold_for_mail, 1),
+              "  run-job --pause %s   skips its runs until run-job --resume %s"
+              % (job.name, job.name),
+              "  run-job --reset %s   clears its consecutive failures (and a halt)" % job.name]
+    return "Fail Mail (%s) run-job: %s" % (host, summary), "\n".join(lines) + "\n"
+
+
+def recovery_mail(job, state, failures_before, duration, log_path, host):
+    """(subject, body) of the mail of the first success after a failure mail."""
+    after = "" if not failures_before else " after %s" % (
+        "1 failed run" if failures_before == 1 else "%d failed runs" % failures_before)
+    lines = ["Job %s%s on %s succeeded%s." % (job.name, _verbose_name_text(job), host, after),
+             "Started at %s, ended after %.1fs; the last failure mail went out at %s."
+             % (state.get("start"), duration, state.get("failmail_sent")),
+             "", "Its log: %s" % log_path]
+    return ("Recovered (%s) run-job: %s succeeded%s" % (host, job.name, after),
+            "\n".join(lines) + "\n")
+
+
+def _verbose_name_text(job):
+    return "" if job.verbose_name == job.name else " (%s)" % printable(job.verbose_name, 100)
+
+
+def mail_message(failmail, subject, body, host):
+    """The mail as bytes, with the headers a mail server expects (Date,
+    Message-ID) and Auto-Submitted, so that vacation replies stay away
+    (RFC 3834). 7-bit, for any server: a body with other than ASCII is
+    quoted-printable; lines up to RFC 5322's 998 characters, so that a
+    long log path is not cut by soft line breaks."""
+    import email.message
+    import email.policy
+    import email.utils
+    policy = email.policy.SMTP.clone(cte_type="7bit", max_line_length=MAIL_LINE_MAX)
+    message = email.message.EmailMessage(policy=policy)
+    message["From"] = email.utils.formataddr(failmail.sender)
+    message["To"] = ", ".join(email.utils.formataddr(each) for each in failmail.recipients)
+    message["Subject"] = subject
+    message["Date"] = email.utils.formatdate(localtime=True)
+    message["Message-ID"] = email.utils.make_msgid(domain=host)  # not getfqdn: no DNS
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(body)
+    return message.as_bytes()
+
+
+MAIL_POLL = 0.05  # seconds between looks at a stop signal while a mail is sent
+
+
+def send_mail(smtp_host, failmail, data, host, seconds, stopped=lambda: None):
+    """Send DATA to FAILMAIL's recipients through SMTP_HOST (host, port)
+    within SECONDS in all, connecting included: in a thread, given up when it
+    takes longer (a slow DNS lookup, a server dribbling its replies) or when
+    STOPPED() names a signal (--kill-job). Return (delivered, error):
+    whether a recipient took it, and why it was not sent to every
+    recipient, one line, or None."""
+    import threading
+    dialogue = SmtpDialogue(smtp_host, failmail, data, host, seconds)
+    thread = threading.Thread(target=dialogue.run)
+    thread.daemon = True  # an abandoned one must not keep run-job from exiting
+    thread.start()
+    end = time.monotonic() + seconds
+    signal_name = None
+    while thread.is_alive() and signal_name is None and time.monotonic() < end:
+        thread.join(min(MAIL_POLL, max(end - time.monotonic(), 0)))
+        signal_name = stopped()
+    result = dialogue.result  # before abandon(), which makes the thread fail
+    if thread.is_alive():
+        dialogue.abandon()
+    if result is None and signal_name is not None:
+        return False, "given up: run-job got %s" % signal_name
+    return result or (False, dialogue.silence())
+
+
+class SmtpDialogue(object):
+    """One mail sent through smtplib (no TLS, no login: a local mail server
+    relays); `result` is send_mail's once the server took it or refused it."""
+
+    def __init__(self, smtp_host, failmail, data, host, seconds):
+        self.smtp_host = smtp_host
+        self.where = ("[%s]:%d" if ":" in smtp_host[0] else "%s:%d") % smtp_host
+        self.failmail = failmail
+        self.data = data
+        self.host = host
+        self.seconds = seconds
+        self.smtp = None
+        self.result = None
+
+    def silence(self):
+        return "%s did not answer within %gs" % (self.where, self.seconds)
+
+    def run(self):
+        import smtplib
+        import socket
+        try:
+            refused = self._send(smtplib)
+            self.result = (True, None if not refused else "%s refused %s"
+                           % (self.where, refused_text(refused)))
+            self.smtp.quit()
+        except Exception as error:  # whatever smtplib meets: never the run's failure
+            if self.result is None:  # else QUIT failed: the server took the mail
+                self.result = (False, self._failure(error, smtplib, socket))
+        finally:
+            if self.smtp is not None:
+                self.smtp.close()
+
+    def _send(self, smtplib):
+        """The recipients refused, as smtplib's sendmail returns them."""
+        # local_hostname: else smtplib's EHLO looks our name up (getfqdn).
+        self.smtp = smtplib.SMTP(local_hostname=self.host, timeout=self.seconds)
+        code, greeting = self.smtp.connect(*self.smtp_host)
+        if code != 220:  # smtplib checks it only when connecting as it is made
+            raise smtplib.SMTPConnectError(code, greeting)
+        return self.smtp.sendmail(self.failmail.sender[1],
+                                  [each[1] for each in self.failmail.recipients], self.data)
+
+    def _failure(self, error, smtplib, socket):
+        if isinstance(error, smtplib.SMTPRecipientsRefused):
+            return "%s refused every recipient: %s" % (self.where,
+                                                       refused_text(error.recipients))
+        if isinstance(error, smtplib.SMTPResponseException):
+            return "%s answered %s" % (self.where,
+                                       smtp_reply(error.smtp_code, error.smtp_error))
+        if isinstance(error, socket.timeout):
+            return self.silence()
+        if isinstance(error, (smtplib.SMTPException, OSError)):
+            return "cannot send through %s: %s" % (
+                self.where, getattr(error, "strerror", None) or str(error)
+                or type(error).__name__)
+        return "cannot send through %s: %s: %s" % (self.where, type(error).__name__, error)
+
+    def abandon(self):
+        """Wake the thread blocked on the server's socket, from another thread."""
+        sock = getattr(self.smtp, "sock", None)
+        if sock is not None:
+            import socket
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def refused_text(refused):
+    """smtplib's {recipient: (code, reply)} on one line."""
+    return ", ".join("%s (%s)" % (address, smtp_reply(*reply))
+                     for address, reply in sorted(refused.items()))
+
+
+def smtp_reply(code, text):
+    """A server's reply on one line: 550 5.1.1 no such user; smtplib's -1
+    for a line that is no SMTP reply at all."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    text = printable(" ".join(str(text).split()), 200)
+    return "no SMTP reply (%s)" % text if code == -1 else "%d %s" % (code, text)
+
+
+def notify_by_mail(config, job, outcome, recorded, duration, run, events):
+    """After RUN (a JobRun, DURATION seconds) is recorded (RECORDED, see
+    record_run): the failure or recovery mail it calls for (mail_to_send),
+    its result in the job's state (failmail_sent, mail_error), the run's log
+    and the configured logger. Return why the mail could not be sent, or
+    None. Never raises: a mail changes nothing of the run's outcome. A stop
+    signal to run-job (--kill-job) gives the mail up."""
+    kind = mail_to_send(job, outcome, recorded.state)
+    if kind is None:
+        return None
+    try:
+        import socket
+        host = socket.gethostname()
+        subject, body = mail_text(job, kind, outcome, recorded, duration, run, host)
+        data = mail_message(job.failmail, subject, body, host)
+        delivered, error = send_mail(config.smtp_host, job.failmail, data, host,
+                                     MAIL_TIMEOUT, lambda: _stop_signal_name(run))
+    except Exception as error:  # composing: a bug, still not the run's failure
+        delivered, error = False, "cannot compose the mail: %s: %s" % (type(error).__name__,
+                                                                       error)
+    recipients = ", ".join(each[1] for each in job.failmail.recipients)
+    if error is not None:
+        error = "cannot send the %s mail to %s: %s" % (kind, recipients, error)
+    record_mail(config, job.name, kind, delivered, error, time.time())
+    if error is None:
+        run.log.note("mail", "%s mail sent to %s" % (kind, recipients))
+        log_event(events, LOG_INFO, "job %s: %s mail sent to %s" % (job.name, kind, recipients))
+    else:
+        run.log.note("mail", error)
+        log_event(events, LOG_WARNING, "job %s: %s" % (job.name, error))
+    return error
+
+
+def mail_text(job, kind, outcome, recorded, duration, run, host):
+    """(subject, body) of the mail of KIND for RUN."""
+    if kind == "failure":
+        return failure_mail(job, outcome, recorded.state, duration, run.log.path,
+                            run.stderr_tail, host)
+    return recovery_mail(job, recorded.state, recorded.failures_before, duration,
+                         run.log.path, host)
+
+
+def _stop_signal_name(run):
+    return None if run.stop_signal is None else _signal_name(run.stop_signal)
+
+
+def record_mail(config, name, kind, delivered, error, now):
+    """failmail_sent and mail_error in job NAME's state after a mail of KIND."""
+    def change(state):
+        if kind == "recovery":
+            state.pop("failmail_sent", None)
+        elif delivered:
+            state["failmail_sent"] = _iso_time(now)
+        state["mail_error"] = error
+        return None
+    _record_change(config, name, change, "the mail's result")
+
+
 # ---- 10. starting, skipping and stopping a job -----------------------------------
 
 # What happens to a start, in order: the policies that skip or refuse it
@@ -6405,10 +6800,11 @@ def _execute_locked(config, job, lock, slow_start, live, events, set_aside, trig
         _log_set_aside(log, recorded.set_aside)
         if logging_error is not None:
             log.note("logging", logging_error)
+        mail_error = notify_by_mail(config, job, outcome, recorded, duration, run, events)
         _log_footer(log, outcome, duration)
         log.close()
         report_outcome(job, outcome, duration, log.path, run.stderr_tail, live,
-                       logging_error)
+                       logging_error, mail_error)
     finally:
         run.close()
         log.close()
@@ -6745,7 +7141,7 @@ STATUS_KEYS = ("name", "verbose_name", "description", "tags", "schedule", "next_
                "next_run_time", "disabled", "invalid", "crontab", "lock_error", "running",
                "paused", "halted", "backing_off_until", "backing_off_until_time",
                "last_run", "last_success", "last_success_time", "consecutive_failures",
-               "last_skip", "logging_error", "set_aside", "state_error")
+               "last_skip", "logging_error", "mail_error", "set_aside", "state_error")
 
 
 def job_status(config, name, running, now, crontab):
@@ -6820,6 +7216,7 @@ def recorded_status(job, state, now):
             "last_success_time": last_success_time,
             "consecutive_failures": int(recorded_number(state, "consecutive_failures")),
             "last_skip": last_skip, "logging_error": recorded_text(state, "logging_error"),
+            "mail_error": recorded_text(state, "mail_error"),
             "set_aside": recorded_text(state, "set_aside")}
 
 
@@ -6943,8 +7340,8 @@ def schedule_summary(status):
 def state_summaries(status):
     """What the state records, as STATUS has it: the pause and halt marks, a
     backoff, the last run's outcome, the failures since the last success, a
-    failing `logging` handler, what a run set aside, and the last skipped
-    start since the last run."""
+    failing `logging` handler, a mail not sent, what a run set aside, and the
+    last skipped start since the last run."""
     if status["state_error"] is not None:
         return ["last status: unknown: " + status["state_error"]]
     lines = []
@@ -6964,6 +7361,8 @@ def state_summaries(status):
                      % (status["consecutive_failures"], status["last_success"] or "never"))
     if status["logging_error"]:
         lines.append("logging: %s" % status["logging_error"])
+    if status["mail_error"]:
+        lines.append("mail: %s" % status["mail_error"])
     if status["set_aside"]:
         lines.extend(status["set_aside"].splitlines())
     if status["last_skip"] is not None:
@@ -7718,11 +8117,11 @@ def command_hint(invocation):
     return " ".join(words)
 
 
-def switch_to_change(config, action):
+def switch_to_change(config, action, more_modules=()):
     """Before a run or a command that changes state: create the missing
-    directories, then switch_with_events."""
+    directories, then switch_with_events (with MORE_MODULES too)."""
     ensure_directories(config)
-    return switch_with_events(config, MODULES_AFTER_SWITCH[action])
+    return switch_with_events(config, MODULES_AFTER_SWITCH[action] + more_modules)
 
 
 def switch_with_events(config, modules):
@@ -7737,6 +8136,30 @@ def switch_with_events(config, modules):
     return run_events(config)
 
 
+JOB_FILE_PEEK_BYTES = 65536
+
+
+def mail_modules(config, name):
+    """MAIL_MODULES when job NAME may send mail, for a run about to switch to
+    the service user (as root), who reads its job file only after the switch:
+    `failmail` in default_job_config or anywhere in the job file's text (a
+    mention in a comment only costs the imports). Else ()."""
+    if os.geteuid() != 0 or config.user == "root":  # no switch (become_service_user)
+        return ()
+    if "failmail" in config.default_job_config:
+        return MAIL_MODULES
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+    try:
+        descriptor = os.open(os.path.join(config.job_directory, name + ".yaml"), flags)
+        try:
+            data = os.read(descriptor, JOB_FILE_PEEK_BYTES)
+        finally:
+            os.close(descriptor)
+    except OSError:
+        return ()  # the run, as the service user, says what is wrong
+    return MAIL_MODULES if b"failmail" in data else ()
+
+
 def run_command(config, invocation, environ):
     """Run or kill a job: as the service user, or as root becoming it."""
     action, name = invocation.actions[0], invocation.job
@@ -7745,7 +8168,7 @@ def run_command(config, invocation, environ):
     if action == "kill":
         return kill_command(config, invocation, caller_name(environ))
     check_job_name(name)
-    events = switch_to_change(config, action)
+    events = switch_to_change(config, action, mail_modules(config, name))
     job = load_scheduled_job(config, name, invocation.scheduled)
     if invocation.scheduled is not None:
         reason = scheduled_skip_reason(job, invocation.scheduled)

@@ -272,6 +272,7 @@ class GlobalConfigTests(SandboxTest):
             "mailto: ops@example.org\n"
             "cron_environment:\n  PATH: /usr/bin:/bin\n  SHLVL: 1\n"
             "default_job_config:\n  timeout: 30\n  failmail:\n    to_address: a@example.org\n"
+            "    from_address: jobs@example.org\n"
             "logging:\n  version: 1\n  disable_existing_loggers: false\n"))
         config = self.sandbox.load()
         self.assertEqual(config.output_crontab, "console")
@@ -397,7 +398,7 @@ class JobTests(SandboxTest):
             "allow_overtime: true\n"
             "fail_on_stderr: true\n"
             "success_exit_codes: [0, 3]\n"
-            "failmail:\n  to_address: a@example.org\n"
+            "failmail:\n  to_address: a@example.org\n  from_address: Jobs <j@example.org>\n"
             "failure_threshold_for_mail: 2\n")
         self.assertEqual(job.verbose_name, "Nightly report")
         self.assertEqual(job.description, "Builds the report.")
@@ -408,7 +409,8 @@ class JobTests(SandboxTest):
         self.assertEqual(job.tags, ["db", "queue"])
         self.assertEqual((job.allow_overtime, job.fail_on_stderr), (True, True))
         self.assertEqual(job.success_exit_codes, frozenset([0, 3]))
-        self.assertEqual(job.failmail, {"to_address": "a@example.org"})
+        self.assertEqual(job.failmail.recipients, [("", "a@example.org")])
+        self.assertEqual(job.failmail.sender, ("Jobs", "j@example.org"))
         self.assertEqual(job.failure_threshold_for_mail, 2)
     def test_timeout_units(self):
         for text, seconds in (("90s", 90.0), ("10m", 600.0), ("2h", 7200.0), ("1d", 86400.0),
@@ -578,6 +580,7 @@ class ExampleTests(SandboxTest):
         jobs = dict((name, run_job.load_job(config, name)) for name in names)
         self.assertEqual(jobs["example"].timeout, 3600.0)
         self.assertEqual(len(jobs["warmup"].slow_start_commands), 3)
+        self.assertEqual(len(jobs["example"].failmail.recipients), 2)
 
     def test_demo_config(self):
         with open(os.path.join(HERE, "examples", "demo-config.yaml")) as stream:
@@ -1262,6 +1265,12 @@ class ReportTests(SandboxTest):
                                            "while :; do sleep 0.05; done'\"]\nkill_grace: 30\n" % termed)
         self.start_in_background("stubborn")
         self.wait_until_running("stubborn")
+        # pgid 0 until the command has started: killpg(0) would kill this
+        # test's own process group (make test's, under load).
+        deadline = time.monotonic() + 10
+        while not run_job.running_info(self.sandbox.load(), "stubborn")["pgid"]:
+            self.assertLess(time.monotonic(), deadline, "the job's command never started")
+            time.sleep(0.02)
         group = run_job.running_info(self.sandbox.load(), "stubborn")["pgid"]
         self.addCleanup(os.killpg, group, signal.SIGKILL)
         killer = subprocess.Popen([sys.executable, RUN_JOB_CODE, "--config", self.sandbox.config,
