@@ -6470,14 +6470,25 @@ def job_status(config, name, running, now, crontab):
     return status
 
 
+def next_run_times(job, now, count):
+    """The Unix times of JOB's next COUNT starts by cron after NOW (fewer if
+    its schedule ends), none if cron does not run it."""
+    if not is_scheduled(job):
+        return []
+    import datetime  # lazily: only the reports need it (1.2 ms)
+    times = []
+    moment = datetime.datetime.fromtimestamp(now)
+    while len(times) < count:
+        moment = job.schedule.next_after(moment)
+        if moment is None:
+            break
+        times.append(int(time.mktime(moment.timetuple())))
+    return times
+
+
 def job_file_status(job, now, crontab):
     """job_status's keys that JOB's file gives."""
-    next_run = None
-    if is_scheduled(job):
-        import datetime  # lazily: only the reports need it (1.2 ms)
-        found = job.schedule.next_after(datetime.datetime.fromtimestamp(now))
-        if found is not None:
-            next_run = int(time.mktime(found.timetuple()))
+    next_run = (next_run_times(job, now, 1) or [None])[0]
     problem = None
     if crontab.path is not None and crontab.error is None:
         problem = job_crontab_problem(job, crontab)
@@ -7137,7 +7148,8 @@ def schedule_warnings(job):
 EXPLAIN_NEXT_RUNS = 5
 EXPLAIN_VALUE_WIDTH = 40  # characters of a setting's value: the file has the rest
 EXPLAIN_KEY_WIDTH = max(len(key.name) for key in JOB_KEYS)
-# What cron gives a job before the crontab's own settings (crontab(5)).
+# What cron gives a job before the crontab's own settings (crontab(5)),
+# besides the user's HOME and LOGNAME.
 CRON_DEFAULT_ENVIRONMENT = (("SHELL", "/bin/sh"), ("PATH", CRON_DEFAULT_PATH))
 
 
@@ -7149,7 +7161,7 @@ def explain_job(config, name, out, now=None, as_json=False):
     explanation = job_explanation(config, job, time.time() if now is None else now)
     if as_json:
         import json  # lazily: only --json needs it (preloaded, see report_command)
-        out.write(json.dumps(explanation, indent=2, default=str) + "\n")
+        out.write(json.dumps(explanation, indent=2) + "\n")
     else:
         for line in explanation_lines(explanation):
             out.write(printable(line) + "\n")
@@ -7159,7 +7171,7 @@ def explain_job(config, name, out, now=None, as_json=False):
 def job_explanation(config, job, now):
     """What --explain says of JOB at NOW, as a dict (--json prints it)."""
     running = running_info(config, job.name)
-    times = next_run_times(job, now)
+    times = next_run_times(job, now, EXPLAIN_NEXT_RUNS)
     return {
         "job": job.name, "file": job.source,
         "settings": [job_setting(job, key) for key in JOB_KEYS],
@@ -7222,9 +7234,13 @@ def flow_text(value):
 
 def environment_changes(config, job):
     """[{name, value, change}] of the job's `environment`: what each variable
-    does to the environment cron gives the job (cron's defaults, then
-    cron_environment)."""
-    given = dict((name, ("cron's default", value)) for name, value in CRON_DEFAULT_ENVIRONMENT)
+    does to the environment cron gives the job (cron's defaults, the
+    service user's HOME and LOGNAME, then cron_environment)."""
+    defaults = list(CRON_DEFAULT_ENVIRONMENT)
+    account = service_account(config)
+    if account is not None:
+        defaults += [("HOME", account.pw_dir), ("LOGNAME", account.pw_name)]
+    given = dict((name, ("cron's default", value)) for name, value in defaults)
     given.update((name, ("cron_environment's", value))
                  for name, value in config.cron_environment.items())
     changes = []
@@ -7235,22 +7251,6 @@ def environment_changes(config, job):
             change = "replaces %s %s=%s" % (origin, name, _quote_word(replaced))
         changes.append({"name": name, "value": value, "change": change})
     return changes
-
-
-def next_run_times(job, now):
-    """The Unix times of JOB's next EXPLAIN_NEXT_RUNS starts by cron after
-    NOW (fewer if its schedule ends), none if cron does not run it."""
-    if not is_scheduled(job):
-        return []
-    import datetime  # lazily: only the reports need it
-    times = []
-    moment = datetime.datetime.fromtimestamp(now)
-    while len(times) < EXPLAIN_NEXT_RUNS:
-        moment = job.schedule.next_after(moment)
-        if moment is None:
-            break
-        times.append(int(time.mktime(moment.timetuple())))
-    return times
 
 
 def start_now(config, job, now):
@@ -7300,12 +7300,10 @@ def explanation_lines(explanation):
         lines.append("  %-*s  %-*s  %s" % (EXPLAIN_KEY_WIDTH, setting["key"], width,
                                           setting["value"], setting["origin"]))
     lines.extend(["", "commands, shell-quoted:"])
-    lines.extend("  %d. %s" % (number, quote_argv(argv))
-                 for number, argv in enumerate(explanation["commands"], 1))
+    lines.extend(command_lines(explanation["commands"]))
     if explanation["slow_start_commands"] is not None:
         lines.extend(["", "slow_start_command, shell-quoted (run by --slow-start):"])
-        lines.extend("  %d. %s" % (number, quote_argv(argv))
-                     for number, argv in enumerate(explanation["slow_start_commands"], 1))
+        lines.extend(command_lines(explanation["slow_start_commands"]))
     lines.append("")
     lines.append("environment, over what cron gives (run by hand: over yours):"
                  if explanation["environment"] else "environment: as cron gives it")
@@ -7315,11 +7313,15 @@ def explanation_lines(explanation):
     return lines
 
 
+def command_lines(commands):
+    return ["  %d. %s" % (number, quote_argv(argv)) for number, argv in enumerate(commands, 1)]
+
+
 def environment_lines(changes):
-    width = max([len(change["name"]) + 1 + len(_quote_word(change["value"]))
-                 for change in changes] or [0])
-    return ["  %-*s  %s" % (width, "%s=%s" % (change["name"], _quote_word(change["value"])),
-                            change["change"]) for change in changes]
+    settings = ["%s=%s" % (change["name"], _quote_word(change["value"])) for change in changes]
+    width = max([len(setting) for setting in settings] or [0])
+    return ["  %-*s  %s" % (width, setting, change["change"])
+            for setting, change in zip(settings, changes)]
 
 
 def explained_places(explanation):

@@ -139,6 +139,13 @@ class CommandAndEnvironmentTests(ExplainTest):
         self.assertIn("  PATH=/opt/bin:/usr/bin  replaces cron's default PATH=/usr/bin:/bin\n",
                       out)
 
+    def test_home_and_logname_are_the_service_user_s(self):
+        import pwd
+        account = pwd.getpwnam(test_config.CURRENT_USER)
+        self.sandbox.write_job("home", "command: /bin/true\nenvironment: {HOME: /srv/x}\n")
+        self.assertEqual(self.explanation("home")["environment"][0]["change"],
+                         "replaces cron's default HOME=%s" % run_job._quote_word(account.pw_dir))
+
     def test_a_job_without_environment_says_so(self):
         self.sandbox.write_job("plain", "command: /bin/true\n")
         self.assertEqual(self.explanation("plain")["environment"], [])
