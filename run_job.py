@@ -7171,14 +7171,25 @@ def job_status(config, name, running, now, crontab):
     return status
 
 
+def next_run_times(job, now, count):
+    """The Unix times of JOB's next COUNT starts by cron after NOW (fewer if
+    its schedule ends), none if cron does not run it."""
+    if not is_scheduled(job):
+        return []
+    import datetime  # lazily: only the reports need it (1.2 ms)
+    times = []
+    moment = datetime.datetime.fromtimestamp(now)
+    while len(times) < count:
+        moment = job.schedule.next_after(moment)
+        if moment is None:
+            break
+        times.append(int(time.mktime(moment.timetuple())))
+    return times
+
+
 def job_file_status(job, now, crontab):
     """job_status's keys that JOB's file gives."""
-    next_run = None
-    if is_scheduled(job):
-        import datetime  # lazily: only the reports need it (1.2 ms)
-        found = job.schedule.next_after(datetime.datetime.fromtimestamp(now))
-        if found is not None:
-            next_run = int(time.mktime(found.timetuple()))
+    next_run = (next_run_times(job, now, 1) or [None])[0]
     problem = None
     if crontab.path is not None and crontab.error is None:
         problem = job_crontab_problem(job, crontab)
@@ -7831,6 +7842,221 @@ def schedule_warnings(job):
             for warning in getattr(job.schedule, "warnings", ())]
 
 
+# -- 11.4 --explain
+
+# run-job --explain NAME: the job as its next run will see it, from the same
+# functions a run uses (load_job, lock_path, state_path...), and nothing run
+# or written. Commands and variable values are shell-quoted (quote_argv), as
+# the run log's `command` lines are: a shell reads each back as exec gets it.
+
+EXPLAIN_NEXT_RUNS = 5
+EXPLAIN_VALUE_WIDTH = 40  # characters of a setting's value: the file has the rest
+EXPLAIN_KEY_WIDTH = max(len(key.name) for key in JOB_KEYS)
+# What cron gives a job before the crontab's own settings (crontab(5)),
+# besides the user's HOME and LOGNAME.
+CRON_DEFAULT_ENVIRONMENT = (("SHELL", "/bin/sh"), ("PATH", CRON_DEFAULT_PATH))
+
+
+def explain_job(config, name, out, now=None, as_json=False):
+    """--explain NAME: every setting of job NAME and where it was set, its
+    commands, environment, user, paths, next scheduled times and crontab
+    line, as text or AS_JSON. NOW: Unix time."""
+    job = load_job(config, name)
+    explanation = job_explanation(config, job, time.time() if now is None else now)
+    if as_json:
+        import json  # lazily: only --json needs it (preloaded, see report_command)
+        out.write(json.dumps(explanation, indent=2) + "\n")
+    else:
+        for line in explanation_lines(explanation):
+            out.write(printable(line) + "\n")
+    return EXIT_OK
+
+
+def job_explanation(config, job, now):
+    """What --explain says of JOB at NOW, as a dict (--json prints it)."""
+    running = running_info(config, job.name)
+    times = next_run_times(job, now, EXPLAIN_NEXT_RUNS)
+    return {
+        "job": job.name, "file": job.source,
+        "settings": [job_setting(job, key) for key in JOB_KEYS],
+        "commands": job.commands, "slow_start_commands": job.slow_start_commands,
+        "environment": environment_changes(config, job),
+        "user": config.user, "uid": getattr(service_account(config), "pw_uid", None),
+        "lock": lock_path(config, job.name),
+        "running": running is not None,
+        "running_pid": None if running is None else running.get("pid"),
+        "log_directory": os.path.join(config.output_directory, job.name),
+        "state": state_path(config, job.name), "history": history_path(config, job.name),
+        "start_now": start_now(config, job, now),
+        "next_runs": [_iso_time(epoch) for epoch in times], "next_run_times": times,
+        "crontab": crontab_agreement(job, read_installed_crontab(config)),
+    }
+
+
+def job_setting(job, key):
+    """{key, value, origin, file, line} of KEY in JOB: the value as written
+    (one line, YAML flow style) and where, or the documented default."""
+    position = job.positions.get(key.name)
+    if position is None:
+        return {"key": key.name, "value": key.documented.replace("`", ""),
+                "origin": "built-in default", "file": None, "line": None}
+    source, line, _ = position
+    origin = "%s:%s" % (source, line)
+    if source != job.source:
+        origin = "default_job_config at " + origin
+    return {"key": key.name, "value": short_flow_text(job.written[key.name]),
+            "origin": origin, "file": source, "line": line}
+
+
+def short_flow_text(value):
+    """flow_text(VALUE) in at most EXPLAIN_VALUE_WIDTH characters: a longer
+    list or mapping by its size, a longer string or number cut."""
+    text = printable(flow_text(value))
+    if len(text) <= EXPLAIN_VALUE_WIDTH:
+        return text
+    if isinstance(value, list):
+        return "[a list of %d]" % len(value)
+    if isinstance(value, dict):
+        return "{a mapping of %d}" % len(value)
+    return text[:EXPLAIN_VALUE_WIDTH - 3] + "..."
+
+
+def flow_text(value):
+    """VALUE, as the YAML subset read it, written on one line: strings in
+    Python's quotes, so that '5' and 5 look different, as they are."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[%s]" % ", ".join(flow_text(item) for item in value)
+    if isinstance(value, dict):
+        return "{%s}" % ", ".join("%s: %s" % (flow_text(name), flow_text(item))
+                                  for name, item in value.items())
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def environment_changes(config, job):
+    """[{name, value, change}] of the job's `environment`: what each variable
+    does to the environment cron gives the job (cron's defaults, the
+    service user's HOME and LOGNAME, then cron_environment)."""
+    defaults = list(CRON_DEFAULT_ENVIRONMENT)
+    account = service_account(config)
+    if account is not None:
+        defaults += [("HOME", account.pw_dir), ("LOGNAME", account.pw_name)]
+    given = dict((name, ("cron's default", value)) for name, value in defaults)
+    given.update((name, ("cron_environment's", value))
+                 for name, value in config.cron_environment.items())
+    changes = []
+    for name, value in sorted(job.environment.items()):
+        change = "added"
+        if name in given:
+            origin, replaced = given[name]
+            change = "replaces %s %s=%s" % (origin, name, _quote_word(replaced))
+        changes.append({"name": name, "value": value, "change": change})
+    return changes
+
+
+def start_now(config, job, now):
+    """What a start of JOB at NOW would do by its recorded state: run, or
+    be skipped or refused by its pause, halt or backoff."""
+    try:
+        state = read_job_state(config, job.name) or {}
+    except BadFileError as error:
+        return "runs, after setting aside the state file %s" % error
+    except OSError as error:
+        return "unknown: cannot read %s: %s" % (state_path(config, job.name), error.strerror)
+    reason = policy_skip_reason(job, state, now)
+    if reason is None:
+        return "runs"
+    if reason.startswith("halted"):
+        return "refused (exit 69): %s; run-job --reset %s clears it" % (reason, job.name)
+    return "skipped: %s; run-job --force %s runs it anyway" % (reason, job.name)
+
+
+def crontab_agreement(job, crontab):
+    """Whether CRONTAB (an InstalledCrontab) runs JOB as its file says:
+    `matches`, `no line: ...`, `line differs: ...`, `cannot read the
+    crontab: ...`, or `not compared: ...` when cron-generate writes to the
+    console."""
+    if crontab.path is None:
+        return "not compared: output_crontab is console"
+    if crontab.error is not None:
+        return "cannot read the crontab: %s" % crontab.error
+    problem = job_crontab_problem(job, crontab)
+    if problem is None:
+        if is_scheduled(job):
+            return "matches %s" % crontab.path
+        return "matches %s: no line, as the job is %s" % (
+            crontab.path, "disabled" if job.disabled else "not scheduled")
+    if is_scheduled(job) and not (crontab.jobs or {}).get(job.name):
+        return "no line: %s" % problem
+    return "line differs: %s" % problem
+
+
+def explanation_lines(explanation):
+    """EXPLANATION (see job_explanation) as --explain prints it: aligned,
+    one setting per line."""
+    lines = ["job %s, as it will run (%s)" % (explanation["job"], explanation["file"]), "",
+             "settings:"]
+    width = max(len(setting["value"]) for setting in explanation["settings"])
+    for setting in explanation["settings"]:
+        lines.append("  %-*s  %-*s  %s" % (EXPLAIN_KEY_WIDTH, setting["key"], width,
+                                          setting["value"], setting["origin"]))
+    lines.extend(["", "commands, shell-quoted:"])
+    lines.extend(command_lines(explanation["commands"]))
+    if explanation["slow_start_commands"] is not None:
+        lines.extend(["", "slow_start_command, shell-quoted (run by --slow-start):"])
+        lines.extend(command_lines(explanation["slow_start_commands"]))
+    lines.append("")
+    lines.append("environment, over what cron gives (run by hand: over yours):"
+                 if explanation["environment"] else "environment: as cron gives it")
+    lines.extend(environment_lines(explanation["environment"]))
+    lines.append("")
+    lines.extend(explained_places(explanation))
+    return lines
+
+
+def command_lines(commands):
+    return ["  %d. %s" % (number, quote_argv(argv)) for number, argv in enumerate(commands, 1)]
+
+
+def environment_lines(changes):
+    settings = ["%s=%s" % (change["name"], _quote_word(change["value"])) for change in changes]
+    width = max([len(setting) for setting in settings] or [0])
+    return ["  %-*s  %s" % (width, setting, change["change"])
+            for setting, change in zip(settings, changes)]
+
+
+def explained_places(explanation):
+    """The lines of EXPLANATION after the environment: who runs the job,
+    where its files are, when cron starts it and whether the crontab says so."""
+    uid = explanation["uid"]
+    places = [
+        ("user", "%s (%s)" % (explanation["user"],
+                              "no such user" if uid is None else "uid %d" % uid)),
+        ("lock", "%s (%s)" % (explanation["lock"], lock_text(explanation))),
+        ("log directory", explanation["log_directory"]),
+        ("state", explanation["state"]),
+        ("history", explanation["history"]),
+        ("a start now", explanation["start_now"]),
+    ]
+    times = [time.strftime("%Y-%m-%d %H:%M %a %z", time.localtime(epoch))
+             for epoch in explanation["next_run_times"]]
+    places.append(("next runs", times[0] if times else "none: cron does not start it"))
+    places.extend(("", text) for text in times[1:])
+    places.append(("crontab", explanation["crontab"]))
+    return ["%-13s  %s" % place for place in places]
+
+
+def lock_text(explanation):
+    if not explanation["running"]:
+        return "free"
+    if explanation["running_pid"] is None:
+        return "held: the job is starting"
+    return "held: the job is running, pid %s" % explanation["running_pid"]
+
+
 # ---- 12. the command line --------------------------------------------------------
 
 HELP = """\
@@ -7867,6 +8093,10 @@ usage: run-job [-c FILE] [options] [NAME]
                                 else /etc/process-control.yaml, else built-in defaults)
   --version                     print the version
   -h, --help                    print this help
+  --explain NAME                print job NAME as it will run, running nothing:
+                                each setting and where it was set, commands,
+                                environment, paths, next scheduled times, and
+                                whether the crontab agrees (--json: as JSON)
 
 exit codes:
   0    success, a quiet policy skip, or a run replaced (overlap: replace)
@@ -7900,6 +8130,7 @@ OPTIONS = {
     "--reason": ("reason", None),
     "--tag": ("tags", None),
     "-c": ("config_path", None), "--config": ("config_path", None),
+    "--explain": ("explain", None),
 }
 
 # The actions --tag selects jobs for, and those that change a job's marks.
@@ -7924,6 +8155,7 @@ MODULES_AFTER_SWITCH = {
     "pause": JOB_FILE_MODULES,
     "resume": JOB_FILE_MODULES,
     "reset": JOB_FILE_MODULES,
+    "explain": JOB_FILE_MODULES,
 }
 
 
@@ -8043,8 +8275,8 @@ def check_invocation(invocation):
     if invocation.reason is not None and actions[0] != "pause":
         raise UsageError("--reason applies only to --pause; see run-job --help")
     check_tags(invocation)
-    if invocation.json and actions[0] != "status":
-        raise UsageError("--json applies only to --status; see run-job --help")
+    if invocation.json and actions[0] not in ("status", "explain"):
+        raise UsageError("--json applies only to --status and --explain; see run-job --help")
     check_names(invocation)
     return invocation
 
@@ -8071,13 +8303,13 @@ def check_names(invocation):
     named job must be a job's name, not its file's."""
     action, names = invocation.actions[0], invocation.names
     quoted = ", ".join(repr(name) for name in names)[:80]  # one line, whatever they hold
-    if names and action in ("run", "kill"):
+    if names and action in ("run", "kill", "explain"):
         raise UsageError("one job at a time, not %r and %s; see run-job --help"
                          % (invocation.job[:80], quoted))
     if names and action in ACTION_OPTIONS:
         raise UsageError("%s takes no job name, not %s; see run-job --help"
                          % (ACTION_OPTIONS[action], quoted))
-    if action in ("run", "kill") and invocation.job is not None:
+    if action in ("run", "kill", "explain") and invocation.job is not None:
         check_not_a_file_name(invocation.job, action)
     for name in names:
         check_not_a_file_name(name, action)
@@ -8090,7 +8322,8 @@ NAME_HINTS = {"run": ("run the job", "run-job %s"),
               "status": ("show the job", "run-job --status %s"),
               "pause": ("pause the job", "run-job --pause %s"),
               "resume": ("resume the job", "run-job --resume %s"),
-              "reset": ("reset the job", "run-job --reset %s")}
+              "reset": ("reset the job", "run-job --reset %s"),
+              "explain": ("explain the job", "run-job --explain %s")}
 
 
 def check_not_a_file_name(word, action):
@@ -8274,7 +8507,7 @@ def report_command(config, invocation):
     if invocation.tags:
         modules += JOB_FILE_MODULES
     if invocation.json:
-        modules += ("json",)  # only --status --json writes with it
+        modules += ("json",)  # only --status --json and --explain --json write with it
     if service_account(config) is not None:
         become_service_user(config, modules)
     names = invocation.names
@@ -8286,6 +8519,8 @@ def report_command(config, invocation):
     if action == "status":
         return show_status(config, names, invocation.only_running, sys.stdout, sys.stderr,
                            as_json=invocation.json)
+    if action == "explain":
+        return explain_job(config, invocation.job, sys.stdout, as_json=invocation.json)
     return check_configuration(config, sys.stdout, sys.stderr)
 
 
