@@ -7362,8 +7362,11 @@ def history_line(record):
     else:
         words.append("-")
     words.append(recorded_text(record, "log") or "-")
-    why = [recorded_text(record, key) for key in ("reason", "by")
-           if record.get(key) is not None and record.get("status") != "success"]
+    why = []
+    if record.get("status") != "success" and record.get("reason") is not None:
+        why.append(recorded_text(record, "reason"))
+    if record.get("by") is not None:
+        why.append("by %s" % record["by"])
     line = " ".join(words) + ("  # %s" % "; ".join(why) if why else "")
     return printable(line) + "\n"
 

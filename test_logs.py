@@ -238,7 +238,7 @@ class HistoryTests(LogTest):
                 sorted(self.logs("hist"), key=lambda name: run_job.log_name_key("hist", name))]
         self.assertRegex(lines[0], r"^\S+ success \d+\.\d{3}s exit 0 %s$" % logs[0])
         self.assertRegex(lines[1], r"^\S+ failed \d+\.\d{3}s exit 3 %s  # .*3" % logs[1])
-        self.assertRegex(lines[2], r"^\S+ paused - - -  # disk swap; ")
+        self.assertRegex(lines[2], r"^\S+ paused - - -  # disk swap; by \S+$")
         self.assertRegex(lines[3], r"^\S+ skipped - - -  # paused")
         code, out, err = self.main("--history", "hist", "--json")
         records = [json.loads(line) for line in out.decode().splitlines()]
