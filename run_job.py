@@ -4435,33 +4435,32 @@ def _create_run_log(directory, directory_fd, base):
 # A job's log directory holds its logs, named by open_run_log; a log name
 # sorts the runs by start (its number after the second counts too): one
 # listdir finds them in order, without a stat or a read.
-LOG_STAMP_DIGITS = frozenset("0123456789")
+LOG_STAMP_SHAPE = "00000000-000000"  # YYYYMMDD-HHMMSS, every digit made 0
+ZERO_DIGITS = str.maketrans("123456789", "000000000")
 
 
-def log_name_key(name, file_name):
-    """("YYYYMMDD-HHMMSS", N) of FILE_NAME when it is a log name of job NAME
-    (NAME-YYYYMMDD-HHMMSS[-N].log), else None."""
-    if not file_name.startswith(name + "-") or not file_name.endswith(".log"):
-        return None
-    stamp = file_name[len(name) + 1:-4]
-    number = stamp[16:]
-    if len(stamp) < 15 or stamp[8] != "-" or stamp[15:16] not in ("", "-") \
-            or not LOG_STAMP_DIGITS.issuperset(stamp[:8] + stamp[9:15] + number) \
-            or number[:1] == "0" or stamp[15:] == "-":
-        return None
-    return stamp[:15], int(number or 0)
+def is_log_stamp(stamp):
+    """Whether STAMP is YYYYMMDD-HHMMSS or YYYYMMDD-HHMMSS-N (N: no leading 0)."""
+    shape = stamp.translate(ZERO_DIGITS)
+    if shape == LOG_STAMP_SHAPE:
+        return True
+    return shape[:16] == LOG_STAMP_SHAPE + "-" and shape[16:] == "0" * (len(shape) - 16) \
+        and stamp[16:17] not in ("", "0")
 
 
 def job_log_names(name, directory_fd):
-    """The log file names of job NAME in its log directory (open as
-    DIRECTORY_FD), oldest first."""
+    """The names of job NAME's logs (NAME-STAMP.log) in its log directory,
+    open as DIRECTORY_FD, oldest first: by start second, then by the number
+    after it (its length, then its digits)."""
+    prefix = name + "-"
     keyed = []
     for file_name in os.listdir(directory_fd):
-        key = log_name_key(name, file_name)
-        if key is not None:
-            keyed.append((key, file_name))
+        if file_name.startswith(prefix) and file_name.endswith(".log"):
+            stamp = file_name[len(prefix):-4]
+            if is_log_stamp(stamp):
+                keyed.append((stamp[:15], len(stamp), file_name))
     keyed.sort()
-    return [file_name for _, file_name in keyed]
+    return [file_name for _, _, file_name in keyed]
 
 
 def prune_logs(config, job, current, now):
@@ -4479,7 +4478,8 @@ def prune_logs(config, job, current, now):
         count = 0 if runs is None else max(0, len(names) - runs)
         if age is not None:
             oldest = time.strftime("%Y%m%d-%H%M%S", time.localtime(now - age))
-            while count < len(names) and log_name_key(job.name, names[count])[0] < oldest:
+            stamp = slice(len(job.name) + 1, len(job.name) + 16)
+            while count < len(names) and names[count][stamp] < oldest:
                 count += 1
         for file_name in names[:count]:
             if file_name != os.path.basename(current):
@@ -7560,7 +7560,7 @@ def apply_option(invocation, option, value, argv, index):
 
 
 def parse_run_number(value):
-    if not LOG_STAMP_DIGITS.issuperset(value) or not 0 < len(value) <= 9 or int(value) < 1:
+    if not 0 < len(value) <= 9 or value.strip("0123456789") or int(value) < 1:
         raise UsageError("--run takes a run number, 1 for the latest, not %s; see run-job "
                          "--help" % printable(value, 40))
     return int(value)

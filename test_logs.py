@@ -234,8 +234,10 @@ class HistoryTests(LogTest):
         lines = out.decode().splitlines()
         self.assertEqual([line.split()[1] for line in lines],
                          ["success", "failed", "paused", "skipped"])
-        logs = [os.path.join(self.log_directory("hist"), name) for name in
-                sorted(self.logs("hist"), key=lambda name: run_job.log_name_key("hist", name))]
+        directory = os.open(self.log_directory("hist"), os.O_RDONLY)
+        self.addCleanup(os.close, directory)
+        logs = [os.path.join(self.log_directory("hist"), name)
+                for name in run_job.job_log_names("hist", directory)]
         self.assertRegex(lines[0], r"^\S+ success \d+\.\d{3}s exit 0 %s$" % logs[0])
         self.assertRegex(lines[1], r"^\S+ failed \d+\.\d{3}s exit 3 %s  # .*3" % logs[1])
         self.assertRegex(lines[2], r"^\S+ paused - - -  # disk swap; by \S+$")
