@@ -126,12 +126,16 @@ demo:
 	$(DEMO_RUN) --status
 	@echo; echo "== run-job hello"
 	$(DEMO_RUN) hello
-	@echo; echo "== its log"
-	cat "$$(find $(DEMO)/log -type f -path '*hello*' | sort | tail -n 1)"
+	@echo; echo "== its log: run-job --log hello"
+	$(DEMO_RUN) --log hello
 	@echo; echo "== run-job --slow-start warmup"
 	$(DEMO_RUN) --slow-start warmup
 	@echo; echo "== run-job broken: a failure, exit code 1"
 	$(DEMO_RUN) broken || echo "run-job exited with $$?"
+	@echo; echo "== what it wrote on stderr: run-job --log broken --stderr"
+	$(DEMO_RUN) --log broken --stderr
+	@echo; echo "== run-job --history hello"
+	$(DEMO_RUN) --history hello
 	@echo; echo "== run-job --status"
 	$(DEMO_RUN) --status
 

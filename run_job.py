@@ -2303,6 +2303,32 @@ def parse_exit_codes(value, key, origin):
     return frozenset(codes)
 
 
+# log_retention: what a job's log directory keeps after each run (prune_logs).
+LOG_RETENTION_HINT = "a mapping such as {runs: 100, age: 30d}"
+
+
+def parse_log_retention(value, key, origin):
+    """A mapping of `runs` (the logs of that many latest runs are kept) and
+    `age` (logs of runs started longer ago are deleted), either or both:
+    (runs, age in seconds), None for a limit left out."""
+    if not isinstance(value, dict):
+        raise type_error(key, LOG_RETENTION_HINT, value, origin)
+    limits = {"runs": None, "age": None}
+    for name, item in value.items():
+        item_origin = Origin(origin.source, origin.marks, origin.path + (name,))
+        label = "%s: %s" % (key, name)
+        if name == "runs":
+            limits[name] = parse_positive_count(item, label, item_origin)
+        elif name == "age":
+            limits[name] = parse_seconds(item, label, item_origin)
+            if not limits[name]:
+                raise item_origin.error("`%s` must be longer than 0; leave it out for no "
+                                        "age limit" % label)
+        else:
+            raise unknown_key_error(name, sorted(limits), item_origin)
+    return limits["runs"], limits["age"]
+
+
 # backoff: true waits 5 minutes after a failure, doubling up to 6 hours.
 BACKOFF_DEFAULTS = (("initial", 300.0), ("max", 21600.0))
 
@@ -2883,6 +2909,9 @@ JOB_KEYS = (
         "a failed run tries its commands again this many times"),
     Key("retry_delay", parse_seconds, "retry_delay", 10.0, "`10s`",
         "the wait before the first retry, doubled before each next one"),
+    Key("log_retention", parse_log_retention, "log_retention", (1000, 30 * 86400.0),
+        "`{runs: 1000, age: 30d}`",
+        "the logs kept after each run: of the latest `runs` runs, none older than `age`"),
     Key("stderr_ignore", parse_patterns, "stderr_ignore", None, "none",
         "stderr lines matching one of these patterns do not count for fail_on_stderr"),
     Key("fail_on_output", parse_patterns, "fail_on_output", None, "none",
@@ -4745,6 +4774,72 @@ def _create_run_log(directory, directory_fd, base):
                                % (path, error.strerror))
         return RunLog(fd, path)
     raise RefusedError("%s: too many logs in one second" % os.path.join(directory, base))
+
+
+# A job's log directory holds its logs, named by open_run_log; a log name
+# sorts the runs by start (its number after the second counts too): one
+# listdir finds them in order, without a stat or a read.
+LOG_STAMP_SHAPE = "00000000-000000"  # YYYYMMDD-HHMMSS, every digit made 0
+ZERO_DIGITS = str.maketrans("123456789", "000000000")
+
+
+def is_log_stamp(stamp):
+    """Whether STAMP is YYYYMMDD-HHMMSS or YYYYMMDD-HHMMSS-N (N: no leading 0)."""
+    shape = stamp.translate(ZERO_DIGITS)
+    if shape == LOG_STAMP_SHAPE:
+        return True
+    return shape[:16] == LOG_STAMP_SHAPE + "-" and shape[16:] == "0" * (len(shape) - 16) \
+        and stamp[16:17] not in ("", "0")
+
+
+def job_log_names(name, directory_fd):
+    """The names of job NAME's logs (NAME-STAMP.log) in its log directory,
+    open as DIRECTORY_FD, oldest first: by start second, then by the number
+    after it (its length, then its digits)."""
+    prefix = name + "-"
+    keyed = []
+    for file_name in os.listdir(directory_fd):
+        if file_name.startswith(prefix) and file_name.endswith(".log"):
+            stamp = file_name[len(prefix):-4]
+            if is_log_stamp(stamp):
+                keyed.append((stamp[:15], len(stamp), file_name))
+    keyed.sort()
+    return [file_name for _, _, file_name in keyed]
+
+
+def prune_logs(config, job, current, now):
+    """Apply JOB's log_retention to its log directory: delete the logs beyond
+    the latest `runs` and those of runs started before NOW less `age` (by the
+    local time in their names), never CURRENT (this run's log path: the only
+    running one, as the run holds the job's lock). Only regular files with
+    log names go, never what a symlink points to."""
+    runs, age = job.log_retention
+    if runs is None and age is None:
+        return
+    directory_fd = _open_log_directory(os.path.join(config.output_directory, job.name))
+    try:
+        names = job_log_names(job.name, directory_fd)
+        count = 0 if runs is None else max(0, len(names) - runs)
+        if age is not None:
+            oldest = time.strftime("%Y%m%d-%H%M%S", time.localtime(now - age))
+            stamp = slice(len(job.name) + 1, len(job.name) + 16)
+            while count < len(names) and names[count][stamp] < oldest:
+                count += 1
+        for file_name in names[:count]:
+            if file_name != os.path.basename(current):
+                _delete_regular_file(file_name, directory_fd)
+    finally:
+        os.close(directory_fd)
+
+
+def _delete_regular_file(name, directory_fd):
+    """Unlink NAME in DIRECTORY_FD if it is a regular file: a symlink (which
+    unlink would not follow anyway) or a directory put there is left."""
+    try:
+        if stat.S_ISREG(os.stat(name, dir_fd=directory_fd, follow_symlinks=False).st_mode):
+            os.unlink(name, dir_fd=directory_fd)
+    except FileNotFoundError:
+        pass  # gone meanwhile
 
 
 def _set_child_subreaper(on):
@@ -6801,6 +6896,7 @@ def _execute_locked(config, job, lock, slow_start, live, events, set_aside, trig
         if logging_error is not None:
             log.note("logging", logging_error)
         mail_error = notify_by_mail(config, job, outcome, recorded, duration, run, events)
+        _apply_log_retention(config, job, log)
         _log_footer(log, outcome, duration)
         log.close()
         report_outcome(job, outcome, duration, log.path, run.stderr_tail, live,
@@ -6809,6 +6905,15 @@ def _execute_locked(config, job, lock, slow_start, live, events, set_aside, trig
         run.close()
         log.close()
     return outcome.run_job_exit_code
+
+
+def _apply_log_retention(config, job, log):
+    """prune_logs after a run: a failure is the log's `retention` record,
+    never the run's outcome."""
+    try:
+        prune_logs(config, job, log.path, time.time())
+    except (OSError, ProcessControlError) as error:
+        log.note("retention", getattr(error, "strerror", None) or error)
 
 
 # -- 10.4 --kill-job
@@ -6912,8 +7017,9 @@ def _open_job_log(path):
 
 # ---- 11. reporting ---------------------------------------------------------------
 
-# Three parts: the installed crontab against the job files; --list-jobs and
-# --status; --check, which also says what the service user will meet under cron.
+# The installed crontab against the job files; --list-jobs and --status;
+# --check, which also says what the service user will meet under cron;
+# --explain; --log and --history.
 
 STATUS_INDENT = "    "
 
@@ -8057,6 +8163,153 @@ def lock_text(explanation):
     return "held: the job is running, pid %s" % explanation["running_pid"]
 
 
+# -- 11.5 --log and --history
+
+# A log is copied in pieces whatever its size. With --stdout or --stderr a
+# piece is cut after its last whole record; a record holds at most READ_SIZE
+# bytes of output, so a longer stretch without a newline is none of
+# run-job's writing, and is passed on in pieces all the same.
+LOG_COPY_SIZE = 1 << 20
+FOLLOW_INTERVAL = 0.2  # seconds between two looks at a log that --follow copies
+
+
+def open_job_log(config, name, run):
+    """(path, descriptor) of the log of job NAME's RUN-th latest run (1: the
+    latest), found by name in its log directory."""
+    check_job_name(name)
+    directory = os.path.join(config.output_directory, name)
+    if not os.path.lexists(directory):
+        job_file_path(config, name)  # no job by that name either: a usage error
+        raise ProcessControlError("job %s has no log: %s does not exist; it has not run "
+                                  "yet" % (name, directory))
+    directory_fd = _open_log_directory(directory)
+    try:
+        names = job_log_names(name, directory_fd)
+        if len(names) < run:
+            raise ProcessControlError("job %s has %d log%s in %s, no run %d; run-job "
+                                      "--history %s lists its runs" % (
+                                          name, len(names), "" if len(names) == 1 else "s",
+                                          directory, run, name))
+        path = os.path.join(directory, names[-run])
+        return path, _open_regular_file(names[-run], os.O_RDONLY, None, directory_fd)
+    finally:
+        os.close(directory_fd)
+
+
+def stream_bytes(records, tag):
+    """The original bytes of stream TAG (b"O" or b"E") in RECORDS, whole log
+    records (README "Log format"): each one's bytes, and its newline when
+    marked "|" (a line), not when marked "+" (a piece)."""
+    pieces = []
+    for record in records.split(b"\n"):
+        if record[24:25] == tag:
+            pieces.append(record[27:])
+            if record[25:26] == b"|":
+                pieces.append(b"\n")
+    return b"".join(pieces)
+
+
+class LogCopy(object):
+    """Copies the log open as FD to OUT (a binary stream) as it is read:
+    its bytes, or with TAG only that stream's, rebuilt from its records."""
+
+    def __init__(self, fd, out, tag):
+        self.fd, self.out, self.tag = fd, out, tag
+        self.pending = b""  # the start of a record still being written
+
+    def copy(self):
+        """Copy what the log holds past what was copied; whether it had more."""
+        more = False
+        while True:
+            chunk = os.read(self.fd, LOG_COPY_SIZE)
+            if not chunk:
+                self.out.flush()
+                return more
+            more = True
+            if self.tag is None:
+                self.out.write(chunk)
+                continue
+            data = self.pending + chunk
+            end = data.rfind(b"\n") + 1 or (len(data) if len(data) > LOG_COPY_SIZE else 0)
+            self.pending = data[end:]
+            self.out.write(stream_bytes(data[:end], self.tag))
+
+
+def follow_log(config, name, path, log_copy):
+    """Copy the log at PATH as it grows, until its run ends: the job's lock
+    released, or held by a run with another log (the next run)."""
+    while True:
+        if log_copy.copy():
+            continue
+        running = running_info(config, name)
+        if running is None or running["log"] != path:
+            log_copy.copy()  # what was written before the end
+            return
+        time.sleep(FOLLOW_INTERVAL)
+
+
+def show_log(config, invocation, out):
+    """--log NAME [--run N] [--stdout | --stderr] [--follow]."""
+    path, fd = open_job_log(config, invocation.job, invocation.log_run)
+    try:
+        tag = b"O" if invocation.log_stdout else b"E" if invocation.log_stderr else None
+        log_copy = LogCopy(fd, out, tag)
+        if invocation.follow:
+            follow_log(config, invocation.job, path, log_copy)
+        else:
+            log_copy.copy()
+    finally:
+        os.close(fd)
+    return EXIT_OK
+
+
+def history_records(config, name):
+    """Job NAME's history records, oldest first: NAME.history.1, then
+    NAME.history; a line that is no record (cut by a full disk) is passed over."""
+    path = history_path(config, name)
+    records, found = [], False
+    for each in (path + ".1", path):
+        data = read_regular_file(each, HISTORY_FILE_MAX_BYTES)
+        found = found or data is not None
+        for line in (data or b"").split(b"\n")[:-1]:
+            record = parse_record(line + b"\n")
+            if record is not None:
+                records.append(record)
+    if not found:
+        job_file_path(config, name)  # no job by that name: a usage error
+    return records
+
+
+def history_line(record):
+    """One record as a line: start, status, duration, exit code or signal,
+    log, then why (a skip's or failure's reason, who paused...)."""
+    words = [recorded_text(record, "start") or "-", recorded_text(record, "status") or "-"]
+    duration = recorded_number(record, "duration", None)
+    words.append("-" if duration is None else "%.3fs" % duration)
+    if record.get("signal") is not None:
+        words.append("signal %s" % record["signal"])
+    elif record.get("exit_code") is not None:
+        words.append("exit %s" % record["exit_code"])
+    else:
+        words.append("-")
+    words.append(recorded_text(record, "log") or "-")
+    why = []
+    if record.get("status") != "success" and record.get("reason") is not None:
+        why.append(recorded_text(record, "reason"))
+    if record.get("by") is not None:
+        why.append("by %s" % record["by"])
+    line = " ".join(words) + ("  # %s" % "; ".join(why) if why else "")
+    return printable(line) + "\n"
+
+
+def show_history(config, name, out, as_json=False):
+    """--history NAME [--json]: every run, skip and command the history
+    keeps, oldest first, as lines or as JSON lines."""
+    for record in history_records(config, name):
+        out.write(json_line(record) if as_json else history_line(record))
+    return EXIT_OK
+
+
 # ---- 12. the command line --------------------------------------------------------
 
 HELP = """\
@@ -8097,10 +8350,18 @@ usage: run-job [-c FILE] [options] [NAME]
                                 each setting and where it was set, commands,
                                 environment, paths, next scheduled times, and
                                 whether the crontab agrees (--json: as JSON)
+  --log NAME                    print the log of the job's latest run
+  --run N                       with --log: of the Nth latest run (1: the latest)
+  --stdout, --stderr            with --log: only that stream, its bytes as the
+                                job wrote them
+  --follow                      with --log: go on printing as the log grows,
+                                until the run ends
+  --history NAME                print the job's recorded runs, skips and
+                                commands, oldest first (with --json: as JSON lines)
 
 exit codes:
   0    success, a quiet policy skip, or a run replaced (overlap: replace)
-  1    the job failed or was killed
+  1    the job failed or was killed; --log: no such run
   64   usage error, or no job by that name
   69   the job is halted (run-job --reset NAME clears it)
   75   the job is still running from a previous run (lock held)
@@ -8131,6 +8392,10 @@ OPTIONS = {
     "--tag": ("tags", None),
     "-c": ("config_path", None), "--config": ("config_path", None),
     "--explain": ("explain", None),
+    "--log": ("log", None), "--run": ("log_run", None),
+    "--stdout": ("log_stdout", True), "--stderr": ("log_stderr", True),
+    "--follow": ("follow", True),
+    "--history": ("history", None),
 }
 
 # The actions --tag selects jobs for, and those that change a job's marks.
@@ -8156,6 +8421,8 @@ MODULES_AFTER_SWITCH = {
     "resume": JOB_FILE_MODULES,
     "reset": JOB_FILE_MODULES,
     "explain": JOB_FILE_MODULES,
+    "log": (),
+    "history": (),
 }
 
 
@@ -8181,6 +8448,10 @@ class Invocation(object):
         self.force = False
         self.reason = None
         self.tags = []
+        self.log_run = 1
+        self.log_stdout = False
+        self.log_stderr = False
+        self.follow = False
 
 
 def split_option(argv, index):
@@ -8217,12 +8488,21 @@ def apply_option(invocation, option, value, argv, index):
         value, index = argv[index], index + 1
     if attribute in ("config_path", "scheduled", "reason"):
         setattr(invocation, attribute, value)
+    elif attribute == "log_run":
+        invocation.log_run = parse_run_number(value)
     elif attribute == "tags":
         invocation.tags.append(value)
     else:
         invocation.actions.append(attribute)
         invocation.job = value
     return index
+
+
+def parse_run_number(value):
+    if not 0 < len(value) <= 9 or value.strip("0123456789") or int(value) < 1:
+        raise UsageError("--run takes a run number, 1 for the latest, not %s; see run-job "
+                         "--help" % printable(value, 40))
+    return int(value)
 
 
 def parse_command_line(argv):
@@ -8275,8 +8555,10 @@ def check_invocation(invocation):
     if invocation.reason is not None and actions[0] != "pause":
         raise UsageError("--reason applies only to --pause; see run-job --help")
     check_tags(invocation)
-    if invocation.json and actions[0] not in ("status", "explain"):
-        raise UsageError("--json applies only to --status and --explain; see run-job --help")
+    if invocation.json and actions[0] not in ("status", "explain", "history"):
+        raise UsageError("--json applies only to --status, --explain and --history; "
+                         "see run-job --help")
+    check_log_options(invocation)
     check_names(invocation)
     return invocation
 
@@ -8294,6 +8576,19 @@ def check_tags(invocation):
         raise UsageError("--%s needs job names or --tag TAG; see run-job --help" % action)
 
 
+def check_log_options(invocation):
+    """--run, --stdout, --stderr and --follow go with --log; one stream at most."""
+    given = [option for option, attribute, unset in (
+        ("--run", "log_run", 1), ("--stdout", "log_stdout", False),
+        ("--stderr", "log_stderr", False), ("--follow", "follow", False))
+        if getattr(invocation, attribute) != unset]
+    if given and invocation.actions[0] != "log":
+        raise UsageError("%s applies only to --log; see run-job --help" % given[0])
+    if invocation.log_stdout and invocation.log_stderr:
+        raise UsageError("--stdout or --stderr, not both: each prints one stream; see "
+                         "run-job --help")
+
+
 # The actions that take no job name, by option, for their usage error.
 ACTION_OPTIONS = {"list": "--list-jobs", "check": "--check"}
 
@@ -8303,13 +8598,13 @@ def check_names(invocation):
     named job must be a job's name, not its file's."""
     action, names = invocation.actions[0], invocation.names
     quoted = ", ".join(repr(name) for name in names)[:80]  # one line, whatever they hold
-    if names and action in ("run", "kill", "explain"):
+    if names and action in ("run", "kill", "explain", "log", "history"):
         raise UsageError("one job at a time, not %r and %s; see run-job --help"
                          % (invocation.job[:80], quoted))
     if names and action in ACTION_OPTIONS:
         raise UsageError("%s takes no job name, not %s; see run-job --help"
                          % (ACTION_OPTIONS[action], quoted))
-    if action in ("run", "kill", "explain") and invocation.job is not None:
+    if action in ("run", "kill", "explain", "log", "history") and invocation.job is not None:
         check_not_a_file_name(invocation.job, action)
     for name in names:
         check_not_a_file_name(name, action)
@@ -8323,7 +8618,9 @@ NAME_HINTS = {"run": ("run the job", "run-job %s"),
               "pause": ("pause the job", "run-job --pause %s"),
               "resume": ("resume the job", "run-job --resume %s"),
               "reset": ("reset the job", "run-job --reset %s"),
-              "explain": ("explain the job", "run-job --explain %s")}
+              "explain": ("explain the job", "run-job --explain %s"),
+              "log": ("show its log", "run-job --log %s"),
+              "history": ("show its history", "run-job --history %s")}
 
 
 def check_not_a_file_name(word, action):
@@ -8521,6 +8818,11 @@ def report_command(config, invocation):
                            as_json=invocation.json)
     if action == "explain":
         return explain_job(config, invocation.job, sys.stdout, as_json=invocation.json)
+    if action == "log":
+        sys.stdout.flush()
+        return show_log(config, invocation, sys.stdout.buffer)
+    if action == "history":
+        return show_history(config, invocation.job, sys.stdout, invocation.json)
     return check_configuration(config, sys.stdout, sys.stderr)
 
 

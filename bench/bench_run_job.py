@@ -18,6 +18,9 @@ median, the reference's, their ratio, the goal and run-job's min and max:
              (exit 75) against `python3 -c pass`; a start of a paused job
              (exit 0) and of a halted one (exit 69), neither writing a job
              log, against a /bin/true run (goal <= 1x: no dearer than a run);
+  retention  a /bin/true run whose log directory holds 1,000 logs (its
+             log_retention lists them and deletes the oldest) against a
+             /bin/true run with few (goal <= 1.1x);
   memory     run-job's resident memory (VmRSS) while its job sleeps (goal
              <= 1.6x `python3 -c pass`'s) and its peak (VmHWM, goal <= 2.2x),
              read from /proc by this bench, also while it captures output;
@@ -385,6 +388,29 @@ def skip_when_paused(report, root, ways, count):
     report.row("refusal (halted, exit 69) vs a /bin/true run", halted, plain, "ms", 1.0)
 
 
+def run_among_many_logs(report, root, ways, count):
+    """A /bin/true run whose log directory holds 1,000 logs, so that each
+    run's log_retention (default: 1,000 runs) lists them and deletes the
+    oldest, against a /bin/true run with few logs (goal <= 1.1x)."""
+    write_job(root, "true", "/bin/true")
+    write_job(root, "many", "/bin/true")
+    directory = os.path.join(root, "out", "many")
+    os.mkdir(directory)
+    source = os.path.join(root, "old.log")
+    write(source, "an old run's log\n")
+    day_ago = time.time() - 86400
+    for index in range(1000):  # hard links: creating 1,000 inodes is slow on some disks
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(day_ago + index))
+        os.link(source, os.path.join(directory, "many-%s.log" % stamp))
+    plain, many = [], []
+    for _ in range(count):  # interleaved
+        plain.append(run(ways["installed"] + ["true"]))
+        many.append(run(ways["installed"] + ["many"]))
+    if len(os.listdir(directory)) != 1000:
+        raise RuntimeError("%s: %d logs, not 1000" % (directory, len(os.listdir(directory))))
+    report.row("a run among 1,000 logs vs a /bin/true run", many, plain, "ms", 1.1)
+
+
 def recorded_start(root, name):
     """The start of NAME's last run (time.time()), from its lock file."""
     with open(os.path.join(root, "run", name + ".lock"), "rb") as lock:
@@ -596,6 +622,7 @@ def main():
         with_syslog(report, root, ways, 10 if quick else 30)
         skip_when_locked(report, root, ways, 10 if quick else 30)
         skip_when_paused(report, root, ways, 10 if quick else 30)
+        run_among_many_logs(report, root, ways, 10 if quick else 30)
         python_peak = memory_figures(report, root, ways, 3 if quick else 7)
         kill_latency(report, root, ways, 3 if quick else 5)
         captures(report, root, ways, quick, python_peak)

@@ -1,6 +1,7 @@
 """output: random binary output in random chunk sizes on both streams, 1 GB
 without a newline, output written by a grandchild after the main process
-exited: every byte rebuilt from the log; run-job's peak RSS (VmHWM) bounded."""
+exited: every byte rebuilt from the log, and printed alike by run-job --log
+--stdout / --stderr; run-job's peak RSS (VmHWM) bounded."""
 
 import hashlib
 import os
@@ -116,12 +117,27 @@ def chunks_trial(sandbox, seed, total):
     for stream in (b"O", b"E"):
         with open(expected + "." + stream.decode(), "rb") as copy:
             want = copy.read()
-        got = common.rebuild(log, stream)
-        if got != want:
-            problems.append("stream %s rebuilt %d bytes, %s" % (
-                stream.decode(), len(got), "the job wrote %d" % len(want) if len(got) != len(want)
-                else "differing from what the job wrote"))
+        problems += compare_rebuilt(common.rebuild(log, stream), want, stream)
+        problems += compare_rebuilt(printed_stream(sandbox, name, stream), want, stream,
+                                    "run-job --log --%s" % STREAM_OPTIONS[stream])
     return problems, peak
+
+
+STREAM_OPTIONS = {b"O": "stdout", b"E": "stderr"}
+
+
+def printed_stream(sandbox, name, stream):
+    """What run-job --log NAME --stdout (or --stderr) prints."""
+    code, out, err, _ = sandbox.run(["--log", name, "--" + STREAM_OPTIONS[stream]], timeout=120)
+    return out if code == 0 and not err else b"exit %s: %s" % (str(code).encode(), err[:200])
+
+
+def compare_rebuilt(got, want, stream, how="rebuilt"):
+    if got == want:
+        return []
+    return ["stream %s %s %d bytes, %s" % (
+        stream.decode(), how, len(got), "the job wrote %d" % len(want) if len(got) != len(want)
+        else "differing from what the job wrote")]
 
 
 def long_line_trial(sandbox, size):
@@ -163,10 +179,11 @@ def late_grandchild_trial(sandbox):
     if code != 0:
         problems.append("exit %s: %s" % (code, common.last_line(err)))
     for stream, want in ((b"O", b"main\nlate-out\nno-newline"), (b"E", b"late-err\n")):
-        got = common.rebuild(log, stream)
-        if got != want:
-            problems.append("a grandchild's late output: stream %s rebuilt as %r, not %r" % (
-                stream.decode(), got[:80], want))
+        for got, how in ((common.rebuild(log, stream), "rebuilt"),
+                         (printed_stream(sandbox, "late", stream), "printed by --log")):
+            if got != want:
+                problems.append("a grandchild's late output: stream %s %s as %r, not %r" % (
+                    stream.decode(), how, got[:80], want))
     return problems
 
 
