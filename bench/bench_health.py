@@ -2,28 +2,30 @@
 """run-job --health over many jobs: 10,000 job files with their states.
 
 Usage: python3 bench/bench_health.py [--jobs N] [--repeat R]
-Builds a job directory of N job files (five schedules) and a state per job
-as runs record them: most jobs fine, some failing, halted, paused, or never
-run, so that the check judges every kind; then runs `run-job --health` with
-the system interpreter (/usr/bin/python3 when present, as on a server) R
-times and prints the wall times against the issue's goal, 3 s for 10,000.
+Builds bench_cron_generate's job directory of N job files (five schedules)
+and a state per job as runs record them: most jobs fine, some failing,
+halted, paused, or never run, so that the check judges every kind; then runs
+`run-job --health` with the system interpreter (/usr/bin/python3 when
+present, as on a server) R times and prints the wall and CPU times against
+the issue's goal, 3 s for 10,000 jobs.
 """
 
 import argparse
 import json
 import os
-import pwd
 import resource
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
-SOURCE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-SCHEDULES = ["*/5 * * * *", "30 12 * * *", "0 0 1 * *", "15 3 * * 1-5", "2-59/10 * * * *"]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bench_cron_generate  # noqa: E402
+
+SOURCE = bench_cron_generate.SOURCE
+PYTHON = bench_cron_generate.PYTHON
 GOAL_SECONDS = 3.0  # for 10,000 jobs
 
 
@@ -56,35 +58,18 @@ def state_of(name, index, now):
 
 
 def make_sandbox(count):
-    """(root, config path) of a temporary job directory of COUNT jobs, each
-    with its state."""
-    root = tempfile.mkdtemp(prefix="pc-bench-health-")
-    os.chmod(root, 0o755)
-    jobs, states = os.path.join(root, "jobs"), os.path.join(root, "state")
-    for directory in (jobs, states, os.path.join(root, "run")):
-        os.mkdir(directory, 0o755)
+    """(root, config path) of bench_cron_generate's temporary job directory
+    of COUNT jobs, each with its state."""
+    root, config = bench_cron_generate.make_sandbox(count)
+    states = os.path.join(root, "state")
+    os.mkdir(states, 0o755)
     now = time.time()
     for index in range(count):
         name = "job_%05d" % index
-        with open(os.path.join(jobs, name + ".yaml"), "w") as handle:
-            handle.write("name: Benchmark job %d\n"
-                         "description: one of many\n"
-                         "command: /usr/bin/env true --flag %d\n"
-                         "schedule: '%s'\n"
-                         "timeout: 10m\n"
-                         "tags: [bench, group%d]\n" % (index, index, SCHEDULES[index % 5],
-                                                       index % 7))
         state = state_of(name, index, now)
         if state is not None:
             with open(os.path.join(states, name + ".state"), "w") as handle:
                 handle.write(json.dumps(state) + "\n")  # json_line's separators
-    user = "nobody" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
-    config = os.path.join(root, "process-control.yaml")
-    with open(config, "w") as handle:
-        handle.write("user: %s\njob_directory: %s\noutput_directory: %s/log\n"
-                     "run_directory: %s/run\nstate_directory: %s\n"
-                     "output_crontab: console\n" % (user, jobs, root, root, states))
-    os.chmod(config, 0o644)
     return root, config
 
 
@@ -133,11 +118,13 @@ def main():
         sys.exit("bench: %s" % error)
     print(first[:160])
     median = statistics.median(times)
-    goal = GOAL_SECONDS * options.jobs / 10000
-    print("run-job --health, %d jobs: median %.3f s (min %.3f, max %.3f), CPU %.3f s; goal "
-          "%.1f s: %s; load average %.2f" % (
-              options.jobs, median, min(times), max(times), statistics.median(cpu), goal,
-              "met" if median <= goal else "MISSED", os.getloadavg()[0]))
+    verdict = "the goal is for 10000 jobs"
+    if options.jobs == 10000:
+        verdict = "goal %.1f s: %s" % (GOAL_SECONDS, "met" if median <= GOAL_SECONDS
+                                       else "MISSED")
+    print("run-job --health, %d jobs: median %.3f s (min %.3f, max %.3f), CPU %.3f s; %s; "
+          "load average %.2f" % (options.jobs, median, min(times), max(times),
+                                 statistics.median(cpu), verdict, os.getloadavg()[0]))
 
 
 if __name__ == "__main__":
