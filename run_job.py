@@ -1926,6 +1926,8 @@ def _possible_months(schedule):
     """The chosen months that have one of the chosen days in some year (the
     leap year 2000 stands for all)."""
     first_day = min(schedule.days_of_month)
+    if first_day <= 29:  # every month has a 29th in 2000
+        return sorted(schedule.months)
     return [month for month in sorted(schedule.months)
             if first_day <= _days_in_month(2000, month)]
 
@@ -2934,13 +2936,15 @@ class Job(object):
 
 
 def set_key_attributes(target, keys, values):
-    """Each key's attribute from VALUES (by attribute name), else its default."""
+    """Each key's attribute from VALUES (by attribute name), else its default
+    (computed only then: reading 10,000 job files asked 300,000 defaults)."""
     attributes = set(key.attribute for key in keys)
     unknown = set(values) - attributes
     if unknown:
         raise TypeError("unknown attributes %s" % ", ".join(sorted(unknown)))
-    for key in keys:
-        setattr(target, key.attribute, values.get(key.attribute, key.default_value()))
+    target.__dict__.update((key.attribute, key.default_value()) for key in keys
+                           if key.attribute not in values)
+    target.__dict__.update(values)
 
 
 def choose_config_path(config_path, environ):
@@ -5216,7 +5220,10 @@ def _record_string(text, position):
     if text[position:position + 1] != '"':
         raise ValueError("not a string")
     close = text.index('"', position + 1)
-    parts = text[position + 1:close].split("\\")
+    body = text[position + 1:close]
+    if "\\" not in body:  # no escape: most strings
+        return body, close + 1
+    parts = body.split("\\")
     for index, part in enumerate(parts[1:], 1):
         if part[:1] != "u" or len(part) < 5 or not _HEX_DIGITS.issuperset(part[1:5]):
             raise ValueError("not an escape json_line writes")
@@ -5227,11 +5234,11 @@ def _record_string(text, position):
 def _record_value(text, position):
     if text[position:position + 1] == '"':
         return _record_string(text, position)
-    close = len(text) - 2
-    for separator in (",", "}"):
-        found = text.find(separator, position)
-        if found != -1:
-            close = min(close, found)
+    # Up to the next comma, or the closing brace: a "}" before that is in
+    # the word, which no value holds, so the record is refused either way.
+    close = text.find(",", position)
+    if close == -1:
+        close = len(text) - 2
     word = text[position:close]
     if word in _RECORD_WORDS:
         return _RECORD_WORDS[word], close
@@ -7278,33 +7285,44 @@ def schedule_faults(config, job, state, now):
     start since the second latest of its scheduled times before NOW less
     overdue_grace: one missed start is tolerated, two are not), no success
     for longer than max_success_age, or never started although scheduled
-    since its job file changed."""
+    since its job file changed. A run going on started too (its lock says
+    when): asked only of a job that looks at fault, as it reads /proc/locks."""
     started = latest_start(state)
-    missed = scheduled_times_before(job.schedule, now - job.overdue_grace, 2)
-    changed = job_file_changed(job, now)
+    due = scheduled_times_back(job.schedule, now - job.overdue_grace)
+    latest = next(due, None)
     faults = []
-    # A run going on started too (its lock says when): asked only of a job
-    # that looks at fault, as it reads /proc/locks.
-    if started is None and missed and missed[-1] > changed \
-            and running_start(config, job.name, now) is None:
-        faults.append(Fault(HEALTH_WARNING, "never_ran", "never ran, though scheduled at %s "
-                            "since its job file changed (%s)" % (
-                                minute_text(missed[-1]), optional_iso_time(changed))))
-    elif started is not None and len(missed) == 2 and started < missed[0] \
-            and max(running_start(config, job.name, now) or 0, started) < missed[0]:
-        faults.append(Fault(HEALTH_CRITICAL, "overdue", "overdue: nothing started since %s, "
-                            "though scheduled at %s and %s (%s)" % (
-                                optional_iso_time(started), minute_text(missed[0]),
-                                minute_text(missed[1]), job.schedule_expression)))
+    if started is None:
+        changed = job_file_changed(job, now)
+        if latest is not None and latest > changed \
+                and running_start(config, job.name, now) is None:
+            faults.append(Fault(HEALTH_WARNING, "never_ran", "never ran, though scheduled at "
+                                "%s since its job file changed (%s)" % (
+                                    minute_text(latest), optional_iso_time(changed))))
+    elif latest is not None and started < latest:
+        earlier = next(due, None)  # asked only now: most jobs started since the latest
+        if earlier is not None \
+                and max(running_start(config, job.name, now) or 0, started) < earlier:
+            faults.append(Fault(HEALTH_CRITICAL, "overdue", "overdue: nothing started since "
+                                "%s, though scheduled at %s and %s (%s)" % (
+                                    optional_iso_time(started), minute_text(earlier),
+                                    minute_text(latest), job.schedule_expression)))
     if job.max_success_age:
-        success = recorded_number(state, "last_success_time", None)
-        if now - (changed if success is None else success) > job.max_success_age:
-            faults.append(Fault(HEALTH_CRITICAL, "no_success", "no success since %s, longer "
-                                "than max_success_age (%s)" % (
-                                    "its job file changed (%s)" % optional_iso_time(changed)
-                                    if success is None else optional_iso_time(success),
-                                    elapsed_text(job.max_success_age))))
+        faults.extend(success_age_faults(job, state, now))
     return faults
+
+
+def success_age_faults(job, state, now):
+    """JOB's Fault when its last success (or, never successful, the last
+    change of its job file) is older than max_success_age."""
+    success = recorded_number(state, "last_success_time", None)
+    since = job_file_changed(job, now) if success is None else success
+    if now - since <= job.max_success_age:
+        return []
+    return [Fault(HEALTH_CRITICAL, "no_success", "no success since %s, longer than "
+                  "max_success_age (%s)" % (
+                      optional_iso_time(success) if success is not None
+                      else "its job file changed (%s)" % optional_iso_time(since),
+                      elapsed_text(job.max_success_age)))]
 
 
 def job_file_changed(job, now):
@@ -7345,19 +7363,17 @@ def running_start(config, name, now):
     return running["start"] if running["start"] is not None else now
 
 
-def scheduled_times_before(schedule, moment, count):
-    """The COUNT latest times (fewer when there are none so early) at which
-    cron starts SCHEDULE's job strictly before MOMENT, as Unix times, the
-    latest last: two previous_before steps, not a walk over every minute."""
+def scheduled_times_back(schedule, moment):
+    """The times at which cron starts SCHEDULE's job strictly before MOMENT
+    (Unix time), latest first, as Unix times: one previous_before step per
+    time asked for, not a walk over every minute."""
     import datetime  # lazily: only the reports need it
-    times = []
     cursor = datetime.datetime.fromtimestamp(moment)
-    while len(times) < count:
+    while True:
         cursor = schedule.previous_before(cursor)
         if cursor is None:
-            break
-        times.insert(0, time.mktime(cursor.timetuple()))
-    return times
+            return
+        yield time.mktime(cursor.timetuple())
 
 
 def minute_text(epoch):
