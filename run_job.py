@@ -7340,9 +7340,9 @@ def latest_start(state):
     skipped = recorded_number(state, "last_skip_time", None)
     if skipped is None and state.get("last_skip"):
         skipped = epoch_of_iso_time(recorded_text(state, "last_skip"))
-    times = [time for time in (recorded_number(state, "start_time", None), skipped)
-             if time is not None]
-    return max(times) if times else None
+    known = [moment for moment in (recorded_number(state, "start_time", None), skipped)
+             if moment is not None]
+    return max(known) if known else None
 
 
 def epoch_of_iso_time(text):
