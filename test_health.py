@@ -367,11 +367,15 @@ class UnknownTests(HealthTest):
         os.rmdir(self.sandbox.jobs)
         self.assert_unknown("the job directory", "does not exist")
 
-    @unittest.skipIf(test_config.IS_ROOT, "root can search any directory")
-    def test_a_state_directory_the_check_cannot_search(self):
+    @unittest.skipIf(test_config.IS_ROOT, "root can read any directory")
+    def test_a_job_or_state_directory_the_check_cannot_read(self):
         os.chmod(self.sandbox.path("state"), 0o600)
         self.addCleanup(os.chmod, self.sandbox.path("state"), 0o755)
         self.assert_unknown("cannot read the state directory")
+        os.chmod(self.sandbox.path("state"), 0o755)
+        os.chmod(self.sandbox.jobs, 0o300)
+        self.addCleanup(os.chmod, self.sandbox.jobs, 0o755)
+        self.assert_unknown("cannot list the job directory")
 
 
 class ProcessTests(HealthTest):
