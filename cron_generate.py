@@ -135,14 +135,15 @@ class Entry(object):
         return self.job is not None and run_job.is_scheduled(self.job)
 
 
-def collect_entries(config):
-    """An Entry per .yaml file in the job directory, in name order."""
+def collect_entries(config, directory):
+    """An Entry per .yaml file in the job directory (DIRECTORY, as
+    run_job.job_directory_path resolved and checked it), in name order."""
     names, bad_files = run_job.scan_job_directory(config)
     entries = [Entry(printable(error.file_name), error=error, label="job file")
                for error in bad_files]
     for name in names:
         try:
-            entries.append(Entry(name, job=run_job.load_job(config, name)))
+            entries.append(Entry(name, job=run_job.load_job(config, name, directory)))
         except run_job.ProcessControlError as error:  # refused files too
             entries.append(Entry(name, error=error))
     return sorted(entries, key=lambda entry: entry.name)
@@ -468,10 +469,10 @@ def report_service_user_problems(entries, config):
 
 def generate(options):
     config = run_job.load_global_config(options["config"])
-    run_job.job_directory_path(config)  # refused: keep the crontab cron has
+    directory = run_job.job_directory_path(config)  # refused: keep the crontab cron has
     check_user(config)
     check_runner_path(config)
-    entries = collect_entries(config)
+    entries = collect_entries(config, directory)
     report_problems(entries, config)
     text = render_crontab(config, entries)
     validate_crontab(text, config)

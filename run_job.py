@@ -1926,6 +1926,8 @@ def _possible_months(schedule):
     """The chosen months that have one of the chosen days in some year (the
     leap year 2000 stands for all)."""
     first_day = min(schedule.days_of_month)
+    if first_day <= 29:  # every month has a 29th in 2000
+        return sorted(schedule.months)
     return [month for month in sorted(schedule.months)
             if first_day <= _days_in_month(2000, month)]
 
@@ -2920,6 +2922,13 @@ JOB_KEYS = (
         "{to_address, from_address}: mail failed runs and the recovery"),
     Key("failure_threshold_for_mail", parse_count, "failure_threshold_for_mail", 1,
         "`1`", "mail from this many consecutive failures on (0 as 1)"),
+    # What run-job --health (a monitoring check) tolerates.
+    Key("alert_after_failures", parse_positive_count, "alert_after_failures", 1, "`1`",
+        "--health is critical from this many consecutive failures"),
+    Key("overdue_grace", parse_seconds, "overdue_grace", 300.0, "`5m`",
+        "--health: how late a scheduled start may be before it counts as missed"),
+    Key("max_success_age", parse_seconds, "max_success_age", None, "none",
+        "--health is critical when the last success is older; 0: none"),
 )
 
 
@@ -3270,6 +3279,7 @@ class GlobalConfig(object):
         self.source = source
         self.marks = marks or {}
         self.source_status = source_status
+        self.account_lookup = ()  # (service_account's answer,) once looked up
         set_key_attributes(self, GLOBAL_KEYS, values)
 
     def error(self, message, *path):
@@ -3298,13 +3308,15 @@ class Job(object):
 
 
 def set_key_attributes(target, keys, values):
-    """Each key's attribute from VALUES (by attribute name), else its default."""
+    """Each key's attribute from VALUES (by attribute name), else its default
+    (computed only then: reading 10,000 job files asked 300,000 defaults)."""
     attributes = set(key.attribute for key in keys)
     unknown = set(values) - attributes
     if unknown:
         raise TypeError("unknown attributes %s" % ", ".join(sorted(unknown)))
-    for key in keys:
-        setattr(target, key.attribute, values.get(key.attribute, key.default_value()))
+    target.__dict__.update((key.attribute, key.default_value()) for key in keys
+                           if key.attribute not in values)
+    target.__dict__.update(values)
 
 
 def choose_config_path(config_path, environ):
@@ -3471,11 +3483,14 @@ def check_trusted(path, status, config, what):
 
 
 def service_account(config):
-    """The service user's passwd entry, or None when there is no such user."""
-    try:
-        return pwd.getpwnam(config.user)
-    except KeyError:
-        return None
+    """The service user's passwd entry, or None when there is no such user:
+    looked up once per config (reading 10,000 job files asked 40,000 times)."""
+    if not config.account_lookup:
+        try:
+            config.account_lookup = (pwd.getpwnam(config.user),)
+        except KeyError:
+            config.account_lookup = (None,)
+    return config.account_lookup[0]
 
 
 def trusted_owner_uids(config):
@@ -3578,11 +3593,13 @@ def check_service_user_reach(config, directory):
                            "chmod 0755 %s" % (account.pw_name, directory, directory))
 
 
-def job_file_path(config, name):
+def job_file_path(config, name, directory=None):
     """The job file to read for NAME: directly inside the job directory, or a
-    symlink to another file there."""
+    symlink to another file there. DIRECTORY: job_directory_path's answer,
+    when the caller reads many job files (checked once, not for each)."""
     check_job_name(name)
-    directory = job_directory_path(config)
+    if directory is None:
+        directory = job_directory_path(config)
     path = os.path.join(directory, name + ".yaml")
     try:
         link = os.lstat(path)
@@ -3635,10 +3652,11 @@ def job_file_unreadable(account, path):
                         "chmod 0644 %s" % (path, account.pw_name, path))
 
 
-def load_job(config, name):
+def load_job(config, name, directory=None):
     """Load, check and validate job NAME; raises ConfigError at FILE:LINE:COL,
-    RefusedError for a path or permission refusal, UsageError if missing."""
-    path = job_file_path(config, name)
+    RefusedError for a path or permission refusal, UsageError if missing.
+    DIRECTORY: see job_file_path."""
+    path = job_file_path(config, name, directory)
     document, marks = load_yaml_mapping(read_job_text(path, config), path)
     return job_from_document(config, name, path, document, marks)
 
@@ -3699,15 +3717,25 @@ def scan_job_directory(config):
     return sorted(names), problems
 
 
+def job_directory_or_none(config):
+    """job_directory_path's answer for a command that reads every job file,
+    or None when it refuses the directory: each job file's load says why."""
+    try:
+        return job_directory_path(config)
+    except (ConfigError, RefusedError):
+        return None
+
+
 def tagged_job_names(config, tags):
     """The sorted names of the jobs that have any of TAGS (--tag). A tag that
     no job has is a usage error that lists the tags there are; a job file
     that does not load has no tags."""
     names, _ = scan_job_directory(config)
+    directory = job_directory_or_none(config)
     selected, known = [], set()
     for name in names:
         try:
-            job = load_job(config, name)
+            job = load_job(config, name, directory)
         except (ConfigError, RefusedError, UsageError):
             continue
         known.update(job.tags)
@@ -3723,10 +3751,11 @@ def load_jobs(config):
     """(every job that loads, in name order; the error of each job file
     that does not, and scan_job_directory's problems)."""
     names, problems = scan_job_directory(config)
+    directory = job_directory_or_none(config)
     jobs = []
     for name in names:
         try:
-            jobs.append(load_job(config, name))
+            jobs.append(load_job(config, name, directory))
         except (ConfigError, RefusedError, UsageError) as error:
             problems.append(error)
     return jobs, problems
@@ -5633,7 +5662,10 @@ def _record_string(text, position):
     if text[position:position + 1] != '"':
         raise ValueError("not a string")
     close = text.index('"', position + 1)
-    parts = text[position + 1:close].split("\\")
+    body = text[position + 1:close]
+    if "\\" not in body:  # no escape: most strings
+        return body, close + 1
+    parts = body.split("\\")
     for index, part in enumerate(parts[1:], 1):
         if part[:1] != "u" or len(part) < 5 or not _HEX_DIGITS.issuperset(part[1:5]):
             raise ValueError("not an escape json_line writes")
@@ -5644,11 +5676,11 @@ def _record_string(text, position):
 def _record_value(text, position):
     if text[position:position + 1] == '"':
         return _record_string(text, position)
-    close = len(text) - 2
-    for separator in (",", "}"):
-        found = text.find(separator, position)
-        if found != -1:
-            close = min(close, found)
+    # Up to the next comma, or the closing brace: a "}" before that is in
+    # the word, which no value holds, so the record is refused either way.
+    close = text.find(",", position)
+    if close == -1:
+        close = len(text) - 2
     word = text[position:close]
     if word in _RECORD_WORDS:
         return _RECORD_WORDS[word], close
@@ -5989,13 +6021,16 @@ def record_skip(config, name, reason, now, set_aside=()):
     """Record a start of job NAME that did not run, and why: the history gets
     a line with status skipped, the state keeps the last run's record and
     gains `last_skip` (local time) and `last_skip_reason`, so it shows the
-    skips since that run. SET_ASIDE: what read_state_for_run set aside."""
+    skips since that run, and `last_skip_time` (Unix time), which a run
+    keeps: --health counts a skip as a start. SET_ASIDE: what
+    read_state_for_run set aside."""
     entry = history_entry(name, "skipped", reason, now)
     if set_aside:
         entry["set_aside"] = "\n".join(set_aside)
 
     def change(state):
         state["last_skip"], state["last_skip_reason"] = entry["start"], reason
+        state["last_skip_time"] = entry["start_time"]
         if set_aside:
             state["set_aside"] = entry["set_aside"]
         return entry
@@ -7019,7 +7054,7 @@ def _open_job_log(path):
 
 # The installed crontab against the job files; --list-jobs and --status;
 # --check, which also says what the service user will meet under cron;
-# --explain; --log and --history.
+# --explain; --log and --history; --health.
 
 STATUS_INDENT = "    "
 
@@ -7207,11 +7242,12 @@ def show_status(config, names, only_running, out, err, as_json=False, now=None):
         write_problems(problems, err)
     now = time.time() if now is None else now
     crontab = read_installed_crontab(config)
+    directory = job_directory_or_none(config)
     statuses = []
     for name in names:
         running = running_info(config, name)
         if not only_running or running is not None:
-            statuses.append(job_status(config, name, running, now, crontab))
+            statuses.append(job_status(config, name, running, now, crontab, directory))
     closing = None if only_running else crontab_status_problem(crontab, names, not named)
     if as_json:
         import json  # lazily: only --json needs it (preloaded, see report_command)
@@ -7250,14 +7286,15 @@ STATUS_KEYS = ("name", "verbose_name", "description", "tags", "schedule", "next_
                "last_skip", "logging_error", "mail_error", "set_aside", "state_error")
 
 
-def job_status(config, name, running, now, crontab):
+def job_status(config, name, running, now, crontab, directory=None):
     """What --status says of job NAME at NOW: a dict of STATUS_KEYS, from its
-    job file, its lock (RUNNING: its running_info) and its state file."""
+    job file, its lock (RUNNING: its running_info) and its state file.
+    DIRECTORY: see job_file_path."""
     status = dict.fromkeys(STATUS_KEYS)
     status.update(name=name, tags=[], running=running_status(running, now))
     job = None
     try:
-        job = load_job(config, name)
+        job = load_job(config, name, directory)
     except (ConfigError, RefusedError, UsageError) as error:
         status["invalid"] = str(error)
     else:
@@ -7548,7 +7585,7 @@ def configuration_problems(config):
         warnings.extend(logging_warnings(config, account))
     warnings.extend(run_directory_warnings(config))
     try:
-        job_directory_path(config)
+        directory = job_directory_path(config)
         names, name_problems = scan_job_directory(config)
     except (ConfigError, RefusedError) as error:
         return problems + [error], warnings, []
@@ -7556,7 +7593,7 @@ def configuration_problems(config):
     jobs = []
     for name in names:
         try:
-            job = load_job(config, name)
+            job = load_job(config, name, directory)
         except (ConfigError, RefusedError, UsageError) as error:
             problems.append(error)
             continue
@@ -8310,6 +8347,286 @@ def show_history(config, name, out, as_json=False):
     return EXIT_OK
 
 
+# -- 11.6 --health: a monitoring check
+
+# run-job --health is a plugin as the Monitoring Plugins guidelines describe
+# them: a first line `PROCESS-CONTROL STATE - summary | perfdata`, then one
+# line per job at fault, and the state as exit code, always one of these four
+# (an error of the check itself, usage or configuration, is UNKNOWN).
+HEALTH_STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
+HEALTH_OK, HEALTH_WARNING, HEALTH_CRITICAL, HEALTH_UNKNOWN = range(4)
+HEALTH_SERVICE = "PROCESS-CONTROL"
+# The causes the perfdata counts (the jobs at fault for each), in its order.
+HEALTH_CAUSES = ("halted", "failing", "overdue", "no_success", "never_ran", "invalid",
+                 "bad_state", "crontab")
+HEALTH_NAMES_SHOWN = 5  # the first line names so many jobs of each state at most
+
+
+class Fault(object):
+    """One thing wrong with a job, or with the crontab: its STATE
+    (HEALTH_WARNING or HEALTH_CRITICAL), its CAUSE (of HEALTH_CAUSES) and
+    what it is, in one line (TEXT)."""
+
+    def __init__(self, state, cause, text):
+        self.state = state
+        self.cause = cause
+        self.text = text
+
+
+def show_health(config, names, all_jobs, out, now):
+    """--health [NAME...]: the jobs NAMES (ALL_JOBS: every job, NAMES
+    ignored) judged at NOW (Unix time); returns the state, the exit code.
+    Reads only: no lock taken, nothing set aside."""
+    directory = job_directory_path(config)
+    check_state_directory_readable(config)
+    problems = []
+    if all_jobs:
+        names, problems = scan_job_directory(config)
+    else:
+        names, unknown = existing_job_names(config, names)
+        if unknown:
+            raise unknown[0]
+    crontab = read_installed_crontab(config)
+    jobs, subjects = [], []
+    for name in names:
+        job, faults = job_health(config, name, now, crontab, directory)
+        jobs.extend([job] if job is not None else [])
+        subjects.append((name, faults))
+    ok = sum(1 for _, faults in subjects if not faults)
+    # Besides the jobs: the files whose names are no job's, and the crontab.
+    subjects.extend((problem.file_name, [Fault(HEALTH_CRITICAL, "invalid", str(problem))])
+                    for problem in problems)
+    subjects.append(("crontab", crontab_faults(crontab, jobs, names, all_jobs)))
+    return write_health(subjects, len(names), ok, out)
+
+
+def check_state_directory_readable(config):
+    """Every job's state is read from the state directory: one that cannot
+    be searched is the check's own failure (UNKNOWN), not each job's."""
+    path = config.state_directory
+    if not os.path.isdir(path):
+        raise config.error("the state directory %s does not exist, so no run was ever "
+                           "recorded; as root, run cron-generate (it creates it)" % path,
+                           "state_directory")
+    if not os.access(path, os.X_OK):
+        raise RefusedError("cannot read the state directory %s: permission denied; "
+                           "chmod 0755 %s" % (path, path))
+
+
+def job_health(config, name, now, crontab, directory):
+    """(the Job or None when invalid, its Faults) for job NAME at NOW: what
+    its job file, its state and the installed CRONTAB say."""
+    try:
+        job = load_job(config, name, directory)
+    except (ConfigError, RefusedError, UsageError) as error:
+        return None, [Fault(HEALTH_CRITICAL, "invalid", "invalid job file: %s" % error)]
+    faults = []
+    if crontab.path is not None and crontab.error is None:
+        problem = job_crontab_problem(job, crontab)
+        if problem is not None:
+            faults.append(Fault(HEALTH_WARNING, "crontab", "crontab out of date (%s); run "
+                                                           "cron-generate" % problem))
+    try:
+        state = read_job_state(config, name) or {}
+    except BadFileError as error:  # read-only: the next run sets it aside
+        return job, faults + [Fault(HEALTH_WARNING, "bad_state", "state file %s; the next "
+                                                                 "run sets it aside" % error)]
+    except OSError as error:
+        return job, faults + [Fault(HEALTH_WARNING, "bad_state", "cannot read %s: %s" % (
+            state_path(config, name), error.strerror))]
+    faults.extend(recorded_faults(job, state))
+    if is_scheduled(job) and not mark_set(state, "paused"):
+        faults.extend(schedule_faults(config, job, state, now))
+    return job, faults
+
+
+def recorded_faults(job, state):
+    """JOB's Faults that its STATE shows whatever its schedule: halted,
+    failing beyond alert_after_failures, a bad file set aside."""
+    faults = []
+    halted = halted_status(state)
+    if halted is not None:
+        faults.append(Fault(HEALTH_CRITICAL, "halted", "halted since %s%s; run-job --reset "
+                            "%s clears it" % (halted["since"], reason_text(halted["reason"]),
+                                              job.name)))
+    failures = recorded_count(state, "consecutive_failures")
+    if failures >= job.alert_after_failures:
+        last_run = last_run_status(state)
+        faults.append(Fault(HEALTH_CRITICAL, "failing", "%s (alert_after_failures: %d), last "
+                            "status: %s" % (consecutive_failures_text(failures),
+                                            job.alert_after_failures,
+                                            outcome_summary(last_run) if last_run
+                                            else "unknown")))
+    set_aside = recorded_text(state, "set_aside")
+    if set_aside:
+        faults.append(Fault(HEALTH_WARNING, "bad_state", "; ".join(set_aside.splitlines())))
+    return faults
+
+
+def schedule_faults(config, job, state, now):
+    """The Faults of a scheduled, enabled, unpaused JOB at NOW: overdue (no
+    start since the second latest of its scheduled times before NOW less
+    overdue_grace: one missed start is tolerated, two are not), no success
+    for longer than max_success_age, or never started although scheduled
+    since its job file changed. A run going on started too (its lock says
+    when): asked only of a job that looks at fault, as it reads /proc/locks."""
+    started = latest_start(state)
+    due = scheduled_times_back(job.schedule, now - job.overdue_grace)
+    latest = next(due, None)
+    faults = []
+    if started is None:
+        changed = job_file_changed(job, now)
+        if latest is not None and latest > changed \
+                and running_start(config, job.name, now) is None:
+            faults.append(Fault(HEALTH_WARNING, "never_ran", "never ran, though scheduled at "
+                                "%s since its job file changed (%s)" % (
+                                    minute_text(latest), optional_iso_time(changed))))
+    elif latest is not None and started < latest:
+        earlier = next(due, None)  # asked only now: most jobs started since the latest
+        if earlier is not None \
+                and max(running_start(config, job.name, now) or 0, started) < earlier:
+            faults.append(Fault(HEALTH_CRITICAL, "overdue", "overdue: nothing started since "
+                                "%s, though scheduled at %s and %s (%s)" % (
+                                    optional_iso_time(started), minute_text(earlier),
+                                    minute_text(latest), job.schedule_expression)))
+    if job.max_success_age:
+        faults.extend(success_age_faults(job, state, now))
+    return faults
+
+
+def success_age_faults(job, state, now):
+    """JOB's Fault when its last success (or, never successful, the last
+    change of its job file) is older than max_success_age."""
+    success = recorded_number(state, "last_success_time", None)
+    since = job_file_changed(job, now) if success is None else success
+    if now - since <= job.max_success_age:
+        return []
+    return [Fault(HEALTH_CRITICAL, "no_success", "no success since %s, longer than "
+                  "max_success_age (%s)" % (
+                      optional_iso_time(success) if success is not None
+                      else "its job file changed (%s)" % optional_iso_time(since),
+                      elapsed_text(job.max_success_age)))]
+
+
+def job_file_changed(job, now):
+    """When JOB's file last changed (Unix time); NOW if it is gone since."""
+    try:
+        return os.stat(job.source).st_mtime
+    except OSError:
+        return now
+
+
+def latest_start(state):
+    """When the job last started, as its STATE records it: its last run's
+    start or its last skipped start, whichever is later (Unix time), or None.
+    A state written before `last_skip_time` has only `last_skip`'s text."""
+    skipped = recorded_number(state, "last_skip_time", None)
+    if skipped is None and state.get("last_skip"):
+        skipped = epoch_of_iso_time(recorded_text(state, "last_skip"))
+    known = [moment for moment in (recorded_number(state, "start_time", None), skipped)
+             if moment is not None]
+    return max(known) if known else None
+
+
+def epoch_of_iso_time(text):
+    """The Unix time of TEXT as _iso_time writes it, or None."""
+    import datetime  # lazily: only the reports need it
+    try:
+        return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+    except ValueError:
+        return None
+
+
+def running_start(config, name, now):
+    """When the run of job NAME going on now started (NOW for the instant
+    before its lock says), or None when none is going on."""
+    running = running_info(config, name)
+    if running is None:
+        return None
+    return running["start"] if running["start"] is not None else now
+
+
+def scheduled_times_back(schedule, moment):
+    """The times at which cron starts SCHEDULE's job strictly before MOMENT
+    (Unix time), latest first, as Unix times: one previous_before step per
+    time asked for, not a walk over every minute."""
+    import datetime  # lazily: only the reports need it
+    cursor = datetime.datetime.fromtimestamp(moment)
+    while True:
+        cursor = schedule.previous_before(cursor)
+        if cursor is None:
+            return
+        yield time.mktime(cursor.timetuple())
+
+
+def minute_text(epoch):
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
+
+
+def crontab_faults(crontab, jobs, names, all_jobs):
+    """The Faults of the installed CRONTAB itself, not of one job: it cannot
+    be read, runs jobs that have no file (ALL_JOBS only), or has a wrong
+    number of catch-up lines."""
+    if crontab.path is None:
+        return []
+    problems = [crontab_status_problem(crontab, names, all_jobs)]
+    if crontab.error is None and crontab.jobs is not None and all_jobs:
+        problem = catch_up_lines_problem(crontab, jobs)
+        if problem is not None:
+            problems.append("%s is out of date (%s); run cron-generate" % (crontab.path,
+                                                                          problem))
+    return [Fault(HEALTH_WARNING, "crontab", problem) for problem in problems if problem]
+
+
+def write_health(subjects, job_count, ok, out):
+    """Write the check's lines for SUBJECTS, [(job name, file or "crontab",
+    its Faults)], of JOB_COUNT jobs of which OK are at no fault; return the
+    worst state."""
+    at_fault = [(max(fault.state for fault in faults), name, faults)
+                for name, faults in subjects if faults]
+    at_fault.sort(key=lambda entry: (-entry[0], entry[1]))
+    state = max([HEALTH_OK] + [entry[0] for entry in at_fault])
+    out.write(printable("%s %s - %s | %s" % (
+        HEALTH_SERVICE, HEALTH_STATES[state], health_summary(at_fault, job_count),
+        health_perfdata(subjects, at_fault, job_count, ok))) + "\n")
+    for entry_state, name, faults in at_fault:
+        out.write(printable("[%s] %s: %s" % (HEALTH_STATES[entry_state], name, "; ".join(
+            fault.text for fault in faults))) + "\n")
+    return state
+
+
+def health_summary(at_fault, job_count):
+    """The first line's words: how many jobs, and which are at fault."""
+    jobs = "%d job%s" % (job_count, "" if job_count == 1 else "s")
+    if not at_fault:
+        return "%s, none at fault" % jobs
+    parts = []
+    for state in (HEALTH_CRITICAL, HEALTH_WARNING):
+        names = [name for entry_state, name, _ in at_fault if entry_state == state]
+        if names:
+            shown = ", ".join(names[:HEALTH_NAMES_SHOWN])
+            if len(names) > HEALTH_NAMES_SHOWN:
+                shown += " and %d more" % (len(names) - HEALTH_NAMES_SHOWN)
+            parts.append("%d %s (%s)" % (len(names), HEALTH_STATES[state].lower(), shown))
+    return "%s: %s" % (jobs, ", ".join(parts))
+
+
+def health_perfdata(subjects, at_fault, job_count, ok):
+    """The performance data, label=value;warn;crit;min each: the jobs, those
+    OK, the lines at each state (warning from 1, critical from 1), and the
+    lines for each of HEALTH_CAUSES."""
+    counts = dict.fromkeys(HEALTH_CAUSES, 0)
+    for _, faults in subjects:
+        for cause in set(fault.cause for fault in faults):
+            counts[cause] += 1
+    by_state = [entry[0] for entry in at_fault]
+    figures = [("jobs", job_count, "", ""), ("ok", ok, "", ""),
+               ("warning", by_state.count(HEALTH_WARNING), "0", ""),
+               ("critical", by_state.count(HEALTH_CRITICAL), "", "0")]
+    figures.extend((cause, counts[cause], "", "") for cause in HEALTH_CAUSES)
+    return " ".join("%s=%d;%s;%s;0" % figure for figure in figures)
+
+
 # ---- 12. the command line --------------------------------------------------------
 
 HELP = """\
@@ -8358,6 +8675,9 @@ usage: run-job [-c FILE] [options] [NAME]
                                 until the run ends
   --history NAME                print the job's recorded runs, skips and
                                 commands, oldest first (with --json: as JSON lines)
+  --health [NAME...]            a monitoring check (Nagios, Icinga) of every job
+                                (or each NAME, or --tag): exit 0 OK, 1 WARNING,
+                                2 CRITICAL, 3 UNKNOWN
 
 exit codes:
   0    success, a quiet policy skip, or a run replaced (overlap: replace)
@@ -8396,10 +8716,11 @@ OPTIONS = {
     "--stdout": ("log_stdout", True), "--stderr": ("log_stderr", True),
     "--follow": ("follow", True),
     "--history": ("history", None),
+    "--health": ("action", "health"),
 }
 
 # The actions --tag selects jobs for, and those that change a job's marks.
-TAG_ACTIONS = ("list", "status", "kill", "pause", "resume", "reset")
+TAG_ACTIONS = ("list", "status", "kill", "pause", "resume", "reset", "health")
 MARK_ACTIONS = ("pause", "resume", "reset")
 
 # Modules imported before giving up root, by command: see preload_modules.
@@ -8423,6 +8744,7 @@ MODULES_AFTER_SWITCH = {
     "explain": JOB_FILE_MODULES,
     "log": (),
     "history": (),
+    "health": ("re", "datetime", "shlex", "difflib"),
 }
 
 
@@ -8569,7 +8891,7 @@ def check_tags(invocation):
     action = invocation.actions[0]
     if invocation.tags and action not in TAG_ACTIONS:
         raise UsageError("--tag applies only to --list-jobs, --status, --kill-job, --pause, "
-                         "--resume and --reset; see run-job --help")
+                         "--resume, --reset and --health; see run-job --help")
     if invocation.tags and (invocation.names or invocation.job is not None):
         raise UsageError("name jobs or select them with --tag, not both; see run-job --help")
     if action in MARK_ACTIONS and not invocation.names and not invocation.tags:
@@ -8594,7 +8916,7 @@ ACTION_OPTIONS = {"list": "--list-jobs", "check": "--check"}
 
 
 def check_names(invocation):
-    """Only --status and the MARK_ACTIONS take any number of job names; each
+    """Only --status, --health and the MARK_ACTIONS take any number of job names; each
     named job must be a job's name, not its file's."""
     action, names = invocation.actions[0], invocation.names
     quoted = ", ".join(repr(name) for name in names)[:80]  # one line, whatever they hold
@@ -8620,7 +8942,8 @@ NAME_HINTS = {"run": ("run the job", "run-job %s"),
               "reset": ("reset the job", "run-job --reset %s"),
               "explain": ("explain the job", "run-job --explain %s"),
               "log": ("show its log", "run-job --log %s"),
-              "history": ("show its history", "run-job --history %s")}
+              "history": ("show its history", "run-job --history %s"),
+              "health": ("check the job", "run-job --health %s")}
 
 
 def check_not_a_file_name(word, action):
@@ -8823,6 +9146,9 @@ def report_command(config, invocation):
         return show_log(config, invocation, sys.stdout.buffer)
     if action == "history":
         return show_history(config, invocation.job, sys.stdout, invocation.json)
+    if action == "health":
+        return show_health(config, names, not invocation.names and not invocation.tags,
+                           sys.stdout, time.time())
     return check_configuration(config, sys.stdout, sys.stderr)
 
 
@@ -8852,6 +9178,8 @@ def main(argv=None):
     if argv is None:
         argv = sys.argv[1:]
     utf8_standard_streams()
+    if "--health" in argv[:argv.index("--") if "--" in argv else len(argv)]:
+        return health_main(argv, os.environ)
     invocation = None
     try:
         invocation = parse_command_line(argv)
@@ -8871,6 +9199,28 @@ def main(argv=None):
     except OSError as error:  # the system refused something unforeseen: still one line
         sys.stderr.write("run-job: %s\n" % printable(str(error)))
         return EXIT_FAILED
+
+
+def health_main(argv, environ):
+    """run-job --health: a monitoring plugin's exit code is 0 to 3 whatever
+    happens, so an error of the check itself (usage, configuration,
+    permissions, or unforeseen) is UNKNOWN, in one line on stdout, which is
+    what the monitoring system reads."""
+    try:
+        return dispatch(parse_command_line(argv), environ)
+    except ProcessControlError as error:
+        problem = str(error)
+    except KeyboardInterrupt:
+        problem = "interrupted"
+    except Exception as error:  # OSError, or a bug: still a plugin's answer
+        problem = "%s: %s" % (type(error).__name__, error)
+    try:
+        sys.stdout.write(printable("%s %s - %s" % (HEALTH_SERVICE,
+                                                   HEALTH_STATES[HEALTH_UNKNOWN],
+                                                   problem)) + "\n")
+    except OSError:
+        pass  # nobody reads it (a closed pipe): the exit code still says it
+    return HEALTH_UNKNOWN
 
 
 def utf8_standard_streams():

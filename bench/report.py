@@ -20,7 +20,8 @@ missed:
   10,000 schedules against cronsim (bench_schedule.py), each skipped with a
   message when the package is not installed;
   cron-generate and run-job --status on 10 and 10,000 job files
-  (bench_cron_generate.py).
+  (bench_cron_generate.py); run-job --health on 10,000 job files and their
+  states (bench_health.py).
 
 --quick (CI) takes about a minute, the full run a few minutes. Exits 0 even
 when a goal is missed (the table says MISSED), 1 when a measurement failed.
@@ -37,6 +38,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_cron_generate  # noqa: E402
+import bench_health  # noqa: E402
 import bench_run_job  # noqa: E402
 import bench_schedule  # noqa: E402
 import bench_yaml  # noqa: E402
@@ -138,6 +140,15 @@ def scale_figures(table, quick):
         table.row("  per job file beyond 10", per_job, None, "us")
 
 
+def health_figures(table, quick):
+    """run-job --health over 10,000 jobs with their states: the issue's goal
+    is under 3 s."""
+    times, cpu, _ = bench_health.measure(LARGE, 3 if quick else 5)
+    table.row("run-job --health, %s jobs and states" % "{:,}".format(LARGE), times, None,
+              "s", limit=bench_health.GOAL_SECONDS)
+    table.row("  its CPU time (user + system)", cpu, None, "s")
+
+
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer, smaller runs (CI)")
@@ -152,6 +163,7 @@ def main(argv):
     measured(table, "YAML", yaml_figures, table, options.quick)
     measured(table, "schedules", schedule_figures, table, options.quick)
     measured(table, "cron-generate and --status", scale_figures, table, options.quick)
+    measured(table, "--health", health_figures, table, options.quick)
     print()
     table.summary()
     # Other work on the machine slows every figure: the load says how much there was.
