@@ -132,6 +132,8 @@ demo:
 	$(DEMO_RUN) --slow-start warmup
 	@echo; echo "== run-job broken: a failure, exit code 1"
 	$(DEMO_RUN) broken || echo "run-job exited with $$?"
+	@echo; echo "== its log: the job's output, then its on_failure hook's (stream H)"
+	cat "$$(find $(DEMO)/log -type f -path '*broken*' | sort | tail -n 1)"
 	@echo; echo "== run-job --status"
 	$(DEMO_RUN) --status
 
