@@ -2917,7 +2917,8 @@ class Job(object):
     """One validated job file: an attribute per key of JOB_KEYS, its default
     unless given. `name` is the file's NAME, `verbose_name` the `name` key;
     `commands`, `slow_start_commands` and the hooks (`on_failure`...) are
-    lists of argv lists, run in sequence; timeout and kill_grace are seconds (timeout 0 means none);
+    lists of argv lists, run in sequence; timeout, kill_grace and
+    hook_timeout are seconds (0 means none, but for kill_grace);
     `schedule` is a Schedule or None, written as `schedule_expression`;
     `positions` maps each key to the (source, line, column) it was set at,
     the global config's for default_job_config; `written` maps each key to

@@ -143,12 +143,18 @@ class SandboxTest(unittest.TestCase):
         self.sandbox = Sandbox()
         self.addCleanup(self.sandbox.remove)
 
-    def wait_until_running(self, name):
+    def wait_until_running(self, name, command=False):
+        """Until job NAME holds its lock; COMMAND: until its command runs too
+        (the lock then names the job's group: before, pgid 0, which killpg
+        takes for the caller's own group). Return running_info."""
         config = self.sandbox.load()
         deadline = time.monotonic() + 10
-        while run_job.running_info(config, name) is None:
+        info = run_job.running_info(config, name)
+        while info is None or (command and not info.get("pgid")):
             self.assertLess(time.monotonic(), deadline, "job %s never started" % name)
             time.sleep(0.02)
+            info = run_job.running_info(config, name)
+        return info
 
     def start_in_background(self, name):
         """run-job NAME as a child process, stopped at the end of the test."""
@@ -1207,7 +1213,7 @@ class ReportTests(SandboxTest):
     def test_status_and_a_refused_run_say_when_run_job_died(self):
         self.sandbox.write_job("sleeper", "command: /bin/sleep 30\n")
         process = self.start_in_background("sleeper")
-        self.wait_until_running("sleeper")
+        self.wait_until_running("sleeper", command=True)  # else no job outlives run-job
         process.kill()
         self.addCleanup(self.sandbox.run, "--kill-job", "sleeper")
         died = ("its run-job (pid %d, started " % process.pid, "died, leaving processes that hold "
@@ -1237,8 +1243,7 @@ class ReportTests(SandboxTest):
         self.sandbox.write_job("stubborn", "command: [\"/bin/sh -c 'trap \\\"touch %s\\\" TERM; "
                                            "while :; do sleep 0.05; done'\"]\nkill_grace: 30\n" % termed)
         self.start_in_background("stubborn")
-        self.wait_until_running("stubborn")
-        group = run_job.running_info(self.sandbox.load(), "stubborn")["pgid"]
+        group = self.wait_until_running("stubborn", command=True)["pgid"]
         self.addCleanup(os.killpg, group, signal.SIGKILL)
         killer = subprocess.Popen([sys.executable, RUN_JOB, "--config", self.sandbox.config,
                                    "--kill-job", "stubborn"], stdin=subprocess.DEVNULL,

@@ -179,7 +179,7 @@ class WhenHooksRunTests(HookTest):
     def test_no_hook_runs_after_a_run_killed_by_hand(self):
         self.sandbox.write_job("long", "command: /bin/sleep 30\n" + ALL_HOOKS.format(hook=self.hook))
         process = self.start_in_background("long")
-        self.wait_until_running("long")
+        self.wait_until_running("long", command=True)
         self.assertEqual(self.sandbox.run("--kill-job", "long")[0], 0)
         self.assertEqual(process.wait(timeout=10), 1)
         self.assertEqual(self.state("long")["status"], "killed")

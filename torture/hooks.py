@@ -14,6 +14,7 @@ import signal
 import time
 
 import common
+import deadline
 
 HOOK_TIMEOUT = 0.5
 KILL_GRACE = 0.3
@@ -21,15 +22,8 @@ JOB_TIMEOUT = 0.3
 SLACK = 1.5
 LOG_MAX = 16 << 20  # a hook's 1 MiB of output, stamped, and the job's few lines
 
-DAEMON = ("import os, time\n"
-          "if os.fork() == 0:\n"
-          "    os.setsid()\n"
-          "    if os.fork() == 0:\n"
-          "        null = os.open(os.devnull, os.O_RDWR)\n"
-          "        for fd in (0, 1, 2):\n"
-          "            os.dup2(null, fd)\n"
-          "        time.sleep(60)\n"
-          "    os._exit(0)\n")
+# deadline's double-forking setsid daemon, its parent exiting at once.
+DAEMON = deadline.DAEMON[:deadline.DAEMON.rindex("time.sleep(60)")]
 
 FLOOD = ("import os, sys\n"
          "chunk = os.urandom(65536)\n"
