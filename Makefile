@@ -136,6 +136,8 @@ demo:
 	$(DEMO_RUN) --log broken --stderr
 	@echo; echo "== run-job --history hello"
 	$(DEMO_RUN) --history hello
+	@echo; echo "== its log: the job's output, then its on_failure hook's (stream H)"
+	cat "$$(find $(DEMO)/log -type f -path '*broken*' | sort | tail -n 1)"
 	@echo; echo "== run-job --status"
 	$(DEMO_RUN) --status
 

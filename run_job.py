@@ -2918,6 +2918,14 @@ JOB_KEYS = (
         "stderr lines matching one of these patterns do not count for fail_on_stderr"),
     Key("fail_on_output", parse_patterns, "fail_on_output", None, "none",
         "an output line matching one of these patterns fails the run"),
+    Key("on_failure", parse_commands, "on_failure", None, "none",
+        "run after a failed or timed-out run"),
+    Key("on_recovery", parse_commands, "on_recovery", None, "none",
+        "run after the first success following failures"),
+    Key("on_success", parse_commands, "on_success", None, "none",
+        "run after every successful run"),
+    Key("hook_timeout", parse_seconds, "hook_timeout", 60.0, "`60s`",
+        "the deadline of each hook; 0: none"),
     Key("failmail", parse_failmail, "failmail", None, "none",
         "{to_address, from_address}: mail failed runs and the recovery"),
     Key("failure_threshold_for_mail", parse_count, "failure_threshold_for_mail", 1,
@@ -3290,8 +3298,9 @@ class GlobalConfig(object):
 class Job(object):
     """One validated job file: an attribute per key of JOB_KEYS, its default
     unless given. `name` is the file's NAME, `verbose_name` the `name` key;
-    `commands` and `slow_start_commands` are lists of argv lists, run in
-    sequence; timeout and kill_grace are seconds (timeout 0 means none);
+    `commands`, `slow_start_commands` and the hooks (`on_failure`...) are
+    lists of argv lists, run in sequence; timeout, kill_grace and
+    hook_timeout are seconds (0 means none, but for kill_grace);
     `schedule` is a Schedule or None, written as `schedule_expression`;
     `positions` maps each key to the (source, line, column) it was set at,
     the global config's for default_job_config; `written` maps each key to
@@ -4611,6 +4620,8 @@ PIPE_SIZE = 1 << 20
 F_SETPIPE_SZ = 1031
 PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
+HOOK_STREAM = b"H"  # a hook's stdout and stderr in the run's log
+HOOK_OUTPUT_MAX = 1 << 20  # bytes of a hook's output logged: a ping writes a line
 STDERR_TAIL_BYTES = 4096
 STDERR_TAIL_LINES = 20
 DRAIN_WAIT = 0.5         # seconds to wait for end of output once the tree is gone
@@ -5112,6 +5123,7 @@ class JobRun(object):
         self.write_ends = []
         self.stderr_bytes = 0
         self.stderr_tail = b""
+        self.hook_bytes = 0       # of the hook running (run_hook)
         self.check = None  # an OutputCheck when the job's patterns need one
         stderr_ignore = job.stderr_ignore if job.fail_on_stderr else None
         if job.fail_on_output is not None or stderr_ignore is not None:
@@ -5135,14 +5147,20 @@ class JobRun(object):
         self.subreaper_before = _set_child_subreaper(True)
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         for tag in (b"O", b"E"):
-            read_end, write_end = os.pipe()
-            try:
-                fcntl.fcntl(write_end, F_SETPIPE_SZ, PIPE_SIZE)
-            except OSError:
-                pass  # a smaller pipe only costs more wake-ups
-            self.readers[read_end] = tag
-            self.write_ends.append(write_end)
-            self.poller.register(read_end, select.POLLIN)
+            self._open_pipe(tag)
+
+    def _open_pipe(self, tag):
+        """A pipe whose output is logged as stream TAG; return its write end
+        (in write_ends, which _drain closes)."""
+        read_end, write_end = os.pipe()
+        try:
+            fcntl.fcntl(write_end, F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:
+            pass  # a smaller pipe only costs more wake-ups
+        self.readers[read_end] = tag
+        self.write_ends.append(write_end)
+        self.poller.register(read_end, select.POLLIN)
+        return write_end
 
     def _install_signals(self):
         signals = self.signals
@@ -5282,7 +5300,7 @@ class JobRun(object):
     def _run_command(self, number, argv):
         """Run one command; return (Outcome or None to go on, wait status)."""
         self.log.note("run", "%d %s" % (number, quote_argv(argv)))
-        pid, error = self._spawn(argv)
+        pid, error = self._spawn(argv, self.environment, self.write_ends)
         if error is not None:
             self.log.note("status", "%d cannot start: %s" % (number, error))
             program = printable(argv[0], QUOTED_PATH_LIMIT)
@@ -5329,8 +5347,9 @@ class JobRun(object):
             return "wrote to stderr (fail_on_stderr)"
         return None
 
-    def _spawn(self, argv):
-        """Fork and exec ARGV; return (pid, None), or (None, why it cannot start)."""
+    def _spawn(self, argv, environment, outputs):
+        """Fork and exec ARGV with ENVIRONMENT, its stdout and stderr the pipe
+        write ends OUTPUTS; return (pid, None), or (None, why it cannot start)."""
         signals = self.signals
         command = [utf8_bytes(word) for word in argv]  # not in the child: it must exec
         error_r, error_w = os.pipe()
@@ -5346,7 +5365,7 @@ class JobRun(object):
                 os.close(error_w)
                 return None, error.strerror
             if pid == 0:
-                _exec_child(command, self.environment, [self.devnull] + self.write_ends,
+                _exec_child(command, environment, [self.devnull] + outputs,
                             [self.lock.fd], self.child_dispositions(), mask, error_w)
         finally:
             signals.pthread_sigmask(signals.SIG_SETMASK, mask)
@@ -5421,15 +5440,22 @@ class JobRun(object):
                 return
 
     def _output(self, tag, data):
+        if tag == HOOK_STREAM:
+            self._hook_output(data)
+            return
         self.log.write(tag, data)
         if self.check is not None:
             self.check.feed(tag, data)
         if tag == b"E":
             self.stderr_bytes += len(data)
             self.stderr_tail = (self.stderr_tail + data)[-STDERR_TAIL_BYTES:]
+        self._show(1 if tag == b"O" else 2, data)
+
+    def _show(self, fd, data):
+        """Output shown as it comes on a terminal (live)."""
         if self.live:
             try:
-                _write_all(1 if tag == b"O" else 2, data)
+                _write_all(fd, data)
             except OSError:
                 self.live = False
 
@@ -5443,6 +5469,67 @@ class JobRun(object):
         end = time.monotonic() + DRAIN_WAIT
         while self.readers and time.monotonic() < end:
             self._pump(end - time.monotonic())
+
+    # -- hooks
+
+    def run_hook(self, key, commands, environment, timeout):
+        """Run hook KEY's COMMANDS (argvs) in sequence until one fails, with
+        ENVIRONMENT, stdin /dev/null, stdout and stderr into the log as stream
+        HOOK_STREAM, within TIMEOUT seconds (0: no limit), then stop what they
+        left behind; as the job's commands, with the same kill_grace. Return
+        None when every command succeeded, else why not (one line)."""
+        output = self._open_pipe(HOOK_STREAM)
+        self.deadline = time.monotonic() + timeout if timeout > 0 else None
+        self.hook_bytes = 0
+        failure = None
+        for number, argv in enumerate(commands, 1):
+            failure = self._hook_command(key, number, argv, environment, output, timeout)
+            if failure is not None:
+                break
+        if self._reap():
+            self.log.note("hook_leftovers", "%s: %d processes left behind; stopping them"
+                          % (key, len(self._tree())))
+            self._stop_tree()
+        self._drain()
+        if self.hook_bytes > HOOK_OUTPUT_MAX:
+            self.log.note("hook_output", "%s: %d bytes, the first %d logged"
+                          % (key, self.hook_bytes, HOOK_OUTPUT_MAX))
+        return failure
+
+    def _hook_output(self, data):
+        """Log (and show, when live) a hook's output up to HOOK_OUTPUT_MAX
+        bytes; read and drop the rest, so that the hook never blocks."""
+        room = HOOK_OUTPUT_MAX - self.hook_bytes
+        self.hook_bytes += len(data)
+        if room <= 0:
+            return
+        self.log.write(HOOK_STREAM, data[:room])
+        self._show(2, data[:room])
+
+    def _hook_command(self, key, number, argv, environment, output, timeout):
+        program = printable(argv[0], QUOTED_PATH_LIMIT)
+        self.log.note("hook", "%s %d %s" % (key, number, quote_argv(argv)))
+        pid, error = self._spawn(argv, environment, [output, output])
+        if error is not None:
+            self.log.note("hook_status", "%s %d cannot start: %s" % (key, number, error))
+            return "cannot start %s: %s" % (program, error)
+        self.lock.describe(os.getpid(), pid, self.start, self.job.kill_grace, self.log.path)
+        status = self._wait(pid)
+        failure = None
+        if status is None:
+            if self.stop_signal is not None:
+                failure = "stopped by %s sent to run-job" % _signal_name(self.stop_signal)
+            else:
+                failure = "hook_timeout %gs reached" % timeout
+            self._stop_tree()
+            status = self.statuses.get(pid)
+        else:
+            self._pump_ready()
+        if status is not None:
+            self.log.note("hook_status", "%s %d %s" % (key, number, describe_wait_status(status)))
+            if failure is None and status != 0:
+                failure = describe_wait_status(status)
+        return None if failure is None else "%s: %s" % (program, failure)
 
     # -- stopping the tree
 
@@ -5521,17 +5608,17 @@ def outcome_sentence(job, outcome, duration, log_path):
 
 
 def report_outcome(job, outcome, duration, log_path, stderr_tail, live,
-                   logging_error=None, mail_error=None):
+                   logging_error=None, hook_error=None, mail_error=None):
     """Quiet on success unless on a terminal (cron mails any output), even
-    when a `logging` handler failed or a mail could not be sent (the log and
-    the state say so); on failure one summary line, the handler's failure
-    and the mail's in one more each, and the tail of the job's stderr, on
-    stderr."""
+    when a `logging` handler or a hook failed or a mail could not be sent
+    (the log and the state say so); on failure one summary line, the
+    handler's, the hook's and the mail's failure in one more each, and the
+    tail of the job's stderr, on stderr."""
     text = "run-job: %s\n" % printable(outcome_sentence(job, outcome, duration, log_path))
-    if logging_error is not None and (live or not outcome.quiet):
-        text += "run-job: logging: %s\n" % printable(str(logging_error))
-    if mail_error is not None and (live or not outcome.quiet):
-        text += "run-job: mail: %s\n" % printable(mail_error)
+    for label, error in (("logging", logging_error), ("hook", hook_error),
+                         ("mail", mail_error)):
+        if error is not None and (live or not outcome.quiet):
+            text += "run-job: %s: %s\n" % (label, printable(str(error)))
     if outcome.quiet:
         if live:
             _write_stderr(text)
@@ -5964,7 +6051,7 @@ def record_run(config, name, outcome, start, duration, log_path, pid=None,
             failures = 0
         elif outcome.status in ("failed", "timeout"):
             failures += 1
-        for key in ("last_skip", "last_skip_reason", "trigger", "attempts"):
+        for key in ("last_skip", "last_skip_reason", "trigger", "attempts", "hook_error"):
             state.pop(key, None)
         state.update(record, consecutive_failures=failures)
         if outcome.status == "success":
@@ -6172,6 +6259,71 @@ def log_event(events, level, text):
         events.emit(level, text)
     except Exception as error:  # logging's own handlers report through handleError
         events.fail("%s: %s" % (type(error).__name__, error))
+
+
+# -- hooks
+# `on_failure` runs after a failed or timed-out run, `on_recovery` after the
+# first success following failures, `on_success` after every success (after
+# on_recovery); none after a run killed or replaced, which is neither a
+# success nor a failure. They run once the run is recorded, in the run's
+# JobRun (its signal handlers, subreaper and open log). A hook's failure is
+# the state's `hook_error` (record_run clears it), a log record and an
+# event; it never changes the run's outcome or exit code.
+
+HOOK_KEYS = ("on_failure", "on_recovery", "on_success")
+
+
+def chosen_hooks(job, outcome, failures_before):
+    """[(key, commands)] of JOB's hooks that OUTCOME calls for, in order;
+    FAILURES_BEFORE: the consecutive failures before the run."""
+    if outcome.status == "success":
+        keys = ("on_recovery", "on_success") if failures_before > 0 else ("on_success",)
+    elif outcome.status in ("failed", "timeout"):
+        keys = ("on_failure",)
+    else:
+        return []
+    return [(key, getattr(job, key)) for key in keys if getattr(job, key) is not None]
+
+
+def hook_environment(run, outcome, duration, failures):
+    """The job's environment and what a hook learns of the run (README "Hooks")."""
+    variables = (("JOB", run.job.name), ("STATUS", outcome.status),
+                 ("REASON", outcome.reason),
+                 ("EXIT_CODE", "" if outcome.exit_code is None else outcome.exit_code),
+                 ("LOG", run.log.path), ("DURATION", "%.3f" % duration),
+                 ("CONSECUTIVE_FAILURES", failures))
+    environment = dict(run.environment)
+    environment.update((utf8_bytes("PROCESS_CONTROL_" + key), utf8_bytes(str(value)))
+                       for key, value in variables)
+    return environment
+
+
+def run_hooks(config, run, outcome, duration, recorded, events):
+    """Run the hooks of RUN's job that OUTCOME calls for (RECORDED: what
+    record_run wrote). Return what failed, one line, or None."""
+    hooks = chosen_hooks(run.job, outcome, recorded.failures_before)
+    if not hooks:
+        return None
+    # After a failure, the count with this run; after a success, those it ended.
+    failures = recorded.failures_before + (0 if outcome.status == "success" else 1)
+    environment = hook_environment(run, outcome, duration, failures)
+    errors = []
+    for key, commands in hooks:
+        if run.stop_signal is not None:
+            failure = "not run: stopped by %s sent to run-job" % _signal_name(run.stop_signal)
+        else:
+            failure = run.run_hook(key, commands, environment, run.job.hook_timeout)
+        if failure is not None:
+            errors.append("%s: %s" % (key, failure))
+    if not errors:
+        return None
+    text = "; ".join(errors)
+    run.log.note("hook_error", text)
+    log_event(events, LOG_ERROR, "job %s: hook failed: %s" % (run.job.name, text))
+    if recorded.state is not None:  # else record_run said why it could not record
+        _record_change(config, run.job.name, lambda state: state.update(hook_error=text),
+                       "the hook's failure")
+    return text
 
 
 # -- failure and recovery mail (`failmail`)
@@ -6928,6 +7080,7 @@ def _execute_locked(config, job, lock, slow_start, live, events, set_aside, trig
                               logging_error=logging_error, set_aside=set_aside,
                               job=job, trigger=trigger)
         _log_set_aside(log, recorded.set_aside)
+        hook_error = run_hooks(config, run, outcome, duration, recorded, events)
         if logging_error is not None:
             log.note("logging", logging_error)
         mail_error = notify_by_mail(config, job, outcome, recorded, duration, run, events)
@@ -6935,7 +7088,7 @@ def _execute_locked(config, job, lock, slow_start, live, events, set_aside, trig
         _log_footer(log, outcome, duration)
         log.close()
         report_outcome(job, outcome, duration, log.path, run.stderr_tail, live,
-                       logging_error, mail_error)
+                       logging_error, hook_error, mail_error)
     finally:
         run.close()
         log.close()
@@ -7283,7 +7436,8 @@ STATUS_KEYS = ("name", "verbose_name", "description", "tags", "schedule", "next_
                "next_run_time", "disabled", "invalid", "crontab", "lock_error", "running",
                "paused", "halted", "backing_off_until", "backing_off_until_time",
                "last_run", "last_success", "last_success_time", "consecutive_failures",
-               "last_skip", "logging_error", "mail_error", "set_aside", "state_error")
+               "last_skip", "logging_error", "mail_error", "hook_error", "set_aside",
+               "state_error")
 
 
 def job_status(config, name, running, now, crontab, directory=None):
@@ -7370,6 +7524,7 @@ def recorded_status(job, state, now):
             "last_success_time": last_success_time,
             "consecutive_failures": int(recorded_number(state, "consecutive_failures")),
             "last_skip": last_skip, "logging_error": recorded_text(state, "logging_error"),
+            "hook_error": recorded_text(state, "hook_error"),
             "mail_error": recorded_text(state, "mail_error"),
             "set_aside": recorded_text(state, "set_aside")}
 
@@ -7515,6 +7670,8 @@ def state_summaries(status):
                      % (status["consecutive_failures"], status["last_success"] or "never"))
     if status["logging_error"]:
         lines.append("logging: %s" % status["logging_error"])
+    if status["hook_error"]:
+        lines.append("hook: %s" % status["hook_error"])
     if status["mail_error"]:
         lines.append("mail: %s" % status["mail_error"])
     if status["set_aside"]:
@@ -7749,14 +7906,18 @@ def job_search_path(config, job):
     return CRON_DEFAULT_PATH
 
 
+# The keys holding command lines, with the Job attribute of their argvs.
+COMMAND_KEYS = (("command", "commands"), ("slow_start_command", "slow_start_commands")) \
+    + tuple((key, key) for key in HOOK_KEYS)
+
+
 def command_problems(config, job, account):
-    """Every command of `command` and `slow_start_command` whose program does
-    not exist or that the service user cannot execute."""
+    """Every command of `command`, `slow_start_command` and the hooks whose
+    program does not exist or that the service user cannot execute."""
     problems = []
     search = job_search_path(config, job)
-    for key, commands in (("command", job.commands),
-                          ("slow_start_command", job.slow_start_commands or ())):
-        for argv in commands:
+    for key, attribute in COMMAND_KEYS:
+        for argv in getattr(job, attribute) or ():
             problem = program_problem(argv[0], search, account)
             if problem is not None:
                 problems.append(job_key_error(job, key, "`%s`: %s" % (key, problem)))
@@ -7863,7 +8024,7 @@ def shell_syntax(line):
 
 def shell_syntax_warnings(job):
     warnings = []
-    for key in ("command", "slow_start_command"):
+    for key, _ in COMMAND_KEYS:
         written = job.written.get(key)
         lines = [written] if isinstance(written, str) else written or []
         for line in lines:

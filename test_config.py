@@ -166,12 +166,16 @@ class SandboxTest(unittest.TestCase):
 
     def wait_until_running(self, name):
         """Until the job's processes run: its lock records their group (a
-        group 0 or None read earlier would make os.killpg hit the test)."""
+        group 0 or None read earlier would make os.killpg hit the test).
+        Return running_info."""
         config = self.sandbox.load()
         deadline = time.monotonic() + 10
-        while not (run_job.running_info(config, name) or {}).get("pgid"):
+        info = run_job.running_info(config, name)
+        while not (info or {}).get("pgid"):
             self.assertLess(time.monotonic(), deadline, "job %s never started" % name)
             time.sleep(0.02)
+            info = run_job.running_info(config, name)
+        return info
 
     def start_in_background(self, name, script=RUN_JOB_CODE):
         """run-job NAME as a child process, stopped at the end of the test."""
@@ -1237,7 +1241,7 @@ class ReportTests(SandboxTest):
     def test_status_and_a_refused_run_say_when_run_job_died(self):
         self.sandbox.write_job("sleeper", "command: /bin/sleep 30\n")
         process = self.start_in_background("sleeper")
-        self.wait_until_running("sleeper")
+        self.wait_until_running("sleeper")  # else no job outlives run-job
         process.kill()
         self.addCleanup(self.sandbox.run, "--kill-job", "sleeper")
         died = ("its run-job (pid %d, started " % process.pid, "died, leaving processes that hold "
@@ -1267,14 +1271,7 @@ class ReportTests(SandboxTest):
         self.sandbox.write_job("stubborn", "command: [\"/bin/sh -c 'trap \\\"touch %s\\\" TERM; "
                                            "while :; do sleep 0.05; done'\"]\nkill_grace: 30\n" % termed)
         self.start_in_background("stubborn")
-        self.wait_until_running("stubborn")
-        # pgid 0 until the command has started: killpg(0) would kill this
-        # test's own process group (make test's, under load).
-        deadline = time.monotonic() + 10
-        while not run_job.running_info(self.sandbox.load(), "stubborn")["pgid"]:
-            self.assertLess(time.monotonic(), deadline, "the job's command never started")
-            time.sleep(0.02)
-        group = run_job.running_info(self.sandbox.load(), "stubborn")["pgid"]
+        group = self.wait_until_running("stubborn")["pgid"]
         self.addCleanup(os.killpg, group, signal.SIGKILL)
         killer = subprocess.Popen([sys.executable, RUN_JOB_CODE, "--config", self.sandbox.config,
                                    "--kill-job", "stubborn"], stdin=subprocess.DEVNULL,

@@ -23,7 +23,8 @@ sys.path.insert(0, HERE)
 import common  # noqa: E402
 
 EXPERIMENTS = ["overlap", "crash", "deadline", "signals", "output", "faults",
-               "bad_input", "hostile", "state", "state_files", "syslog_socket", "mail"]
+               "bad_input", "hostile", "state", "state_files", "syslog_socket", "mail",
+               "hooks"]
 
 
 def parse_arguments(argv):
