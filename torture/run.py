@@ -23,7 +23,7 @@ sys.path.insert(0, HERE)
 import common  # noqa: E402
 
 EXPERIMENTS = ["overlap", "crash", "deadline", "signals", "output", "faults",
-               "bad_input", "hostile", "state", "state_files"]
+               "bad_input", "hostile", "state", "state_files", "metrics"]
 
 
 def parse_arguments(argv):
