@@ -216,6 +216,17 @@ class MetricsFileTests(MetricsTest):
         self.assertEqual(run_job.main(["--config", self.sandbox.config, "--reset", "stop"]), 0)
         self.assertEqual(self.read_metrics("stop")["halted"], 0)
 
+    def test_a_run_stopped_by_kill_job_counts_as_killed(self):
+        self.sandbox.write_job("long", "command: /bin/sleep 60\n")
+        process = self.start_in_background("long")
+        self.wait_until_running("long")
+        code, _, err = self.sandbox.run("--kill-job", "long")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(process.wait(timeout=30), 1)
+        metrics = self.read_metrics("long")
+        self.assertEqual((metrics["runs_total/killed"], metrics["runs_total/failed"],
+                          metrics["consecutive_failures"]), (1, 0, 0))
+
     def test_the_file_is_mode_0644_whatever_the_umask(self):
         self.sandbox.write_job("good", "command: /bin/true\n")
         code, _, err = self.sandbox.run("good", preexec_fn=lambda: os.umask(0o077))

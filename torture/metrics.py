@@ -228,7 +228,7 @@ def during_runs(tally, quick, seed):
                 stop.wait(0.002)
         swapper = threading.Thread(target=swap)
         swapper.start()
-        starts = [JOBS[number % len(JOBS)] for number in range(9 if quick else 90)]
+        starts = [JOBS[number % len(JOBS)] for number in range(9 if quick else 60)]
         lock = threading.Lock()  # one start of a job at a time: counters are checked per start
         job_locks = dict((name, threading.Lock()) for name, _, _ in JOBS)
 
