@@ -5580,7 +5580,7 @@ def write_metrics_file(directory, name, text):
     """Replace process_control_NAME.prom in DIRECTORY with TEXT; None, or
     what went wrong."""
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    path = os.path.join(directory, metrics_file_name(name))
+    base = metrics_file_name(name)
     try:
         directory_fd = os.open(directory, flags)
     except OSError as error:
@@ -5588,10 +5588,10 @@ def write_metrics_file(directory, name, text):
                "service user can write" % (directory, _not_a_directory(directory) or
                                            error.strerror)
     try:
-        write_file_atomic(os.path.basename(path), text.encode("utf-8"), METRICS_FILE_MODE,
-                          directory_fd)
+        write_file_atomic(base, text.encode("utf-8"), METRICS_FILE_MODE, directory_fd)
     except (OSError, ProcessControlError) as error:
-        return "cannot write %s: %s" % (path, getattr(error, "strerror", None) or error)
+        return "cannot write %s: %s" % (os.path.join(directory, base),
+                                         getattr(error, "strerror", None) or error)
     finally:
         os.close(directory_fd)
     return None
@@ -6897,6 +6897,7 @@ def configuration_problems(config):
     if account is not None:
         problems.extend(directory_problems(config, account))
         warnings.extend(logging_warnings(config, account))
+        warnings.extend(metrics_directory_warnings(config, account))
     warnings.extend(run_directory_warnings(config))
     try:
         job_directory_path(config)
@@ -7006,6 +7007,24 @@ def directory_problem(path, account):
         return ("cannot be created, not even by root: %s" % refusal,
                 "choose a path on a writable filesystem")
     return None
+
+
+def metrics_directory_warnings(config, account):
+    """A metrics_directory where no run can write its metrics file: the runs
+    still run, so a warning."""
+    path = config.metrics_directory
+    if path is None:
+        return []
+    what, fix = "is %s" % _not_a_directory(path), "make it a directory"
+    if not os.path.lexists(path):
+        what, fix = "does not exist", "create it, owned by %s" % account.pw_name
+    elif os.path.isdir(path) and not os.path.islink(path):
+        problem = directory_problem(path, account)
+        if problem is None:
+            return []
+        what, fix = problem
+    return [config.error("warning: the metrics directory %s %s: no run can write its "
+                         "metrics file; %s" % (path, what, fix), "metrics_directory")]
 
 
 # Kernel filesystems where nobody, root included, creates a directory.

@@ -329,6 +329,31 @@ class MetricsDirectoryFailureTests(MetricsTest):
         self.assertIn("a FIFO", state["metrics_error"])
 
 
+class MetricsCheckTests(MetricsTest):
+    def check_warnings(self):
+        err = io.StringIO()
+        self.assertEqual(run_job.check_configuration(self.sandbox.load(), io.StringIO(), err), 0)
+        return err.getvalue()
+
+    def test_check_warns_of_a_metrics_directory_no_run_can_use(self):
+        self.sandbox.write_job("good", "command: /bin/true\n")
+        self.assertEqual(self.check_warnings(), "")
+        os.rmdir(self.metrics)
+        for make, expected in ((lambda: None, "does not exist: no run can write its "
+                                "metrics file; create it, owned by "),
+                               (lambda: os.symlink(self.sandbox.path("log"), self.metrics),
+                                "is a symlink, not followed: no run"),
+                               (lambda: os.mkfifo(self.metrics), "is a FIFO, not a directory: ")):
+            if os.path.lexists(self.metrics):
+                os.unlink(self.metrics)
+            make()
+            warning = self.check_warnings()
+            self.assertEqual(len(warning.splitlines()), 1, warning)
+            self.assertIn("process-control.yaml:", warning)
+            self.assertIn("warning: the metrics directory %s %s" % (self.metrics, expected),
+                          warning)
+
+
 class MetricsCommandTests(MetricsTest):
     def metrics_command(self):
         out, err = io.StringIO(), io.StringIO()
