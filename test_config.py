@@ -1238,6 +1238,12 @@ class ReportTests(SandboxTest):
                                            "while :; do sleep 0.05; done'\"]\nkill_grace: 30\n" % termed)
         self.start_in_background("stubborn")
         self.wait_until_running("stubborn")
+        # The lock says pgid 0 for the instant before the command starts:
+        # killpg(0) would kill this test's own process group (make test).
+        deadline = time.monotonic() + 10
+        while not run_job.running_info(self.sandbox.load(), "stubborn")["pgid"]:
+            self.assertLess(time.monotonic(), deadline, "the command never started")
+            time.sleep(0.01)
         group = run_job.running_info(self.sandbox.load(), "stubborn")["pgid"]
         self.addCleanup(os.killpg, group, signal.SIGKILL)
         killer = subprocess.Popen([sys.executable, RUN_JOB, "--config", self.sandbox.config,
