@@ -144,9 +144,11 @@ class SandboxTest(unittest.TestCase):
         self.addCleanup(self.sandbox.remove)
 
     def wait_until_running(self, name):
+        """Until the job's command runs: the lock says pgid 0 for the instant
+        before (a killpg(0) then kills this test's own process group)."""
         config = self.sandbox.load()
         deadline = time.monotonic() + 10
-        while run_job.running_info(config, name) is None:
+        while not (run_job.running_info(config, name) or {}).get("pgid"):
             self.assertLess(time.monotonic(), deadline, "job %s never started" % name)
             time.sleep(0.02)
 
@@ -1238,12 +1240,6 @@ class ReportTests(SandboxTest):
                                            "while :; do sleep 0.05; done'\"]\nkill_grace: 30\n" % termed)
         self.start_in_background("stubborn")
         self.wait_until_running("stubborn")
-        # The lock says pgid 0 for the instant before the command starts:
-        # killpg(0) would kill this test's own process group (make test).
-        deadline = time.monotonic() + 10
-        while not run_job.running_info(self.sandbox.load(), "stubborn")["pgid"]:
-            self.assertLess(time.monotonic(), deadline, "the command never started")
-            time.sleep(0.01)
         group = run_job.running_info(self.sandbox.load(), "stubborn")["pgid"]
         self.addCleanup(os.killpg, group, signal.SIGKILL)
         killer = subprocess.Popen([sys.executable, RUN_JOB, "--config", self.sandbox.config,
