@@ -3274,6 +3274,8 @@ GLOBAL_KEYS = (
         "where failure mail goes"),
     Key("cron_environment", parse_cron_environment, "cron_environment", {}, "none",
         "variables set in the crontab"),
+    Key("metrics_directory", parse_path, "metrics_directory", None, "none",
+        "node_exporter textfile collector files, one per job"),
 )
 
 
@@ -5781,24 +5783,25 @@ def _record_value(text, position):
     return number, close
 
 
-def write_file_atomic(path, data, mode=0o644):
-    """Replace PATH with DATA (bytes): a temporary file in the same directory,
-    fsync, explicit MODE, rename. Readers see the old or the new file."""
-    fd, temporary = _create_temporary(path, mode)
+def write_file_atomic(path, data, mode=0o644, dir_fd=None):
+    """Replace PATH (relative to DIR_FD if given) with DATA (bytes): a
+    temporary file in the same directory, fsync, explicit MODE, rename.
+    Readers see the old or the new file."""
+    fd, temporary = _create_temporary(path, mode, dir_fd)
     try:
         _write_all(fd, data)
         os.fsync(fd)
         os.close(fd)
         fd = None
-        os.rename(temporary, path)
+        os.rename(temporary, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
         if fd is not None:
             os.close(fd)
-        os.unlink(temporary)
+        os.unlink(temporary, dir_fd=dir_fd)
         raise
 
 
-def _create_temporary(path, mode):
+def _create_temporary(path, mode, dir_fd=None):
     """(descriptor, path) of a new file .BASE.PID.tmp beside PATH, with MODE.
     A file of that name was left by a crashed process that had our pid; a
     name that something else holds (a directory put there) is passed over."""
@@ -5807,12 +5810,12 @@ def _create_temporary(path, mode):
         suffix = "-%d" % number if number else ""
         temporary = os.path.join(directory, ".%s.%d%s.tmp" % (base, os.getpid(), suffix))
         try:
-            os.unlink(temporary)
+            os.unlink(temporary, dir_fd=dir_fd)
         except OSError:
             pass  # none there, or a directory: O_EXCL below refuses it
         try:
             return _open_regular_file(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
-                                      mode), temporary
+                                      mode, dir_fd), temporary
         except FileExistsError:
             continue
     raise BadFileError(path, "cannot be replaced: every name for its temporary file is taken")
@@ -6003,6 +6006,158 @@ def history_file_problem(path):
     return None
 
 
+# -- metrics
+# With `metrics_directory` (node_exporter's textfile collector directory),
+# each run, skip and command rewrites METRICS_DIRECTORY/process_control_NAME.prom
+# from the job's state, under its state lock (so an older state never
+# replaces a newer one's file), in the Prometheus text exposition format:
+# each family's HELP and TYPE once, its series together, no timestamps (the
+# collector skips a file that has any). run-job --metrics prints the same for
+# every job file. The directory is opened without following a symlink, and
+# the only file ever opened in it is a new temporary file of our own, renamed
+# over the old one: a symlink, FIFO or directory put in its place is
+# replaced, or refuses the rename, and is never written through.
+
+METRIC_PREFIX = "process_control_"
+METRICS_FILE_MODE = 0o644
+COUNTED_OUTCOMES = ("success", "failed", "timeout", "killed", "replaced", "skipped")
+# (name without METRIC_PREFIX, type, help); README "Metrics" says more.
+METRIC_FAMILIES = (
+    ("last_start_timestamp_seconds", "gauge",
+     "When the job's last run started, in seconds since the epoch; 0 if it never ran."),
+    ("last_finish_timestamp_seconds", "gauge",
+     "When the job's last run ended, in seconds since the epoch; 0 if it never ran."),
+    ("last_success_timestamp_seconds", "gauge",
+     "When the job's last successful run started, in seconds since the epoch; 0 if none."),
+    ("last_duration_seconds", "gauge", "How long the job's last run took."),
+    ("last_exit_code", "gauge",
+     "The exit code of the job's last run; 128+N if a signal N ended it."),
+    ("consecutive_failures", "gauge", "Failed or timed-out runs since the last success."),
+    ("halted", "gauge", "1 if the job is halted (run-job --reset clears it), else 0."),
+    ("paused", "gauge", "1 if the job is paused (run-job --resume ends it), else 0."),
+    ("runs_total", "counter",
+     "Starts of the job recorded, by outcome; skipped: a start that did not run."),
+)
+
+
+def metrics_file_name(name):
+    return "%s%s.prom" % (METRIC_PREFIX, name)
+
+
+def metric_label(value):
+    """VALUE as a label value between double quotes."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def job_series(name, state):
+    """The series of job NAME by its STATE ({} when it never ran): a list of
+    (family, labels, value). A job that never ran has zero timestamps and
+    counters, and no duration or exit code."""
+    labels = 'job="%s"' % metric_label(name)
+    start = recorded_number(state, "start_time", None)
+    series = [("last_start_timestamp_seconds", labels, start or 0)]
+    if start is not None:
+        duration = recorded_number(state, "duration")
+        series += [("last_finish_timestamp_seconds", labels, start + duration),
+                   ("last_success_timestamp_seconds", labels,
+                    recorded_number(state, "last_success_time")),
+                   ("last_duration_seconds", labels, duration)]
+    else:
+        series += [("last_finish_timestamp_seconds", labels, 0),
+                   ("last_success_timestamp_seconds", labels, 0)]
+    code = last_exit_code(state)
+    if code is not None:
+        series.append(("last_exit_code", labels, code))
+    series += [("consecutive_failures", labels, recorded_count(state, "consecutive_failures")),
+               ("halted", labels, int(mark_set(state, "halted"))),
+               ("paused", labels, int(mark_set(state, "paused")))]
+    series += [("runs_total", '%s,outcome="%s"' % (labels, outcome),
+                recorded_count(state, "count_" + outcome)) for outcome in COUNTED_OUTCOMES]
+    return series
+
+
+def last_exit_code(state):
+    """The last run's exit code, 128+N for signal N as shells say, or None."""
+    for key, offset in (("exit_code", 0), ("signal", 128)):
+        value = recorded_number(state, key, None)
+        if isinstance(value, int):
+            return value + offset
+    return None
+
+
+def metrics_text(all_series):
+    """The exposition text of ALL_SERIES (job_series of each job): each
+    family's HELP and TYPE once, then its series, families in order."""
+    grouped = dict((family, []) for family, _, _ in METRIC_FAMILIES)
+    for series in all_series:
+        for family, labels, value in series:
+            grouped[family].append("%s%s{%s} %s\n" % (METRIC_PREFIX, family, labels,
+                                                      value if isinstance(value, int)
+                                                      else repr(round(value, 3))))
+    parts = []
+    for family, kind, text in METRIC_FAMILIES:
+        if grouped[family]:
+            parts.append("# HELP %s%s %s\n# TYPE %s%s %s\n" % (
+                METRIC_PREFIX, family, text, METRIC_PREFIX, family, kind))
+            parts.extend(grouped[family])
+    return "".join(parts)
+
+
+def _not_a_directory(path):
+    """What is at PATH when it is not a directory (`a symlink, not
+    followed`), else None."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISDIR(mode):
+        return None
+    kinds = [kind for test, kind in FILE_KINDS if test(mode)] or ["a file"]
+    return kinds[0] + (", not followed" if stat.S_ISLNK(mode) else ", not a directory")
+
+
+def update_metrics(config, name):
+    """Rewrite job NAME's metrics file from its state when metrics_directory
+    is set. Return None, or what went wrong in one line, also kept in the
+    state's `metrics_error` (None again once a file is written)."""
+    if config.metrics_directory is None:
+        return None
+    try:
+        with StateLock(config, name):
+            state, problem = read_state_or_problem(config, name)
+            if problem is not None:
+                return "metrics not written: the state file %s" % problem
+            error = write_metrics_file(config.metrics_directory, name,
+                                       metrics_text([job_series(name, state or {})]))
+            if state is not None and state.get("metrics_error") != error:
+                state["metrics_error"] = error
+                write_file_atomic(state_path(config, name), _record_bytes(state))
+            return error
+    except (OSError, ProcessControlError) as error:
+        return "metrics not written: %s" % (getattr(error, "strerror", None) or error)
+
+
+def write_metrics_file(directory, name, text):
+    """Replace process_control_NAME.prom in DIRECTORY with TEXT; None, or
+    what went wrong."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    base = metrics_file_name(name)
+    try:
+        directory_fd = os.open(directory, flags)
+    except OSError as error:
+        return "cannot open the metrics directory %s: %s; make it a directory the " \
+               "service user can write" % (directory, _not_a_directory(directory) or
+                                           error.strerror)
+    try:
+        write_file_atomic(base, text.encode("utf-8"), METRICS_FILE_MODE, directory_fd)
+    except (OSError, ProcessControlError) as error:
+        return "cannot write %s: %s" % (os.path.join(directory, base),
+                                         getattr(error, "strerror", None) or error)
+    finally:
+        os.close(directory_fd)
+    return None
+
+
 def run_record(name, outcome, start, duration, log_path, pid, logging_error=None,
                set_aside=()):
     values = (name, outcome.status, outcome.reason, outcome.exit_code,
@@ -6054,6 +6209,7 @@ def record_run(config, name, outcome, start, duration, log_path, pid=None,
         for key in ("last_skip", "last_skip_reason", "trigger", "attempts", "hook_error"):
             state.pop(key, None)
         state.update(record, consecutive_failures=failures)
+        count_outcome(state, outcome.status)
         if outcome.status == "success":
             state["last_success"], state["last_success_time"] = record["start"], record["start_time"]
         entry = dict(record, consecutive_failures=failures)
@@ -6067,6 +6223,12 @@ def record_run(config, name, outcome, start, duration, log_path, pid=None,
     set_aside = _record_change(config, name, change, "the run")
     return Recorded(before.get("state") if set_aside is not None else None,
                     before.get("failures", 0), set_aside or [])
+
+
+def count_outcome(state, status):
+    """One more start with STATUS (one of COUNTED_OUTCOMES) in STATE's counters."""
+    key = "count_" + status
+    state[key] = min(recorded_count(state, key) + 1, COUNT_MAX)
 
 
 def halt_reason(job, outcome, failures):
@@ -6118,10 +6280,13 @@ def record_skip(config, name, reason, now, set_aside=()):
     def change(state):
         state["last_skip"], state["last_skip_reason"] = entry["start"], reason
         state["last_skip_time"] = entry["start_time"]
+        count_outcome(state, "skipped")
         if set_aside:
             state["set_aside"] = entry["set_aside"]
         return entry
-    return _record_change(config, name, change, "the skipped start") or []
+    recorded = _record_change(config, name, change, "the skipped start") or []
+    update_metrics(config, name)  # a failure is noted in the state: a skip has no log
+    return recorded
 
 
 # ---- 9. logging and notifications ------------------------------------------------
@@ -6706,6 +6871,7 @@ def record_command(config, name, status, by, now, apply):
         raise RefusedError("job %s: cannot record the %s in %s: %s; the service user must "
                            "be able to write there" % (name, COMMAND_NAMES[status],
                                                        config.state_directory, error.strerror))
+    update_metrics(config, name)  # halted and paused: a failure is noted in the state
     return entry["reason"], changed[0]
 
 
@@ -7085,6 +7251,9 @@ def _execute_locked(config, job, lock, slow_start, live, events, set_aside, trig
             log.note("logging", logging_error)
         mail_error = notify_by_mail(config, job, outcome, recorded, duration, run, events)
         _apply_log_retention(config, job, log)
+        metrics_error = update_metrics(config, job.name)
+        if metrics_error is not None:
+            log.note("metrics", metrics_error)
         _log_footer(log, outcome, duration)
         log.close()
         report_outcome(job, outcome, duration, log.path, run.stderr_tail, live,
@@ -7174,10 +7343,13 @@ def record_unrecorded_run(config, name, record, reason, status="killed"):
     duration = time.time() - record["start"]
     set_aside = record_run(config, name, outcome, record["start"], duration, record["log"],
                            pid=record["pid"]).set_aside  # that run's run-job, not this one
+    metrics_error = update_metrics(config, name)
     if _is_job_log(config, name, record["log"]):
         try:
             log = RunLog(_open_job_log(record["log"]), record["log"])
             _log_set_aside(log, set_aside)
+            if metrics_error is not None:
+                log.note("metrics", metrics_error)
             _log_footer(log, outcome, duration)
             log.close()
         except (OSError, RefusedError):
@@ -7740,6 +7912,7 @@ def configuration_problems(config):
     if account is not None:
         problems.extend(directory_problems(config, account))
         warnings.extend(logging_warnings(config, account))
+        warnings.extend(metrics_directory_warnings(config, account))
     warnings.extend(run_directory_warnings(config))
     try:
         directory = job_directory_path(config)
@@ -7849,6 +8022,24 @@ def directory_problem(path, account):
         return ("cannot be created, not even by root: %s" % refusal,
                 "choose a path on a writable filesystem")
     return None
+
+
+def metrics_directory_warnings(config, account):
+    """A metrics_directory where no run can write its metrics file: the runs
+    still run, so a warning."""
+    path = config.metrics_directory
+    if path is None:
+        return []
+    what, fix = "is %s" % _not_a_directory(path), "make it a directory"
+    if not os.path.lexists(path):
+        what, fix = "does not exist", "create it, owned by %s" % account.pw_name
+    elif os.path.isdir(path) and not os.path.islink(path):
+        problem = directory_problem(path, account)
+        if problem is None:
+            return []
+        what, fix = problem
+    return [config.error("warning: the metrics directory %s %s: no run can write its "
+                         "metrics file; %s" % (path, what, fix), "metrics_directory")]
 
 
 # Kernel filesystems where nobody, root included, creates a directory.
@@ -8788,6 +8979,20 @@ def health_perfdata(subjects, at_fault, job_count, ok):
     return " ".join("%s=%d;%s;%s;0" % figure for figure in figures)
 
 
+# -- 11.7 --metrics
+
+def print_metrics(config, out, err):
+    """--metrics: the metrics of every job file (see update_metrics), those
+    of jobs that never ran included, from the state files alone: a job file
+    that does not load still has its series. An unreadable state counts as
+    none. A file whose name is not a job name is reported on ERR."""
+    names, problems = scan_job_directory(config)
+    write_problems(problems, err)
+    out.write(metrics_text([job_series(name, readable_state(config, name))
+                            for name in names]))
+    return EXIT_OK
+
+
 # ---- 12. the command line --------------------------------------------------------
 
 HELP = """\
@@ -8839,6 +9044,8 @@ usage: run-job [-c FILE] [options] [NAME]
   --health [NAME...]            a monitoring check (Nagios, Icinga) of every job
                                 (or each NAME, or --tag): exit 0 OK, 1 WARNING,
                                 2 CRITICAL, 3 UNKNOWN
+  --metrics                     print every job's metrics in the Prometheus text
+                                format (as in metrics_directory's files)
 
 exit codes:
   0    success, a quiet policy skip, or a run replaced (overlap: replace)
@@ -8878,6 +9085,7 @@ OPTIONS = {
     "--follow": ("follow", True),
     "--history": ("history", None),
     "--health": ("action", "health"),
+    "--metrics": ("action", "metrics"),
 }
 
 # The actions --tag selects jobs for, and those that change a job's marks.
@@ -8906,6 +9114,7 @@ MODULES_AFTER_SWITCH = {
     "log": (),
     "history": (),
     "health": ("re", "datetime", "shlex", "difflib"),
+    "metrics": (),
 }
 
 
@@ -9073,7 +9282,7 @@ def check_log_options(invocation):
 
 
 # The actions that take no job name, by option, for their usage error.
-ACTION_OPTIONS = {"list": "--list-jobs", "check": "--check"}
+ACTION_OPTIONS = {"list": "--list-jobs", "check": "--check", "metrics": "--metrics"}
 
 
 def check_names(invocation):
@@ -9310,6 +9519,8 @@ def report_command(config, invocation):
     if action == "health":
         return show_health(config, names, not invocation.names and not invocation.tags,
                            sys.stdout, time.time())
+    if action == "metrics":
+        return print_metrics(config, sys.stdout, sys.stderr)
     return check_configuration(config, sys.stdout, sys.stderr)
 
 

@@ -790,18 +790,19 @@ class StateTests(RunnerTestCase):
         self.run_job(self.job([["false"]]))
         self.run_job(self.job([["false"]]))
         state = run_job.read_job_state(self.config, "demo")
-        marks = ("consecutive_failures", "last_success", "last_success_time")
+        marks = ("consecutive_failures", "last_success", "last_success_time",
+                 "count_success", "count_failed")
         self.assertEqual(sorted(state), sorted(run_job.RUN_KEYS + marks))
-        self.assertEqual((state["status"], state["exit_code"], state["consecutive_failures"]),
-                         ("failed", 1, 2))
+        self.assertEqual((state["status"], state["exit_code"], state["consecutive_failures"],
+                          state["count_success"], state["count_failed"]), ("failed", 1, 2, 1, 2))
         self.assertEqual(state["log"], self.logs()[-1])
         history = read_test_history(self.config, "demo")
         self.assertEqual([record["status"] for record in history],
                          ["success", "failed", "failed"])
         self.assertEqual(state["last_success"], history[0]["start"])
         self.assertEqual(state["last_success_time"], history[0]["start_time"])
-        for key in ("last_success", "last_success_time"):
-            del state[key]
+        for key in ("last_success", "last_success_time", "count_success", "count_failed"):
+            del state[key]  # the state's alone
         self.assertEqual(history[-1], state)
         for name in ("demo.state", "demo.history"):
             self.assertEqual(os.stat(self.path("state", name)).st_mode & 0o777, 0o644)

@@ -46,6 +46,10 @@ median, the reference's, their ratio, the goal and run-job's min and max:
              the exit; both against coreutils' `timeout --kill-after=1 1 JOB`
              (goal: the deadline plus kill_grace plus 0.5 s, issue 9).
 
+  metrics    a /bin/true run writing its metrics file (metrics_directory)
+             against one without, for information; run-job --metrics over
+             10,000 job files and states (goal: under 3 s).
+
 Exits 1 if a goal is missed, else 0.
 """
 
@@ -411,6 +415,55 @@ def run_among_many_logs(report, root, ways, count):
     report.row("a run among 1,000 logs vs a /bin/true run", many, plain, "ms", 1.1)
 
 
+METRICS_JOBS = 10000
+# A state as a run writes it: one job in ten never ran, one in five failed last.
+STATE = ('{"job": "%s", "status": "%s", "reason": "x", "exit_code": %d, "signal": null, '
+         '"start": "2026-12-01T10:00:00.000+0000", "start_time": %.3f, "duration": 0.5, '
+         '"log": "/x.log", "pid": 1, "logging_error": null, "set_aside": null, '
+         '"consecutive_failures": %d, "count_success": 40, "count_failed": %d}\n')
+
+
+def many_jobs(root, count):
+    """A job directory of COUNT jobs with their states, and its config."""
+    os.mkdir(root)
+    for name in ("jobs", "out", "run", "state"):
+        os.mkdir(os.path.join(root, name))
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    write(os.path.join(root, "config.yaml"), CONFIG.format(user=user, root=root))
+    now = time.time()
+    for number in range(count):
+        name = "job-%05d" % number
+        write(os.path.join(root, "jobs", name + ".yaml"),
+              "command: /bin/true %d\nschedule: '*/5 * * * *'\ntimeout: 10m\n" % number)
+        if number % 10:
+            failed = number % 5 == 0
+            write(os.path.join(root, "state", name + ".state"),
+                  STATE % (name, "failed" if failed else "success", int(failed), now - 300,
+                           int(failed), int(failed)))
+    return ["--config", os.path.join(root, "config.yaml")]
+
+
+def metrics_figures(report, root, ways, count):
+    """A /bin/true run writing its metrics file (metrics_directory) against
+    one without, for information; run-job --metrics over METRICS_JOBS jobs
+    (job files and states), goal under 3 s."""
+    write_job(root, "true", "/bin/true")
+    os.mkdir(os.path.join(root, "metrics"))
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    with_metrics = os.path.join(root, "metrics.yaml")
+    write(with_metrics, CONFIG.format(user=user, root=root)
+          + "metrics_directory: %s/metrics\n" % root)
+    plain, metrics = [], []
+    for _ in range(count):  # interleaved
+        plain.append(run(ways["installed"] + ["true"]))
+        metrics.append(run(ways["installed"][:-2] + ["--config", with_metrics, "true"]))
+    report.row("run with metrics_directory vs without", metrics, plain, "ms")
+    config = many_jobs(os.path.join(root, "many"), METRICS_JOBS)
+    installed = ways["installed"][:-2] + config  # the installed run-job, another config
+    times = [run(installed + ["--metrics"]) for _ in range(max(3, count // 10))]
+    report.row("--metrics over %d jobs" % METRICS_JOBS, times, None, "s", limit=3)
+
+
 def recorded_start(root, name):
     """The start of NAME's last run (time.time()), from its lock file."""
     with open(os.path.join(root, "run", name + ".lock"), "rb") as lock:
@@ -628,6 +681,7 @@ def main():
         captures(report, root, ways, quick, python_peak)
         matching(report, root, ways, quick)
         against_ts(report, root, ways, quick)
+        metrics_figures(report, root, ways, 10 if quick else 30)
     finally:
         shutil.rmtree(root)
     print()

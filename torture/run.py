@@ -24,7 +24,7 @@ import common  # noqa: E402
 
 EXPERIMENTS = ["overlap", "crash", "deadline", "signals", "output", "faults",
                "bad_input", "hostile", "state", "state_files", "syslog_socket", "mail",
-               "hooks"]
+               "hooks", "metrics"]
 
 
 def parse_arguments(argv):
