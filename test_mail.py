@@ -55,7 +55,8 @@ class SmtpServer(object):
         self.tcp.daemon_threads = True
         self.port = self.tcp.server_address[1]
         self.address = "127.0.0.1:%d" % self.port
-        self.thread = threading.Thread(target=self.tcp.serve_forever, daemon=True)
+        # A short poll: shutdown() waits for serve_forever to look again.
+        self.thread = threading.Thread(target=self.tcp.serve_forever, args=(0.02,), daemon=True)
         self.thread.start()
 
     def say(self, output, stage, default):

@@ -65,10 +65,13 @@ def run_job_figures(table, quick):
             return
         repeats = 10 if quick else 30
         measured(table, "start-up", bench_run_job.start_up, table, root, ways, repeats)
+        measured(table, "syslog", bench_run_job.with_syslog, table, root, ways, repeats)
         measured(table, "skip (lock held)", bench_run_job.skip_when_locked, table, root, ways,
                  repeats)
         measured(table, "skip (paused), refusal (halted)", bench_run_job.skip_when_paused,
                  table, root, ways, repeats)
+        measured(table, "log retention", bench_run_job.run_among_many_logs, table, root, ways,
+                 repeats)
         python_peak = measured(table, "memory", bench_run_job.memory_figures, table, root,
                                ways, 3 if quick else 7)
         measured(table, "timeout", bench_run_job.kill_latency, table, root, ways,
@@ -77,6 +80,7 @@ def run_job_figures(table, quick):
                  python_peak)
         measured(table, "stamps vs ts", bench_run_job.against_ts, table, root, ways, quick)
         measured(table, "matching", bench_run_job.matching, table, root, ways, quick)
+        measured(table, "metrics", bench_run_job.metrics_figures, table, root, ways, repeats)
     finally:
         shutil.rmtree(root)
 
