@@ -6206,7 +6206,8 @@ def record_run(config, name, outcome, start, duration, log_path, pid=None,
             failures = 0
         elif outcome.status in ("failed", "timeout"):
             failures += 1
-        for key in ("last_skip", "last_skip_reason", "trigger", "attempts", "hook_error"):
+        for key in ("last_skip", "last_skip_reason", "trigger", "attempts", "hook_error",
+                    "mail_error"):
             state.pop(key, None)
         state.update(record, consecutive_failures=failures)
         count_outcome(state, outcome.status)
@@ -6901,7 +6902,8 @@ def resume_job(config, name, by, reason, now):
 
 def reset_job(config, name, by, reason, now):
     """Clear job NAME's halt and its consecutive failures, and so its
-    backoff (REASON unused); changed: whether there was anything to clear."""
+    backoff and the recovery mail a success would send (REASON unused);
+    changed: whether there was anything to clear."""
     def apply(state, entry):
         cleared = []
         if mark_set(state, "halted"):
@@ -6909,7 +6911,7 @@ def reset_job(config, name, by, reason, now):
         failures = recorded_count(state, "consecutive_failures")
         if failures:
             cleared.append("had " + consecutive_failures_text(failures))
-        for key in HALT_KEYS:
+        for key in HALT_KEYS + ("failmail_sent",):  # no recovery follows a reset
             state.pop(key, None)
         state["consecutive_failures"] = 0
         return "; ".join(cleared) or "not halted, no consecutive failures", bool(cleared)

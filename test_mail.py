@@ -235,7 +235,7 @@ class ThresholdTests(MailTest):
                          "Recovered (%s) run-job: flaky succeeded after 2 failed runs" % HOST)
         self.assertIn("Its log: %s\n" % log, body_of(mails[2]))
         self.assertNotIn("failmail_sent", self.state())
-        self.assertIsNone(self.state()["mail_error"])
+        self.assertIsNone(self.state().get("mail_error"))
 
     def test_a_threshold_of_three_mails_from_the_third_failure_on(self):
         self.write_flaky_job(extra=FAILMAIL + "failure_threshold_for_mail: 3\n")
@@ -256,6 +256,17 @@ class ThresholdTests(MailTest):
             self.run_with_code(2)
             self.assertEqual(len(self.server.mails), max(run - 10, 0), run)
         self.assertIn("consecutive failures: 13.", body_of(self.server.messages()[1]))
+
+    def test_reset_ends_the_failures_a_recovery_mail_would_follow(self):
+        # --reset clears the consecutive failures: the next success is no
+        # recovery, for the mail as for the on_recovery hook.
+        self.write_flaky_job()
+        self.run_with_code(4)
+        self.assertIn("failmail_sent", self.state())
+        self.assertEqual(self.sandbox.run("--reset", "flaky")[0], 0)
+        self.assertNotIn("failmail_sent", self.state())
+        self.assertEqual(self.run_with_code(0), (0, "", ""))
+        self.assertEqual(len(self.server.mails), 1)
 
     def test_a_job_without_failmail_sends_nothing_and_records_nothing_of_mail(self):
         self.write_flaky_job(extra="")
@@ -292,9 +303,10 @@ class RefusalTests(MailTest):
         self.assertIn("Connection refused", state["mail_error"])
         self.assertNotIn("failmail_sent", state)
         self.assertIn("cannot send the failure mail", self.log_text())
-        # No failure mail went out: a success sends no recovery mail.
+        # No failure mail went out: a success sends no recovery mail, and the
+        # state says nothing of the earlier run's mail any more.
         self.assertEqual(self.run_with_code(0), (0, "", ""))
-        self.assertIn("Connection refused", self.state()["mail_error"])
+        self.assertIsNone(self.state().get("mail_error"))
 
     def test_a_recovery_mail_that_fails_prints_nothing(self):
         self.write_flaky_job()
@@ -365,6 +377,11 @@ class StopTests(MailTest):
         while not self.server.connections:
             self.assertLess(time.monotonic(), deadline, "run-job never connected")
             time.sleep(0.02)
+        # The outcome is recorded before the mail is tried: the state says
+        # so while run-job still waits for the server.
+        self.assertIsNone(process.poll())
+        self.assertEqual((self.state()["status"], self.state()["consecutive_failures"]),
+                         ("failed", 1))
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         self.assertEqual(process.wait(timeout=10), 1)  # the run's outcome: failed
@@ -495,7 +512,7 @@ class ImportTests(MailTest):
         code, out, err = self.run_with_code(3)
         self.assertEqual(code, 1, err)
         self.assertEqual(len(self.server.mails), 1, err)
-        self.assertIsNone(self.state()["mail_error"])
+        self.assertIsNone(self.state().get("mail_error"))
 
     @staticmethod
     def nobody_ids():
