@@ -8712,13 +8712,17 @@ HEALTH_OK, HEALTH_WARNING, HEALTH_CRITICAL, HEALTH_UNKNOWN = range(4)
 HEALTH_SERVICE = "PROCESS-CONTROL"
 # The causes the perfdata counts (the jobs at fault for each), in its order.
 HEALTH_CAUSES = ("halted", "failing", "overdue", "no_success", "never_ran", "invalid",
-                 "bad_state", "crontab")
+                 "bad_state", "crontab", "unreadable")
+# Which state of a job's faults, or of all jobs, wins: CRITICAL over a job
+# the check could not read (UNKNOWN), over WARNING.
+HEALTH_RANK = {HEALTH_OK: 0, HEALTH_WARNING: 1, HEALTH_UNKNOWN: 2, HEALTH_CRITICAL: 3}
 HEALTH_NAMES_SHOWN = 5  # the first line names so many jobs of each state at most
 
 
 class Fault(object):
     """One thing wrong with a job, or with the crontab: its STATE
-    (HEALTH_WARNING or HEALTH_CRITICAL), its CAUSE (of HEALTH_CAUSES) and
+    (HEALTH_WARNING, HEALTH_CRITICAL, or HEALTH_UNKNOWN when the check
+    could not read its state), its CAUSE (of HEALTH_CAUSES) and
     what it is, in one line (TEXT)."""
 
     def __init__(self, state, cause, text):
@@ -8785,6 +8789,10 @@ def job_health(config, name, now, crontab, directory):
     except BadFileError as error:  # read-only: the next run sets it aside
         return job, faults + [Fault(HEALTH_WARNING, "bad_state", "state file %s; the next "
                                                                  "run sets it aside" % error)]
+    except PermissionError as error:  # the check's own failure, not the job's
+        return job, faults + [Fault(HEALTH_UNKNOWN, "unreadable", "cannot read %s: %s; run "
+                                    "the check as root or the service user" % (
+                                        state_path(config, name), error.strerror))]
     except OSError as error:
         return job, faults + [Fault(HEALTH_WARNING, "bad_state", "cannot read %s: %s" % (
             state_path(config, name), error.strerror))]
@@ -8936,10 +8944,10 @@ def write_health(subjects, job_count, ok, out):
     """Write the check's lines for SUBJECTS, [(job name, file or "crontab",
     its Faults)], of JOB_COUNT jobs of which OK are at no fault; return the
     worst state."""
-    at_fault = [(max(fault.state for fault in faults), name, faults)
+    at_fault = [(max((fault.state for fault in faults), key=HEALTH_RANK.get), name, faults)
                 for name, faults in subjects if faults]
-    at_fault.sort(key=lambda entry: (-entry[0], entry[1]))
-    state = max([HEALTH_OK] + [entry[0] for entry in at_fault])
+    at_fault.sort(key=lambda entry: (-HEALTH_RANK[entry[0]], entry[1]))
+    state = max([HEALTH_OK] + [entry[0] for entry in at_fault], key=HEALTH_RANK.get)
     out.write(printable("%s %s - %s | %s" % (
         HEALTH_SERVICE, HEALTH_STATES[state], health_summary(at_fault, job_count),
         health_perfdata(subjects, at_fault, job_count, ok))) + "\n")
@@ -8955,7 +8963,7 @@ def health_summary(at_fault, job_count):
     if not at_fault:
         return "%s, none at fault" % jobs
     parts = []
-    for state in (HEALTH_CRITICAL, HEALTH_WARNING):
+    for state in (HEALTH_CRITICAL, HEALTH_UNKNOWN, HEALTH_WARNING):
         names = [name for entry_state, name, _ in at_fault if entry_state == state]
         if names:
             shown = ", ".join(names[:HEALTH_NAMES_SHOWN])

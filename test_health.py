@@ -378,6 +378,21 @@ class UnknownTests(HealthTest):
         self.assert_unknown("cannot list the job directory")
 
 
+    @unittest.skipIf(test_config.IS_ROOT, "root can read any file")
+    def test_a_state_the_check_cannot_read_is_unknown_below_critical(self):
+        self.job("nightly", age=3 * 86400)
+        self.ran("nightly", daily_times_before(time.time())[1] + 1)
+        os.chmod(run_job.state_path(self.config, "nightly"), 0)
+        lines = self.assert_state("UNKNOWN")
+        self.assertRegex(lines[1], r"^\[UNKNOWN\] nightly: cannot read .*nightly\.state: "
+                                   r"Permission denied; run the check as root or the service "
+                                   r"user$")
+        self.assertEqual(perfdata(lines[0])["unreadable"], 1)
+        self.record("halted", halted="2026-01-01", halt_reason="x")
+        self.job("halted", age=3 * 86400)
+        self.assertEqual(self.assert_state("CRITICAL")[1][:19], "[CRITICAL] halted: ")
+
+
 class ProcessTests(HealthTest):
     """The exit codes of a real process, which monitoring systems read."""
 
