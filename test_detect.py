@@ -431,7 +431,8 @@ class BulkMatchingTests(unittest.TestCase):
                 [r"\W+x"], [r"[\s,]a"], [r"b\Z", "^$"], [r"(a)\1"], ["(?P<n>a)b(?P=n)", "x"],
                 ["a(?=b)", "ERROR"], ["(?<!a)b"], ["(?!a)"], [r"^\s*$"], [r"(?i)[^a-z]{2}"],
                 [r"\sERROR"], ["[ab]ERROR", "x"], ["(?i)[xw]arn"], ["(ERROR|fatal)x"], ["ab+?c"],
-                ["no\\b"], ["a{2}b"], ["(?i)e(RROR|rr)", "^d"], [r"\d+ERROR"], ["ER?ROR"]]
+                ["no\\b"], ["a{2}b"], ["(?i)e(RROR|rr)", "^d"], [r"\d+ERROR"], ["ER?ROR"],
+                ["^a", "^b", "^c", "^\n"], ["^ab", "^ERROR", "x"], ["^a", "^ab"], ["^a", "^a"]]
     PIECES = [b"a", b"b", b"c", b"ERROR", b"fatal", b"x", b"\n", b"\n", b" ", b"WaRn",
               b"no", b"z", b"12", b"\xff", b"\xc3\xa9", b"e", b"f", b"d", b"\t"]
 
@@ -486,6 +487,16 @@ class BulkMatchingTests(unittest.TestCase):
                  "a|bc": None, r"\d{4}-\d\d": None, r"^\s*$": None, "(a|)b": None}
         for source, texts in cases.items():
             self.assertEqual(run_job.required_texts(source), texts, source)
+
+    def test_lines_counted_by_their_prefixes(self):
+        # Each line starting with a prefix is told by counting: never when
+        # one prefix starts another (a line would count twice) or holds a newline.
+        self.assertEqual(run_job._plain_prefixes(["^x", "warning", "^y: "]), [b"x", b"y: "])
+        for sources in (["^a", "^ab"], ["^a", "^a"], ["(?i)^a"], ["^a.b"]):
+            self.assertIsNone(run_job._plain_prefixes(sources), sources)
+        for patterns, stream in ((["^a", "^ab"], b"ab\nc\n"), (["^a", "^\n"], b"a\n\n")):
+            self.assertEqual(self.check(patterns, stream, [stream]),
+                             self.reference(patterns, stream), patterns)
 
     def test_no_piece_can_match_a_newline(self):
         for source in [r"\s", "[^a]", r"[\s,]+", r"\D\W", r"a\Z", r"(a)\1", "(?P<x>.)(?P=x)",
