@@ -157,7 +157,8 @@ def judge_in_process(load, path, lines_found):
     return [], True
 
 
-PROGRAM_PROBLEM = re.compile(rb"\.yaml:\d+:\d+: `(command|slow_start_command)`: (program .* is not found"
+PROGRAM_PROBLEM = re.compile(rb"\.yaml:\d+:\d+: `(command|slow_start_command|on_failure|on_recovery"
+                             rb"|on_success)`: (program .* is not found"
                              rb"|.* does not exist; install it|.* is a directory, not a program"
                              rb"|the service user .* cannot (execute|reach) )")
 
