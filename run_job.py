@@ -6685,7 +6685,9 @@ class SmtpDialogue(object):
             if self.result is None:  # else QUIT failed: the server took the mail
                 self.result = (False, self._failure(error, smtplib, socket))
         finally:
-            if self.smtp is not None:
+            # Python 3.6's SMTP has no `sock` before it connects, and its
+            # close() then fails on it.
+            if getattr(self.smtp, "sock", None) is not None:
                 self.smtp.close()
 
     def _send(self, smtplib):
