@@ -2380,7 +2380,7 @@ def line_safe_piece(source):
     over many lines at once (MULTILINE) that never matches, or looks at, a
     newline, or None when it cannot be (a newline in it, a flag other than a
     leading `(?i)`, a conditional group): then it is searched line by line.
-    `\s`, `\D`, `\W` and `[^...]` leave out the newline, `\A` and `\Z`
+    `\\s`, `\\D`, `\\W` and `[^...]` leave out the newline, `\\A` and `\\Z`
     become `^` and `$`. With EXACT, the piece finds in a line exactly what
     SOURCE does; else (a lookaround left out, a backreference that became
     "anything") it finds more, each line it finds to be checked by SOURCE."""
@@ -2424,7 +2424,7 @@ def _line_safe_token(source, position):
 
 def _line_safe_class(source, position):
     """A class `[...]` at POSITION, as _line_safe_token: one that is negated
-    leaves out the newline; of the others, escapes other than \d \w \S \s
+    leaves out the newline; of the others, escapes other than \\d \\w \\S \\s
     and punctuation are refused (a range like \t-\r holds a newline)."""
     negated = source[position + 1:position + 2] == "^"
     index = position + (2 if negated else 1)

@@ -34,9 +34,8 @@ median, the reference's, their ratio, the goal and run-job's min and max:
   matching   a job with fail_on_output or stderr_ignore patterns capturing N-byte
              lines (none matching fail_on_output, all matching stderr_ignore)
              against the same job without patterns, in CPU time (run-job's and
-             the producer's), each less that of an empty output (goal <= 2x);
-             the last case's pattern (\s) is searched line by line, for
-             information;
+             the producer's), each less that of an empty output (goal <= 2x;
+             none for the last case, a pattern with no literal text);
   ts         a job's whole run against `PRODUCER | ts > FILE`, per-line
              timestamps by moreutils' ts, start-ups included (skipped when ts
              is not installed);
