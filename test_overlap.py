@@ -302,8 +302,12 @@ class OverlapTests(SandboxTest):
                  == LAUNCHES - 1, 60)
         survivor = [process for process in processes if process.poll() is None][0]
         config = self.sandbox.load()
-        wait_for(lambda: (run_job.running_info(config, "latest") or {}).get("pgid"))
-        self.assertEqual(run_job.running_info(config, "latest")["pid"], survivor.pid)
+        # The survivor describes itself in the lock a moment after taking it:
+        # until then the record is the replaced run's.
+        def described_by_the_survivor():
+            info = run_job.running_info(config, "latest") or {}
+            return info.get("pgid") and info.get("pid") == survivor.pid
+        wait_for(described_by_the_survivor, 10)
         wait_for(lambda: len(self.leftovers()) == 2)  # its sleep and the grandchild
         self.assertEqual(self.sandbox.run("--kill-job", "latest")[0], 0)
         results = [self.finish(process, 60) for process in processes]
